@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# A private, single-machine Slurm cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd) for
+# longrun's demo and tests. Everything lives in one folder; nothing under /etc/slurm is touched.
+#
+#   example/local-slurm.sh up       install what is missing, write the configuration, start
+#                                   the daemons, wait until the node is idle and sacct answers
+#   example/local-slurm.sh down     stop exactly the daemons this script started (by pid file)
+#   example/local-slurm.sh status   say which daemons run and show the node
+#   example/local-slurm.sh env      print the export line for a shell
+#
+# Settings (environment): LONGRUN_SLURM_DIR (default /var/lib/longrun-slurm),
+# LONGRUN_SLURM_TIMEOUT (seconds to wait for each daemon, default 60).
+set -euo pipefail
+
+DIR=${LONGRUN_SLURM_DIR:-/var/lib/longrun-slurm}
+WAIT=${LONGRUN_SLURM_TIMEOUT:-60}
+CLUSTER=longrun
+NODE_CPUS=16
+CTLD_PORT=16817
+SLURMD_PORT=16818
+DBD_PORT=16819
+DB_PORT=16306
+
+ETC=$DIR/etc
+RUN=$DIR/run
+LOG=$DIR/log
+MUNGE_DIR=$DIR/munge
+DB_DIR=$DIR/mysql
+SOCKET=$MUNGE_DIR/munge.socket.2
+DB_SOCKET=$RUN/mysqld.sock
+export SLURM_CONF=$ETC/slurm.conf
+
+say() { printf 'local-slurm: %s\n' "$*"; }
+die() { printf 'local-slurm: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "this script starts system daemons and must run as root (try: sudo $0 $*)"
+}
+
+on_debian() {
+  [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1
+}
+
+install_packages() {
+  local missing=()
+  command -v slurmctld >/dev/null 2>&1 || missing+=(slurm-wlm)
+  command -v munged >/dev/null 2>&1 || missing+=(munge)
+  command -v slurmdbd >/dev/null 2>&1 || missing+=(slurmdbd)
+  command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  on_debian || die "missing ${missing[*]}, and this is not a Debian machine with apt-get: install Slurm, munge, slurmdbd and MariaDB with your system's package manager, then run '$0 up' again"
+  say "installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >"$LOG/apt.log" 2>&1 || { tail -n 20 "$LOG/apt.log" >&2; die "apt-get update failed (log: $LOG/apt.log)"; }
+  apt-get install -y -qq "${missing[@]}" >>"$LOG/apt.log" 2>&1 \
+    || { tail -n 20 "$LOG/apt.log" >&2; die "apt-get install ${missing[*]} failed (log: $LOG/apt.log)"; }
+}
+
+# pid_of NAME: the pid recorded for a daemon we started, if that process is still alive.
+pid_of() {
+  local file=$RUN/$1.pid pid argv0
+  [ -s "$file" ] || return 1
+  pid=$(tr -dc '0-9' <"$file")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  # A recycled pid would belong to some other program: check that it runs the daemon itself.
+  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)
+  [ "${argv0##*/}" = "$1" ] || return 1
+  echo "$pid"
+}
+
+running() { pid_of "$1" >/dev/null; }
+
+# wait_for WHAT LOGFILE COMMAND...: poll COMMAND until it succeeds or WAIT seconds pass.
+wait_for() {
+  local what=$1 logfile=$2 deadline=$((SECONDS + WAIT))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      printf 'local-slurm: error: %s did not come up within %ss; last lines of %s:\n' "$what" "$WAIT" "$logfile" >&2
+      tail -n 25 "$logfile" >&2 2>/dev/null || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+write_config() {
+  local host
+  host=$(hostname -s)
+  mkdir -p "$ETC" "$RUN" "$LOG" "$DIR/spool/ctld" "$DIR/spool/d"
+  chmod 0755 "$DIR"
+  [ -s "$ETC/db.password" ] || { (umask 077; head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$ETC/db.password"); }
+  cat >"$ETC/slurm.conf" <<EOF
+# Written by longrun's example/local-slurm.sh; rewritten at every 'up' while slurmctld is down.
+ClusterName=$CLUSTER
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$SOCKET,cred_expire=10
+StateSaveLocation=$DIR/spool/ctld
+SlurmdSpoolDir=$DIR/spool/d
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SlurmdParameters=config_overrides
+ReturnToService=2
+KillWait=5
+MinJobAge=300
+InactiveLimit=0
+SchedulerType=sched/backfill
+MpiDefault=none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=$DBD_PORT
+# Connections to slurmdbd take their munge socket from here, not from AuthInfo.
+AccountingStoragePass=$SOCKET
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$NODE_CPUS RealMemory=8000 State=UNKNOWN
+# main: the default partition, preempted by 'high' in CANCEL mode.
+PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=CANCEL GraceTime=5
+# requeue: preempted by 'high' in REQUEUE mode (the job goes back to PENDING with its job id).
+PartitionName=requeue Nodes=$host MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=5
+# high: preempts the two above, never preempted itself.
+PartitionName=high Nodes=$host MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+EOF
+  (umask 077; cat >"$ETC/slurmdbd.conf" <<EOF
+# Written by longrun's example/local-slurm.sh.
+AuthType=auth/munge
+AuthInfo=socket=$SOCKET,cred_expire=10
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=$DBD_PORT
+SlurmUser=root
+PidFile=$RUN/slurmdbd.pid
+LogFile=$LOG/slurmdbd.log
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=$(cat "$ETC/db.password")
+StorageLoc=slurm_acct_db
+EOF
+  )
+  chmod 0600 "$ETC/slurmdbd.conf"
+}
+
+start_munge() {
+  running munged && return 0
+  mkdir -p "$MUNGE_DIR"
+  chown munge: "$MUNGE_DIR"
+  chmod 0755 "$MUNGE_DIR"
+  if [ ! -s "$MUNGE_DIR/munge.key" ]; then
+    mungekey --create --keyfile="$MUNGE_DIR/munge.key" >/dev/null
+    chown munge: "$MUNGE_DIR/munge.key"
+    chmod 0600 "$MUNGE_DIR/munge.key"
+  fi
+  rm -f "$SOCKET" "$SOCKET.lock"
+  su -s /bin/sh munge -c "/usr/sbin/munged --socket='$SOCKET' --key-file='$MUNGE_DIR/munge.key' \
+    --pid-file='$MUNGE_DIR/munged.pid' --log-file='$MUNGE_DIR/munged.log' --seed-file='$MUNGE_DIR/munged.seed'" \
+    || { tail -n 20 "$MUNGE_DIR/munged.log" >&2 2>/dev/null; die "munged did not start"; }
+  wait_for munged "$MUNGE_DIR/munged.log" test -s "$MUNGE_DIR/munged.pid"
+  cp "$MUNGE_DIR/munged.pid" "$RUN/munged.pid"
+  wait_for munged "$MUNGE_DIR/munged.log" sh -c "munge -S '$SOCKET' -n | unmunge -S '$SOCKET'"
+  say "munged running (pid $(pid_of munged))"
+}
+
+# shellcheck disable=SC2120  # called with -e through wait_for
+db_client() { mariadb --no-defaults --socket="$DB_SOCKET" -u root "$@"; }
+
+start_mariadb() {
+  running mariadbd && return 0
+  mkdir -p "$DB_DIR"
+  chown mysql: "$DB_DIR"
+  chown mysql: "$RUN"
+  if [ ! -d "$DB_DIR/mysql" ]; then
+    mariadb-install-db --no-defaults --user=mysql --datadir="$DB_DIR" --auth-root-authentication-method=socket \
+      >"$LOG/mariadb-install.log" 2>&1 || { tail -n 20 "$LOG/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
+  fi
+  touch "$LOG/mariadb.log"
+  chown mysql: "$LOG/mariadb.log"
+  setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$DB_DIR" --socket="$DB_SOCKET" \
+    --pid-file="$RUN/mariadbd.pid" --port="$DB_PORT" --bind-address=127.0.0.1 --log-error="$LOG/mariadb.log" \
+    --innodb-buffer-pool-size=1024M --innodb-log-file-size=64M --innodb-lock-wait-timeout=900 </dev/null >/dev/null 2>&1 &
+  wait_for MariaDB "$LOG/mariadb.log" db_client -e 'select 1'
+  db_client <<EOF
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$(cat "$ETC/db.password")';
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$(cat "$ETC/db.password")';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+FLUSH PRIVILEGES;
+EOF
+  say "MariaDB running (pid $(pid_of mariadbd))"
+}
+
+start_slurmdbd() {
+  running slurmdbd && return 0
+  slurmdbd >>"$LOG/slurmdbd.log" 2>&1 || { tail -n 20 "$LOG/slurmdbd.log" >&2; die "slurmdbd did not start"; }
+  wait_for slurmdbd "$LOG/slurmdbd.log" sacctmgr -n show cluster
+  if ! sacctmgr -n -P show cluster format=cluster | grep -qx "$CLUSTER"; then
+    sacctmgr -i add cluster "$CLUSTER" >/dev/null
+  fi
+  say "slurmdbd running (pid $(pid_of slurmdbd))"
+}
+
+node_idle() {
+  sinfo -h -N -o '%T' | grep -qE '^(idle|mixed|allocated)'
+}
+
+start_slurm() {
+  if ! running slurmctld; then
+    slurmctld -f "$SLURM_CONF" >>"$LOG/slurmctld.log" 2>&1 || { tail -n 20 "$LOG/slurmctld.log" >&2; die "slurmctld did not start"; }
+    wait_for slurmctld "$LOG/slurmctld.log" scontrol ping
+    say "slurmctld running (pid $(pid_of slurmctld))"
+  fi
+  if ! running slurmd; then
+    slurmd -f "$SLURM_CONF" >>"$LOG/slurmd.log" 2>&1 || { tail -n 20 "$LOG/slurmd.log" >&2; die "slurmd did not start"; }
+    wait_for slurmd "$LOG/slurmd.log" running slurmd
+    say "slurmd running (pid $(pid_of slurmd))"
+  fi
+  # A node left DOWN or DRAIN by an earlier test run comes back here.
+  if sinfo -h -N -o '%T' | grep -qE '^(down|drain)'; then
+    scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 || true
+  fi
+  wait_for "the node (idle in sinfo)" "$LOG/slurmd.log" node_idle
+  wait_for "accounting (sacct)" "$LOG/slurmdbd.log" sacct -n -X -S now-1minutes
+}
+
+cmd_up() {
+  need_root up
+  mkdir -p "$LOG"
+  install_packages
+  running slurmctld || write_config
+  start_munge
+  start_mariadb
+  start_slurmdbd
+  start_slurm
+  say "cluster '$CLUSTER' is up; for a shell:"
+  echo "export SLURM_CONF=$SLURM_CONF"
+}
+
+# stop NAME: TERM the daemon recorded in our pid file, wait, KILL if it lingers.
+stop() {
+  local pid
+  pid=$(pid_of "$1") || { rm -f "$RUN/$1.pid"; return 0; }
+  kill "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 20))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      say "$1 (pid $pid) ignored SIGTERM for 20s; sending SIGKILL"
+      kill -9 "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$RUN/$1.pid"
+  say "stopped $1 (pid $pid)"
+}
+
+cmd_down() {
+  need_root down
+  [ -d "$RUN" ] || { say "nothing to stop ($RUN does not exist)"; return 0; }
+  stop slurmd
+  stop slurmctld
+  stop slurmdbd
+  stop mariadbd
+  stop munged
+}
+
+cmd_status() {
+  local name pid all=0
+  for name in munged mariadbd slurmdbd slurmctld slurmd; do
+    if pid=$(pid_of "$name"); then
+      printf '%-10s running (pid %s)\n' "$name" "$pid"
+    else
+      printf '%-10s stopped\n' "$name"
+      all=1
+    fi
+  done
+  if running slurmctld; then
+    sinfo -N -o '%N %P %T %C' 2>&1 || true
+  fi
+  return $all
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) echo "export SLURM_CONF=$SLURM_CONF" ;;
+  -h|--help|help) usage ;;
+  *) usage ;;
+esac

@@ -1,0 +1,310 @@
+"""Acting on a whole chain through Slurm: look it up, cancel it, repair a missing successor.
+
+Every Slurm call goes through longrun.slurm; what the chain looks like is longrun.chain_view's
+business, and what states mean is longrun.states'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shlex
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from . import slurm, states
+from .chain_store import ChainFolder, StateDir
+from .chain_view import ChainView, build_view, chain_jobs, iso
+from .errors import LongrunError, SlurmCommandError
+from .slurm_output import (
+    ACCOUNTING_FORMAT,
+    QUEUE_FORMAT,
+    QueueRow,
+    parse_sacct,
+    parse_sbatch_job_id,
+    parse_squeue,
+)
+
+
+def queue_rows(job_ids: Iterable[str]) -> dict[str, QueueRow]:
+    """One squeue call: what slurmctld knows of these jobs (finished ones within MinJobAge)."""
+    ids = sorted(set(job_ids), key=int)
+    if not ids:
+        return {}
+    result = slurm.run(
+        ["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-O", QUEUE_FORMAT], check=False
+    )
+    if result.returncode != 0:
+        if "Invalid job id" in result.stderr:
+            return {}
+        raise SlurmCommandError(["squeue", "-j", ",".join(ids)], result.stderr, result.returncode)
+    return parse_squeue(result.stdout)
+
+
+def accounting_states(job_ids: Iterable[str]) -> dict[str, str]:
+    """End states from the accounting database; empty when sacct is unavailable."""
+    ids = sorted(set(job_ids), key=int)
+    if not ids:
+        return {}
+    try:
+        result = slurm.run(
+            ["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", ACCOUNTING_FORMAT], timeout=30
+        )
+    except SlurmCommandError as exc:
+        logger.debug("sacct unavailable: {}", exc)
+        return {}
+    return {job: row.state for job, row in parse_sacct(result.stdout).items()}
+
+
+def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
+    """The chain now: event log, plus one squeue call for jobs that may still be in the queue."""
+    meta = folder.read_meta()
+    events = folder.read_events()
+    ended = folder.ended()
+    queue: dict[str, QueueRow] = {}
+    if ask_slurm and not ended:
+        view = build_view(meta, events, ended)
+        unsettled = [link.job_id for link in view.links if link.state in UNSETTLED]
+        candidates = {*unsettled, *(j for j in (view.standby_job, view.submitted_job) if j)}
+        queue = queue_rows(candidates)
+    finals = {job: row.state for job, row in queue.items() if states.is_final(row.state)}
+    return build_view(meta, events, ended, queue, finals)
+
+
+UNSETTLED = frozenset({"UNKNOWN", "RUNNING", "PENDING", "COMPLETING"})
+
+
+def settle_last_link(folder: ChainFolder, view: ChainView) -> ChainView:
+    """For a chain with nothing queued: learn the last link's end state once and record it."""
+    last = view.links[-1] if view.links else None
+    if last is None or last.state not in UNSETTLED:
+        return view
+    found = accounting_states([last.job_id]).get(last.job_id)
+    if found and states.is_final(found):
+        folder.append_event("final_state", job=last.job_id, state=found, source="sacct")
+        return live_view(folder, ask_slurm=False)
+    return view
+
+
+def record_end(folder: ChainFolder, view: ChainView, by: str) -> None:
+    """Write the chain's end when no link could (e.g. the last link was killed by its limit)."""
+    if view.state in states.CHAIN_END_STATES and not folder.ended():
+        folder.set_ended(view.state)
+        folder.append_event("chain_ended", state=view.state, reason=view.reason, by=by)
+
+
+@contextlib.contextmanager
+def chain_lock(folder: ChainFolder) -> Iterator[None]:
+    """One actor at a time may submit or cancel jobs of a chain (watchers, `longrun cancel`)."""
+    with open(folder.path / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    cancelled: list[str]
+    already_ended: str | None
+
+
+def cancel_chain(folder: ChainFolder) -> CancelResult:
+    """Cancel the standby first (so nothing follows), then the running link; record CANCELLED.
+
+    Idempotent, and safe in any state. The end is recorded before the first scancel, so a link
+    whose pre-timeout check runs meanwhile does not queue a new standby; the queue is checked
+    again afterwards all the same.
+    """
+    with chain_lock(folder):
+        previous = folder.ended()
+        if previous is None:
+            folder.set_ended(states.CHAIN_CANCELLED)
+        cancelled: list[str] = []
+        for _ in range(3):
+            jobs = chain_jobs(folder.read_events())
+            queued = {j: r for j, r in queue_rows(jobs).items() if states.is_active(r.state)}
+            queued = {j: r for j, r in queued.items() if j not in cancelled}
+            if not queued:
+                break
+            for job in sorted(queued, key=lambda j: (queued[j].state != "PENDING", int(j))):
+                scancel(job)
+                cancelled.append(job)
+        if previous is None:
+            folder.append_event(
+                "chain_ended", state=states.CHAIN_CANCELLED, reason="cancelled with longrun cancel",
+                by="longrun cancel", cancelled=",".join(cancelled),
+            )  # fmt: skip
+        elif cancelled:
+            folder.append_event("cancelled", jobs=",".join(cancelled), by="longrun cancel")
+        return CancelResult(cancelled, previous)
+
+
+def scancel(job_id: str) -> None:
+    """Cancel one job; a job that has just ended is not an error."""
+    result = slurm.run(["scancel", job_id], check=False)
+    harmless = ("already completing or completed", "Invalid job id")
+    if result.returncode != 0 and not any(text in result.stderr for text in harmless):
+        raise SlurmCommandError(["scancel", job_id], result.stderr, result.returncode)
+
+
+def load_env(folder: ChainFolder) -> dict[str, str]:
+    """The submission environment snapshot (NAME=VALUE entries separated by NUL)."""
+    data = folder.env_file.read_bytes().decode("utf-8", errors="surrogateescape")
+    env: dict[str, str] = {}
+    for entry in data.split("\0"):
+        name, sep, value = entry.partition("=")
+        if sep:
+            env[name] = value
+    if os.environ.get("SLURM_CONF"):
+        env["SLURM_CONF"] = os.environ["SLURM_CONF"]
+    return env
+
+
+def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: bool) -> bool:
+    """The last link ended in a way that continues the chain, restarts remain, nothing is queued."""
+    if folder_ended(view) or not view.links:
+        return False
+    if any(states.is_active(row.state) for row in queue.values()):
+        return False
+    last = view.links[-1]
+    if last.restart_count >= view.max_restarts:
+        return False
+    if last.verdict == states.VERDICT_FAILED:
+        return retries_left
+    if last.verdict in (states.VERDICT_COMPLETED, states.VERDICT_ENDED):
+        return False
+    if last.verdict == states.VERDICT_CONTINUE:
+        return True
+    return last.state in states.CONTINUE_STATES or (
+        last.verdict == states.VERDICT_TERMINATED
+        and last.state in states.FINAL_STATES
+        and last.state not in states.CANCELLED_STATES
+    )
+
+
+def folder_ended(view: ChainView) -> bool:
+    return view.state in states.CHAIN_END_STATES
+
+
+def repair(folder: ChainFolder, state: StateDir) -> str | None:
+    """Submit the missing successor with the job side's rules; None if none is missing.
+
+    Holds the chain lock and looks again under it, so two watchers never both submit.
+    """
+    with chain_lock(folder):
+        view = live_view(folder)
+        jobs = chain_jobs(folder.read_events())
+        queue = queue_rows(jobs)
+        meta = folder.read_meta()
+        last = view.links[-1] if view.links else None
+        retries = _retries_of(folder, last.job_id) if last else 0
+        if last is None or not needs_repair(view, queue, retries < meta.get("retry_failed", 0)):
+            return None
+        command = [
+            "sbatch", "--parsable", *meta.get("successor_options", []), str(folder.link_script),
+            str(last.restart_count + 1), _initial_job(view), last.job_id, str(retries),
+        ]  # fmt: skip
+        result = slurm.run(command, cwd=meta.get("submit_dir") or "/", env=load_env(folder))
+        job_id = parse_sbatch_job_id(result.stdout)
+        (folder.link_dir(last.job_id)).mkdir(parents=True, exist_ok=True)
+        (folder.link_dir(last.job_id) / "standby").write_text(job_id + "\n")
+        state.record_job(job_id, folder.chain_id)
+        folder.append_event(
+            "repaired", job=last.job_id, standby=job_id, link=last.restart_count,
+            next_link=last.restart_count + 1, command=shlex.join(command),
+        )  # fmt: skip
+        return job_id
+
+
+def _initial_job(view: ChainView) -> str:
+    return view.links[0].job_id if view.links else (view.submitted_job or "")
+
+
+def _retries_of(folder: ChainFolder, job_id: str) -> int:
+    for event in reversed(folder.read_events()):
+        if event.get("event") == "link_started" and str(event.get("job")) == job_id:
+            try:
+                return int(event.get("retries", 0))
+            except (TypeError, ValueError):
+                return 0
+    return 0
+
+
+def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
+    """Cancel any link started beyond --max-restarts (the job side never submits one)."""
+    over = [
+        link.job_id
+        for link in view.links
+        if link.restart_count > view.max_restarts and link.state in UNSETTLED
+    ]
+    for job in over:
+        try:
+            scancel(job)
+            folder.append_event("cancelled_beyond_max", job=job, max_restarts=view.max_restarts)
+        except LongrunError as exc:
+            logger.warning("could not cancel job {} beyond --max-restarts: {}", job, exc)
+    return over
+
+
+def status_view(folder: ChainFolder) -> ChainView:
+    """The chain for `longrun status`: live jobs from squeue; the last link settled if needed."""
+    view = live_view(folder)
+    if view.state == states.CHAIN_STALLED:
+        view = settle_last_link(folder, view)
+    record_end(folder, view, by="longrun status")
+    return view
+
+
+def list_chains(state: StateDir, live_only: bool = False) -> list[dict[str, Any]]:
+    """One row per chain, newest first; live chains share one squeue call."""
+    loaded = []
+    for folder in state.list():
+        try:
+            folder.check_safe()
+            loaded.append((folder, folder.read_meta(), folder.read_events(), folder.ended()))
+        except LongrunError as exc:
+            logger.warning("skipped {}: {}", folder.path, exc.message)
+    views = [build_view(meta, events, ended) for _, meta, events, ended in loaded]
+    wanted = {
+        job
+        for view in views
+        if view.is_live
+        for job in (
+            *(link.job_id for link in view.links if link.state in UNSETTLED),
+            view.standby_job,
+            view.submitted_job,
+        )
+        if job
+    }
+    queue: dict[str, QueueRow] = {}
+    if wanted:
+        try:
+            queue = queue_rows(wanted)
+        except LongrunError as exc:
+            logger.warning("squeue failed; live chains are shown from their logs only: {}", exc)
+    finals = {job: row.state for job, row in queue.items() if states.is_final(row.state)}
+    rows = []
+    for (folder, meta, events, ended), view in zip(loaded, views):
+        if view.is_live and queue:
+            view = build_view(meta, events, ended, queue, finals)
+        if live_only and not view.is_live:
+            continue
+        rows.append(
+            {
+                "chain_id": folder.chain_id,
+                "job_name": view.job_name,
+                "state": view.state,
+                "links": len(view.links),
+                "current_job": view.current_job,
+                "created": view.created,
+                "last_change": iso(view.last_change_epoch),
+                "last_change_epoch": view.last_change_epoch,
+            }
+        )
+    return rows

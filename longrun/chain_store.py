@@ -1,0 +1,314 @@
+"""The chain's state on disk: the one module that knows the layout of the state directory.
+
+    <state>/chains/<chain-id>/        mode 0700, one per chain
+        chain.json                    metadata, written once at submission
+        script                        copy of the user's script
+        link.sh                       the rendered link script every link runs
+        env                           submission environment, NUL-separated, mode 0600
+        events.jsonl                  append-only event log (command line and every link)
+        ended                         the chain's end state, once a link or command decides it
+        links/<job-id>/               per link: verdict, standby, sbatch errors, body copy
+    <state>/jobs/<job-id>             the chain id of that job, for lookups by job id
+
+The job side (bash) writes into the same layout; templates/ is the other reader and writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from .errors import ChainNotFoundError, StateError
+
+STATE_ENV = "LONGRUN_HOME"
+CHAIN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+JOB_ID_PATTERN = re.compile(r"^\d+$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def default_root(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """--state-dir, else $LONGRUN_HOME, else ~/.longrun."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    if env.get(STATE_ENV):
+        return Path(env[STATE_ENV]).expanduser().absolute()
+    return Path.home() / ".longrun"
+
+
+def new_chain_id(now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def check_private(path: Path, what: str) -> None:
+    """Refuse a folder that is not ours or that others can write into (or, for a chain, read)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise StateError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if not stat.S_ISDIR(info.st_mode):
+        raise StateError(
+            f"{what} {path} is not a directory",
+            "Point --state-dir (or $LONGRUN_HOME) at a directory.",
+        )
+    if info.st_uid != os.getuid():
+        raise StateError(
+            f"{what} {path} belongs to another user (uid {info.st_uid})",
+            "longrun only uses state folders you own; choose your own with --state-dir.",
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise StateError(
+            f"{what} {path} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o})",
+            f"Someone else could change what your jobs run: `chmod go-w {path}`.",
+        )
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """The root that holds every chain of one user."""
+
+    root: Path
+
+    @property
+    def chains(self) -> Path:
+        return self.root / "chains"
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
+    def ensure(self) -> None:
+        """Create the state directory (mode 0700) or check the existing one is safe to use."""
+        if self.root.exists() or self.root.is_symlink():
+            check_private(self.root, "state directory")
+        else:
+            try:
+                self.root.mkdir(mode=0o700, parents=True)
+            except OSError as exc:
+                raise StateError(
+                    f"cannot create state directory {self.root}: {exc.strerror}",
+                    "Choose a writable place visible from compute nodes with --state-dir.",
+                ) from exc
+        for sub in (self.chains, self.jobs):
+            try:
+                sub.mkdir(mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise StateError(f"cannot create {sub}: {exc.strerror}") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StateError(
+                f"state directory {self.root} is not writable",
+                "Choose a writable place visible from compute nodes with --state-dir.",
+            )
+
+    def exists(self) -> bool:
+        return self.chains.is_dir()
+
+    @contextlib.contextmanager
+    def creating(self, chain_id: str) -> Iterator[ChainFolder]:
+        """A new chain folder; removed again if the block fails, so nothing half-written stays."""
+        folder = ChainFolder(self.chains / chain_id)
+        try:
+            folder.path.mkdir(mode=0o700)
+        except FileExistsError as exc:
+            raise StateError(f"chain folder {folder.path} already exists") from exc
+        (folder.path / "links").mkdir(mode=0o700)
+        try:
+            yield folder
+        except BaseException:
+            shutil.rmtree(folder.path, ignore_errors=True)
+            raise
+
+    def record_job(self, job_id: str, chain_id: str) -> None:
+        """Index a job id to its chain so any link's job id names the chain."""
+        write_atomic(self.jobs / job_id, chain_id + "\n")
+
+    def find(self, ref: str | None) -> ChainFolder:
+        """The chain named by a chain id or any of its links' job ids; None means the newest."""
+        if not self.exists():
+            raise ChainNotFoundError(
+                f"no state directory at {self.root}: no chain was submitted with it",
+                "Submit with sbatch_longrun first, or point --state-dir / $LONGRUN_HOME at the "
+                "state directory you used.",
+            )
+        if ref is None:
+            chains = self.list()
+            if not chains:
+                raise ChainNotFoundError(f"no chains in {self.root}")
+            return chains[0]
+        ref = ref.strip()
+        if CHAIN_ID_PATTERN.match(ref):
+            folder = ChainFolder(self.chains / ref)
+            if folder.path.is_dir():
+                folder.check_safe()
+                return folder
+        elif JOB_ID_PATTERN.match(ref.split("_")[0].split(".")[0]):
+            job_id = ref.split("_")[0].split(".")[0]
+            index = self.jobs / job_id
+            if index.is_file():
+                chain_id = index.read_text().strip()
+                folder = ChainFolder(self.chains / chain_id)
+                if folder.path.is_dir():
+                    folder.check_safe()
+                    return folder
+        raise ChainNotFoundError(
+            f"no chain {ref!r} in {self.root}",
+            "Name a chain by its chain id or by the job id of any of its links "
+            "(`longrun list` shows them).",
+        )
+
+    def list(self) -> list[ChainFolder]:
+        """Every chain folder, newest first (chain ids start with their creation time)."""
+        if not self.chains.is_dir():
+            return []
+        names = [p.name for p in self.chains.iterdir() if CHAIN_ID_PATTERN.match(p.name)]
+        return [ChainFolder(self.chains / name) for name in sorted(names, reverse=True)]
+
+
+@dataclass(frozen=True)
+class ChainFolder:
+    """One chain's folder and the files in it."""
+
+    path: Path
+
+    @property
+    def chain_id(self) -> str:
+        return self.path.name
+
+    @property
+    def meta_file(self) -> Path:
+        return self.path / "chain.json"
+
+    @property
+    def script_file(self) -> Path:
+        return self.path / "script"
+
+    @property
+    def link_script(self) -> Path:
+        return self.path / "link.sh"
+
+    @property
+    def env_file(self) -> Path:
+        return self.path / "env"
+
+    @property
+    def events_file(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def ended_file(self) -> Path:
+        return self.path / "ended"
+
+    def link_dir(self, job_id: str) -> Path:
+        return self.path / "links" / job_id
+
+    def check_safe(self) -> None:
+        check_private(self.path, "chain folder")
+        mode = stat.S_IMODE(self.path.stat().st_mode)
+        if mode & 0o077:
+            raise StateError(
+                f"chain folder {self.path} has loose permissions ({mode:04o}); it holds your "
+                "environment and the script your jobs run",
+                f"Restore them with `chmod 700 {self.path}` if you trust its content.",
+            )
+
+    # --- writing (submission) ---------------------------------------------------------------
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        write_atomic(self.meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    def write_script(self, text: str) -> None:
+        write_atomic(self.script_file, text, mode=0o600)
+
+    def write_link_script(self, text: str) -> None:
+        write_atomic(self.link_script, text, mode=0o700)
+
+    def write_env(self, environ: Mapping[str, str]) -> None:
+        """Snapshot the submission environment (names a shell can export), mode 0600."""
+        parts = [
+            f"{name}={value}\0"
+            for name, value in sorted(environ.items())
+            if ENV_NAME_PATTERN.match(name) and "\0" not in value
+        ]
+        write_atomic(self.env_file, "".join(parts), mode=0o600)
+
+    def append_event(self, event: str, **fields: Any) -> None:
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": int(time.time())}
+        record["event"] = event
+        record.update({k: v for k, v in fields.items() if v is not None})
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        fd = os.open(self.events_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def set_ended(self, state: str) -> None:
+        write_atomic(self.ended_file, state + "\n")
+
+    # --- reading ----------------------------------------------------------------------------
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.meta_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise StateError(f"cannot read {self.meta_file}: {exc}") from exc
+
+    def read_events(self) -> list[dict[str, Any]]:
+        """Every event, oldest first; a damaged line (a link killed mid-write) is skipped."""
+        try:
+            data = self.events_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        events = []
+        for number, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                logger.warning("{}: line {} is damaged; skipped", self.events_file, number)
+        return events
+
+    def ended(self) -> str | None:
+        try:
+            return self.ended_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def verdict(self, job_id: str) -> str | None:
+        try:
+            return (self.link_dir(job_id) / "verdict").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def standby(self, job_id: str) -> str | None:
+        try:
+            return (self.link_dir(job_id) / "standby").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write a whole file or nothing: a temporary file in the same folder, then a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise

@@ -1,0 +1,298 @@
+"""What a chain looks like now, built from its event log (and, for live jobs, one squeue answer).
+
+Finished links need no question to Slurm: each link records why it ended (its decision), and
+the next link records the Slurm end state of its predecessor (its `judged` event). Only jobs
+still queued or running are looked up, in one squeue call made by the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import states
+from .slurm_output import QueueRow
+
+# How a Slurm end state reads in one line.
+STATE_PHRASES = {
+    "TIMEOUT": "reached its time limit",
+    "PREEMPTED": "was preempted",
+    "NODE_FAIL": "lost its node",
+    "DEADLINE": "reached its deadline",
+    "REVOKED": "was revoked (federation)",
+    "BOOT_FAIL": "failed to boot its node",
+    "CANCELLED": "was cancelled",
+    "OUT_OF_MEMORY": "ran out of memory",
+    "FAILED": "failed",
+    "COMPLETED": "completed",
+}
+
+
+@dataclass
+class LinkView:
+    """One link: a job that started as part of the chain (a Slurm requeue stays one link)."""
+
+    link: int  # 1-based, as people count
+    restart_count: int  # 0-based, as SLURM_LONGRUN_RESTART_COUNT
+    job_id: str
+    state: str = "UNKNOWN"
+    why: str = ""
+    verdict: str | None = None
+    start_epoch: int | None = None
+    end_epoch: int | None = None
+    exit_code: int | None = None
+    node: str | None = None
+    slurm_restarts: int = 0
+
+    @property
+    def elapsed(self) -> int | None:
+        if self.start_epoch is None:
+            return None
+        end = self.end_epoch if self.end_epoch is not None else int(time.time())
+        return max(0, end - self.start_epoch)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["elapsed_seconds"] = self.elapsed
+        data["start"] = iso(self.start_epoch)
+        data["end"] = iso(self.end_epoch)
+        return data
+
+
+@dataclass
+class ChainView:
+    chain_id: str
+    job_name: str
+    state: str
+    reason: str
+    max_restarts: int
+    links: list[LinkView] = field(default_factory=list)
+    current_job: str | None = None
+    standby_job: str | None = None
+    created: str = ""
+    last_change_epoch: int | None = None
+    submitted_job: str | None = None
+
+    @property
+    def total_run_seconds(self) -> int:
+        return sum(link.elapsed or 0 for link in self.links)
+
+    @property
+    def is_live(self) -> bool:
+        return self.state not in states.CHAIN_END_STATES
+
+    def label(self, link: LinkView | int) -> str:
+        number = link.link if isinstance(link, LinkView) else link
+        return f"link {number}/{self.max_restarts + 1}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "job_name": self.job_name,
+            "state": self.state,
+            "reason": self.reason,
+            "max_restarts": self.max_restarts,
+            "links": [link.to_json() for link in self.links],
+            "current_job": self.current_job,
+            "standby_job": self.standby_job,
+            "created": self.created,
+            "last_change": iso(self.last_change_epoch),
+            "total_run_seconds": self.total_run_seconds,
+        }
+
+
+def iso(epoch: int | None) -> str | None:
+    return None if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
+
+
+def chain_jobs(events: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every job id the chain has had (links, standbys, repairs), in order of appearance."""
+    seen: list[str] = []
+    for event in events:
+        for key in ("job", "standby"):
+            value = event.get(key)
+            if value and str(value) not in seen:
+                seen.append(str(value))
+    return seen
+
+
+def build_view(
+    meta: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    ended: str | None,
+    queue: Mapping[str, QueueRow] | None = None,
+    final_states: Mapping[str, str] | None = None,
+) -> ChainView:
+    """The chain from its metadata, event log, `ended` file and (optionally) live Slurm rows.
+
+    `queue` holds squeue rows of the chain's jobs that Slurm still knows; `final_states` holds
+    end states learned some other way (sacct, or a `final_state` event) for jobs with no
+    recorded verdict.
+    """
+    queue = queue or {}
+    final_states = dict(final_states or {})
+    links: dict[str, LinkView] = {}
+    order: list[str] = []
+    standby_of: dict[str, str] = {}
+    ended_reason = ""
+    submitted: str | None = None
+    last_epoch: int | None = None
+
+    for event in events:
+        kind = event.get("event")
+        job = str(event.get("job") or "")
+        epoch = _int(event.get("epoch"))
+        if epoch is not None:
+            last_epoch = epoch if last_epoch is None else max(last_epoch, epoch)
+        if kind == "submitted" and submitted is None:
+            submitted = job
+        elif kind in ("standby_submitted", "repaired"):
+            standby_of[job or str(event.get("previous") or "")] = str(event.get("standby"))
+        elif kind == "final_state" and event.get("state"):
+            final_states.setdefault(job, str(event["state"]))
+        elif kind == "chain_ended":
+            ended_reason = str(event.get("reason") or "")
+        if not job or kind not in LINK_EVENTS:
+            continue
+        view = links.get(job)
+        if view is None:
+            if kind != "link_started":
+                continue
+            count = _int(event.get("link")) or 0
+            view = links[job] = LinkView(link=count + 1, restart_count=count, job_id=job)
+            view.start_epoch = epoch
+            order.append(job)
+        _apply(view, event, links)
+
+    for job, view in links.items():
+        if view.state == "UNKNOWN" and job in final_states:
+            view.state = states.base_state(final_states[job])
+            view.why = view.why or STATE_PHRASES.get(view.state, view.state.lower())
+        row = queue.get(job)
+        if row is not None and states.is_active(row.state):
+            view.state = states.base_state(row.state)
+            view.end_epoch = None
+            view.why = "" if view.state != "PENDING" else f"waiting ({row.reason})"
+
+    ordered = [links[job] for job in order]
+    view = ChainView(
+        chain_id=str(meta.get("chain_id", "")),
+        job_name=str(meta.get("job_name", "")),
+        state="",
+        reason=ended_reason,
+        max_restarts=int(meta.get("max_restarts", 0)),
+        links=ordered,
+        created=str(meta.get("created", "")),
+        last_change_epoch=last_epoch,
+        submitted_job=submitted,
+    )
+    _chain_state(view, ended, queue, standby_of, submitted)
+    return view
+
+
+LINK_EVENTS = frozenset(
+    {"link_started", "body_exited", "decision", "judged", "sigterm", "chain_ended", "final_state"}
+)
+
+
+def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkView]) -> None:
+    kind = event["event"]
+    epoch = _int(event.get("epoch"))
+    if kind == "link_started":
+        view.slurm_restarts = max(view.slurm_restarts, _int(event.get("slurm_restarts")) or 0)
+        view.node = event.get("node") or view.node
+        if view.state in ("UNKNOWN", "RUNNING"):
+            view.state = "RUNNING"
+        return
+    if epoch is not None:
+        view.end_epoch = epoch
+    if kind == "body_exited":
+        view.exit_code = _int(event.get("exit_code"))
+    elif kind == "decision":
+        view.verdict = event.get("verdict")
+        view.why = str(event.get("reason") or "")
+        view.state = _state_from_decision(view.verdict, view.exit_code, view.why)
+    elif kind == "sigterm":
+        view.verdict = states.VERDICT_TERMINATED
+        view.state = "UNKNOWN"
+    elif kind == "judged":
+        previous = links.get(str(event.get("previous") or ""))
+        slurm_state = states.base_state(str(event.get("slurm_state") or ""))
+        if previous is not None and slurm_state in states.FINAL_STATES:
+            previous.state = slurm_state
+            if previous.verdict in (None, states.VERDICT_TERMINATED) or not previous.why:
+                previous.why = STATE_PHRASES.get(slurm_state, slurm_state.lower())
+        view.end_epoch = None
+        view.state = "RUNNING"
+    elif kind == "chain_ended" and view.verdict is None:
+        view.verdict = states.VERDICT_ENDED
+        view.state = "COMPLETED"
+        view.why = f"ended the chain: {event.get('reason', '')}"
+
+
+def _state_from_decision(verdict: str | None, exit_code: int | None, why: str) -> str:
+    """The Slurm state a link ends in after its own decision (the link's exit code decides)."""
+    if verdict == states.VERDICT_COMPLETED:
+        return "COMPLETED"
+    if verdict == states.VERDICT_FAILED:
+        return "FAILED"
+    if verdict == states.VERDICT_CONTINUE:
+        preempted = why.startswith("preempted")
+        return "FAILED" if preempted and exit_code not in (None, 0) else "COMPLETED"
+    return "UNKNOWN"
+
+
+def _chain_state(
+    view: ChainView,
+    ended: str | None,
+    queue: Mapping[str, QueueRow],
+    standby_of: Mapping[str, str],
+    submitted: str | None,
+) -> None:
+    """Decide the chain's own state: recorded end, else what is queued, else what is missing."""
+    last = view.links[-1] if view.links else None
+    standby = standby_of.get(last.job_id) if last else None
+    view.standby_job = standby
+    live = {job: row for job, row in queue.items() if states.is_active(row.state)}
+    running = [job for job, row in live.items() if states.base_state(row.state) != "PENDING"]
+    view.current_job = running[-1] if running else (last.job_id if last else submitted)
+
+    if ended:
+        view.state = ended
+        view.reason = view.reason or ended.lower()
+        return
+    if running:
+        view.state = states.CHAIN_RUNNING
+        view.reason = f"{view.label(last) if last else 'link 1'} is running"
+        return
+    if live:
+        pending = next(iter(live))
+        view.current_job = pending
+        view.state = states.CHAIN_PENDING
+        view.reason = f"job {pending} waits in the queue ({live[pending].reason})"
+        return
+    if last is None:
+        view.state = states.CHAIN_PENDING if submitted else states.CHAIN_STALLED
+        view.reason = "the first link has not started"
+        return
+    if last.state in ("UNKNOWN", "RUNNING"):
+        view.state = states.CHAIN_STALLED
+        view.reason = f"nothing is queued and how job {last.job_id} ended is not known yet"
+    elif last.state in states.CANCELLED_STATES:
+        view.state = states.CHAIN_CANCELLED
+        view.reason = f"job {last.job_id} was cancelled"
+    elif last.restart_count >= view.max_restarts:
+        view.state = states.CHAIN_MAX_RESTARTS
+        view.reason = f"{view.label(last)} ended {last.state} and no restarts are left"
+    else:
+        view.state = states.CHAIN_STALLED
+        view.reason = f"job {last.job_id} ended {last.state} but no successor is queued"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

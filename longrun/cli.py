@@ -1,0 +1,302 @@
+"""Command line: click only. Parse, call one function, turn LongrunError into a message."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from loguru import logger
+
+from . import __version__, chain_ops
+from .chain_store import StateDir, default_root
+from .command_line import split_wrapper_args
+from .errors import LongrunError, SlurmCommandError, UsageError
+from .plan import WrapperOptions
+from .report import list_text, status_text
+from .submit import DryRun, Submitted, TestOnly, submit
+from .watcher import start_detached, watch_until_end
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+VERBOSITY = {"DEFAULT": "INFO", "VERBOSE": "DEBUG", "SILENT": "WARNING"}
+
+
+def setup_logging(verbosity: str) -> None:
+    logger.remove()
+    logger.enable("longrun")
+    logger.add(
+        sys.stderr,
+        level=VERBOSITY.get(verbosity.upper(), "INFO"),
+        format="<level>longrun: {message}</level>",
+        colorize=None,
+    )
+
+
+def reports_errors(function: F) -> F:
+    """Print an expected failure as a message (no traceback) and exit with its status."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except SlurmCommandError as exc:
+            if exc.stderr and exc.command and exc.command[0] == "sbatch":
+                click.echo(exc.stderr, err=True)
+                click.echo("longrun: sbatch refused the job; nothing was submitted.", err=True)
+            else:
+                click.echo(f"longrun: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except LongrunError as exc:
+            click.echo(f"longrun: error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"longrun: {exc.hint}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class WrapperCommand(click.Command):
+    """A command whose own options come first; everything from the first other token is sbatch's.
+
+    click alone would keep looking for its options after an unknown one (`-J x --max-restarts 3`),
+    which sbatch_longrun must not do.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value: dict[str, bool] = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                for name in (*param.opts, *param.secondary_opts):
+                    takes_value[name] = not (param.is_flag or param.count)
+        wrapper, rest = split_wrapper_args(args, takes_value)
+        return super().parse_args(ctx, [*wrapper, "--", *rest])
+
+
+SUBMIT_HELP = """Submit SCRIPT as a chain of Slurm jobs that continues itself.
+
+\b
+  sbatch_longrun [WRAPPER OPTIONS] [SBATCH OPTIONS] SCRIPT [SCRIPT ARGS]
+
+Wrapper options come first; from the first other token on, everything is passed to sbatch as
+with plain sbatch (no SCRIPT: read from standard input; --wrap=CMD works too). Each link keeps
+a successor queued; TIMEOUT, PREEMPTED, NODE_FAIL, DEADLINE and REVOKED continue the chain;
+exit 0 ends it COMPLETED, another exit code FAILED, scancel CANCELLED. Exit 75 from the script
+asks for a new link at once.
+"""
+
+
+def submit_options(function: F) -> F:
+    options = [
+        click.option(
+            "--use-verbosity",
+            type=click.Choice(["DEFAULT", "VERBOSE", "SILENT"], case_sensitive=False),
+            default="DEFAULT",
+            show_default=True,
+            help="How much longrun says (here and in each link's log).",
+        ),
+        click.option(
+            "--detached/--no-detached",
+            default=False,
+            help="Watch the chain from a background process that logs to the chain folder.",
+        ),
+        click.option(
+            "--max-restarts",
+            type=click.IntRange(min=0),
+            default=999,
+            show_default=True,
+            help="At most N continuations, i.e. N+1 links.",
+        ),
+        click.option(
+            "--retry-failed",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="How often a link whose script exits non-zero on its own is run again.",
+        ),
+        click.option("--no-watch", is_flag=True, help="Submit and exit; nothing stays running."),
+        click.option(
+            "--dry-run", is_flag=True, help="Print the link script and sbatch command only."
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(),
+            default=None,
+            help="Where chains live (default $LONGRUN_HOME, else ~/.longrun); must be visible "
+            "from compute nodes.",
+        ),
+        click.argument("sbatch_args", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@reports_errors
+def run_submit(
+    use_verbosity: str,
+    detached: bool,
+    max_restarts: int,
+    retry_failed: int,
+    no_watch: bool,
+    dry_run: bool,
+    state_dir: str | None,
+    sbatch_args: tuple[str, ...],
+) -> None:
+    setup_logging(use_verbosity)
+    wrapper = WrapperOptions(
+        max_restarts=max_restarts,
+        retry_failed=retry_failed,
+        verbosity=use_verbosity.upper(),
+        detached=detached,
+        no_watch=no_watch,
+        dry_run=dry_run,
+        state_dir=state_dir,
+    )
+    if not sbatch_args and sys.stdin.isatty():
+        raise UsageError(
+            "no batch script given",
+            "Usage: sbatch_longrun [WRAPPER OPTIONS] [SBATCH OPTIONS] SCRIPT [ARGS]; see --help.",
+        )
+    outcome = submit(wrapper, list(sbatch_args))
+    if isinstance(outcome, TestOnly):
+        click.echo(outcome.stdout, nl=False)
+        click.echo(outcome.stderr, nl=False, err=True)
+        sys.exit(outcome.returncode)
+    if isinstance(outcome, DryRun):
+        click.echo(outcome.script, nl=False)
+        click.echo(f"# sbatch command of the first link:\n# {shlex.join(outcome.command)}")
+        return
+    assert isinstance(outcome, Submitted)
+    if outcome.plan.parsable:
+        click.echo(outcome.job_id)
+    else:
+        click.echo(f"Submitted batch job {outcome.job_id}")
+        logger.info(
+            "chain {} (up to {} links); `longrun status {}` shows it",
+            outcome.chain_id,
+            max_restarts + 1,
+            outcome.job_id,
+        )
+    state = StateDir(outcome.folder.path.parent.parent)
+    verbose = use_verbosity.upper() == "VERBOSE"
+    if detached:
+        pid, log_path = start_detached(outcome.folder, state, verbose)
+        click.echo(f"Monitor running in background PID: {pid}", err=outcome.plan.parsable)
+        click.echo(f"Monitor log: {log_path}", err=outcome.plan.parsable)
+    elif not no_watch:
+        sys.exit(watch_until_end(outcome.folder, state, verbose))
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="longrun")
+def main() -> None:
+    """Run Slurm work that outlasts one job's walltime as a self-continuing chain of jobs."""
+
+
+@main.command("submit", cls=WrapperCommand, context_settings=CONTEXT, help=SUBMIT_HELP)
+@submit_options
+def submit_command(**kwargs: Any) -> None:
+    run_submit(**kwargs)
+
+
+@click.command("sbatch_longrun", cls=WrapperCommand, context_settings=CONTEXT, help=SUBMIT_HELP)
+@click.version_option(__version__, prog_name="sbatch_longrun")
+@submit_options
+def sbatch_longrun_main(**kwargs: Any) -> None:
+    run_submit(**kwargs)
+
+
+def state_dir_option(function: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(),
+        default=None,
+        help="Where chains live (default $LONGRUN_HOME, else ~/.longrun).",
+    )(function)
+
+
+def chain_argument(required: bool) -> Callable[[F], F]:
+    return click.argument("chain", required=required, metavar="CHAIN" if required else "[CHAIN]")
+
+
+def state_of(state_dir: str | None) -> StateDir:
+    return StateDir(default_root(state_dir))
+
+
+@main.command("status", context_settings=CONTEXT)
+@chain_argument(required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@state_dir_option
+@reports_errors
+def status_command(chain: str | None, as_json: bool, state_dir: str | None) -> None:
+    """A chain's state and its links (default: the newest chain). CHAIN: chain id or any job id."""
+    setup_logging("DEFAULT")
+    folder = state_of(state_dir).find(chain)
+    view = chain_ops.status_view(folder)
+    if as_json:
+        click.echo(json.dumps(view.to_json(), indent=2))
+    else:
+        click.echo(status_text(view))
+
+
+@main.command("list", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, for scripts.")
+@click.option("--live", is_flag=True, help="Only chains that have not ended.")
+@state_dir_option
+@reports_errors
+def list_command(as_json: bool, live: bool, state_dir: str | None) -> None:
+    """Your chains, newest first."""
+    setup_logging("DEFAULT")
+    rows = chain_ops.list_chains(state_of(state_dir), live_only=live)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(list_text(rows))
+
+
+@main.command("watch", context_settings=CONTEXT)
+@chain_argument(required=True)
+@click.option("--verbose", is_flag=True, help="Also show successors queued and signals passed on.")
+@state_dir_option
+@reports_errors
+def watch_command(chain: str, verbose: bool, state_dir: str | None) -> None:
+    """Follow a chain until it ends; exit 0 only if it completed. Ctrl-C leaves it running."""
+    setup_logging("VERBOSE" if verbose else "DEFAULT")
+    state = state_of(state_dir)
+    sys.exit(watch_until_end(state.find(chain), state, verbose))
+
+
+@main.command("cancel", context_settings=CONTEXT)
+@chain_argument(required=True)
+@state_dir_option
+@reports_errors
+def cancel_command(chain: str, state_dir: str | None) -> None:
+    """Cancel a whole chain: its queued successor first, then its running link."""
+    setup_logging("DEFAULT")
+    folder = state_of(state_dir).find(chain)
+    result = chain_ops.cancel_chain(folder)
+    jobs = ", ".join(result.cancelled) or "none were queued"
+    if result.already_ended:
+        click.echo(
+            f"Chain {folder.chain_id} had already ended {result.already_ended}; "
+            f"jobs cancelled: {jobs}"
+        )
+    else:
+        click.echo(f"Chain {folder.chain_id} CANCELLED; jobs cancelled: {jobs}")
+
+
+@main.command("show", context_settings=CONTEXT)
+@chain_argument(required=True)
+@click.option("--original", is_flag=True, help="Your script as submitted, not the link script.")
+@state_dir_option
+@reports_errors
+def show_command(chain: str, original: bool, state_dir: str | None) -> None:
+    """Print the link script that every link of the chain runs (or, with --original, yours)."""
+    folder = state_of(state_dir).find(chain)
+    path = folder.script_file if original else folder.link_script
+    click.echo(path.read_text(), nl=False)

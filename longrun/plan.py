@@ -1,0 +1,335 @@
+"""From what the user typed to what gets submitted: a pure function, tested without Slurm.
+
+sbatch's precedence is kept: command line, then SBATCH_* input variables, then #SBATCH lines.
+One-time options (--dependency, --begin, --hold, --wait) apply to the first link only: on the
+command line they are left out of the successors' options; in the script they are disabled in
+the link's header (the line is kept, prefixed with '#', and its other options re-emitted) and
+moved onto the first link's command line.
+"""
+
+from __future__ import annotations
+
+import re
+import signal as signal_module
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .batch_script import (
+    DIRECTIVE,
+    UserScript,
+    header_end,
+    parse_directives,
+    quote_directive_argument,
+)
+from .errors import UsageError
+from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
+
+CONTINUE_EXIT_CODE = 75  # EX_TEMPFAIL: "temporary failure, try again"
+DEFAULT_CHECK = "USR1"
+DEFAULT_CHECK_SECONDS = 120
+SIGNAL_SLACK_SECONDS = 60  # Slurm may send --signal up to this much earlier than asked
+BODY_DELIMITER = "LONGRUN_SCRIPT_END"
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+# sbatch's input environment variables for the options longrun must know (see sbatch(1)).
+INPUT_VARIABLES = {
+    "array": "SBATCH_ARRAY_INX",
+    "error": "SBATCH_ERROR",
+    "export": "SBATCH_EXPORT",
+    "job-name": "SBATCH_JOB_NAME",
+    "no-requeue": "SBATCH_NO_REQUEUE",
+    "open-mode": "SBATCH_OPEN_MODE",
+    "output": "SBATCH_OUTPUT",
+    "requeue": "SBATCH_REQUEUE",
+    "signal": "SBATCH_SIGNAL",
+    "wait": "SBATCH_WAIT",
+}
+# Never passed to any sbatch that longrun runs: it would make sbatch wait for the job.
+DROPPED_VARIABLES = ("SBATCH_WAIT",)
+# Options longrun handles itself rather than passing to sbatch.
+OWN_OPTIONS = frozenset({"wrap", "parsable", "wait", "test-only"})
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    """An sbatch --signal value: [{R|B}:]SIG[@SECONDS]."""
+
+    signal: str  # name without SIG, e.g. USR1
+    seconds: int
+    batch: bool
+
+
+def parse_signal(value: str) -> SignalSpec | None:
+    """Parse a --signal value as sbatch does; None where sbatch refuses it (sbatch says why).
+
+    Like Slurm's get_signal_opts: optional R/B flags in any case (the colon is optional),
+    a signal name with or without SIG in any case, or a number; `@` with nothing after it
+    means 0 seconds; times above 65535 are refused.
+    """
+    rest, batch = value, False
+    for flag in ("R", "B", "R"):
+        if rest[:1].upper() == flag:
+            batch = batch or flag == "B"
+            rest = rest[1:]
+    if rest.startswith(":"):
+        rest = rest[1:]
+    name, at, seconds_text = rest.partition("@")
+    number = _signal_number(name)
+    if number is None:
+        return None
+    if not at:
+        seconds = 60
+    elif seconds_text == "":
+        seconds = 0
+    elif seconds_text.isdigit() and int(seconds_text) <= 0xFFFF:
+        seconds = int(seconds_text)
+    else:
+        return None
+    return SignalSpec(signal_module.Signals(number).name[3:], seconds, batch)
+
+
+def _signal_number(name: str) -> int | None:
+    text = name.strip().upper()
+    if text.isdigit():
+        number = int(text)
+    else:
+        text = text[3:] if text.startswith("SIG") else text
+        member = signal_module.Signals.__members__.get("SIG" + text)
+        number = int(member) if member is not None else 0
+    try:
+        signal_module.Signals(number)
+    except ValueError:
+        return None
+    return number if 1 <= number <= 0xFFFF else None
+
+
+@dataclass(frozen=True)
+class Effective:
+    """The options whose effective value longrun needs, after sbatch's precedence rules."""
+
+    values: Mapping[str, str | None]
+    given: frozenset[str]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.given
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+
+def effective_options(
+    cli: Sequence[Option], directives: Sequence[Option], environ: Mapping[str, str]
+) -> Effective:
+    """Command line over SBATCH_* variables over #SBATCH lines, option by option."""
+    values: dict[str, str | None] = {}
+    names = {o.name for o in directives} | {o.name for o in cli} | set(INPUT_VARIABLES)
+    for name in names:
+        from_cli = last_value(cli, name)
+        variable = INPUT_VARIABLES.get(name)
+        from_script = last_value(directives, name)
+        if from_cli is not None:
+            values[name] = from_cli.value
+        elif variable and variable in environ:
+            values[name] = environ[variable]
+        elif from_script is not None:
+            values[name] = from_script.value
+    return Effective(values, frozenset(values))
+
+
+@dataclass(frozen=True)
+class WrapperOptions:
+    """sbatch_longrun's own options."""
+
+    max_restarts: int = 999
+    retry_failed: int = 0
+    verbosity: str = "DEFAULT"
+    detached: bool = False
+    no_watch: bool = False
+    dry_run: bool = False
+    state_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """Everything the link script is rendered from, and the first sbatch command."""
+
+    chain_id: str
+    chain_dir: str
+    state_dir: str
+    submit_dir: str
+    slurm_bin_dir: str
+    header: tuple[str, ...]
+    generated_directives: tuple[str, ...]
+    body: str
+    body_delimiter: str
+    interpreter: str
+    interpreter_arg: str | None
+    script_name: str
+    script_args: tuple[str, ...]
+    successor_options: tuple[str, ...]
+    first_options: tuple[str, ...]
+    max_restarts: int
+    retry_failed: int
+    continue_code: int
+    check_signal: str
+    forward_signal: bool
+    step_signal_window: int
+    verbose: bool
+    judge_seconds: int
+    submit_retry_seconds: int
+    job_name: str
+    test_only: bool
+    parsable: bool
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def link_script(self) -> str:
+        return f"{self.chain_dir}/link.sh"
+
+    def first_command(self) -> list[str]:
+        """The sbatch command of the first link."""
+        return ["sbatch", "--parsable", *self.first_options, self.link_script, "0", "", "", "0"]
+
+
+@dataclass(frozen=True)
+class ChainLocation:
+    chain_id: str
+    chain_dir: str
+    state_dir: str
+    submit_dir: str
+    slurm_bin_dir: str
+
+
+def build_plan(
+    wrapper: WrapperOptions,
+    args: ParsedArgs,
+    script: UserScript,
+    script_args: Sequence[str],
+    where: ChainLocation,
+    environ: Mapping[str, str],
+) -> LinkPlan:
+    """The plan of a chain: header, generated directives, options of first and later links."""
+    parsed_directives = parse_directives(script)
+    directive_options = [o for _, parsed in parsed_directives for o in parsed.options]
+    cli = [o for o in args.options if o.name not in {"wrap"}]
+    eff = effective_options(cli, directive_options, environ)
+
+    if "array" in eff:
+        raise UsageError(
+            "job arrays (--array) cannot run as a longrun chain yet",
+            "Submit one chain per array element, or use plain sbatch for the array.",
+        )
+    if any(o.name in ("help", "usage", "version") for o in cli):
+        raise UsageError("sbatch's --help/--usage/--version are not for a chain: run sbatch itself")
+
+    warnings: list[str] = []
+    header = _rewrite_header(script, parsed_directives)
+
+    generated: list[str] = []
+    job_name = eff.get("job-name") or script.default_job_name
+    if "job-name" not in eff:
+        generated.append(quote_directive_argument(f"--job-name={job_name}"))
+
+    spec = parse_signal(eff.get("signal") or "") if "signal" in eff else None
+    if "signal" not in eff:
+        generated.append(f"--signal=B:{DEFAULT_CHECK}@{DEFAULT_CHECK_SECONDS}")
+        check, forward, window = DEFAULT_CHECK, False, 0
+    elif spec is None:
+        warnings.append(
+            f"longrun cannot read --signal={eff.get('signal')}; the link will not trap it"
+        )
+        check, forward, window = "", False, 0
+    elif spec.batch:
+        check, forward, window = spec.signal, True, 0
+    else:
+        check, forward, window = "", False, spec.seconds + SIGNAL_SLACK_SECONDS
+
+    # Links append to one log (a link that Slurm requeues would otherwise truncate it too).
+    if "open-mode" not in eff:
+        generated.append("--open-mode=append")
+    elif (eff.get("open-mode") or "").lower().startswith("t"):
+        warnings.append(
+            "--open-mode=truncate: every link truncates the output file, so it only keeps the "
+            "last link's output; leave --open-mode out to have the links append"
+        )
+
+    successor = [t for o in cli if o.name not in ONE_TIME_OPTIONS | OWN_OPTIONS for t in o.tokens]
+    first = [t for o in cli if o.name not in OWN_OPTIONS for t in o.tokens]
+    cli_names = {o.name for o in cli}
+    for option in directive_options:
+        if option.name in ONE_TIME_OPTIONS - OWN_OPTIONS and option.name not in cli_names:
+            first.append(option.as_long())
+
+    interpreter, interpreter_arg = script.interpreter
+    name = script.default_job_name if script.source not in ("-", "--wrap") else "script"
+    return LinkPlan(
+        chain_id=where.chain_id,
+        chain_dir=where.chain_dir,
+        state_dir=where.state_dir,
+        submit_dir=where.submit_dir,
+        slurm_bin_dir=where.slurm_bin_dir,
+        header=tuple(header),
+        generated_directives=tuple(generated),
+        body=script.text[:-1] if script.text.endswith("\n") else script.text,
+        body_delimiter=_delimiter(script.lines),
+        interpreter=interpreter,
+        interpreter_arg=interpreter_arg,
+        script_name=name if SAFE_NAME.match(name) else "script",
+        script_args=tuple(script_args),
+        successor_options=tuple(successor),
+        first_options=tuple(first),
+        max_restarts=wrapper.max_restarts,
+        retry_failed=wrapper.retry_failed,
+        continue_code=CONTINUE_EXIT_CODE,
+        check_signal=check,
+        forward_signal=forward,
+        step_signal_window=window,
+        verbose=wrapper.verbosity != "SILENT",
+        judge_seconds=_int_setting(environ, "LONGRUN_JUDGE_SECONDS", 60),
+        submit_retry_seconds=_int_setting(environ, "LONGRUN_SUBMIT_RETRY_SECONDS", 300),
+        job_name=job_name,
+        test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),
+        parsable=any(o.name == "parsable" for o in (*cli, *directive_options)),
+        warnings=tuple(warnings),
+    )
+
+
+def _rewrite_header(script: UserScript, parsed_directives: Sequence) -> list[str]:
+    """The user's header (after the #! line), with one-time directives disabled in place."""
+    lines = script.lines
+    end = header_end(lines)
+    by_index = {line.index: parsed for line, parsed in parsed_directives}
+    header: list[str] = []
+    for index in range(1, end):
+        line = lines[index]
+        parsed: ParsedArgs | None = by_index.get(index)
+        if parsed is None or not any(o.name in ONE_TIME_OPTIONS for o in parsed.options):
+            header.append(line)
+            continue
+        kept = [o for o in parsed.options if o.name not in ONE_TIME_OPTIONS]
+        dropped = " ".join(o.as_long() for o in parsed.options if o.name in ONE_TIME_OPTIONS)
+        header.append("#" + line)
+        header.append(f"# longrun: {dropped} applies to the first link only (on its command line)")
+        if kept:
+            rest = " ".join(quote_directive_argument(t) for o in kept for t in o.tokens)
+            header.append(f"{DIRECTIVE} {rest}")
+    return header
+
+
+def _delimiter(lines: Sequence[str]) -> str:
+    """A here-document delimiter that no line of the script equals."""
+    taken = set(lines)
+    candidate, n = BODY_DELIMITER, 0
+    while candidate in taken:
+        n += 1
+        candidate = f"{BODY_DELIMITER}_{n}"
+    return candidate
+
+
+def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise UsageError(f"{name}={raw!r} is not a whole number of seconds")
+    return int(raw)

@@ -1,0 +1,74 @@
+"""Pure parsers of Slurm's command output, tested on output captured from a real cluster."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import LongrunError
+
+_SUBMITTED = re.compile(r"(?:Submitted batch job\s+)?(\d+)(?:;\S+)?\s*$")
+
+
+def parse_sbatch_job_id(stdout: str) -> str:
+    """The job id from `sbatch` or `sbatch --parsable` output (`123`, `123;cluster`)."""
+    for line in reversed(stdout.strip().splitlines()):
+        match = _SUBMITTED.search(line.strip())
+        if match:
+            return match.group(1)
+    raise LongrunError(f"sbatch succeeded but printed no job id: {stdout.strip()!r}")
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One job as `squeue -O JobID,State,Reason,...` shows it."""
+
+    job_id: str
+    state: str
+    reason: str
+    time_used: str
+    time_left: str
+    start: str
+
+
+QUEUE_FORMAT = "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|"
+
+
+def parse_squeue(stdout: str) -> dict[str, QueueRow]:
+    """Rows of `squeue -h -O` with QUEUE_FORMAT ("|" after every field), by job id."""
+    rows: dict[str, QueueRow] = {}
+    for line in stdout.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) < 6 or not fields[0]:
+            continue
+        row = QueueRow(*fields[:6])
+        rows[row.job_id] = row
+    return rows
+
+
+@dataclass(frozen=True)
+class AccountingRow:
+    """One allocation as `sacct -X -P` shows it with ACCOUNTING_FORMAT."""
+
+    job_id: str
+    state: str
+    exit_code: str
+    start: str
+    end: str
+    elapsed: str
+    reason: str
+
+
+ACCOUNTING_FORMAT = "JobID,State,ExitCode,Start,End,Elapsed,Reason"
+
+
+def parse_sacct(stdout: str) -> dict[str, AccountingRow]:
+    """Rows of `sacct -n -X -P -o ACCOUNTING_FORMAT`; a requeued job keeps its last record."""
+    rows: dict[str, AccountingRow] = {}
+    for line in stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) != 7 or not fields[0]:
+            continue
+        state = fields[1].split(" ", 1)[0].rstrip("+")
+        rows[fields[0]] = AccountingRow(fields[0], state, *fields[2:])
+    return rows

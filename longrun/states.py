@@ -1,0 +1,106 @@
+"""What Slurm's job states and a link's own verdict mean for a chain: the one place that knows.
+
+A link records a verdict when it can (its body exited, or its batch shell got SIGTERM). The next
+link judges its predecessor from that verdict and from Slurm's final state with RULES, in order.
+The job side gets the same rules rendered into bash (see templates/), so Python (the watcher,
+`longrun status`) and the job never disagree about what a state means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# End states after which the work is not done and the chain goes on.
+CONTINUE_STATES = ("TIMEOUT", "PREEMPTED", "NODE_FAIL", "DEADLINE", "REVOKED", "BOOT_FAIL")
+FAILED_STATES = ("FAILED", "OUT_OF_MEMORY")
+CANCELLED_STATES = ("CANCELLED",)
+FINAL_STATES = (*CONTINUE_STATES, *FAILED_STATES, *CANCELLED_STATES, "COMPLETED")
+# States in which a job still holds or waits for an allocation.
+ACTIVE_STATES = (
+    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+    "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
+    "SPECIAL_EXIT",
+)  # fmt: skip
+
+# A link's verdict about itself, written to its folder before it ends.
+VERDICT_COMPLETED = "completed"  # the body exited 0 on its own: the work is done
+VERDICT_CONTINUE = "continue"  # the body asked for (or needs) a fresh allocation
+VERDICT_FAILED = "failed"  # the body exited non-zero on its own
+VERDICT_TERMINATED = "terminated"  # the batch shell got SIGTERM from outside
+VERDICT_ENDED = "ended"  # the link ended the chain without running the body
+VERDICTS = (VERDICT_COMPLETED, VERDICT_CONTINUE, VERDICT_FAILED, VERDICT_TERMINATED, VERDICT_ENDED)
+
+# Chain states, as `longrun status` reports them.
+CHAIN_PENDING = "PENDING"
+CHAIN_RUNNING = "RUNNING"
+CHAIN_COMPLETED = "COMPLETED"
+CHAIN_FAILED = "FAILED"
+CHAIN_CANCELLED = "CANCELLED"
+CHAIN_MAX_RESTARTS = "MAX_RESTARTS"
+CHAIN_STALLED = "STALLED"
+CHAIN_END_STATES = (CHAIN_COMPLETED, CHAIN_FAILED, CHAIN_CANCELLED, CHAIN_MAX_RESTARTS)
+
+# Outcomes of judging a predecessor.
+RUN = "run"  # run the body
+RUN_WARN = "run-warn"  # run the body, but record that the predecessor's end is unknown
+RETRY_OR_FAIL = "retry-or-fail"  # run again if --retry-failed has retries left, else FAILED
+END_AS_RECORDED = "end-as-recorded"  # the predecessor ended the chain; keep its end state
+END_COMPLETED = "end:COMPLETED"
+END_FAILED = "end:FAILED"
+END_CANCELLED = "end:CANCELLED"
+
+ANY = ("*",)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """If the verdict and Slurm's state match (and PreemptTime is as given), the outcome holds."""
+
+    verdict: str  # a verdict, "" for none recorded, or "*"
+    states: tuple[str, ...]  # Slurm end states, or ANY
+    preempted: bool | None  # True: PreemptTime shown; False: not shown; None: either
+    outcome: str
+    why: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(VERDICT_COMPLETED, ANY, None, END_COMPLETED, "the previous link finished the work"),
+    Rule(VERDICT_ENDED, ANY, None, END_AS_RECORDED, "the previous link ended the chain"),
+    Rule(VERDICT_FAILED, ANY, None, RETRY_OR_FAIL, "the work of the previous link failed"),
+    Rule(VERDICT_CONTINUE, ANY, None, RUN, "the previous link asked to continue"),
+    Rule(VERDICT_TERMINATED, CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled"),  # noqa: E501
+    Rule(VERDICT_TERMINATED, ANY, None, RUN, "the previous link was stopped from outside"),
+    Rule("", CONTINUE_STATES, None, RUN, "the previous link was interrupted by Slurm"),
+    Rule("", CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled"),
+    Rule("", (*FAILED_STATES, "COMPLETED"), True, RUN, "the previous link was preempted"),
+    Rule("", FAILED_STATES, False, END_FAILED, "the previous link failed"),
+    Rule("", ("COMPLETED",), False, END_COMPLETED, "the previous link completed"),
+    Rule("*", ANY, None, RUN_WARN, "how the previous link ended could not be determined"),
+)  # fmt: skip
+
+
+def judge(verdict: str, state: str, preempted: bool) -> Rule:
+    """The first rule that matches a predecessor's verdict ("" if none), state and PreemptTime."""
+    for rule in RULES:
+        if rule.verdict not in ("*", verdict):
+            continue
+        if rule.states != ANY and state not in rule.states:
+            continue
+        if rule.preempted is not None and rule.preempted != preempted:
+            continue
+        return rule
+    raise AssertionError("the last rule matches everything")
+
+
+def base_state(raw: str) -> str:
+    """`CANCELLED by 1000` -> `CANCELLED`; `COMPLETED+` -> `COMPLETED`."""
+    word = raw.strip().split(" ", 1)[0] if raw.strip() else ""
+    return word.rstrip("+")
+
+
+def is_final(state: str) -> bool:
+    return base_state(state) in FINAL_STATES
+
+
+def is_active(state: str) -> bool:
+    return base_state(state) in ACTIVE_STATES

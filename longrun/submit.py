@@ -1,0 +1,225 @@
+"""Submitting a chain: read the script, plan, render, write the chain folder, run sbatch once.
+
+Nothing is left behind when anything fails: the chain folder (and a state directory this call
+created) is removed again, and sbatch's own message reaches the user.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from . import __version__, slurm
+from .batch_script import UserScript, load_script, wrap_script
+from .chain_store import ChainFolder, StateDir, default_root, new_chain_id
+from .errors import StateError, UsageError
+from .plan import DROPPED_VARIABLES, ChainLocation, LinkPlan, WrapperOptions, build_plan
+from .render import render_link_script
+from .sbatch_options import ParsedArgs, last_value, parse_args
+from .slurm_output import parse_sbatch_job_id
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A chain whose first link Slurm accepted."""
+
+    chain_id: str
+    job_id: str
+    folder: ChainFolder
+    plan: LinkPlan
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What would have been submitted."""
+
+    script: str
+    command: list[str]
+    plan: LinkPlan
+
+
+@dataclass(frozen=True)
+class TestOnly:
+    """sbatch --test-only's answer; no chain was created."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def read_user_script(args: ParsedArgs, stdin: str | None) -> tuple[UserScript, list[str]]:
+    """The script (from a file, stdin or --wrap) and its arguments, as sbatch finds them."""
+    wrap = last_value(args.options, "wrap")
+    if wrap is not None:
+        if args.operands:
+            raise UsageError(
+                "a script argument is not permitted with --wrap (sbatch refuses it too)",
+                "Give either a script or --wrap=COMMAND.",
+            )
+        return wrap_script(wrap.value or ""), []
+    if args.operands:
+        return load_script(args.operands[0]), list(args.operands[1:])
+    return load_script(None, stdin), []
+
+
+def sbatch_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment sbatch runs with: the user's, without variables that would make it wait."""
+    return {k: v for k, v in environ.items() if k not in DROPPED_VARIABLES}
+
+
+def submit(
+    wrapper: WrapperOptions,
+    sbatch_argv: Sequence[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdin_reader=None,
+) -> Submitted | DryRun | TestOnly:
+    """Submit `sbatch_argv` (sbatch options, script, script arguments) as a chain."""
+    env = dict(os.environ if environ is None else environ)
+    submit_dir = os.path.abspath(cwd or os.getcwd())
+    args = parse_args(sbatch_argv)
+
+    if any(o.name == "test-only" for o in args.options):
+        return _test_only(sbatch_argv, env, submit_dir, stdin_reader)
+
+    needs_stdin = last_value(args.options, "wrap") is None and not args.operands
+    stdin_text = _read_stdin(stdin_reader) if needs_stdin else None
+    script, script_args = read_user_script(args, stdin_text)
+
+    sbatch_path = shutil.which("sbatch", path=env.get("PATH"))
+    if sbatch_path is None and not wrapper.dry_run:
+        raise slurm.SlurmCommandError(
+            ["sbatch"],
+            "sbatch: command not found",
+            returncode=127,
+            hint="Slurm's commands must be on PATH: load your site's Slurm module, or run "
+            "this on a login node of the cluster. Nothing was submitted.",
+        )
+
+    state = StateDir(default_root(wrapper.state_dir, env))
+    chain_id = new_chain_id()
+    where = ChainLocation(
+        chain_id=chain_id,
+        chain_dir=str(state.chains / chain_id),
+        state_dir=str(state.root),
+        submit_dir=submit_dir,
+        slurm_bin_dir=os.path.dirname(sbatch_path) if sbatch_path else "",
+    )
+    plan = build_plan(wrapper, args, script, script_args, where, env)
+    if plan.test_only:
+        return _test_only(sbatch_argv, env, submit_dir, stdin_reader, stdin_text)
+    text = render_link_script(plan)
+    for warning in plan.warnings:
+        logger.warning(warning)
+    if wrapper.dry_run:
+        return DryRun(text, plan.first_command(), plan)
+
+    created = _ensure_state(state)
+    try:
+        with state.creating(chain_id) as folder:
+            folder.write_script(script.text)
+            folder.write_env(sbatch_environment(env))
+            folder.write_link_script(text)
+            folder.write_meta(_metadata(plan, wrapper, script, sbatch_argv, env))
+            folder.append_event("submitting", command=shlex.join(plan.first_command()))
+            result = slurm.run(
+                plan.first_command(), cwd=submit_dir, env=sbatch_environment(env), timeout=120
+            )
+            job_id = parse_sbatch_job_id(result.stdout)
+            state.record_job(job_id, chain_id)
+            folder.append_event("submitted", job=job_id, link=0)
+    except BaseException:
+        for path in reversed(created):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    return Submitted(chain_id, job_id, folder, plan)
+
+
+def _ensure_state(state: StateDir) -> list[Path]:
+    """Create what is missing of the state directory; return what this call created."""
+    missing = [p for p in (state.root, state.chains, state.jobs) if not p.exists()]
+    state.ensure()
+    return missing
+
+
+def _read_stdin(stdin_reader) -> str:
+    reader = stdin_reader or (lambda: sys.stdin.read())
+    if stdin_reader is None and sys.stdin.isatty():
+        raise UsageError(
+            "no batch script given",
+            "Give a script: sbatch_longrun [options] script.sbatch [args], or pipe one in, "
+            "or use --wrap=COMMAND.",
+        )
+    return reader()
+
+
+def _test_only(
+    sbatch_argv: Sequence[str],
+    env: Mapping[str, str],
+    submit_dir: str,
+    stdin_reader,
+    stdin_text: str | None = None,
+) -> TestOnly:
+    """Let sbatch validate the submission as the user wrote it; create no chain."""
+    args = parse_args(sbatch_argv)
+    if stdin_text is None and last_value(args.options, "wrap") is None and not args.operands:
+        stdin_text = _read_stdin(stdin_reader)
+    result = slurm.run(
+        ["sbatch", *sbatch_argv],
+        cwd=submit_dir,
+        env=sbatch_environment(env),
+        input=stdin_text,
+        check=False,
+    )
+    return TestOnly(result.returncode, result.stdout, result.stderr)
+
+
+def _metadata(
+    plan: LinkPlan,
+    wrapper: WrapperOptions,
+    script: UserScript,
+    sbatch_argv: Sequence[str],
+    env: Mapping[str, str],
+) -> dict:
+    try:
+        import pwd
+
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        user = env.get("USER", str(os.getuid()))
+    return {
+        "chain_id": plan.chain_id,
+        "created": __import__("time").strftime("%Y-%m-%dT%H:%M:%S"),
+        "longrun_version": __version__,
+        "user": user,
+        "uid": os.getuid(),
+        "host": os.uname().nodename,
+        "job_name": plan.job_name,
+        "script": script.source,
+        "script_args": list(plan.script_args),
+        "submit_dir": plan.submit_dir,
+        "sbatch_argv": list(sbatch_argv),
+        "first_options": list(plan.first_options),
+        "successor_options": list(plan.successor_options),
+        "max_restarts": wrapper.max_restarts,
+        "retry_failed": wrapper.retry_failed,
+        "continue_exit_code": plan.continue_code,
+        "check_signal": plan.check_signal,
+        "forward_signal": plan.forward_signal,
+    }
+
+
+def check_state_dir_usable(explicit: str | None, environ: Mapping[str, str]) -> StateDir:
+    """The state directory, checked; for commands that read chains."""
+    state = StateDir(default_root(explicit, environ))
+    if state.root.exists() and not state.root.is_dir():
+        raise StateError(f"state directory {state.root} is not a directory")
+    return state

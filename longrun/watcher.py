@@ -1,0 +1,255 @@
+"""The optional watcher: reports a chain's progress, enforces --max-restarts, repairs a gap.
+
+The chain does not need it: every link queues its own successor. The watcher follows the
+chain's event log (a local file, read every few seconds) and asks Slurm with one squeue call at
+most every 30 s while a link runs, every 60 s while one waits; it never polls sacct.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from loguru import logger
+
+from . import states
+from .chain_ops import (
+    enforce_max_restarts,
+    live_view,
+    record_end,
+    repair,
+    settle_last_link,
+)
+from .chain_store import ChainFolder, StateDir
+from .chain_view import ChainView
+from .errors import LongrunError
+from .report import event_line, progress_line
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    running_interval: float = 30.0  # squeue while a link runs
+    waiting_interval: float = 60.0  # squeue while a link waits in the queue
+    log_interval: float = 2.0  # read the event log
+    settle_delay: float = 5.0  # after the log shows a link ended, ask Slurm this soon
+    plain_status_interval: float = 600.0  # a status line when the output is not a terminal
+
+    @classmethod
+    def from_env(cls) -> WatchSettings:
+        """Intervals may be shortened for tests with LONGRUN_WATCH_*_SECONDS."""
+
+        def get(name: str, default: float) -> float:
+            raw = os.environ.get(f"LONGRUN_WATCH_{name}_SECONDS")
+            return float(raw) if raw else default
+
+        return cls(
+            running_interval=get("RUNNING", cls.running_interval),
+            waiting_interval=get("WAITING", cls.waiting_interval),
+            log_interval=get("LOG", cls.log_interval),
+            settle_delay=get("SETTLE", cls.settle_delay),
+        )
+
+
+class Output:
+    """Event lines, plus a progress line rewritten in place when writing to a terminal."""
+
+    def __init__(self, stream: Any = None, verbose: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.verbose = verbose
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._progress = False
+
+    def line(self, text: str) -> None:
+        self._clear()
+        stamp = time.strftime("%H:%M:%S")
+        self.stream.write(f"[{stamp}] {text}\n")
+        self.stream.flush()
+
+    def progress(self, text: str) -> None:
+        if not self.tty:
+            return
+        self.stream.write("\r\033[K" + text)
+        self.stream.flush()
+        self._progress = True
+
+    def _clear(self) -> None:
+        if self._progress:
+            self.stream.write("\r\033[K")
+            self._progress = False
+
+
+class EventTail:
+    """New lines of the event log since the last read."""
+
+    def __init__(self, folder: ChainFolder, from_end: bool) -> None:
+        self.folder = folder
+        self.offset = 0
+        if from_end and folder.events_file.exists():
+            self.offset = folder.events_file.stat().st_size
+
+    def read(self) -> list[dict[str, Any]]:
+        import json
+
+        try:
+            with open(self.folder.events_file, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        events = []
+        for raw in data[: end + 1].splitlines():
+            try:
+                events.append(json.loads(raw))
+            except ValueError:
+                logger.debug("skipped a damaged event line")
+        return events
+
+
+class Stop(Exception):
+    """The watcher was told to stop (Ctrl-C, closed terminal, SIGTERM)."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def watch(
+    folder: ChainFolder,
+    state: StateDir,
+    *,
+    settings: WatchSettings | None = None,
+    output: Output | None = None,
+    replay: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
+    """Follow the chain until it ends; return its end state."""
+    settings = settings or WatchSettings.from_env()
+    out = output or Output()
+    tail = EventTail(folder, from_end=not replay)
+    max_restarts = int(folder.read_meta().get("max_restarts", 0))
+    view = live_view(folder)
+    out.line(f"Watching chain {folder.chain_id}: {view.state} - {view.reason}")
+    next_query = clock() + _interval(view, settings)
+    last_plain = clock()
+    while True:
+        ended_link = False
+        for event in tail.read():
+            text = event_line(event, max_restarts, out.verbose)
+            if text:
+                out.line(text)
+            if event.get("event") in ("body_exited", "sigterm", "decision", "chain_ended"):
+                ended_link = True
+        ended = folder.ended()
+        if ended:
+            return _finish(folder, out)
+        now = clock()
+        if ended_link:
+            next_query = min(next_query, now + settings.settle_delay)
+        if now >= next_query:
+            view = _check(folder, state, out)
+            if view.state in states.CHAIN_END_STATES:
+                for event in tail.read():
+                    text = event_line(event, max_restarts, out.verbose)
+                    if text:
+                        out.line(text)
+                return _finish(folder, out)
+            next_query = now + _interval(view, settings)
+        else:
+            view = live_view(folder, ask_slurm=False) if out.tty else view
+        out.progress(progress_line(view))
+        if not out.tty and now - last_plain >= settings.plain_status_interval:
+            out.line(progress_line(view))
+            last_plain = now
+        time.sleep(settings.log_interval)
+
+
+def _interval(view: ChainView, settings: WatchSettings) -> float:
+    running = view.state == states.CHAIN_RUNNING
+    return settings.running_interval if running else settings.waiting_interval
+
+
+def _check(folder: ChainFolder, state: StateDir, out: Output) -> ChainView:
+    """One look at Slurm: enforce the limit, repair a missing successor, notice an end."""
+    try:
+        view = live_view(folder)
+        if enforce_max_restarts(folder, view):
+            view = live_view(folder)
+        if view.state == states.CHAIN_STALLED:
+            view = settle_last_link(folder, view)
+            new_job = repair(folder, state)
+            if new_job:
+                view = live_view(folder)
+        record_end(folder, view, by="watcher")
+        return view
+    except LongrunError as exc:
+        out.line(f"warning: could not ask Slurm about the chain: {exc}")
+        return live_view(folder, ask_slurm=False)
+
+
+def _finish(folder: ChainFolder, out: Output) -> str:
+    view = live_view(folder, ask_slurm=False)
+    from .report import duration
+
+    out.line(
+        f"Chain {folder.chain_id} {view.state}: {len(view.links)} link(s), "
+        f"run time {duration(view.total_run_seconds)}"
+    )
+    return view.state
+
+
+def watch_until_end(folder: ChainFolder, state: StateDir, verbose: bool) -> int:
+    """Watch in the foreground; exit status 0 only for a COMPLETED chain.
+
+    Ctrl-C, a closed terminal or SIGTERM stop the watcher only: the chain goes on.
+    """
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    out = Output(verbose=verbose)
+    try:
+        final = watch(folder, state, output=out)
+    except (KeyboardInterrupt, Stop) as why:
+        name = "Ctrl-C" if isinstance(why, KeyboardInterrupt) else str(why)
+        with contextlib.suppress(OSError):  # the terminal may be gone
+            out.line(
+                f"Stopped watching ({name}); the chain goes on without the watcher. "
+                f"Watch it again with: longrun watch {folder.chain_id}"
+            )
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if final == states.CHAIN_COMPLETED else 1
+
+
+def start_detached(folder: ChainFolder, state: StateDir, verbose: bool) -> tuple[int, Path]:
+    """A watcher in its own session, without a terminal, logging to the chain folder."""
+    log_path = folder.path / "watch.log"
+    command = [
+        sys.executable, "-m", "longrun", "watch", folder.chain_id,
+        "--state-dir", str(state.root),
+    ]  # fmt: skip
+    if verbose:
+        command.append("--verbose")
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    (folder.path / "watch.pid").write_text(f"{process.pid}\n")
+    return process.pid, log_path

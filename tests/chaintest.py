@@ -1,0 +1,151 @@
+"""Helpers for end-to-end chain tests: submit with the installed commands, read the chain folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slurmtest import Cluster, wait_for
+
+
+def command(name: str) -> str:
+    """The installed console script (the package as users get it), next to this Python."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    assert found, f"{name} is not installed"
+    return found
+
+
+def run_cli(
+    name: str,
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [command(name), *args],
+        cwd=cwd,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Chain:
+    """A submitted chain, read from its folder the way longrun itself reads it."""
+
+    state_dir: Path
+    chain_id: str
+    first_job: str
+    cluster: Cluster
+
+    @property
+    def folder(self) -> Path:
+        return self.state_dir / "chains" / self.chain_id
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        path = self.folder / "events.jsonl"
+        if not path.exists():
+            return []
+        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [e for e in events if kind is None or e["event"] == kind]
+
+    def links(self) -> list[str]:
+        """Job ids of the links that started, in order (a Slurm requeue is not a new link)."""
+        seen: list[str] = []
+        for event in self.events("link_started"):
+            if event["job"] not in seen:
+                seen.append(event["job"])
+        return seen
+
+    def jobs(self) -> set[str]:
+        """Every job id the chain ever had: links and standbys."""
+        ids = {self.first_job}
+        for event in self.events():
+            for key in ("job", "standby"):
+                if event.get(key):
+                    ids.add(str(event[key]))
+        return ids
+
+    def ended(self) -> str | None:
+        path = self.folder / "ended"
+        return path.read_text().strip() if path.exists() else None
+
+    def queued(self) -> dict[str, str]:
+        return self.cluster.queue(self.jobs())
+
+    def wait_end(self, timeout: float = 300) -> str:
+        """Wait until the chain recorded its end and none of its jobs is queued any more."""
+        return wait_for(
+            lambda: self.ended() if self.ended() and not self.queued() else None,
+            timeout=timeout,
+            what=f"chain {self.chain_id} to end with nothing left in the queue",
+        )
+
+    def wait_event(self, kind: str, count: int = 1, timeout: float = 120) -> list[dict[str, Any]]:
+        return wait_for(
+            lambda: (lambda found: found if len(found) >= count else None)(self.events(kind)),
+            timeout=timeout,
+            what=f"{count} '{kind}' event(s) in chain {self.chain_id}",
+        )
+
+    def wait_link_running(self, index: int, timeout: float = 120) -> str:
+        """The job id of link `index` once its body has started."""
+        events = wait_for(
+            lambda: [e for e in self.events("body_started") if int(e["link"]) == index] or None,
+            timeout=timeout,
+            what=f"link {index} of chain {self.chain_id} to start its script",
+        )
+        return str(events[-1]["job"])
+
+
+def submit_chain(
+    cluster: Cluster,
+    workdir: Path,
+    script: str,
+    *sbatch_args: str,
+    wrapper: Sequence[str] = (),
+    script_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    name: str = "job.sh",
+) -> Chain:
+    """Write `script` into workdir and submit it with sbatch_longrun --no-watch."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / name
+    path.write_text(script)
+    state = workdir / "state"
+    result = run_cli(
+        "sbatch_longrun",
+        "--no-watch",
+        "--state-dir",
+        str(state),
+        *wrapper,
+        *sbatch_args,
+        name,
+        *script_args,
+        cwd=workdir,
+        env=env,
+    )
+    assert result.returncode == 0, f"submission failed:\n{result.stdout}\n{result.stderr}"
+    job_id = result.stdout.strip().split()[-1]
+    chain_id = (state / "jobs" / job_id).read_text().strip()
+    return Chain(state, chain_id, job_id, cluster)
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# longrun's test command (the one the README and .ci/run use): a virtual environment with the
+# package and its test dependencies, the local Slurm cluster, then unit and end-to-end tests.
+# The cluster is left as it was found: brought down again only if this script brought it up.
+#
+#   bash tests/run.sh                 everything
+#   bash tests/run.sh -m 'not slurm'  unit tests only (pytest arguments pass through)
+#   bash tests/run.sh -m slurm        end-to-end tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${LONGRUN_VENV:-.venv}
+WORKERS=${LONGRUN_TEST_WORKERS:-8}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+# A regular (not editable) install: the tests then use the package as users get it, templates
+# included from the wheel.
+"$VENV/bin/pip" install -q --disable-pip-version-check hatchling
+"$VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps .
+"$VENV/bin/pip" install -q --disable-pip-version-check ".[test]"
+
+was_up=0
+if bash example/local-slurm.sh status >/dev/null 2>&1; then
+  was_up=1
+fi
+cleanup() {
+  if [ "$was_up" -eq 0 ]; then
+    bash example/local-slurm.sh down || true
+  fi
+}
+trap cleanup EXIT
+bash example/local-slurm.sh up
+eval "$(bash example/local-slurm.sh env)"
+export SLURM_CONF
+export PATH="$PWD/$VENV/bin:$PATH"
+
+# Run from tests/ so that `import longrun` finds the installed package, not the checkout.
+cd tests
+"../$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -n "$WORKERS" "$@" .

@@ -1,0 +1,240 @@
+"""Helpers for end-to-end tests on the local cluster: submit, wait for states, cause end states.
+
+Every wait polls a real condition with a deadline; nothing here sleeps for a fixed time and hopes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from longrun import slurm
+from longrun.errors import SlurmCommandError
+
+T = TypeVar("T")
+
+# States in which Slurm has finished with a job (sacct and squeue spellings).
+FINAL_STATES = {
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "REVOKED",
+    "TIMEOUT",
+}
+
+
+class WaitTimeout(AssertionError):
+    """A polled condition did not come true before its deadline."""
+
+
+def wait_for(
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.5,
+) -> T:
+    """Call probe until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class SacctRecord:
+    job_id: str
+    state: str
+    exit_code: str
+    partition: str
+    raw_state: str
+
+
+def squeue_state(job_id: str) -> str | None:
+    """Slurm's current state of a job while slurmctld still knows it (MinJobAge), else None."""
+    result = slurm.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"], check=False)
+    state = result.stdout.strip()
+    return state or None
+
+
+def sacct_record(job_id: str) -> SacctRecord | None:
+    """The accounting record of a job's allocation (not its steps), or None if not there yet."""
+    result = slurm.run(
+        ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State,ExitCode,Partition"],
+        check=False,
+    )
+    for line in result.stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) == 4 and fields[0] == job_id:
+            return SacctRecord(
+                job_id=fields[0],
+                state=fields[1].split()[0] if fields[1] else "",
+                exit_code=fields[2],
+                partition=fields[3],
+                raw_state=fields[1],
+            )
+    return None
+
+
+class Cluster:
+    """The running local cluster, as the tests see it."""
+
+    def __init__(self, conf: str) -> None:
+        self.conf = conf
+        self.node = slurm.run(["sinfo", "-h", "-N", "-o", "%N"]).stdout.split()[0]
+        cpus = slurm.run(["sinfo", "-h", "-N", "-o", "%c"]).stdout.split()[0]
+        self.cpus = int(cpus)
+
+    # --- submitting -------------------------------------------------------------------------
+    def sbatch(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+        """Submit with plain sbatch and return the job id."""
+        result = slurm.run(["sbatch", "--parsable", *args], cwd=cwd, env=env)
+        return result.stdout.strip().split(";")[0]
+
+    # --- waiting ----------------------------------------------------------------------------
+    def wait_state(self, job_id: str, states: Iterable[str], timeout: float = 120) -> str:
+        """Wait until squeue (or, once the job left slurmctld, sacct) shows one of `states`."""
+        wanted = set(states)
+
+        def probe() -> str | None:
+            state = squeue_state(job_id)
+            if state is None:
+                record = sacct_record(job_id)
+                state = record.state if record else None
+            return state if state in wanted else None
+
+        return wait_for(probe, timeout=timeout, what=f"job {job_id} to reach {sorted(wanted)}")
+
+    def wait_final(self, job_id: str, timeout: float = 180) -> str:
+        """Wait until the job has ended in any final state; return that state."""
+        return self.wait_state(job_id, FINAL_STATES, timeout=timeout)
+
+    def wait_sacct(self, job_id: str, states: Iterable[str], timeout: float = 60) -> SacctRecord:
+        """Wait until accounting records the job in one of `states` (slurmdbd lags a little)."""
+        wanted = set(states)
+
+        def probe() -> SacctRecord | None:
+            record = sacct_record(job_id)
+            return record if record and record.state in wanted else None
+
+        return wait_for(probe, timeout=timeout, what=f"sacct to record job {job_id} as {wanted}")
+
+    def wait_file(self, path: Path, text: str | None = None, timeout: float = 60) -> str:
+        """Wait until a file exists (and contains `text`); return its content."""
+
+        def probe() -> str | None:
+            if not path.exists():
+                return None
+            content = path.read_text(errors="replace")
+            return content if text is None or text in content else None
+
+        return wait_for(probe, timeout=timeout, what=f"{path} to contain {text!r}")
+
+    def queue(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """Job id -> state for the given jobs that are still pending or running."""
+        ids = ",".join(job_ids)
+        if not ids:
+            return {}
+        result = slurm.run(["squeue", "-h", "-j", ids, "-o", "%i|%T"], check=False)
+        pairs = (line.split("|", 1) for line in result.stdout.splitlines() if "|" in line)
+        return {job: state for job, state in pairs}
+
+    def jobs_named(self, name: str) -> dict[str, str]:
+        """Job id -> state for every job of this name that slurmctld still knows."""
+        result = slurm.run(["squeue", "-h", "-t", "all", "-n", name, "-o", "%i|%T"], check=False)
+        pairs = (line.split("|", 1) for line in result.stdout.splitlines() if "|" in line)
+        return {job: state for job, state in pairs}
+
+    # --- causing end states -----------------------------------------------------------------
+    def cancel(self, *job_ids: str) -> None:
+        slurm.run(["scancel", *job_ids], check=False)
+
+    def preempt(self, victim: str, *, hold_seconds: int = 5) -> str:
+        """Submit a job in the high partition that needs the whole node, preempting `victim`.
+
+        The victim must be running in `main` (CANCEL mode) or `requeue` (REQUEUE mode).
+        Returns the preemptor's job id; it ends by itself after `hold_seconds`.
+        """
+        self.wait_state(victim, {"RUNNING"}, timeout=60)
+        return self.sbatch(
+            "-p",
+            "high",
+            "-c",
+            str(self.cpus),
+            "-J",
+            "preemptor",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            f"sleep {hold_seconds}",
+        )
+
+    def preempt_time(self, job_id: str) -> str | None:
+        """The PreemptTime slurmctld shows for a job, or None if it was not preempted."""
+        result = slurm.run(
+            ["squeue", "-h", "-t", "all", "-j", job_id, "-O", "PreemptTime"], check=False
+        )
+        value = result.stdout.strip()
+        return value if value and value not in {"N/A", "None", "Unknown"} else None
+
+    def job_field(self, job_id: str, key: str) -> str | None:
+        """One field of `scontrol show job -o` (harness jobs have plain names: a regex will do)."""
+        result = slurm.run(["scontrol", "show", "job", "-o", job_id], check=False)
+        match = re.search(rf"(?:^|\s){re.escape(key)}=(\S*)", result.stdout)
+        return match.group(1) if match else None
+
+    def node_state(self) -> str:
+        # sinfo prints the node once per partition; the state is the same on every line.
+        lines = slurm.run(["sinfo", "-h", "-N", "-n", self.node, "-o", "%T"]).stdout.split()
+        return lines[0] if lines else ""
+
+    @contextlib.contextmanager
+    def node_down(self, reason: str = "longrun-test") -> Iterator[None]:
+        """Mark the node DOWN (killing its jobs as a node failure would), then bring it back."""
+        slurm.run(["scontrol", "update", f"nodename={self.node}", "state=down", f"reason={reason}"])
+        try:
+            yield
+        finally:
+            self.resume_node()
+
+    def resume_node(self) -> None:
+        """Return the node to service and wait until it takes jobs again."""
+        state = self.node_state()
+        if state.startswith(("down", "drain", "fail")):
+            slurm.run(["scontrol", "update", f"nodename={self.node}", "state=resume"], check=False)
+        wait_for(
+            lambda: self.node_state().rstrip("*") in {"idle", "mixed", "allocated"},
+            timeout=60,
+            what=f"node {self.node} to return to service",
+        )
+
+
+def cluster_problem() -> str | None:
+    """Why the local cluster cannot be used, or None if it answers."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf:
+        return 'SLURM_CONF is not set: run `eval "$(bash example/local-slurm.sh env)"` first'
+    if not Path(conf).is_file():
+        return f"SLURM_CONF={conf} does not exist: run `bash example/local-slurm.sh up` first"
+    try:
+        slurm.run(["scontrol", "ping"], timeout=20)
+        slurm.run(["sacct", "-n", "-X", "-S", "now-1minutes"], timeout=20)
+    except SlurmCommandError as exc:
+        return f"the local cluster does not answer: {exc}"
+    return None

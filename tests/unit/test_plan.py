@@ -1,0 +1,193 @@
+"""The plan: effective options, one-time options, generated directives, signals."""
+
+from __future__ import annotations
+
+import pytest
+
+from longrun.batch_script import UserScript
+from longrun.errors import UsageError
+from longrun.plan import (
+    ChainLocation,
+    LinkPlan,
+    WrapperOptions,
+    build_plan,
+    effective_options,
+    parse_signal,
+)
+from longrun.sbatch_options import parse_args
+
+WHERE = ChainLocation(
+    chain_id="20261125-120000-abcd",
+    chain_dir="/state/chains/20261125-120000-abcd",
+    state_dir="/state",
+    submit_dir="/work",
+    slurm_bin_dir="/usr/bin",
+)
+
+
+def plan_for(
+    text: str,
+    argv: list[str],
+    environ: dict[str, str] | None = None,
+    wrapper: WrapperOptions | None = None,
+) -> LinkPlan:
+    args = parse_args([*argv, "job.sh"])
+    script = UserScript(text, "job.sh", "job.sh")
+    return build_plan(wrapper or WrapperOptions(), args, script, [], WHERE, environ or {})
+
+
+def test_command_line_beats_environment_beats_directives() -> None:
+    cli = parse_args(["-J", "cli", "x.sh"]).options
+    directives = parse_args(["-J", "script", "--output=o.txt", "--signal=B:USR2@30"]).options
+    env = {"SBATCH_JOB_NAME": "env", "SBATCH_SIGNAL": "USR1@90"}
+    effective = effective_options(cli, directives, env)
+    assert effective.get("job-name") == "cli"
+    assert effective.get("signal") == "USR1@90"
+    assert effective.get("output") == "o.txt"
+    assert "open-mode" not in effective
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("B:USR1@90", ("USR1", 90, True)),
+        ("USR2", ("USR2", 60, False)),
+        ("SIGTERM@30", ("TERM", 30, False)),
+        ("RB:10@120", ("USR1", 120, True)),
+        # What Slurm 22.05's sbatch accepted and refused (checked with --test-only):
+        ("b:usr1@5", ("USR1", 5, True)),
+        ("B:SIGUSR1@5", ("USR1", 5, True)),
+        ("B:USR1@", ("USR1", 0, True)),
+        ("B:NOPE@10", None),
+        ("B:USR1@70000", None),
+        ("B:USR1@1x", None),
+    ],
+)
+def test_parse_signal(value: str, expected: tuple | None) -> None:
+    spec = parse_signal(value)
+    if expected is None:
+        assert spec is None
+    else:
+        assert spec is not None and (spec.signal, spec.seconds, spec.batch) == expected
+
+
+def test_one_time_options_only_reach_the_first_link() -> None:
+    plan = plan_for(
+        "#!/bin/bash\necho hi\n",
+        ["-p", "main", "--dependency=afterok:5", "--begin=now+1hour", "-H", "--time=10"],
+    )
+    assert plan.first_options == (
+        "-p", "main", "--dependency=afterok:5", "--begin=now+1hour", "-H", "--time=10",
+    )  # fmt: skip
+    assert plan.successor_options == ("-p", "main", "--time=10")
+
+
+def test_one_time_directive_is_disabled_in_the_header_and_moved_to_the_first_link() -> None:
+    plan = plan_for(
+        "#!/bin/bash\n#SBATCH -J name --hold\n#SBATCH --dependency=afterany:7\necho\n", []
+    )
+    assert plan.header == (
+        "##SBATCH -J name --hold",
+        "# longrun: --hold applies to the first link only (on its command line)",
+        "#SBATCH -J name",
+        "##SBATCH --dependency=afterany:7",
+        "# longrun: --dependency=afterany:7 applies to the first link only (on its command line)",
+    )
+    assert plan.first_options == ("--hold", "--dependency=afterany:7")
+    assert "--hold" not in plan.successor_options
+
+
+def test_command_line_one_time_option_wins_over_the_directive() -> None:
+    plan = plan_for("#!/bin/bash\n#SBATCH --begin=now+5\necho\n", ["--begin=now+60"])
+    assert plan.first_options == ("--begin=now+60",)
+
+
+def test_wait_and_parsable_are_handled_by_longrun_not_passed_on() -> None:
+    plan = plan_for("#!/bin/bash\n#SBATCH --wait\necho\n", ["--parsable", "-W"])
+    assert "--parsable" not in plan.first_options and "-W" not in plan.first_options
+    assert plan.parsable
+    assert plan.header[0] == "##SBATCH --wait"
+
+
+def test_default_signal_and_job_name_are_generated_as_directives() -> None:
+    plan = plan_for("#!/bin/bash\necho\n", [])
+    assert plan.generated_directives == (
+        "--job-name=job.sh",
+        "--signal=B:USR1@120",
+        "--open-mode=append",
+    )
+    assert (plan.check_signal, plan.forward_signal, plan.step_signal_window) == ("USR1", False, 0)
+
+
+def test_job_name_with_spaces_is_quoted_for_the_directive_reader() -> None:
+    args = parse_args(["my job.sh"])
+    script = UserScript("#!/bin/bash\necho\n", "my job.sh", "my job.sh")
+    plan = build_plan(WrapperOptions(), args, script, [], WHERE, {})
+    assert plan.generated_directives[0] == '"--job-name=my job.sh"'
+
+
+def test_user_batch_signal_is_forwarded() -> None:
+    plan = plan_for("#!/bin/bash\n#SBATCH --signal=B:USR2@90\necho\n", [])
+    assert (plan.check_signal, plan.forward_signal) == ("USR2", True)
+    assert not any("--signal" in d for d in plan.generated_directives)
+
+
+def test_step_only_signal_sets_a_window_and_no_trap() -> None:
+    plan = plan_for("#!/bin/bash\necho\n", ["--signal=USR1@90"])
+    assert (plan.check_signal, plan.forward_signal, plan.step_signal_window) == ("", False, 150)
+
+
+def test_unreadable_signal_is_left_to_sbatch_with_a_warning() -> None:
+    plan = plan_for("#!/bin/bash\necho\n", ["--signal=B:BOGUS"])
+    assert plan.check_signal == ""
+    assert any("--signal=B:BOGUS" in w for w in plan.warnings)
+
+
+def test_user_open_mode_is_kept_and_truncate_warns() -> None:
+    plan = plan_for("#!/bin/bash\necho\n", ["--open-mode=truncate"])
+    assert "--open-mode=append" not in plan.generated_directives
+    assert "--open-mode=truncate" in plan.successor_options
+    assert any("truncate" in w for w in plan.warnings)
+
+
+def test_open_mode_from_the_environment_counts_as_a_choice() -> None:
+    plan = plan_for("#!/bin/bash\necho\n", [], {"SBATCH_OPEN_MODE": "truncate"})
+    assert "--open-mode=append" not in plan.generated_directives
+
+
+@pytest.mark.parametrize(
+    ("text", "argv", "environ"),
+    [
+        ("#!/bin/bash\necho\n", ["--array=1-3"], {}),
+        ("#!/bin/bash\n#SBATCH -a 0-9\necho\n", [], {}),
+        ("#!/bin/bash\necho\n", [], {"SBATCH_ARRAY_INX": "1-2"}),
+    ],
+)
+def test_arrays_are_refused(text: str, argv: list[str], environ: dict[str, str]) -> None:
+    with pytest.raises(UsageError, match="job arrays"):
+        plan_for(text, argv, environ)
+
+
+def test_body_delimiter_avoids_lines_of_the_script() -> None:
+    plan = plan_for("#!/bin/bash\ncat <<X\nLONGRUN_SCRIPT_END\nX\n", [])
+    assert plan.body_delimiter == "LONGRUN_SCRIPT_END_1"
+
+
+def test_first_command() -> None:
+    plan = plan_for("#!/bin/bash\necho\n", ["-t", "5"])
+    assert plan.first_command() == [
+        "sbatch", "--parsable", "-t", "5",
+        "/state/chains/20261125-120000-abcd/link.sh", "0", "", "", "0",
+    ]  # fmt: skip
+
+
+def test_script_name_that_is_not_a_plain_file_name_becomes_script() -> None:
+    args = parse_args(["x"])
+    for name in ("..", "-rf", "a\nb", ""):
+        script = UserScript("#!/bin/bash\n", name, name)
+        assert build_plan(WrapperOptions(), args, script, [], WHERE, {}).script_name == "script"
+
+
+def test_malformed_tuning_variable_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="LONGRUN_JUDGE_SECONDS"):
+        plan_for("#!/bin/bash\necho\n", [], {"LONGRUN_JUDGE_SECONDS": "soon"})
