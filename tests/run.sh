@@ -6,20 +6,15 @@
 #   bash tests/run.sh                 everything
 #   bash tests/run.sh -m 'not slurm'  unit tests only (pytest arguments pass through)
 #   bash tests/run.sh -m slurm        end-to-end tests only
+#
+# Settings (environment): LONGRUN_VENV (default .venv), LONGRUN_TEST_WORKERS (default 8: the
+# end-to-end tests mostly wait for Slurm, so more workers than cores pays off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-VENV=${LONGRUN_VENV:-.venv}
+VENV=${LONGRUN_VENV:-$PWD/.venv}
 WORKERS=${LONGRUN_TEST_WORKERS:-8}
 
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-# A regular (not editable) install: the tests then use the package as users get it, templates
-# included from the wheel.
-"$VENV/bin/pip" install -q --disable-pip-version-check hatchling
-"$VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps .
-"$VENV/bin/pip" install -q --disable-pip-version-check ".[test]"
+LONGRUN_VENV=$VENV bash example/install-longrun.sh --test
 
 was_up=0
 if bash example/local-slurm.sh status >/dev/null 2>&1; then
@@ -34,8 +29,8 @@ trap cleanup EXIT
 bash example/local-slurm.sh up
 eval "$(bash example/local-slurm.sh env)"
 export SLURM_CONF
-export PATH="$PWD/$VENV/bin:$PATH"
+export PATH="$VENV/bin:$PATH"
 
 # Run from tests/ so that `import longrun` finds the installed package, not the checkout.
 cd tests
-"../$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -n "$WORKERS" "$@" .
+"$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -n "$WORKERS" "$@" .
