@@ -90,10 +90,8 @@ def _read_file(path: str) -> str:
             "script (Slurm refuses scripts with NUL characters)",
             "Submit a text script that starts with #! and runs your program.",
         )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    # Bytes that are not UTF-8 survive as surrogates and are written back unchanged.
+    return data.decode("utf-8", errors="surrogateescape")
 
 
 def check_script_text(text: str, source: str) -> None:

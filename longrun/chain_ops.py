@@ -212,8 +212,7 @@ def repair(folder: ChainFolder, state: StateDir) -> str | None:
         ]  # fmt: skip
         result = slurm.run(command, cwd=meta.get("submit_dir") or "/", env=load_env(folder))
         job_id = parse_sbatch_job_id(result.stdout)
-        (folder.link_dir(last.job_id)).mkdir(parents=True, exist_ok=True)
-        (folder.link_dir(last.job_id) / "standby").write_text(job_id + "\n")
+        folder.set_standby(last.job_id, job_id)
         state.record_job(job_id, folder.chain_id)
         folder.append_event(
             "repaired", job=last.job_id, standby=job_id, link=last.restart_count,

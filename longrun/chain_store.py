@@ -254,6 +254,18 @@ class ChainFolder:
         finally:
             os.close(fd)
 
+    def set_standby(self, job_id: str, standby: str) -> None:
+        """Record the successor queued for a link (the job side writes the same file)."""
+        self.link_dir(job_id).mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(self.link_dir(job_id) / "standby", standby + "\n")
+
+    @property
+    def watch_log(self) -> Path:
+        return self.path / "watch.log"
+
+    def set_watcher_pid(self, pid: int) -> None:
+        write_atomic(self.path / "watch.pid", f"{pid}\n")
+
     def set_ended(self, state: str) -> None:
         write_atomic(self.ended_file, state + "\n")
 
@@ -304,7 +316,8 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        with os.fdopen(fd, "w") as handle:
+        # surrogateescape: a script or argument that is not UTF-8 is written back byte for byte.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)

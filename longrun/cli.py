@@ -169,7 +169,9 @@ def run_submit(
         sys.exit(outcome.returncode)
     if isinstance(outcome, DryRun):
         click.echo(outcome.script, nl=False)
-        click.echo(f"# sbatch command of the first link:\n# {shlex.join(outcome.command)}")
+        # Every line a comment: a value with a newline must not end the comment.
+        command = shlex.join(outcome.command).replace("\n", "\n# ")
+        click.echo(f"# sbatch command of the first link:\n# {command}")
         return
     assert isinstance(outcome, Submitted)
     if outcome.plan.parsable:
@@ -299,4 +301,4 @@ def show_command(chain: str, original: bool, state_dir: str | None) -> None:
     """Print the link script that every link of the chain runs (or, with --original, yours)."""
     folder = state_of(state_dir).find(chain)
     path = folder.script_file if original else folder.link_script
-    click.echo(path.read_text(), nl=False)
+    click.echo(path.read_bytes(), nl=False)

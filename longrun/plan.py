@@ -227,8 +227,10 @@ def build_plan(
 
     generated: list[str] = []
     job_name = eff.get("job-name") or script.default_job_name
-    if "job-name" not in eff:
-        generated.append(quote_directive_argument(f"--job-name={job_name}"))
+    # Every link runs link.sh, so sbatch's default name must be given explicitly. It goes on the
+    # command line, never into an #SBATCH line: a file name may hold a newline, which would end
+    # the comment and turn the rest of the name into a command.
+    implicit = [] if "job-name" in eff else [f"--job-name={job_name}"]
 
     spec = parse_signal(eff.get("signal") or "") if "signal" in eff else None
     if "signal" not in eff:
@@ -253,8 +255,11 @@ def build_plan(
             "last link's output; leave --open-mode out to have the links append"
         )
 
-    successor = [t for o in cli if o.name not in ONE_TIME_OPTIONS | OWN_OPTIONS for t in o.tokens]
-    first = [t for o in cli if o.name not in OWN_OPTIONS for t in o.tokens]
+    successor = [
+        *implicit,
+        *(t for o in cli if o.name not in ONE_TIME_OPTIONS | OWN_OPTIONS for t in o.tokens),
+    ]
+    first = [*implicit, *(t for o in cli if o.name not in OWN_OPTIONS for t in o.tokens)]
     cli_names = {o.name for o in cli}
     for option in directive_options:
         if option.name in ONE_TIME_OPTIONS - OWN_OPTIONS and option.name not in cli_names:

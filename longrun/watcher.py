@@ -235,7 +235,7 @@ def watch_until_end(folder: ChainFolder, state: StateDir, verbose: bool) -> int:
 
 def start_detached(folder: ChainFolder, state: StateDir, verbose: bool) -> tuple[int, Path]:
     """A watcher in its own session, without a terminal, logging to the chain folder."""
-    log_path = folder.path / "watch.log"
+    log_path = folder.watch_log
     command = [
         sys.executable, "-m", "longrun", "watch", folder.chain_id,
         "--state-dir", str(state.root),
@@ -251,5 +251,5 @@ def start_detached(folder: ChainFolder, state: StateDir, verbose: bool) -> tuple
             start_new_session=True,
             close_fds=True,
         )
-    (folder.path / "watch.pid").write_text(f"{process.pid}\n")
+    folder.set_watcher_pid(process.pid)
     return process.pid, log_path

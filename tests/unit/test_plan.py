@@ -77,9 +77,10 @@ def test_one_time_options_only_reach_the_first_link() -> None:
         ["-p", "main", "--dependency=afterok:5", "--begin=now+1hour", "-H", "--time=10"],
     )
     assert plan.first_options == (
+        "--job-name=job.sh",
         "-p", "main", "--dependency=afterok:5", "--begin=now+1hour", "-H", "--time=10",
     )  # fmt: skip
-    assert plan.successor_options == ("-p", "main", "--time=10")
+    assert plan.successor_options == ("--job-name=job.sh", "-p", "main", "--time=10")
 
 
 def test_one_time_directive_is_disabled_in_the_header_and_moved_to_the_first_link() -> None:
@@ -99,7 +100,7 @@ def test_one_time_directive_is_disabled_in_the_header_and_moved_to_the_first_lin
 
 def test_command_line_one_time_option_wins_over_the_directive() -> None:
     plan = plan_for("#!/bin/bash\n#SBATCH --begin=now+5\necho\n", ["--begin=now+60"])
-    assert plan.first_options == ("--begin=now+60",)
+    assert plan.first_options == ("--job-name=job.sh", "--begin=now+60")
 
 
 def test_wait_and_parsable_are_handled_by_longrun_not_passed_on() -> None:
@@ -109,21 +110,27 @@ def test_wait_and_parsable_are_handled_by_longrun_not_passed_on() -> None:
     assert plan.header[0] == "##SBATCH --wait"
 
 
-def test_default_signal_and_job_name_are_generated_as_directives() -> None:
+def test_default_signal_and_open_mode_are_generated_as_directives() -> None:
     plan = plan_for("#!/bin/bash\necho\n", [])
-    assert plan.generated_directives == (
-        "--job-name=job.sh",
-        "--signal=B:USR1@120",
-        "--open-mode=append",
-    )
+    assert plan.generated_directives == ("--signal=B:USR1@120", "--open-mode=append")
     assert (plan.check_signal, plan.forward_signal, plan.step_signal_window) == ("USR1", False, 0)
 
 
-def test_job_name_with_spaces_is_quoted_for_the_directive_reader() -> None:
-    args = parse_args(["my job.sh"])
-    script = UserScript("#!/bin/bash\necho\n", "my job.sh", "my job.sh")
+def test_default_job_name_goes_on_the_command_line_never_into_a_directive() -> None:
+    # A file name may hold a newline: in an #SBATCH line it would end the comment.
+    name = "x\ntouch CANARY;.sh"
+    args = parse_args([name])
+    script = UserScript("#!/bin/bash\necho\n", name, name)
     plan = build_plan(WrapperOptions(), args, script, [], WHERE, {})
-    assert plan.generated_directives[0] == '"--job-name=my job.sh"'
+    assert plan.first_options[0] == plan.successor_options[0] == f"--job-name={name}"
+    assert not any("job-name" in d for d in plan.generated_directives)
+
+
+def test_a_job_name_the_user_chose_is_not_repeated() -> None:
+    plan = plan_for("#!/bin/bash\n#SBATCH -J mine\necho\n", [])
+    assert plan.first_options == () and plan.successor_options == ()
+    plan = plan_for("#!/bin/bash\necho\n", [], environ={"SBATCH_JOB_NAME": "env"})
+    assert plan.first_options == () and plan.job_name == "env"
 
 
 def test_user_batch_signal_is_forwarded() -> None:
@@ -176,7 +183,7 @@ def test_body_delimiter_avoids_lines_of_the_script() -> None:
 def test_first_command() -> None:
     plan = plan_for("#!/bin/bash\necho\n", ["-t", "5"])
     assert plan.first_command() == [
-        "sbatch", "--parsable", "-t", "5",
+        "sbatch", "--parsable", "--job-name=job.sh", "-t", "5",
         "/state/chains/20261125-120000-abcd/link.sh", "0", "", "", "0",
     ]  # fmt: skip
 

@@ -1,0 +1,203 @@
+"""The link script's own bash helpers, run from a rendered script without Slurm.
+
+The rendered script up to `lr_prologue "$@"` only assigns variables and defines functions, so it
+can be sourced and its helpers called one by one. Where a helper reads Slurm's output, a stand-in
+`squeue` prints output captured from the real cluster (tests/unit/data): this tests our parsing,
+not Slurm. Whether the chain works is proven on the real cluster in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from longrun import states
+from longrun.batch_script import UserScript
+from longrun.chain_store import ChainFolder
+from longrun.plan import ChainLocation, WrapperOptions, build_plan
+from longrun.render import render_link_script, shquote
+from longrun.sbatch_options import parse_args
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def helpers(tmp_path: Path) -> Path:
+    """A file that defines the link script's variables and functions, chain folder included."""
+    chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
+    (chain / "links").mkdir(parents=True)
+    where = ChainLocation(
+        chain_id=chain.name,
+        chain_dir=str(chain),
+        state_dir=str(chain.parent.parent),
+        submit_dir=str(tmp_path),
+        slurm_bin_dir="/usr/bin",
+    )
+    script = UserScript("#!/bin/bash\necho hi\n", "job.sh", "job.sh")
+    plan = build_plan(WrapperOptions(), parse_args(["job.sh"]), script, [], where, {})
+    text = render_link_script(plan)
+    path = tmp_path / "helpers.sh"
+    path.write_text(text[: text.index('\nlr_prologue "$@"')] + "\n")
+    return path
+
+
+def bash(helpers: Path, code: str, path_dir: Path | None = None) -> str:
+    """Source the helpers and run `code`; return standard output."""
+    prefix = f"PATH={shquote(path_dir)}:$PATH\n" if path_dir else ""
+    result = subprocess.run(
+        ["bash", "-c", f"{prefix}source {shquote(helpers)}\n{code}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "99"},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def fake_squeue(tmp_path: Path, line: str) -> Path:
+    """A directory whose `squeue` prints one captured line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "output").write_text(line)
+    squeue = bin_dir / "squeue"
+    squeue.write_text(f"#!/bin/sh\ncat {shquote(bin_dir / 'output')}\n")
+    squeue.chmod(0o755)
+    return bin_dir
+
+
+def captured_lines(name: str) -> list[str]:
+    return [line + "\n" for line in (DATA / name).read_text().splitlines() if line]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        *[
+            (line, (line.split("|")[0], "0", "UNLIMITED"))
+            for line in captured_lines("squeue_link_format.txt")
+        ],
+        (captured_lines("squeue_link_format_preempted.txt")[0], ("FAILED", "1", "UNLIMITED")),
+        (captured_lines("squeue_link_format_preempted.txt")[1], ("RUNNING", "1", "1-02:02:53")),
+    ],
+)
+def test_job_info_reads_state_preempt_time_and_time_left(
+    helpers: Path, tmp_path: Path, line: str, expected: tuple[str, str, str]
+) -> None:
+    out = bash(
+        helpers,
+        'lr_job_info 58 && printf "%s|%s|%s" "$LR_STATE" "$LR_PREEMPTED" "$LR_TIME_LEFT"',
+        fake_squeue(tmp_path, line),
+    )
+    assert tuple(out.split("|")) == expected
+
+
+def test_job_info_fails_when_slurm_no_longer_knows_the_job(helpers: Path, tmp_path: Path) -> None:
+    out = bash(helpers, "lr_job_info 58 || echo gone", fake_squeue(tmp_path, ""))
+    assert out == "gone\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0:30", 30),
+        ("5:00", 300),
+        ("1:02:03", 3723),
+        ("1-02:02:53", 93773),
+        ("2-00:00:00", 172800),
+        ("45", 2700),  # Slurm reads a bare number as minutes
+        ("09:08", 548),
+    ],
+)
+def test_slurm_durations_in_seconds(helpers: Path, text: str, seconds: int) -> None:
+    assert bash(helpers, f"lr_secs {text} && echo $LR_SECS") == f"{seconds}\n"
+
+
+@pytest.mark.parametrize("text", ["UNLIMITED", "INVALID", "N/A", ""])
+def test_durations_that_are_not_times(helpers: Path, text: str) -> None:
+    assert bash(helpers, f"lr_secs {shquote(text)} || echo none") == "none\n"
+
+
+def test_the_rendered_rule_table_decides_as_python_does(helpers: Path) -> None:
+    verdicts = ["", *states.VERDICTS, "garbage"]
+    slurm_states = ["", *states.FINAL_STATES, "RUNNING"]
+    combos = list(itertools.product(verdicts, slurm_states, (False, True)))
+    code = "\n".join(
+        f'lr_decide {shquote(v)} {shquote(s)} {int(p)}; echo "$LR_OUTCOME|$LR_WHY"'
+        for v, s, p in combos
+    )
+    lines = bash(helpers, code).splitlines()
+    assert len(lines) == len(combos)
+    for (verdict, state, preempted), line in zip(combos, lines):
+        rule = states.judge(verdict, state, preempted)
+        assert line == f"{rule.outcome}|{rule.why}", (verdict, state, preempted)
+
+
+def test_events_are_valid_json_whatever_the_text(helpers: Path, tmp_path: Path) -> None:
+    nasty = 'quote " backslash \\ newline \n tab \t bell \a $(touch CANARY) é'
+    bash(helpers, f"LR_COUNT=2; lr_event standby_failed error {shquote(nasty)} exit_code 1")
+    chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
+    events = ChainFolder(chain).read_events()
+    assert len(events) == 1
+    event = events[0]
+    assert (event["event"], event["job"], event["link"], event["exit_code"]) == (
+        "standby_failed", "99", 2, "1",
+    )  # fmt: skip
+    assert event["error"] == nasty.replace("\a", "?")
+    assert not list(tmp_path.rglob("CANARY"))
+    json.dumps(event)
+
+
+def test_environment_snapshot_comes_back_entry_by_entry(helpers: Path, tmp_path: Path) -> None:
+    chain = ChainFolder(tmp_path / "state" / "chains" / "20261125-120000-abcd")
+    environ = {
+        "PLAIN": "value",
+        "MULTI": "line1\nline2 $(touch CANARY) 'q' \"d\"",
+        "EMPTY": "",
+        "EQUALS": "a=b=c",
+        "not-a-name": "skipped",
+    }
+    chain.write_env(environ)
+    out = bash(helpers, "unset SLURM_CONF; lr_load_env; printf '%s\\0' \"${LR_ENV[@]}\"")
+    entries = out.split("\0")[:-1]
+    assert entries == [f"{k}={environ[k]}" for k in sorted(environ) if k != "not-a-name"]
+    assert not list(tmp_path.rglob("CANARY"))
+
+
+def test_process_tree_finds_every_descendant(helpers: Path, tmp_path: Path) -> None:
+    # A parent with two children, one of which has a child of its own: three descendants.
+    tree = subprocess.Popen(
+        ["bash", "-c", "sleep 30 & bash -c 'sleep 30 & wait' & wait"],
+        start_new_session=True,
+    )
+    try:
+        expected = wait_for_descendants(tree.pid, 3)
+        out = bash(helpers, f"lr_tree {tree.pid}; echo ${{LR_TREE[@]}}")
+        assert sorted(map(int, out.split())) == sorted([tree.pid, *expected])
+    finally:
+        os.killpg(tree.pid, signal.SIGKILL)  # its own process group (start_new_session)
+        tree.wait()
+
+
+def wait_for_descendants(pid: int, count: int) -> list[int]:
+    """The descendants of pid once there are `count` of them (polled with a deadline)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found: list[int] = []
+        frontier = [pid]
+        while frontier:
+            parent = frontier.pop()
+            children_file = Path(f"/proc/{parent}/task/{parent}/children")
+            children = [int(c) for c in children_file.read_text().split()]
+            found.extend(children)
+            frontier.extend(children)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)

@@ -1,0 +1,213 @@
+"""Rendering the link script: golden files, determinism, shellcheck, and hostile values.
+
+Set LONGRUN_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change, then read the
+diff before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from longrun.batch_script import UserScript, wrap_script
+from longrun.plan import ChainLocation, LinkPlan, WrapperOptions, build_plan
+from longrun.render import render_link_script, shquote
+from longrun.sbatch_options import parse_args
+
+GOLDEN = Path(__file__).parent / "golden"
+HELPERS_MARKER = "\n# --- helpers "
+
+WHERE = ChainLocation(
+    chain_id="20261125-120000-abcd",
+    chain_dir="/home/user/.longrun/chains/20261125-120000-abcd",
+    state_dir="/home/user/.longrun",
+    submit_dir="/home/user/project",
+    slurm_bin_dir="/usr/bin",
+)
+
+# Text that would do something if bash ever evaluated it: each tries to create CANARY.
+HOSTILE = (
+    "a b",
+    "",
+    "it's",
+    'say "hi"',
+    "$(touch CANARY)",
+    "`touch CANARY`",
+    "; touch CANARY;",
+    "line1\ntouch CANARY\nline3",
+    "$HOME ${PATH} $((1+1)) \\ \\n",
+    "'; touch CANARY; '",
+    "-n",
+    "*",
+    "\t tab",
+)
+
+
+def plan_of(
+    text: str,
+    argv: Sequence[str],
+    script_args: Sequence[str] = (),
+    *,
+    name: str = "train.sbatch",
+    where: ChainLocation = WHERE,
+    wrapper: WrapperOptions | None = None,
+    environ: dict[str, str] | None = None,
+) -> LinkPlan:
+    args = parse_args(list(argv))
+    if text.startswith("--wrap="):
+        script = wrap_script(text[len("--wrap=") :])
+    else:
+        script = UserScript(text, name, name)
+    return build_plan(wrapper or WrapperOptions(), args, script, script_args, where, environ or {})
+
+
+CASES = {
+    "basic": lambda: plan_of(
+        "#!/bin/bash\n#SBATCH --time=60\n#SBATCH --output=train-%x.out\n\npython train.py\n",
+        [],
+    ),
+    "python_forwarded_signal": lambda: plan_of(
+        "#!/usr/bin/env python3\n"
+        "#SBATCH --signal=B:USR1@300\n"
+        "#SBATCH --dependency=afterok:41 --time=4:00:00\n"
+        "import os\nprint(os.environ['SLURM_LONGRUN_RESTART_COUNT'])\n",
+        ["-p", "gpu", "-J", "my run", "--gres=gpu:1"],
+        ["--lr", "0.1", "two words"],
+        wrapper=WrapperOptions(max_restarts=5, retry_failed=1, verbosity="SILENT"),
+    ),
+    "wrap_step_signal": lambda: plan_of(
+        "--wrap=srun ./simulate --resume",
+        ["--signal=USR2@90", "--open-mode=truncate", "-t", "30"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendering_matches_the_golden_file(case: str) -> None:
+    text = render_link_script(CASES[case]())
+    golden = GOLDEN / f"{case}.sh"
+    if os.environ.get("LONGRUN_UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"{golden} is missing: run with LONGRUN_UPDATE_GOLDEN=1"
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendering_is_deterministic(case: str) -> None:
+    assert render_link_script(CASES[case]()) == render_link_script(CASES[case]())
+
+
+def shellcheck(path: Path) -> subprocess.CompletedProcess[str]:
+    found = shutil.which("shellcheck")
+    if found is None:
+        pytest.fail("shellcheck is not installed (Debian: apt-get install shellcheck)")
+    return subprocess.run([found, str(path)], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_golden_input_is_clean_under_shellcheck_and_bash_n(case: str, tmp_path: Path) -> None:
+    path = tmp_path / "link.sh"
+    path.write_text(render_link_script(CASES[case]()))
+    result = shellcheck(path)
+    assert result.returncode == 0, result.stdout
+    syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+    assert syntax.returncode == 0, syntax.stderr
+
+
+def hostile_plan(tmp_path: Path) -> tuple[LinkPlan, str]:
+    """A plan with a hostile value in every field a user controls."""
+    odd = "dir with 'quote' $(touch CANARY) `touch CANARY` \"dq\"\nnewline"
+    where = ChainLocation(
+        chain_id="20261125-120000-abcd",
+        chain_dir=str(tmp_path / odd / "state" / "chains" / "20261125-120000-abcd"),
+        state_dir=str(tmp_path / odd / "state"),
+        submit_dir=str(tmp_path / odd),
+        slurm_bin_dir=str(tmp_path / odd / "bin"),
+    )
+    body = (
+        "#!/bin/bash -e\n"
+        "#SBATCH --comment='$(touch CANARY)'\n"
+        '#SBATCH --job-name="`touch CANARY`"\n'
+        "#SBATCH --dependency=afterok:1\n"
+        "echo \"$@\" '$(still the user's own code)'\n"
+        "LONGRUN_SCRIPT_END\n"
+        "cat <<'EOF'\n$(touch CANARY)\nEOF\n"
+    )
+    argv = [
+        "--output=/tmp/o $(touch CANARY).out",
+        "--chdir",
+        "/tmp/`touch CANARY`",
+        "--export=ALL,X=$(touch CANARY)",
+        "--comment",
+        "line1\n$(touch CANARY)",
+    ]
+    name = "job $(touch CANARY)\n`x`.sh"
+    return plan_of(body, argv, HOSTILE, name=name, where=where), body
+
+
+def run_bash(script: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, check=False)
+
+
+def test_hostile_values_in_every_field_render_clean_and_come_back_unchanged(
+    tmp_path: Path,
+) -> None:
+    plan, body = hostile_plan(tmp_path)
+    text = render_link_script(plan)
+    path = tmp_path / "link.sh"
+    path.write_text(text)
+    assert shellcheck(path).returncode == 0, shellcheck(path).stdout
+    assert run_bash(f"bash -n {shquote(path)}", tmp_path).returncode == 0
+
+    # Run the generated assignments (everything before the helper functions) and print every
+    # value back, NUL-separated: each must equal what the plan holds, and nothing may run.
+    assignments = text[: text.index(HELPERS_MARKER)]
+    printer = (
+        '\nprintf \'%s\\0\' "$LONGRUN_CHAIN_DIR" "$LONGRUN_STATE_DIR" "$LONGRUN_SUBMIT_DIR"'
+        ' "$LONGRUN_SLURM_BIN" "${LONGRUN_SCRIPT_ARGS[@]}" "${LONGRUN_SBATCH_OPTIONS[@]}"'
+        ' "${LONGRUN_INTERPRETER[@]}" "$LONGRUN_SCRIPT_NAME"\n'
+    )
+    result = run_bash(assignments + printer, tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = [
+        plan.chain_dir, plan.state_dir, plan.submit_dir, plan.slurm_bin_dir,
+        *plan.script_args, *plan.successor_options, plan.interpreter,
+        *([plan.interpreter_arg] if plan.interpreter_arg else []), plan.script_name,
+    ]  # fmt: skip
+    assert result.stdout.decode().split("\0")[:-1] == expected
+
+    # The user's script travels in a quoted here-document: it comes back byte for byte.
+    start = text.index("IFS= read -r -d '' LONGRUN_SCRIPT_TEXT")
+    end = text.index(f"\n{plan.body_delimiter}\n", start) + len(plan.body_delimiter) + 2
+    heredoc = text[start:end] + "printf '%s' \"$LONGRUN_SCRIPT_TEXT\"\n"
+    result = run_bash(heredoc, tmp_path)
+    assert result.stdout.decode() == body
+    assert not list(tmp_path.rglob("CANARY")), "a hostile value was executed"
+
+
+def test_everything_above_the_prologue_is_a_comment_even_with_hostile_values(
+    tmp_path: Path,
+) -> None:
+    # The header and the generated directives are #SBATCH comments that sbatch reads; a value
+    # with a newline placed there would end the comment and become a command.
+    plan, _ = hostile_plan(tmp_path)
+    text = render_link_script(plan)
+    top = text[: text.index("\nLONGRUN_CHAIN_ID=")].splitlines()
+    assert top[0] == "#!/bin/bash"
+    assert [line for line in top if line.strip() and not line.startswith("#")] == []
+    # One-time options are disabled in the header (they go on the first link's command line).
+    assert not [line for line in top if line.startswith("#SBATCH --dependency")]
+    assert "##SBATCH --dependency=afterok:1" in top
+
+
+def test_shquote_round_trips_through_bash(tmp_path: Path) -> None:
+    for value in HOSTILE:
+        result = run_bash(f"printf '%s' {shquote(value)}", tmp_path)
+        assert result.stdout.decode() == value
+    assert not list(tmp_path.rglob("CANARY"))

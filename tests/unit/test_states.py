@@ -1,0 +1,68 @@
+"""Which end states continue a chain: the rule table, case by case as the protocol states it."""
+
+from __future__ import annotations
+
+import pytest
+
+from longrun import states
+
+
+@pytest.mark.parametrize(
+    ("verdict", "state", "preempted", "outcome"),
+    [
+        # recorded completed -> the chain ends COMPLETED without running the body
+        ("completed", "COMPLETED", False, states.END_COMPLETED),
+        ("completed", "", False, states.END_COMPLETED),
+        # recorded failed -> FAILED unless --retry-failed has retries left
+        ("failed", "FAILED", False, states.RETRY_OR_FAIL),
+        # recorded continue -> run
+        ("continue", "COMPLETED", False, states.RUN),
+        ("continue", "FAILED", True, states.RUN),
+        # nothing recorded and a continuing state -> run
+        *[("", state, False, states.RUN) for state in states.CONTINUE_STATES],
+        # terminated: CANCELLED ends the chain, any other Slurm state runs
+        ("terminated", "CANCELLED", False, states.END_CANCELLED),
+        ("terminated", "CANCELLED", True, states.END_CANCELLED),
+        ("terminated", "TIMEOUT", False, states.RUN),
+        ("terminated", "PREEMPTED", True, states.RUN),
+        ("terminated", "FAILED", True, states.RUN),  # preempted in GraceTime, script exited
+        ("terminated", "", False, states.RUN),
+        # nothing recorded and CANCELLED -> CANCELLED
+        ("", "CANCELLED", False, states.END_CANCELLED),
+        # nothing recorded and FAILED or OUT_OF_MEMORY -> FAILED, unless PreemptTime is shown
+        ("", "FAILED", False, states.END_FAILED),
+        ("", "OUT_OF_MEMORY", False, states.END_FAILED),
+        ("", "FAILED", True, states.RUN),
+        ("", "OUT_OF_MEMORY", True, states.RUN),
+        # a link that ended the chain itself
+        ("ended", "COMPLETED", False, states.END_AS_RECORDED),
+        # still unknown after the bounded wait -> run, with a warning
+        ("", "", False, states.RUN_WARN),
+        ("", "RUNNING", False, states.RUN_WARN),
+    ],
+)
+def test_judge(verdict: str, state: str, preempted: bool, outcome: str) -> None:
+    assert states.judge(verdict, state, preempted).outcome == outcome
+
+
+def test_the_last_rule_matches_everything() -> None:
+    assert states.judge("nonsense", "NONSENSE", True).outcome == states.RUN_WARN
+
+
+@pytest.mark.parametrize(
+    ("raw", "base"),
+    [
+        ("CANCELLED by 1000", "CANCELLED"),
+        ("COMPLETED+", "COMPLETED"),
+        ("", ""),
+        (" RUNNING ", "RUNNING"),
+    ],
+)
+def test_base_state(raw: str, base: str) -> None:
+    assert states.base_state(raw) == base
+
+
+def test_final_and_active_states_do_not_overlap() -> None:
+    assert not set(states.FINAL_STATES) & set(states.ACTIVE_STATES)
+    assert states.is_final("TIMEOUT") and states.is_active("PENDING")
+    assert not states.is_final("RUNNING") and not states.is_active("COMPLETED")
