@@ -45,11 +45,15 @@ def reports_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except SlurmCommandError as exc:
-            if exc.stderr and exc.command and exc.command[0] == "sbatch":
+            refused = exc.command[:1] == ["sbatch"] and exc.returncode not in (None, 127)
+            if refused and exc.stderr:
+                # sbatch's own words, as plain sbatch would print them.
                 click.echo(exc.stderr, err=True)
                 click.echo("longrun: sbatch refused the job; nothing was submitted.", err=True)
             else:
-                click.echo(f"longrun: error: {exc}", err=True)
+                click.echo(f"longrun: error: {exc.message}", err=True)
+                if exc.hint:
+                    click.echo(f"longrun: {exc.hint}", err=True)
             sys.exit(exc.exit_code)
         except LongrunError as exc:
             click.echo(f"longrun: error: {exc.message}", err=True)

@@ -46,8 +46,12 @@ class SlurmCommandError(LongrunError):
 
 
 class StateError(LongrunError):
-    """The chain's state folder is missing, unsafe or unreadable."""
+    """The state folder the user pointed at is missing, unsafe or unreadable: fix it, retry."""
+
+    exit_code = 2
 
 
 class ChainNotFoundError(LongrunError):
     """No chain matches what the user named."""
+
+    exit_code = 2

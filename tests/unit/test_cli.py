@@ -1,0 +1,324 @@
+"""The command line without Slurm: help, version, usage errors, --dry-run, and what is written.
+
+Where a test needs `sbatch` on PATH, a stand-in records that it was called: these tests prove
+that nothing is submitted on bad input, never that a chain works (tests/e2e does that).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import pwd
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from longrun import __version__
+from longrun.cli import main, sbatch_longrun_main
+
+SCRIPT = "#!/bin/bash\n#SBATCH --time=5\necho hello\n"
+OTHER_USER = "nobody"
+
+
+@pytest.fixture
+def other_user_dir() -> Iterator[Path]:
+    """A folder the unprivileged user can work in (pytest's own tmp folders are root's)."""
+    path = Path(tempfile.mkdtemp(prefix="longrun-test-"))
+    if os.getuid() == 0:
+        entry = pwd.getpwnam(OTHER_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def as_other_user(function: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+    """Run `function` as an unprivileged user: root reads and writes everything.
+
+    As root, a forked child drops to `nobody` after everything is imported (nobody could not
+    start this Python, which lives under /root); otherwise we are unprivileged already.
+    """
+    if os.getuid() != 0:
+        return function()
+    entry = pwd.getpwnam(OTHER_USER)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            payload = pickle.dumps(("ok", function()))
+        except BaseException as exc:
+            payload = pickle.dumps(("error", repr(exc)))
+        with os.fdopen(write, "wb") as handle:
+            handle.write(payload)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as handle:
+        data = handle.read()
+    os.waitpid(pid, 0)
+    kind, value = pickle.loads(data)
+    assert kind == "ok", f"the test failed as {OTHER_USER}: {value}"
+    return value
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.sh").write_text(SCRIPT)
+    return tmp_path
+
+
+def recording_sbatch(tmp_path: Path) -> Path:
+    """A bin directory whose `sbatch` only records its call (proof that nothing was submitted)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/sbatch-called\necho 4242\n')
+    sbatch.chmod(0o755)
+    return bin_dir
+
+
+def submit(args: Sequence[str], env: dict[str, str] | None = None, input: str = "") -> Result:
+    runner = CliRunner()
+    return runner.invoke(sbatch_longrun_main, list(args), env=env, input=input)
+
+
+def longrun(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def nothing_written(workdir: Path) -> None:
+    assert not (workdir / "state").exists(), "a state folder was written"
+    assert not (workdir / "sbatch-called").exists(), "sbatch was called"
+
+
+def test_version_and_help() -> None:
+    assert longrun(["--version"]).output == f"longrun, version {__version__}\n"
+    for args in (["--help"], ["submit", "--help"], ["status", "--help"]):
+        result = longrun(args)
+        assert result.exit_code == 0 and "Usage:" in result.output
+    result = submit(["--help"])
+    assert result.exit_code == 0
+    for option in ("--max-restarts", "--use-verbosity", "--detached", "--no-watch", "--dry-run"):
+        assert option in result.output
+
+
+def test_dry_run_prints_the_link_script_and_the_command_and_writes_nothing(workdir: Path) -> None:
+    result = submit(["--dry-run", "--state-dir", "state", "-p", "main", "job.sh", "a b"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("#!/bin/bash\n#SBATCH --time=5\n")
+    assert "LONGRUN_SCRIPT_ARGS=( 'a b' )" in result.output
+    assert (
+        "# sbatch command of the first link:\n# sbatch --parsable --job-name=job.sh -p main "
+        in (result.output)
+    )
+    nothing_written(workdir)
+
+
+def test_wrapper_option_after_the_script_is_a_script_argument(workdir: Path) -> None:
+    result = submit(["--dry-run", "job.sh", "--max-restarts", "3"])
+    assert "LONGRUN_SCRIPT_ARGS=( --max-restarts 3 )" in result.output
+    assert "LONGRUN_MAX_RESTARTS=999" in result.output
+
+
+def test_wrapper_options_stop_at_the_first_sbatch_option(workdir: Path) -> None:
+    result = submit(["--max-restarts", "2", "-J", "x", "--dry-run", "job.sh"])
+    # --dry-run after -J belongs to sbatch, which does not know it.
+    assert result.exit_code == 2
+    assert "unrecognized sbatch option '--dry-run'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-restarts", "-1", "job.sh"], "--max-restarts"),
+        (["--retry-failed", "abc", "job.sh"], "--retry-failed"),
+        (["--use-verbosity", "LOUD", "job.sh"], "--use-verbosity"),
+        (["missing.sh"], "script 'missing.sh' does not exist"),
+        (["."], "is a directory"),
+        (["--array=1-3", "job.sh"], "job arrays (--array) cannot run as a longrun chain"),
+        (["-N1", ":", "-N2", "job.sh"], "heterogeneous jobs"),
+        (["--wrap=true", "job.sh"], "a script argument is not permitted with --wrap"),
+        (["-J"], "requires an argument"),
+        (["--bogus", "job.sh"], "unrecognized sbatch option '--bogus'"),
+        ([], "empty"),
+    ],
+)
+def test_usage_errors_exit_2_and_write_nothing(
+    workdir: Path, args: list[str], message: str
+) -> None:
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}", "LONGRUN_HOME": "state"}
+    result = submit(args, env=env)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    nothing_written(workdir)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"echo no shebang\n", "does not start with #!"),
+        (b"#!/bin/bash\r\necho dos\r\n", "DOS line breaks"),
+        (b"\x7fELF\x02\x01\x01\x00\x00", "binary"),
+    ],
+)
+def test_scripts_sbatch_refuses_are_refused_with_their_path(
+    workdir: Path, content: bytes, message: str
+) -> None:
+    (workdir / "bad script.sh").write_bytes(content)
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}", "LONGRUN_HOME": "state"}
+    result = submit(["bad script.sh"], env=env)
+    assert result.exit_code == 2
+    assert message in result.output and "bad script.sh" in result.output
+    nothing_written(workdir)
+
+
+def test_unreadable_script(other_user_dir: Path) -> None:
+    def attempt() -> tuple[int, str]:
+        os.chdir(other_user_dir)
+        (other_user_dir / "job.sh").write_text(SCRIPT)
+        (other_user_dir / "job.sh").chmod(0)
+        result = submit(["job.sh"], env={"LONGRUN_HOME": "state"})
+        return result.exit_code, result.output
+
+    code, output = as_other_user(attempt)
+    assert code == 2 and "script 'job.sh' is not readable" in output
+    assert "ls -l job.sh" in output
+    assert not (other_user_dir / "state").exists()
+
+
+def test_sbatch_not_on_path_is_a_clear_error_and_nothing_is_written(workdir: Path) -> None:
+    empty = workdir / "empty-bin"
+    empty.mkdir()
+    result = submit(["job.sh"], env={"PATH": str(empty), "LONGRUN_HOME": "state"})
+    assert result.exit_code != 0
+    assert "sbatch: command not found" in result.output
+    assert "Slurm's commands must be on PATH" in result.output
+    nothing_written(workdir)
+
+
+def test_state_directory_that_is_a_file(workdir: Path) -> None:
+    (workdir / "state-file").write_text("")
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}"}
+    result = submit(["--state-dir", "state-file", "job.sh"], env=env)
+    assert result.exit_code == 2
+    assert "is not a directory" in result.output
+    assert not (workdir / "sbatch-called").exists()
+
+
+def test_state_directory_writable_by_others_is_refused(workdir: Path) -> None:
+    state = workdir / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}"}
+    result = submit(["--state-dir", "state", "job.sh"], env=env)
+    assert result.exit_code == 2
+    assert "writable by other users" in result.output and "chmod go-w" in result.output
+    assert not (workdir / "sbatch-called").exists()
+    assert list(state.iterdir()) == []
+
+
+def test_state_directory_that_cannot_be_created(other_user_dir: Path) -> None:
+    def attempt() -> tuple[int, str]:
+        os.chdir(other_user_dir)
+        (other_user_dir / "job.sh").write_text(SCRIPT)
+        (other_user_dir / "ro").mkdir(mode=0o500)
+        env = {"PATH": f"{recording_sbatch(other_user_dir)}:{os.environ['PATH']}"}
+        result = submit(["--state-dir", "ro/sub/state", "job.sh"], env=env)
+        return result.exit_code, result.output
+
+    code, output = as_other_user(attempt)
+    assert code == 2 and "cannot create state directory" in output
+    assert not (other_user_dir / "sbatch-called").exists()
+
+
+def test_state_directory_of_another_user_is_refused(other_user_dir: Path) -> None:
+    state = other_user_dir / "state"
+    state.mkdir(mode=0o755)
+    if os.getuid() != 0:
+        pytest.fail("this test needs root, to make a folder another user owns")
+    os.chown(state, 0, 0)
+
+    def attempt() -> tuple[int, str]:
+        os.chdir(other_user_dir)
+        (other_user_dir / "job.sh").write_text(SCRIPT)
+        env = {"PATH": f"{recording_sbatch(other_user_dir)}:{os.environ['PATH']}"}
+        result = submit(["--state-dir", "state", "job.sh"], env=env)
+        return result.exit_code, result.output
+
+    code, output = as_other_user(attempt)
+    assert code == 2 and "belongs to another user (uid 0)" in output
+    assert not (other_user_dir / "sbatch-called").exists()
+
+
+def test_chain_folder_of_another_user_is_refused(other_user_dir: Path) -> None:
+    # The state folder is the user's own, but one chain folder in it belongs to someone else.
+    def create() -> tuple[int, str]:
+        os.chdir(other_user_dir)
+        (other_user_dir / "job.sh").write_text(SCRIPT)
+        env = {"PATH": f"{recording_sbatch(other_user_dir)}:{os.environ['PATH']}"}
+        result = submit(["--no-watch", "--state-dir", "state", "job.sh"], env=env)
+        return result.exit_code, result.output
+
+    assert as_other_user(create)[0] == 0
+    chain = next((other_user_dir / "state" / "chains").iterdir())
+    os.chown(chain, 0, 0)
+
+    def show() -> tuple[int, str]:
+        result = longrun(["show", "4242", "--state-dir", str(other_user_dir / "state")])
+        return result.exit_code, result.output
+
+    code, output = as_other_user(show)
+    assert code == 2 and "belongs to another user (uid 0)" in output
+
+
+def test_chain_folder_with_loose_permissions_is_refused(workdir: Path) -> None:
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}", "LONGRUN_HOME": "state"}
+    result = submit(["--no-watch", "job.sh"], env=env)
+    assert result.exit_code == 0, result.output
+    chain = next((workdir / "state" / "chains").iterdir())
+    assert stat.S_IMODE(chain.stat().st_mode) == 0o700
+    assert stat.S_IMODE((chain / "env").stat().st_mode) == 0o600
+    chain.chmod(0o755)
+    result = longrun(["show", "4242"], env=env)
+    assert result.exit_code == 2
+    assert "loose permissions" in result.output and "chmod 700" in result.output
+
+
+def test_parsable_prints_only_the_job_id(workdir: Path) -> None:
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}", "LONGRUN_HOME": "state"}
+    runner = CliRunner()
+    result = runner.invoke(sbatch_longrun_main, ["--no-watch", "--parsable", "job.sh"], env=env)
+    assert result.exit_code == 0
+    assert result.stdout == "4242\n"
+    called = (workdir / "sbatch-called").read_text()
+    assert "--parsable" in called and called.count("--parsable") == 1
+
+
+def test_commands_on_chains_explain_a_missing_state_folder(workdir: Path) -> None:
+    for args in (["status"], ["list"], ["show", "12"], ["cancel", "12"], ["watch", "12"]):
+        result = longrun([*args, "--state-dir", "nowhere"])
+        if args == ["list"]:
+            assert result.exit_code == 0 and "No chains" in result.output
+            continue
+        assert result.exit_code != 0, args
+        assert "no state directory at" in result.output and "--state-dir" in result.output
+
+
+def test_unknown_chain(workdir: Path) -> None:
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}", "LONGRUN_HOME": "state"}
+    assert submit(["--no-watch", "job.sh"], env=env).exit_code == 0
+    result = longrun(["status", "777"], env=env)
+    assert result.exit_code != 0
+    assert "no chain '777'" in result.output and "longrun list" in result.output
