@@ -25,7 +25,7 @@ def command(name: str) -> str:
 
 def run_cli(
     name: str,
-    *args: str,
+    *args: str | bytes,
     cwd: Path,
     env: dict[str, str] | None = None,
     input: str | None = None,
@@ -140,9 +140,20 @@ def submit_chain(
         env=env,
     )
     assert result.returncode == 0, f"submission failed:\n{result.stdout}\n{result.stderr}"
-    job_id = result.stdout.strip().split()[-1]
+    return chain_of(cluster, state, result.stdout)
+
+
+def chain_of(cluster: Cluster, state: Path, stdout: str) -> Chain:
+    """The chain whose first job id ends sbatch_longrun's standard output."""
+    job_id = stdout.strip().split()[-1]
     chain_id = (state / "jobs" / job_id).read_text().strip()
     return Chain(state, chain_id, job_id, cluster)
+
+
+# A script that needs two links: the first asks for a new allocation (exit 75), the second ends.
+TWO_LINKS = """\
+[ "$SLURM_LONGRUN_RESTART_COUNT" -ge 1 ] || exit "$SLURM_LONGRUN_CONTINUE_CODE"
+"""
 
 
 def environment(**extra: str) -> dict[str, str]:
