@@ -18,7 +18,7 @@ from loguru import logger
 
 from . import slurm, states
 from .chain_store import ChainFolder, StateDir
-from .chain_view import ChainView, build_view, chain_jobs, iso
+from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs, iso
 from .errors import LongrunError, SlurmCommandError
 from .slurm_output import (
     ACCOUNTING_FORMAT,
@@ -45,8 +45,8 @@ def queue_rows(job_ids: Iterable[str]) -> dict[str, QueueRow]:
     return parse_squeue(result.stdout)
 
 
-def accounting_states(job_ids: Iterable[str]) -> dict[str, str]:
-    """End states from the accounting database; empty when sacct is unavailable."""
+def accounting_ends(job_ids: Iterable[str]) -> dict[str, SlurmEnd]:
+    """End records from the accounting database; empty when sacct is unavailable."""
     ids = sorted(set(job_ids), key=int)
     if not ids:
         return {}
@@ -57,7 +57,10 @@ def accounting_states(job_ids: Iterable[str]) -> dict[str, str]:
     except SlurmCommandError as exc:
         logger.debug("sacct unavailable: {}", exc)
         return {}
-    return {job: row.state for job, row in parse_sacct(result.stdout).items()}
+    return {
+        job: SlurmEnd(row.state, row.start, row.end)
+        for job, row in parse_sacct(result.stdout).items()
+    }
 
 
 def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
@@ -65,14 +68,15 @@ def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
     meta = folder.read_meta()
     events = folder.read_events()
     ended = folder.ended()
-    queue: dict[str, QueueRow] = {}
-    if ask_slurm and not ended:
-        view = build_view(meta, events, ended)
-        unsettled = [link.job_id for link in view.links if link.state in UNSETTLED]
-        candidates = {*unsettled, *(j for j in (view.standby_job, view.submitted_job) if j)}
-        queue = queue_rows(candidates)
-    finals = {job: row.state for job, row in queue.items() if states.is_final(row.state)}
-    return build_view(meta, events, ended, queue, finals)
+    if not ask_slurm or ended:
+        return build_view(meta, events, ended)
+    return build_view(meta, events, ended, queue_rows(jobs_to_ask(build_view(meta, events, ended))))
+
+
+def jobs_to_ask(view: ChainView) -> set[str]:
+    """The jobs of a chain whose state only Slurm can tell: unsettled links, queued successors."""
+    unsettled = {link.job_id for link in view.links if link.state in UNSETTLED}
+    return {*unsettled, *(job for job in (view.standby_job, view.submitted_job) if job)}
 
 
 UNSETTLED = frozenset({"UNKNOWN", "RUNNING", "PENDING", "COMPLETING"})
@@ -83,9 +87,12 @@ def settle_last_link(folder: ChainFolder, view: ChainView) -> ChainView:
     last = view.links[-1] if view.links else None
     if last is None or last.state not in UNSETTLED:
         return view
-    found = accounting_states([last.job_id]).get(last.job_id)
-    if found and states.is_final(found):
-        folder.append_event("final_state", job=last.job_id, state=found, source="sacct")
+    found = accounting_ends([last.job_id]).get(last.job_id)
+    if found and states.is_final(found.state):
+        folder.append_event(
+            "final_state", job=last.job_id, state=found.state, start=found.start,
+            end=found.end, source="sacct",
+        )  # fmt: skip
         return live_view(folder, ask_slurm=False)
     return view
 
@@ -198,10 +205,10 @@ def repair(folder: ChainFolder, state: StateDir) -> str | None:
     Holds the chain lock and looks again under it, so two watchers never both submit.
     """
     with chain_lock(folder):
-        view = live_view(folder)
-        jobs = chain_jobs(folder.read_events())
-        queue = queue_rows(jobs)
         meta = folder.read_meta()
+        events = folder.read_events()
+        queue = queue_rows(chain_jobs(events))  # the one look at Slurm, under the lock
+        view = build_view(meta, events, folder.ended(), queue)
         last = view.links[-1] if view.links else None
         retries = _retries_of(folder, last.job_id) if last else 0
         if last is None or not needs_repair(view, queue, retries < meta.get("retry_failed", 0)):
@@ -270,28 +277,17 @@ def list_chains(state: StateDir, live_only: bool = False) -> list[dict[str, Any]
         except LongrunError as exc:
             logger.warning("skipped {}: {}", folder.path, exc.message)
     views = [build_view(meta, events, ended) for _, meta, events, ended in loaded]
-    wanted = {
-        job
-        for view in views
-        if view.is_live
-        for job in (
-            *(link.job_id for link in view.links if link.state in UNSETTLED),
-            view.standby_job,
-            view.submitted_job,
-        )
-        if job
-    }
+    wanted = {job for view in views if view.is_live for job in jobs_to_ask(view)}
     queue: dict[str, QueueRow] = {}
     if wanted:
         try:
             queue = queue_rows(wanted)
         except LongrunError as exc:
             logger.warning("squeue failed; live chains are shown from their logs only: {}", exc)
-    finals = {job: row.state for job, row in queue.items() if states.is_final(row.state)}
     rows = []
     for (folder, meta, events, ended), view in zip(loaded, views):
         if view.is_live and queue:
-            view = build_view(meta, events, ended, queue, finals)
+            view = build_view(meta, events, ended, queue)
         if live_only and not view.is_live:
             continue
         rows.append(

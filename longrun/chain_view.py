@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import states
-from .slurm_output import QueueRow
+from .slurm_output import QueueRow, slurm_epoch
 
 # How a Slurm end state reads in one line.
 STATE_PHRASES = {
@@ -103,6 +103,15 @@ class ChainView:
         }
 
 
+@dataclass(frozen=True)
+class SlurmEnd:
+    """How Slurm says a job ended: its end state and, when known, its start and end times."""
+
+    state: str
+    start: str = ""
+    end: str = ""
+
+
 def iso(epoch: int | None) -> str | None:
     return None if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
 
@@ -123,16 +132,20 @@ def build_view(
     events: Sequence[Mapping[str, Any]],
     ended: str | None,
     queue: Mapping[str, QueueRow] | None = None,
-    final_states: Mapping[str, str] | None = None,
+    final_states: Mapping[str, SlurmEnd] | None = None,
 ) -> ChainView:
     """The chain from its metadata, event log, `ended` file and (optionally) live Slurm rows.
 
-    `queue` holds squeue rows of the chain's jobs that Slurm still knows; `final_states` holds
-    end states learned some other way (sacct, or a `final_state` event) for jobs with no
-    recorded verdict.
+    `queue` holds squeue rows of the chain's jobs that Slurm still knows; a row in a final
+    state counts as that job's end. `final_states` holds ends learned some other way (sacct).
+    A `final_state` event in the log (a settled last link) counts the same.
     """
     queue = queue or {}
-    final_states = dict(final_states or {})
+    final_states = {
+        **{job: SlurmEnd(row.state, row.start, row.end) for job, row in queue.items()
+           if states.is_final(row.state)},
+        **(final_states or {}),
+    }  # fmt: skip
     links: dict[str, LinkView] = {}
     order: list[str] = []
     standby_of: dict[str, str] = {}
@@ -151,7 +164,7 @@ def build_view(
         elif kind in ("standby_submitted", "repaired"):
             standby_of[job or str(event.get("previous") or "")] = str(event.get("standby"))
         elif kind == "final_state" and event.get("state"):
-            final_states.setdefault(job, str(event["state"]))
+            final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == "chain_ended":
             ended_reason = str(event.get("reason") or "")
         if not job or kind not in LINK_EVENTS:
@@ -168,11 +181,14 @@ def build_view(
 
     for job, view in links.items():
         if view.state == "UNKNOWN" and job in final_states:
-            view.state = states.base_state(final_states[job])
+            end = final_states[job]
+            view.state = states.base_state(end.state)
             view.why = view.why or STATE_PHRASES.get(view.state, view.state.lower())
+            _apply_times(view, end)
         row = queue.get(job)
         if row is not None and states.is_active(row.state):
             view.state = states.base_state(row.state)
+            _apply_times(view, SlurmEnd(row.state, row.start))
             view.end_epoch = None
             view.why = "" if view.state != "PENDING" else f"waiting ({row.reason})"
 
@@ -211,6 +227,7 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
     if kind == "body_exited":
         view.exit_code = _int(event.get("exit_code"))
     elif kind == "decision":
+        _apply_times(view, SlurmEnd("", str(event.get("start") or "")))
         view.verdict = event.get("verdict")
         view.why = str(event.get("reason") or "")
         view.state = _state_from_decision(view.verdict, view.exit_code, view.why)
@@ -219,17 +236,36 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
         view.state = "UNKNOWN"
     elif kind == "judged":
         previous = links.get(str(event.get("previous") or ""))
-        slurm_state = states.base_state(str(event.get("slurm_state") or ""))
-        if previous is not None and slurm_state in states.FINAL_STATES:
-            previous.state = slurm_state
+        end = slurm_end_of(event, "slurm_state")
+        if previous is not None and end.state in states.FINAL_STATES:
+            previous.state = end.state
             if previous.verdict in (None, states.VERDICT_TERMINATED) or not previous.why:
-                previous.why = STATE_PHRASES.get(slurm_state, slurm_state.lower())
+                previous.why = STATE_PHRASES.get(end.state, end.state.lower())
+            _apply_times(previous, end)
         view.end_epoch = None
         view.state = "RUNNING"
     elif kind == "chain_ended" and view.verdict is None:
         view.verdict = states.VERDICT_ENDED
         view.state = "COMPLETED"
         view.why = f"ended the chain: {event.get('reason', '')}"
+
+
+def slurm_end_of(event: Mapping[str, Any], key: str) -> SlurmEnd:
+    """The Slurm end recorded in an event (`judged` or `final_state`)."""
+    return SlurmEnd(
+        states.base_state(str(event.get(key) or "")),
+        str(event.get("start") or ""),
+        str(event.get("end") or ""),
+    )
+
+
+def _apply_times(view: LinkView, end: SlurmEnd) -> None:
+    """Slurm's own start and end times replace the link's, whose clock may differ a little."""
+    start, stop = slurm_epoch(end.start), slurm_epoch(end.end)
+    if start is not None:
+        view.start_epoch = start
+    if stop is not None:
+        view.end_epoch = stop
 
 
 def _state_from_decision(verdict: str | None, exit_code: int | None, why: str) -> str:
@@ -271,7 +307,9 @@ def _chain_state(
         pending = next(iter(live))
         view.current_job = pending
         view.state = states.CHAIN_PENDING
-        view.reason = f"job {pending} waits in the queue ({live[pending].reason})"
+        reason = live[pending].reason
+        waits = f" ({reason})" if reason and reason not in ("None", "(null)") else ""
+        view.reason = f"job {pending} is waiting in the queue{waits}"
         return
     if last is None:
         view.state = states.CHAIN_PENDING if submitted else states.CHAIN_STALLED

@@ -195,7 +195,7 @@ def run_submit(
         click.echo(f"Monitor running in background PID: {pid}", err=outcome.plan.parsable)
         click.echo(f"Monitor log: {log_path}", err=outcome.plan.parsable)
     elif not no_watch:
-        sys.exit(watch_until_end(outcome.folder, state, verbose))
+        sys.exit(watch_until_end(outcome.folder, state, verbose, replay=True))
 
 
 @click.group(context_settings=CONTEXT)
@@ -268,13 +268,14 @@ def list_command(as_json: bool, live: bool, state_dir: str | None) -> None:
 @main.command("watch", context_settings=CONTEXT)
 @chain_argument(required=True)
 @click.option("--verbose", is_flag=True, help="Also show successors queued and signals passed on.")
+@click.option("--from-start", is_flag=True, help="Report the chain's events from its submission.")
 @state_dir_option
 @reports_errors
-def watch_command(chain: str, verbose: bool, state_dir: str | None) -> None:
+def watch_command(chain: str, verbose: bool, from_start: bool, state_dir: str | None) -> None:
     """Follow a chain until it ends; exit 0 only if it completed. Ctrl-C leaves it running."""
     setup_logging("VERBOSE" if verbose else "DEFAULT")
     state = state_of(state_dir)
-    sys.exit(watch_until_end(state.find(chain), state, verbose))
+    sys.exit(watch_until_end(state.find(chain), state, verbose, replay=from_start))
 
 
 @main.command("cancel", context_settings=CONTEXT)

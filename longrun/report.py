@@ -111,11 +111,9 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
             )
         return f"Watching job {job} ({here})"
     if kind == "judged":
-        state = event.get("slurm_state") or "an unknown state"
-        phrase = STATE_PHRASES.get(str(state), str(state))
-        return f"Job {event.get('previous')} ended {state} ({phrase}): {event.get('reason')}"
+        return _judged_line(event, label)
     if kind == "decision":
-        return f"Job {job} ({here}): {event.get('reason')} -> {event.get('verdict')}"
+        return f"Job {job} ({here}): {event.get('reason')}"
     if kind == "pretimeout_signal":
         return f"Job {job} ({here}): pre-timeout signal {event.get('signal')}"
     if kind == "sigterm":
@@ -142,6 +140,22 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
     if kind == "chain_ended":
         return f"Chain ended {event.get('state')}: {event.get('reason')}"
     return None
+
+
+def _judged_line(event: Mapping[str, Any], label: Any) -> str:
+    """How the previous link ended, and whether this link takes over or ends the chain."""
+    state = str(event.get("slurm_state") or "unknown")
+    phrase = STATE_PHRASES.get(state, "in a state Slurm did not report")
+    try:
+        previous_label = label(int(event.get("link") or 0) - 1)
+    except (TypeError, ValueError):
+        previous_label = "link ?"
+    head = f"Job {event.get('previous')} ({previous_label}) ended {state}: {phrase}"
+    outcome = str(event.get("outcome") or "")
+    if outcome.startswith("end"):
+        return f"{head}; {event.get('reason')}, so the chain ends"
+    here = label(event.get("link"))
+    return f"{head}; job {event.get('job')} ({here}) takes over"
 
 
 def progress_line(view: ChainView, now: float | None = None) -> str:

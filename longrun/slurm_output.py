@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from .errors import LongrunError
@@ -29,9 +30,11 @@ class QueueRow:
     time_used: str
     time_left: str
     start: str
+    end: str
 
 
-QUEUE_FORMAT = "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|"
+QUEUE_FORMAT = "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|,EndTime:|"
+_QUEUE_FIELDS = 7
 
 
 def parse_squeue(stdout: str) -> dict[str, QueueRow]:
@@ -39,9 +42,9 @@ def parse_squeue(stdout: str) -> dict[str, QueueRow]:
     rows: dict[str, QueueRow] = {}
     for line in stdout.splitlines():
         fields = [f.strip() for f in line.split("|")]
-        if len(fields) < 6 or not fields[0]:
+        if len(fields) < _QUEUE_FIELDS or not fields[0]:
             continue
-        row = QueueRow(*fields[:6])
+        row = QueueRow(*fields[:_QUEUE_FIELDS])
         rows[row.job_id] = row
     return rows
 
@@ -72,3 +75,16 @@ def parse_sacct(stdout: str) -> dict[str, AccountingRow]:
         state = fields[1].split(" ", 1)[0].rstrip("+")
         rows[fields[0]] = AccountingRow(fields[0], state, *fields[2:])
     return rows
+
+
+def slurm_epoch(text: str | None) -> int | None:
+    """Seconds since the epoch for a Slurm timestamp (`2026-11-25T21:11:12`, local time).
+
+    None for what Slurm writes when there is no time: `Unknown`, `None`, `N/A` or nothing.
+    """
+    if not text or not text[:1].isdigit():
+        return None
+    try:
+        return int(time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None

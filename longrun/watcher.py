@@ -8,6 +8,7 @@ most every 30 s while a link runs, every 60 s while one waits; it never polls sa
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -32,7 +33,7 @@ from .chain_ops import (
 from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView
 from .errors import LongrunError
-from .report import event_line, progress_line
+from .report import duration, event_line, progress_line
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,6 @@ class EventTail:
             self.offset = folder.events_file.stat().st_size
 
     def read(self) -> list[dict[str, Any]]:
-        import json
-
         try:
             with open(self.folder.events_file, "rb") as handle:
                 handle.seek(self.offset)
@@ -141,9 +140,11 @@ def watch(
     tail = EventTail(folder, from_end=not replay)
     max_restarts = int(folder.read_meta().get("max_restarts", 0))
     view = live_view(folder)
-    out.line(f"Watching chain {folder.chain_id}: {view.state} - {view.reason}")
+    if not replay:
+        out.line(f"Watching chain {folder.chain_id}: {view.state} - {view.reason}")
     next_query = clock() + _interval(view, settings)
     last_plain = clock()
+    asked_sacct: set[str] = set()
     while True:
         ended_link = False
         for event in tail.read():
@@ -159,7 +160,7 @@ def watch(
         if ended_link:
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = _check(folder, state, out)
+            view = _check(folder, state, out, asked_sacct)
             if view.state in states.CHAIN_END_STATES:
                 for event in tail.read():
                     text = event_line(event, max_restarts, out.verbose)
@@ -181,17 +182,22 @@ def _interval(view: ChainView, settings: WatchSettings) -> float:
     return settings.running_interval if running else settings.waiting_interval
 
 
-def _check(folder: ChainFolder, state: StateDir, out: Output) -> ChainView:
-    """One look at Slurm: enforce the limit, repair a missing successor, notice an end."""
+def _check(folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[str]) -> ChainView:
+    """One look at Slurm (one squeue call): enforce the limit, repair a gap, notice an end.
+
+    sacct is asked at most once per job, only when nothing is queued and the last link's end
+    is not known; a repair looks at the queue once more under the chain's lock.
+    """
     try:
         view = live_view(folder)
-        if enforce_max_restarts(folder, view):
-            view = live_view(folder)
+        enforce_max_restarts(folder, view)
         if view.state == states.CHAIN_STALLED:
-            view = settle_last_link(folder, view)
-            new_job = repair(folder, state)
-            if new_job:
-                view = live_view(folder)
+            last = view.links[-1] if view.links else None
+            if last is not None and last.job_id not in asked_sacct:
+                asked_sacct.add(last.job_id)
+                view = settle_last_link(folder, view)
+            if view.state == states.CHAIN_STALLED and repair(folder, state):
+                view = live_view(folder, ask_slurm=False)
         record_end(folder, view, by="watcher")
         return view
     except LongrunError as exc:
@@ -201,8 +207,6 @@ def _check(folder: ChainFolder, state: StateDir, out: Output) -> ChainView:
 
 def _finish(folder: ChainFolder, out: Output) -> str:
     view = live_view(folder, ask_slurm=False)
-    from .report import duration
-
     out.line(
         f"Chain {folder.chain_id} {view.state}: {len(view.links)} link(s), "
         f"run time {duration(view.total_run_seconds)}"
@@ -210,15 +214,19 @@ def _finish(folder: ChainFolder, out: Output) -> str:
     return view.state
 
 
-def watch_until_end(folder: ChainFolder, state: StateDir, verbose: bool) -> int:
+def watch_until_end(
+    folder: ChainFolder, state: StateDir, verbose: bool, *, replay: bool = False
+) -> int:
     """Watch in the foreground; exit status 0 only for a COMPLETED chain.
 
+    `replay` reports the chain's events from its start (right after submission); otherwise
+    the watcher says where the chain stands and reports what happens from now on.
     Ctrl-C, a closed terminal or SIGTERM stop the watcher only: the chain goes on.
     """
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
     out = Output(verbose=verbose)
     try:
-        final = watch(folder, state, output=out)
+        final = watch(folder, state, output=out, replay=replay)
     except (KeyboardInterrupt, Stop) as why:
         name = "Ctrl-C" if isinstance(why, KeyboardInterrupt) else str(why)
         with contextlib.suppress(OSError):  # the terminal may be gone
@@ -238,7 +246,7 @@ def start_detached(folder: ChainFolder, state: StateDir, verbose: bool) -> tuple
     log_path = folder.watch_log
     command = [
         sys.executable, "-m", "longrun", "watch", folder.chain_id,
-        "--state-dir", str(state.root),
+        "--state-dir", str(state.root), "--from-start",
     ]  # fmt: skip
     if verbose:
         command.append("--verbose")

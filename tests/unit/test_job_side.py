@@ -62,14 +62,14 @@ def bash(helpers: Path, code: str, path_dir: Path | None = None) -> str:
     return result.stdout
 
 
-def fake_squeue(tmp_path: Path, line: str) -> Path:
-    """A directory whose `squeue` prints one captured line."""
+def fake_command(tmp_path: Path, name: str, output: str) -> Path:
+    """A directory whose `name` command prints captured output."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "output").write_text(line)
-    squeue = bin_dir / "squeue"
-    squeue.write_text(f"#!/bin/sh\ncat {shquote(bin_dir / 'output')}\n")
-    squeue.chmod(0o755)
+    (bin_dir / f"{name}.out").write_text(output)
+    command = bin_dir / name
+    command.write_text(f"#!/bin/sh\ncat {shquote(bin_dir / f'{name}.out')}\n")
+    command.chmod(0o755)
     return bin_dir
 
 
@@ -77,31 +77,52 @@ def captured_lines(name: str) -> list[str]:
     return [line + "\n" for line in (DATA / name).read_text().splitlines() if line]
 
 
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        *[
-            (line, (line.split("|")[0], "0", "UNLIMITED"))
-            for line in captured_lines("squeue_link_format.txt")
-        ],
-        (captured_lines("squeue_link_format_preempted.txt")[0], ("FAILED", "1", "UNLIMITED")),
-        (captured_lines("squeue_link_format_preempted.txt")[1], ("RUNNING", "1", "1-02:02:53")),
-    ],
-)
-def test_job_info_reads_state_preempt_time_and_time_left(
-    helpers: Path, tmp_path: Path, line: str, expected: tuple[str, str, str]
+def link_format_cases() -> list[tuple[str, tuple[str, ...]]]:
+    """Each captured line of the link script's squeue query, with what it must read from it."""
+    cases = []
+    for name in ("squeue_link_format", "squeue_link_format_preempted", "squeue_link_format_ends"):
+        for line in captured_lines(f"{name}.txt"):
+            state, preempt_time, time_left, start, end = line.rstrip("|\n").split("|")
+            preempted = "0" if preempt_time == "N/A" else "1"
+            cases.append((line, (state, preempted, time_left, start, end)))
+    return cases
+
+
+def test_the_captures_cover_preemption_and_invalid_time_left() -> None:
+    cases = [expected for _, expected in link_format_cases()]
+    assert ("RUNNING", "1") in {c[:2] for c in cases} and ("FAILED", "1") in {c[:2] for c in cases}
+    assert "INVALID" in {c[2] for c in cases}
+
+
+@pytest.mark.parametrize(("line", "expected"), link_format_cases())
+def test_job_info_reads_state_preemption_time_left_start_and_end(
+    helpers: Path, tmp_path: Path, line: str, expected: tuple[str, ...]
 ) -> None:
     out = bash(
         helpers,
-        'lr_job_info 58 && printf "%s|%s|%s" "$LR_STATE" "$LR_PREEMPTED" "$LR_TIME_LEFT"',
-        fake_squeue(tmp_path, line),
+        'lr_job_info 58 && printf \'%s|\' "$LR_STATE" "$LR_PREEMPTED" "$LR_TIME_LEFT"'
+        ' "$LR_START" "$LR_END"',
+        fake_command(tmp_path, "squeue", line),
     )
-    assert tuple(out.split("|")) == expected
+    assert tuple(out.split("|")[:-1]) == expected
 
 
 def test_job_info_fails_when_slurm_no_longer_knows_the_job(helpers: Path, tmp_path: Path) -> None:
-    out = bash(helpers, "lr_job_info 58 || echo gone", fake_squeue(tmp_path, ""))
+    out = bash(helpers, "lr_job_info 58 || echo gone", fake_command(tmp_path, "squeue", ""))
     assert out == "gone\n"
+
+
+def test_sacct_reader_takes_the_last_record_of_a_requeued_job(
+    helpers: Path, tmp_path: Path
+) -> None:
+    text = (DATA / "sacct_link_format_requeue.txt").read_text()
+    last = text.strip().splitlines()[-1].split("|")
+    out = bash(
+        helpers,
+        'lr_sacct_state 131 && printf \'%s|\' "$LR_STATE" "$LR_START" "$LR_END"',
+        fake_command(tmp_path, "sacct", text),
+    )
+    assert out.split("|")[:-1] == ["CANCELLED", last[1], last[2]]
 
 
 @pytest.mark.parametrize(

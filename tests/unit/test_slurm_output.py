@@ -1,15 +1,21 @@
-"""Parsers of Slurm's output, on output captured from the real local cluster (see data/)."""
+"""Parsers of Slurm's output, on output captured from the real local cluster (see data/).
+
+data/capture.sh makes the jobs and captures the output; data/jobs.json names each job's role.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
 from longrun.errors import LongrunError
-from longrun.slurm_output import parse_sacct, parse_sbatch_job_id, parse_squeue
+from longrun.slurm_output import parse_sacct, parse_sbatch_job_id, parse_squeue, slurm_epoch
 
 DATA = Path(__file__).parent / "data"
+JOBS: dict[str, str] = json.loads((DATA / "jobs.json").read_text())
 
 
 def captured(name: str) -> str:
@@ -17,8 +23,12 @@ def captured(name: str) -> str:
 
 
 def test_sbatch_job_id_in_each_form() -> None:
-    assert parse_sbatch_job_id(captured("sbatch_plain.txt")) == "51"
-    assert parse_sbatch_job_id(captured("sbatch_parsable_cluster.txt")) == "57"
+    plain = captured("sbatch_plain.txt")
+    assert plain.startswith("Submitted batch job ")
+    assert parse_sbatch_job_id(plain) == plain.split()[-1]
+    with_cluster = captured("sbatch_parsable_cluster.txt")
+    assert ";" in with_cluster
+    assert parse_sbatch_job_id(with_cluster) == with_cluster.split(";")[0]
     assert parse_sbatch_job_id("52\n") == "52"
 
 
@@ -30,21 +40,33 @@ def test_sbatch_output_without_a_job_id_is_an_error() -> None:
 def test_squeue_rows_by_job_id() -> None:
     rows = parse_squeue(captured("squeue_queue_format.txt"))
     assert {job: row.state for job, row in rows.items()} == {
-        "52": "RUNNING",
-        "53": "PENDING",
-        "54": "FAILED",
-        "55": "COMPLETED",
-        "56": "CANCELLED",
+        JOBS["running"]: "RUNNING",
+        JOBS["pending"]: "PENDING",
+        JOBS["failed"]: "FAILED",
+        JOBS["completed"]: "COMPLETED",
+        JOBS["cancelled"]: "CANCELLED",
     }
-    assert rows["53"].reason == "Dependency" and rows["53"].start == "N/A"
-    assert rows["54"].reason == "NonZeroExitCode"
-    assert rows["52"].time_used == "0:07" and rows["52"].time_left == "UNLIMITED"
+    pending, running = rows[JOBS["pending"]], rows[JOBS["running"]]
+    assert (pending.reason, pending.start, pending.end) == ("Dependency", "N/A", "N/A")
+    assert rows[JOBS["failed"]].reason == "NonZeroExitCode"
+    assert running.time_left == "UNLIMITED" and running.end == "NONE"
+    assert slurm_epoch(running.start) is not None and slurm_epoch(running.end) is None
 
 
-def test_squeue_of_a_preempted_job() -> None:
+def test_squeue_of_preempted_jobs() -> None:
     rows = parse_squeue(captured("squeue_queue_format_preempted.txt"))
-    assert rows["58"].state == "FAILED" and rows["58"].reason == "NonZeroExitCode"
-    assert rows["59"].state == "RUNNING" and rows["59"].time_left == "1-02:02:53"
+    step, graced = rows[JOBS["preempted_step"]], rows[JOBS["preempted_graced"]]
+    assert (step.state, step.reason) == ("FAILED", "NonZeroExitCode")
+    # Still running in its grace time; EndTime is when the grace time ends.
+    assert graced.state == "RUNNING" and graced.time_left.startswith("1-02:0")
+    assert slurm_epoch(graced.end) is not None
+
+
+def test_squeue_of_jobs_past_their_limit_and_after_node_failure() -> None:
+    rows = parse_squeue(captured("squeue_queue_format_ends.txt"))
+    node_fail = rows[JOBS["node_fail"]]
+    assert (node_fail.state, node_fail.reason) == ("NODE_FAIL", "NodeDown")
+    assert rows[JOBS["timeout"]].time_left == "INVALID"
 
 
 def test_squeue_ignores_blank_and_short_lines() -> None:
@@ -54,41 +76,45 @@ def test_squeue_ignores_blank_and_short_lines() -> None:
 def test_sacct_rows_with_cancelled_by_uid() -> None:
     rows = parse_sacct(captured("sacct_accounting.txt"))
     assert {job: row.state for job, row in rows.items()} == {
-        "52": "RUNNING",
-        "53": "PENDING",
-        "54": "FAILED",
-        "55": "COMPLETED",
-        "56": "CANCELLED",  # "CANCELLED by 0"
+        JOBS["running"]: "RUNNING",
+        JOBS["pending"]: "PENDING",
+        JOBS["failed"]: "FAILED",
+        JOBS["completed"]: "COMPLETED",
+        JOBS["cancelled"]: "CANCELLED",  # "CANCELLED by 0"
     }
-    assert rows["54"].exit_code == "3:0"
-    assert rows["56"].elapsed == "00:00:03"
+    assert "CANCELLED by" in captured("sacct_accounting.txt")
+    assert rows[JOBS["failed"]].exit_code == "3:0"
+    assert rows[JOBS["pending"]].start == "Unknown" and slurm_epoch("Unknown") is None
 
 
-def test_sacct_preempted_job_recorded_failed_15() -> None:
+def test_sacct_preempted_jobs() -> None:
     rows = parse_sacct(captured("sacct_accounting_preempted.txt"))
-    assert (rows["58"].state, rows["58"].exit_code) == ("FAILED", "15:0")
+    step, graced = rows[JOBS["preempted_step"]], rows[JOBS["preempted_graced"]]
+    # A step that exits on the preemption's SIGTERM makes Slurm record FAILED, not PREEMPTED.
+    assert (step.state, step.exit_code) == ("FAILED", "15:0")
+    assert graced.state == "PREEMPTED"
 
 
 def test_sacct_time_limit_node_failure_and_cancelled_requeued_job() -> None:
     rows = parse_sacct(captured("sacct_accounting_ends.txt"))
     assert {job: row.state for job, row in rows.items()} == {
-        "61": "TIMEOUT",
-        "63": "NODE_FAIL",
-        "64": "CANCELLED",
+        JOBS["timeout"]: "TIMEOUT",
+        JOBS["node_fail"]: "NODE_FAIL",
+        JOBS["requeued"]: "CANCELLED",
     }
-    assert rows["61"].elapsed == "00:01:29"
-
-
-def test_squeue_of_jobs_past_their_limit_and_after_node_failure() -> None:
-    rows = parse_squeue(captured("squeue_queue_format_ends.txt"))
-    assert rows["63"].state == "NODE_FAIL" and rows["63"].reason == "NodeDown"
-    assert rows["61"].time_left == "INVALID"
 
 
 def test_sacct_keeps_the_last_record_of_a_requeued_job() -> None:
     # sacct -D lists every run of a requeued job under the same id; the last one is current.
     text = captured("sacct_accounting_requeue_duplicates.txt")
     lines = [line for line in text.splitlines() if line]
-    assert len(lines) >= 2 and len({line.split("|")[0] for line in lines}) == 1
-    assert lines[0].split("|")[1] == "PREEMPTED"
-    assert parse_sacct(text)["64"].state == "CANCELLED"
+    assert len(lines) >= 2 and {line.split("|")[0] for line in lines} == {JOBS["requeued"]}
+    assert lines[0].split("|")[1] == "NODE_FAIL" or lines[0].split("|")[1] == "REQUEUED"
+    assert parse_sacct(text)[JOBS["requeued"]].state == "CANCELLED"
+
+
+def test_slurm_timestamps_are_local_time() -> None:
+    expected = int(time.mktime((2026, 11, 25, 21, 11, 12, 0, 0, -1)))
+    assert slurm_epoch("2026-11-25T21:11:12") == expected
+    for nothing in ("", None, "Unknown", "None", "NONE", "N/A", "2026-13-45T99:99:99"):
+        assert slurm_epoch(nothing) is None

@@ -110,27 +110,26 @@ lr_secs() {
 }
 
 lr_job_info() {
-    # Slurm's view of one job: LR_STATE, LR_PREEMPTED (0/1), LR_TIME_LEFT (squeue -O fields
-    # hold no user-typed text). Empty state when slurmctld no longer knows the job.
-    local out
-    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT=''
-    out=$(squeue -h -t all -j "$1" -O 'State:|,PreemptTime:|,TimeLeft:|' 2>/dev/null) || out=
+    # Slurm's view of one job: LR_STATE, LR_PREEMPTED (0/1), LR_TIME_LEFT, LR_START, LR_END
+    # (squeue -O fields hold no user-typed text). Fails when slurmctld no longer knows the job.
+    local out preempt_time
+    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END=''
+    out=$(squeue -h -t all -j "$1" -O 'State:|,PreemptTime:|,TimeLeft:|,StartTime:|,EndTime:|' 2>/dev/null) || out=
     out=${out%%$'\n'*}
     [ -n "$out" ] || return 1
-    IFS='|' read -r LR_STATE LR_PREEMPT_TIME LR_TIME_LEFT _ <<<"$out"
-    LR_STATE=${LR_STATE// /}
-    LR_PREEMPT_TIME=${LR_PREEMPT_TIME// /}
-    LR_TIME_LEFT=${LR_TIME_LEFT// /}
-    case $LR_PREEMPT_TIME in ''|N/A|None|Unknown) LR_PREEMPTED=0 ;; *) LR_PREEMPTED=1 ;; esac
+    IFS='|' read -r LR_STATE preempt_time LR_TIME_LEFT LR_START LR_END _ <<<"${out// /}"
+    case $preempt_time in ''|N/A|None|Unknown) LR_PREEMPTED=0 ;; *) LR_PREEMPTED=1 ;; esac
     return 0
 }
 
 lr_sacct_state() {
-    # The accounting state of a job's allocation ("CANCELLED by 0" -> CANCELLED).
+    # The accounting record of a job's allocation: LR_STATE ("CANCELLED by 0" -> CANCELLED),
+    # LR_START, LR_END. A requeued job has one record per run; the last one counts.
     local out
-    out=$(sacct -n -X -P -j "$1" -o State 2>/dev/null) || out=
+    out=$(sacct -n -X -P -j "$1" -o State,Start,End 2>/dev/null) || out=
     out=${out##*$'\n'}
-    LR_STATE=${out%% *}
+    IFS='|' read -r LR_STATE LR_START LR_END <<<"$out"
+    LR_STATE=${LR_STATE%% *}
     LR_STATE=${LR_STATE%+}
     [ -n "$LR_STATE" ]
 }
@@ -148,7 +147,7 @@ lr_final_state() {
             case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|DEADLINE|REVOKED|BOOT_FAIL|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
         fi
         if [ $SECONDS -ge $deadline ]; then
-            LR_STATE='' LR_PREEMPTED=$preempted
+            LR_STATE='' LR_START='' LR_END='' LR_PREEMPTED=$preempted
             return 1
         fi
         sleep 2
@@ -368,7 +367,7 @@ lr_judge_previous() {
     lr_decide "$verdict" "$LR_STATE" "$LR_PREEMPTED"
     outcome=$LR_OUTCOME why=$LR_WHY
     lr_event judged previous "$LR_PREVIOUS" verdict "${verdict:-none}" slurm_state "${LR_STATE:-unknown}" \
-        preempted "$LR_PREEMPTED" outcome "$outcome" reason "$why"
+        preempted "$LR_PREEMPTED" outcome "$outcome" reason "$why" start "$LR_START" end "$LR_END"
     case $outcome in
         run) ;;
         run-warn)
@@ -458,7 +457,7 @@ lr_epilogue() {
         why="the script failed (exit $rc)"
         lr_set_verdict failed
     fi
-    lr_event decision verdict "$LR_VERDICT" reason "$why" exit_code "$rc"
+    lr_event decision verdict "$LR_VERDICT" reason "$why" exit_code "$rc" start "$LR_START"
     case $LR_VERDICT in
         completed)
             lr_cancel_standby
