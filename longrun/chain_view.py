@@ -150,6 +150,7 @@ def build_view(
     order: list[str] = []
     standby_of: dict[str, str] = {}
     ended_reason = ""
+    cancelled_by_us: dict[str, str] = {}  # job -> who cancelled it (`longrun cancel`)
     submitted: str | None = None
     last_epoch: int | None = None
 
@@ -167,6 +168,8 @@ def build_view(
             final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == "chain_ended":
             ended_reason = str(event.get("reason") or "")
+        for cancelled in _cancelled_jobs(event):
+            cancelled_by_us[cancelled] = str(event.get("by") or "longrun cancel")
         if not job or kind not in LINK_EVENTS:
             continue
         view = links.get(job)
@@ -180,6 +183,9 @@ def build_view(
         _apply(view, event, links)
 
     for job, view in links.items():
+        if view.state in ("UNKNOWN", "RUNNING") and job in cancelled_by_us:
+            view.state = "CANCELLED"
+            view.why = f"cancelled with {cancelled_by_us[job]}"
         if view.state == "UNKNOWN" and job in final_states:
             end = final_states[job]
             view.state = states.base_state(end.state)
@@ -248,6 +254,15 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
         view.verdict = states.VERDICT_ENDED
         view.state = "COMPLETED"
         view.why = f"ended the chain: {event.get('reason', '')}"
+
+
+def _cancelled_jobs(event: Mapping[str, Any]) -> list[str]:
+    """The jobs `longrun cancel` cancelled, as its events list them."""
+    kind = event.get("event")
+    listed = event.get("cancelled") if kind == "chain_ended" else None
+    if kind == "cancelled":
+        listed = event.get("jobs")
+    return [job for job in str(listed or "").split(",") if job]
 
 
 def slurm_end_of(event: Mapping[str, Any], key: str) -> SlurmEnd:

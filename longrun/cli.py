@@ -258,11 +258,12 @@ def status_command(chain: str | None, as_json: bool, state_dir: str | None) -> N
 def list_command(as_json: bool, live: bool, state_dir: str | None) -> None:
     """Your chains, newest first."""
     setup_logging("DEFAULT")
-    rows = chain_ops.list_chains(state_of(state_dir), live_only=live)
+    state = state_of(state_dir)
+    rows = chain_ops.list_chains(state, live_only=live)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
-        click.echo(list_text(rows))
+        click.echo(list_text(rows, state.root, state.exists(), live))
 
 
 @main.command("watch", context_settings=CONTEXT)

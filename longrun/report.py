@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .chain_view import STATE_PHRASES, ChainView, iso
@@ -69,9 +70,16 @@ def status_text(view: ChainView) -> str:
     return "\n".join(parts)
 
 
-def list_text(rows: Sequence[Mapping[str, Any]]) -> str:
+def list_text(
+    rows: Sequence[Mapping[str, Any]], root: Path, exists: bool = True, live_only: bool = False
+) -> str:
     if not rows:
-        return "No chains."
+        if not exists:
+            return (
+                f"No chains: {root} does not exist. Submit with sbatch_longrun, or point "
+                "--state-dir (or $LONGRUN_HOME) at the state directory you used."
+            )
+        return f"No {'live ' if live_only else ''}chains in {root}."
     return table(
         ["CHAIN", "NAME", "STATE", "LINKS", "CURRENT JOB", "LAST CHANGE"],
         [

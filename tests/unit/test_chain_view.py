@@ -1,0 +1,165 @@
+"""What a chain looks like, built from real event logs (data/chains, left by end-to-end runs).
+
+Each fixture chain holds chain.json, events.jsonl and ended as the chain wrote them, and
+sacct.txt: what Slurm's accounting recorded for its jobs afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from longrun import states
+from longrun.chain_ops import needs_repair
+from longrun.chain_view import ChainView, build_view
+from longrun.report import event_line, status_text
+from longrun.slurm_output import QueueRow, parse_sacct, slurm_epoch
+
+CHAINS = Path(__file__).parent / "data" / "chains"
+
+
+def load(name: str) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    folder = CHAINS / name
+    meta = json.loads((folder / "chain.json").read_text())
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    return meta, events, (folder / "ended").read_text().strip()
+
+
+def view_of(name: str) -> ChainView:
+    return build_view(*load(name))
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "links"),
+    [
+        ("timeout", "COMPLETED", 2),
+        ("failed", "FAILED", 1),
+        ("cancelled", "CANCELLED", 1),
+        ("repaired", "COMPLETED", 2),
+        ("three_links", "COMPLETED", 3),
+    ],
+)
+def test_each_link_has_the_state_and_times_slurm_recorded(
+    name: str, state: str, links: int
+) -> None:
+    view = view_of(name)
+    assert view.state == state
+    assert len(view.links) == links
+    accounting = parse_sacct((CHAINS / name / "sacct.txt").read_text())
+    for index, link in enumerate(view.links):
+        record = accounting[link.job_id]
+        assert link.state == record.state, link
+        assert link.start_epoch == slurm_epoch(record.start), link
+        end = slurm_epoch(record.end)
+        assert link.end_epoch is not None and end is not None
+        if index < len(view.links) - 1:
+            assert link.end_epoch == end, link
+        else:
+            assert abs(link.end_epoch - end) <= 2, link
+
+
+def test_a_link_killed_by_its_time_limit_reads_as_such() -> None:
+    first, second = view_of("timeout").links
+    assert (first.state, first.why, first.exit_code) == ("TIMEOUT", "reached its time limit", 143)
+    assert (second.state, second.why) == ("COMPLETED", "the script finished (exit 0)")
+    assert (first.link, second.link) == (1, 2)
+
+
+def test_standby_and_current_job() -> None:
+    view = view_of("three_links")
+    assert view.current_job == view.links[-1].job_id
+    assert view.standby_job not in {link.job_id for link in view.links}
+    assert not view.is_live
+
+
+def test_watcher_lines_for_a_chain_that_went_on_after_a_timeout() -> None:
+    meta, events, _ = load("timeout")
+    first, second = (link.job_id for link in view_of("timeout").links)
+    lines = [line for e in events if (line := event_line(e, meta["max_restarts"], False))]
+    assert lines == [
+        f"Job submitted with ID {first} (link 1/1000)",
+        f"Watching job {first} (link 1/1000)",
+        f"Job {first} (link 1/1000): pre-timeout signal USR1",
+        f"Job {first} (link 1/1000): SIGTERM from Slurm (COMPLETING)",
+        f"Watching job {second} (link 2/1000)",
+        f"Job {first} (link 1/1000) ended TIMEOUT: reached its time limit; "
+        f"job {second} (link 2/1000) takes over",
+        f"Job {second} (link 2/1000): the script finished (exit 0)",
+        "Chain ended COMPLETED: the script finished (exit 0)",
+    ]
+
+
+def test_watcher_lines_for_a_cancelled_chain_say_why_it_ends() -> None:
+    meta, events, _ = load("cancelled")
+    lines = [line for e in events if (line := event_line(e, meta["max_restarts"], False))]
+    assert lines[-1].startswith("Chain ended CANCELLED")
+
+
+def test_status_text() -> None:
+    view = view_of("timeout")
+    text = status_text(view)
+    first = view.links[0]
+    assert text.splitlines()[0] == (
+        f"Chain {view.chain_id} (job.sh): COMPLETED - the script finished (exit 0)"
+    )
+    assert "LINK  JOB  STATE      WHY" in text
+    assert f"1     {first.job_id}  TIMEOUT    reached its time limit" in text
+    assert "Total run time: 00:01:21 over 2 links (at most 1000)" in text
+
+
+def queue_row(job: str, state: str, reason: str = "None", start: str = "N/A") -> QueueRow:
+    return QueueRow(job, state, reason, "0:00", "UNLIMITED", start, "N/A")
+
+
+def test_live_views_as_squeue_shows_the_chain() -> None:
+    meta, events, _ = load("three_links")
+    first = events[1]["job"]
+    # Submitted, not started: the first job waits.
+    view = build_view(meta, events[:2], None, {first: queue_row(first, "PENDING")})
+    assert (view.state, view.reason) == ("PENDING", f"job {first} is waiting in the queue")
+    assert view.current_job == first
+    # Link 0 runs, its standby waits for it.
+    started = events[: next(i for i, e in enumerate(events) if e["event"] == "body_started") + 1]
+    standby = next(str(e["standby"]) for e in started if e["event"] == "standby_submitted")
+    queue = {
+        first: queue_row(first, "RUNNING", start="2026-11-25T21:29:52"),
+        standby: queue_row(standby, "PENDING", "Dependency"),
+    }
+    view = build_view(meta, started, None, queue)
+    assert (view.state, view.current_job, view.standby_job) == ("RUNNING", first, standby)
+    assert view.reason == "link 1/1000 is running"
+    assert view.links[0].start_epoch == slurm_epoch("2026-11-25T21:29:52")
+    assert view.links[0].end_epoch is None
+
+
+def test_a_chain_with_nothing_queued_and_an_unknown_end_is_stalled_then_settled() -> None:
+    meta, events, _ = load("timeout")
+    # The log up to link 0's SIGTERM: the successor never started.
+    cut = next(i for i, e in enumerate(events) if e["event"] == "body_exited") + 1
+    view = build_view(meta, events[:cut], None, {})
+    assert view.state == states.CHAIN_STALLED
+    assert "not known yet" in view.reason
+    first = view.links[0].job_id
+    settled = build_view(meta, events[:cut], None, {first: queue_row(first, "TIMEOUT")})
+    assert settled.state == states.CHAIN_STALLED and settled.links[0].state == "TIMEOUT"
+    assert "no successor is queued" in settled.reason
+    assert needs_repair(settled, {}, retries_left=False)
+    # Not when the successor is still queued, nor when no restarts are left.
+    pending = {"999": queue_row("999", "PENDING")}
+    assert not needs_repair(settled, pending, retries_left=False)
+    timed_out = {first: queue_row(first, "TIMEOUT")}
+    limited = build_view({**meta, "max_restarts": 0}, events[:cut], None, timed_out)
+    assert limited.state == states.CHAIN_MAX_RESTARTS
+    assert not needs_repair(limited, {}, retries_left=False)
+
+
+def test_a_failed_chain_is_not_repaired_unless_retries_remain() -> None:
+    meta, events, _ = load("failed")
+    cut = next(i for i, e in enumerate(events) if e["event"] == "decision") + 1
+    view = build_view(meta, events[:cut], None, {})
+    assert view.links[0].verdict == "failed"
+    assert not needs_repair(view, {}, retries_left=False)
+    assert needs_repair(view, {}, retries_left=True)
