@@ -14,6 +14,22 @@ cd "$(dirname "$0")/.."
 VENV=${LONGRUN_VENV:-$PWD/.venv}
 WORKERS=${LONGRUN_TEST_WORKERS:-8}
 
+# What the tests need besides Python packages: shellcheck (every rendered link script is
+# checked) and venv support. On Debian as root they are installed; elsewhere we say what is missing.
+missing=()
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "tests: installing ${missing[*]} with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "tests: missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
 LONGRUN_VENV=$VENV bash example/install-longrun.sh --test
 
 was_up=0
