@@ -28,11 +28,13 @@ from longrun.sbatch_options import parse_args
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture
-def helpers(tmp_path: Path) -> Path:
+def render_helpers(
+    tmp_path: Path, argv: list[str] | None = None, environ: dict[str, str] | None = None
+) -> Path:
     """A file that defines the link script's variables and functions, chain folder included."""
     chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
-    (chain / "links").mkdir(parents=True)
+    (chain / "links").mkdir(parents=True, exist_ok=True)
+    (chain.parent.parent / "jobs").mkdir(exist_ok=True)
     where = ChainLocation(
         chain_id=chain.name,
         chain_dir=str(chain),
@@ -41,11 +43,17 @@ def helpers(tmp_path: Path) -> Path:
         slurm_bin_dir="/usr/bin",
     )
     script = UserScript("#!/bin/bash\necho hi\n", "job.sh", "job.sh")
-    plan = build_plan(WrapperOptions(), parse_args(["job.sh"]), script, [], where, {})
+    args = parse_args([*(argv or []), "job.sh"])
+    plan = build_plan(WrapperOptions(), args, script, [], where, environ or {})
     text = render_link_script(plan)
     path = tmp_path / "helpers.sh"
     path.write_text(text[: text.index('\nlr_prologue "$@"')] + "\n")
     return path
+
+
+@pytest.fixture
+def helpers(tmp_path: Path) -> Path:
+    return render_helpers(tmp_path)
 
 
 def bash(helpers: Path, code: str, path_dir: Path | None = None) -> str:
@@ -222,3 +230,85 @@ def wait_for_descendants(pid: int, count: int) -> list[int]:
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
+
+
+def test_step_signal_window_only_on_a_long_enough_time_limit(tmp_path: Path) -> None:
+    # --signal=USR1@50 without B:: a window of 50 + 60 s before the limit.
+    helpers = render_helpers(tmp_path, ["--signal=USR1@50"])
+    check = "lr_in_step_signal_window && echo in || echo out"
+    # An hour-long link with 100 s left: an exit 0 now may be a checkpoint on the signal.
+    assert bash(helpers, f"SECONDS=3500; LR_TIME_LEFT=1:40; {check}") == "in\n"
+    assert bash(helpers, f"SECONDS=3000; LR_TIME_LEFT=10:00; {check}") == "out\n"
+    # A one-minute link is all window: an exit 0 there is taken as finished.
+    assert bash(helpers, f"SECONDS=30; LR_TIME_LEFT=0:30; {check}") == "out\n"
+    assert bash(render_helpers(tmp_path), f"SECONDS=3500; LR_TIME_LEFT=1:40; {check}") == "out\n"
+
+
+def failing_sbatch(tmp_path: Path, failures: int) -> Path:
+    """A stand-in sbatch that fails `failures` times, then prints a job id.
+
+    Call N leaves its arguments in call-N.args and its environment in call-N.env (NUL-separated).
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    sbatch = bin_dir / "sbatch"
+    calls = shquote(tmp_path / "call")
+    sbatch.write_text(
+        "#!/bin/bash\n"
+        f"n=$(ls {calls}-*.args 2>/dev/null | wc -l)\n"
+        f"printf '%s\\0' \"$@\" > {calls}-$n.args\n"
+        f"env -0 > {calls}-$n.env\n"
+        f"if [ $n -lt {failures} ]; then\n"
+        "  echo 'sbatch: error: Batch job submission failed: Socket timed out' >&2; exit 1\n"
+        "fi\necho 777\n"
+    )
+    sbatch.chmod(0o755)
+    return bin_dir
+
+
+def nul_list(path: Path) -> list[str]:
+    return path.read_text().split("\0")[:-1]
+
+
+SUBMIT = """\
+LR_COUNT=0 LR_INITIAL=99 LR_RETRIES=0 LR_LABEL='link 1/1000'
+LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"
+export NOT_IN_SNAPSHOT=leak SLURM_CPUS_PER_TASK=4
+lr_submit_standby && echo "standby=$LR_STANDBY" || echo failed
+"""
+
+
+def test_standby_is_submitted_with_the_snapshot_environment_after_a_transient_failure(
+    tmp_path: Path,
+) -> None:
+    helpers = render_helpers(tmp_path, ["-p", "main", "--dependency=afterok:5"])
+    chain = ChainFolder(tmp_path / "state" / "chains" / "20261125-120000-abcd")
+    chain.write_env({"PATH": "/usr/bin:/bin", "FROM_SNAPSHOT": "multi\nline"})
+    out = bash(helpers, SUBMIT, failing_sbatch(tmp_path, failures=1))
+    assert out == "standby=777\n"
+    assert nul_list(tmp_path / "call-0.args") == nul_list(tmp_path / "call-1.args")
+    assert nul_list(tmp_path / "call-1.args") == [
+        "--parsable", "--dependency=afterany:99", "--job-name=job.sh", "-p", "main",
+        str(chain.link_script), "1", "99", "99", "0",
+    ]  # fmt: skip
+    environment = nul_list(tmp_path / "call-1.env")
+    assert "FROM_SNAPSHOT=multi\nline" in environment
+    assert not [v for v in environment if v.startswith(("NOT_IN_SNAPSHOT=", "SLURM_CPUS"))]
+    kinds = [e["event"] for e in chain.read_events()]
+    assert kinds == ["standby_retry", "standby_submitted"]
+    assert chain.read_events()[0]["error"].endswith("Socket timed out")
+    assert chain.standby("99") == "777"
+    assert (tmp_path / "state" / "jobs" / "777").read_text() == chain.chain_id + "\n"
+
+
+def test_standby_submission_gives_up_after_the_bounded_time(tmp_path: Path) -> None:
+    helpers = render_helpers(tmp_path, environ={"LONGRUN_SUBMIT_RETRY_SECONDS": "3"})
+    chain = ChainFolder(tmp_path / "state" / "chains" / "20261125-120000-abcd")
+    chain.write_env({"PATH": "/usr/bin:/bin"})
+    started = time.monotonic()
+    out = bash(helpers, SUBMIT, failing_sbatch(tmp_path, failures=100))
+    assert out == "failed\n"
+    assert 3 <= time.monotonic() - started < 15
+    kinds = [e["event"] for e in chain.read_events()]
+    assert kinds[-1] == "standby_failed" and set(kinds[:-1]) == {"standby_retry"}
+    assert chain.standby("99") is None

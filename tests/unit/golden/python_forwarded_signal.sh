@@ -426,6 +426,15 @@ lr_run_body() {
     lr_event body_exited exit_code "$rc"
 }
 
+lr_in_step_signal_window() {
+    # With --signal=SIG@T (no B:), Slurm signals the steps only, so an exit 0 in the last
+    # T(+slack) seconds may be a checkpoint on that signal. Only on a time limit longer than
+    # twice that window: otherwise every exit 0 would look like one.
+    [ "$LONGRUN_STEP_SIGNAL_WINDOW" -gt 0 ] && lr_secs "$LR_TIME_LEFT" || return 1
+    [ "$LR_SECS" -le "$LONGRUN_STEP_SIGNAL_WINDOW" ] \
+        && [ $((SECONDS + LR_SECS)) -gt $((2 * LONGRUN_STEP_SIGNAL_WINDOW)) ]
+}
+
 lr_epilogue() {
     local rc=$LR_BODY_RC why
     if [ "$LR_TERMINATED" = 1 ]; then
@@ -449,8 +458,7 @@ lr_epilogue() {
     elif [ "$rc" -eq 0 ] && [ "$LR_FORWARDED" = 1 ]; then
         why="the script exited after the forwarded $LONGRUN_CHECK_SIGNAL (checkpoint)"
         lr_set_verdict continue
-    elif [ "$rc" -eq 0 ] && [ "$LONGRUN_STEP_SIGNAL_WINDOW" -gt 0 ] && lr_secs "$LR_TIME_LEFT" \
-        && [ "$LR_SECS" -le "$LONGRUN_STEP_SIGNAL_WINDOW" ]; then
+    elif [ "$rc" -eq 0 ] && lr_in_step_signal_window; then
         why="the script exited ${LR_SECS}s before the time limit, after --signal went to its steps"
         lr_set_verdict continue
     elif [ "$rc" -eq 0 ]; then
