@@ -34,7 +34,7 @@ say() { printf 'local-slurm: %s\n' "$*"; }
 die() { printf 'local-slurm: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -308,5 +308,6 @@ case ${1:-} in
   status) cmd_status ;;
   env) echo "export SLURM_CONF=$SLURM_CONF" ;;
   -h|--help|help) usage ;;
-  *) usage ;;
+  '') usage ;;
+  *) printf "local-slurm: unknown command '%s'\n" "$1" >&2; usage ;;
 esac

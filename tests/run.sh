@@ -10,8 +10,9 @@
 # Settings (environment): LONGRUN_VENV (default .venv), LONGRUN_TEST_WORKERS (default 8: the
 # end-to-end tests mostly wait for Slurm, so more workers than cores pays off).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-VENV=${LONGRUN_VENV:-$PWD/.venv}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+VENV=${LONGRUN_VENV:-$ROOT/.venv}
 WORKERS=${LONGRUN_TEST_WORKERS:-8}
 
 # What the tests need besides Python packages: shellcheck (every rendered link script is
@@ -38,7 +39,7 @@ if bash example/local-slurm.sh status >/dev/null 2>&1; then
 fi
 cleanup() {
   if [ "$was_up" -eq 0 ]; then
-    bash example/local-slurm.sh down || true
+    bash "$ROOT/example/local-slurm.sh" down || true
   fi
 }
 trap cleanup EXIT

@@ -323,3 +323,16 @@ def test_unknown_chain(workdir: Path) -> None:
     result = longrun(["status", "777"], env=env)
     assert result.exit_code != 0
     assert "no chain '777'" in result.output and "longrun list" in result.output
+
+
+def test_show_prints_the_link_script_or_the_original(workdir: Path) -> None:
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}", "LONGRUN_HOME": "state"}
+    assert submit(["--no-watch", "job.sh"], env=env).exit_code == 0
+    chain_id = next((workdir / "state" / "chains").iterdir()).name
+    for ref in ("4242", chain_id):
+        shown = longrun(["show", ref], env=env)
+        assert shown.exit_code == 0
+        assert shown.output.startswith("#!/bin/bash\n#SBATCH --time=5\n")
+        assert "# longrun: generated prologue" in shown.output
+    original = longrun(["show", "4242", "--original"], env=env)
+    assert original.output == SCRIPT

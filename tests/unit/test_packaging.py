@@ -1,0 +1,54 @@
+"""The package as users get it: `pip install .` into a fresh virtual environment, then the
+commands work from a directory outside the checkout, with the templates from the wheel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def test_fresh_install_works_outside_the_checkout(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    assert run([sys.executable, "-m", "venv", str(venv)], tmp_path).returncode == 0
+    pip = run([str(venv / "bin" / "pip"), "install", "-q", str(ROOT)], tmp_path)
+    assert pip.returncode == 0, pip.stderr
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    bin_dir = venv / "bin"
+    for command in (["sbatch_longrun", "--help"], ["longrun", "--help"]):
+        result = run([str(bin_dir / command[0]), *command[1:]], outside)
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout
+    version = run([str(bin_dir / "longrun"), "--version"], outside)
+    assert version.stdout.startswith("longrun, version ")
+    # The templates come from the installed package, not from this checkout.
+    where = run(
+        [str(bin_dir / "python"), "-c", "import longrun.render as r; print(r.templates_dir())"],
+        outside,
+    )
+    assert where.returncode == 0, where.stderr
+    templates = Path(where.stdout.strip())
+    assert templates.is_relative_to(venv) and (templates / "link.sh.j2").is_file()
+    (outside / "job.sh").write_text("#!/bin/bash\necho hi\n")
+    dry = run([str(bin_dir / "sbatch_longrun"), "--dry-run", "job.sh"], outside)
+    assert dry.returncode == 0, dry.stderr
+    assert "# longrun: generated prologue" in dry.stdout
+    # Only the three runtime dependencies (and what they need themselves).
+    listed = run([str(bin_dir / "pip"), "list", "--format=freeze"], outside).stdout
+    names = {line.split("==")[0].lower() for line in listed.splitlines()}
+    assert {"click", "loguru", "jinja2", "slurm-longrun"} <= names
+    assert (
+        names - {"click", "loguru", "jinja2", "markupsafe", "slurm-longrun", "pip", "setuptools"}
+        == set()
+    )
