@@ -280,3 +280,29 @@ exit 0
     assert f"link=0 {shell} link1=unset cpt=2" in out
     assert f"link=1 {shell} link1=unset cpt=unset" in out
     assert manual in chain.links()
+
+
+def test_pre_timeout_signal_resubmits_a_missing_standby(cluster: Cluster, tmp_path: Path) -> None:
+    script = """#!/bin/bash
+#SBATCH -o out.txt
+echo "body of link $SLURM_LONGRUN_RESTART_COUNT"
+if [ "$SLURM_LONGRUN_RESTART_COUNT" = 0 ]; then
+  while [ ! -e go ]; do sleep 0.2; done
+  exit "$SLURM_LONGRUN_CONTINUE_CODE"
+fi
+"""
+    chain = submit_chain(cluster, tmp_path, script)
+    first = chain.wait_link_running(0)
+    lost = str(chain.wait_event("standby_submitted")[0]["standby"])
+    cluster.cancel(lost)
+    cluster.wait_final(lost)
+    # The default check signal (B:USR1) reaches the batch shell, which looks for its standby.
+    slurm.run(["scancel", "--batch", "--signal=USR1", first])
+    (missing,) = chain.wait_event("standby_missing")
+    assert (missing["standby"], missing["state"]) == (lost, "CANCELLED")
+    replacement = str(chain.wait_event("standby_submitted", count=2)[1]["standby"])
+    assert replacement != lost
+    assert not chain.events("signal_forwarded"), "the default check signal is not forwarded"
+    (tmp_path / "go").touch()
+    assert chain.wait_end() == "COMPLETED"
+    assert chain.links() == [first, replacement]

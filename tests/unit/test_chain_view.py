@@ -6,7 +6,9 @@ sacct.txt: what Slurm's accounting recorded for its jobs afterwards.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ import pytest
 from longrun import states
 from longrun.chain_ops import needs_repair
 from longrun.chain_view import ChainView, build_view
-from longrun.report import event_line, status_text
+from longrun.report import event_line, progress_line, status_text
 from longrun.slurm_output import QueueRow, parse_sacct, slurm_epoch
+from longrun.watcher import Output
 
 CHAINS = Path(__file__).parent / "data" / "chains"
 
@@ -163,3 +166,30 @@ def test_a_failed_chain_is_not_repaired_unless_retries_remain() -> None:
     assert view.links[0].verdict == "failed"
     assert not needs_repair(view, {}, retries_left=False)
     assert needs_repair(view, {}, retries_left=True)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_rewritten_in_place_on_a_terminal_only() -> None:
+    view = view_of("timeout")
+    line = progress_line(view)
+    last = view.links[-1]
+    assert line == (
+        f"[link 2/1000] job {last.job_id} COMPLETED 00:00:01 | chain COMPLETED, run time 00:01:21"
+    )
+    terminal = Terminal()
+    out = Output(terminal)
+    out.progress(line)
+    out.line("an event")
+    # The progress line, then erased before the event line is written.
+    assert re.fullmatch(
+        re.escape(f"\r\033[K{line}\r\033[K") + r"\[\d\d:\d\d:\d\d\] an event\n",
+        terminal.getvalue(),
+    )
+    plain = io.StringIO()
+    out = Output(plain)
+    out.progress(line)
+    assert plain.getvalue() == ""
