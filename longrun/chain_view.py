@@ -198,20 +198,19 @@ def build_view(
             view.end_epoch = None
             view.why = "" if view.state != "PENDING" else f"waiting ({row.reason})"
 
-    ordered = [links[job] for job in order]
-    view = ChainView(
+    chain = ChainView(
         chain_id=str(meta.get("chain_id", "")),
         job_name=str(meta.get("job_name", "")),
         state="",
         reason=ended_reason,
         max_restarts=int(meta.get("max_restarts", 0)),
-        links=ordered,
+        links=[links[job] for job in order],
         created=str(meta.get("created", "")),
         last_change_epoch=last_epoch,
         submitted_job=submitted,
     )
-    _chain_state(view, ended, queue, standby_of, submitted)
-    return view
+    _chain_state(chain, ended, queue, standby_of, submitted)
+    return chain
 
 
 LINK_EVENTS = frozenset(

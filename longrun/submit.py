@@ -7,10 +7,12 @@ created) is removed again, and sbatch's own message reaches the user.
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from loguru import logger
 from . import __version__, slurm
 from .batch_script import UserScript, load_script, wrap_script
 from .chain_store import ChainFolder, StateDir, default_root, new_chain_id
-from .errors import StateError, UsageError
+from .errors import UsageError
 from .plan import DROPPED_VARIABLES, ChainLocation, LinkPlan, WrapperOptions, build_plan
 from .render import render_link_script
 from .sbatch_options import ParsedArgs, last_value, parse_args
@@ -80,7 +82,7 @@ def submit(
     *,
     environ: Mapping[str, str] | None = None,
     cwd: str | None = None,
-    stdin_reader=None,
+    stdin_reader: Callable[[], str] | None = None,
 ) -> Submitted | DryRun | TestOnly:
     """Submit `sbatch_argv` (sbatch options, script, script arguments) as a chain."""
     env = dict(os.environ if environ is None else environ)
@@ -150,7 +152,7 @@ def _ensure_state(state: StateDir) -> list[Path]:
     return missing
 
 
-def _read_stdin(stdin_reader) -> str:
+def _read_stdin(stdin_reader: Callable[[], str] | None) -> str:
     reader = stdin_reader or (lambda: sys.stdin.read())
     if stdin_reader is None and sys.stdin.isatty():
         raise UsageError(
@@ -165,7 +167,7 @@ def _test_only(
     sbatch_argv: Sequence[str],
     env: Mapping[str, str],
     submit_dir: str,
-    stdin_reader,
+    stdin_reader: Callable[[], str] | None,
     stdin_text: str | None = None,
 ) -> TestOnly:
     """Let sbatch validate the submission as the user wrote it; create no chain."""
@@ -190,14 +192,12 @@ def _metadata(
     env: Mapping[str, str],
 ) -> dict:
     try:
-        import pwd
-
         user = pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
+    except KeyError:  # a uid without a passwd entry (some containers)
         user = env.get("USER", str(os.getuid()))
     return {
         "chain_id": plan.chain_id,
-        "created": __import__("time").strftime("%Y-%m-%dT%H:%M:%S"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "longrun_version": __version__,
         "user": user,
         "uid": os.getuid(),
@@ -215,11 +215,3 @@ def _metadata(
         "check_signal": plan.check_signal,
         "forward_signal": plan.forward_signal,
     }
-
-
-def check_state_dir_usable(explicit: str | None, environ: Mapping[str, str]) -> StateDir:
-    """The state directory, checked; for commands that read chains."""
-    state = StateDir(default_root(explicit, environ))
-    if state.root.exists() and not state.root.is_dir():
-        raise StateError(f"state directory {state.root} is not a directory")
-    return state
