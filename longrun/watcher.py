@@ -133,6 +133,7 @@ def watch(
     output: Output | None = None,
     replay: bool = False,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Follow the chain until it ends; return its end state."""
     settings = settings or WatchSettings.from_env()
@@ -146,35 +147,40 @@ def watch(
     last_plain = clock()
     asked_sacct: set[str] = set()
     while True:
-        ended_link = False
-        for event in tail.read():
-            text = event_line(event, max_restarts, out.verbose)
-            if text:
-                out.line(text)
-            if event.get("event") in ("body_exited", "sigterm", "decision", "chain_ended"):
-                ended_link = True
-        ended = folder.ended()
-        if ended:
+        link_ended = _report(tail, out, max_restarts)
+        if folder.ended():
             return _finish(folder, out)
         now = clock()
-        if ended_link:
+        if link_ended:
+            # The next link starts (or should) at once: look soon rather than in 30 s.
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
             view = _check(folder, state, out, asked_sacct)
             if view.state in states.CHAIN_END_STATES:
-                for event in tail.read():
-                    text = event_line(event, max_restarts, out.verbose)
-                    if text:
-                        out.line(text)
+                _report(tail, out, max_restarts)
                 return _finish(folder, out)
             next_query = now + _interval(view, settings)
-        else:
-            view = live_view(folder, ask_slurm=False) if out.tty else view
+        elif out.tty:
+            view = live_view(folder, ask_slurm=False)
         out.progress(progress_line(view))
         if not out.tty and now - last_plain >= settings.plain_status_interval:
             out.line(progress_line(view))
             last_plain = now
-        time.sleep(settings.log_interval)
+        sleep(settings.log_interval)
+
+
+def _report(tail: EventTail, out: Output, max_restarts: int) -> bool:
+    """Print the new events of the log; True if one of them says a link ended."""
+    link_ended = False
+    for event in tail.read():
+        text = event_line(event, max_restarts, out.verbose)
+        if text:
+            out.line(text)
+        link_ended = link_ended or event.get("event") in LINK_END_EVENTS
+    return link_ended
+
+
+LINK_END_EVENTS = frozenset({"body_exited", "sigterm", "decision", "chain_ended"})
 
 
 def _interval(view: ChainView, settings: WatchSettings) -> float:

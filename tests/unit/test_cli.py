@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import pwd
+import re
 import shutil
 import stat
 import tempfile
@@ -336,3 +337,16 @@ def test_show_prints_the_link_script_or_the_original(workdir: Path) -> None:
         assert "# longrun: generated prologue" in shown.output
     original = longrun(["show", "4242", "--original"], env=env)
     assert original.output == SCRIPT
+
+
+def test_longrun_submit_is_sbatch_longrun(workdir: Path) -> None:
+    args = ["--dry-run", "--max-restarts", "4", "-J", "same", "job.sh", "x"]
+    direct = submit(args)
+    via_longrun = longrun(["submit", *args])
+    assert direct.exit_code == via_longrun.exit_code == 0
+
+    def without_chain_id(text: str) -> str:
+        return re.sub(r"\d{8}-\d{6}-[0-9a-f]{4}", "CHAIN", text)
+
+    assert without_chain_id(direct.output) == without_chain_id(via_longrun.output)
+    assert "LONGRUN_MAX_RESTARTS=4" in direct.output

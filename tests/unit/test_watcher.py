@@ -1,0 +1,112 @@
+"""The watcher's loop on a simulated clock: how often it asks Slurm, and without accounting.
+
+Slurm's commands are replaced by a stub that answers squeue with a running link and a pending
+successor and refuses sacct, as when slurmdbd is down. This tests longrun's loop, not Slurm; the
+watcher on the real cluster is tested in tests/e2e/test_watch.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from longrun import slurm, watcher
+from longrun.chain_store import ChainFolder, StateDir
+from longrun.errors import SlurmCommandError
+from longrun.watcher import WatchSettings
+
+CHAIN = Path(__file__).parent / "data" / "chains" / "three_links"
+
+
+class Stop(Exception):
+    pass
+
+
+class Simulation:
+    """A fake clock, and a stand-in for the one module that runs Slurm's commands."""
+
+    def __init__(self, running: str, standby: str, until: float) -> None:
+        self.now = 0.0
+        self.until = until
+        self.calls: list[tuple[float, str]] = []
+        self.rows = f"{running}|RUNNING|None|0:10|UNLIMITED|2026-11-25T21:29:52|NONE|\n"
+        self.rows += f"{standby}|PENDING|Dependency|0:00|UNLIMITED|N/A|N/A|\n"
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        if self.now >= self.until:
+            raise Stop
+
+    def run(self, args: Sequence[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        self.calls.append((self.now, args[0]))
+        if args[0] == "sacct":
+            raise SlurmCommandError(list(args), "sacct: error: Problem talking to the database")
+        assert args[0] == "squeue", args
+        return subprocess.CompletedProcess(list(args), 0, self.rows, "")
+
+
+def running_chain(tmp_path: Path) -> tuple[ChainFolder, StateDir, str, str]:
+    """A copy of a real chain's folder, cut where link 0 runs and its successor waits."""
+    state = StateDir(tmp_path / "state")
+    state.chains.mkdir(parents=True, mode=0o700)
+    state.root.chmod(0o700)
+    folder = ChainFolder(state.chains / json.loads((CHAIN / "chain.json").read_text())["chain_id"])
+    folder.path.mkdir(mode=0o700)
+    shutil.copy(CHAIN / "chain.json", folder.meta_file)
+    events = (CHAIN / "events.jsonl").read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(events) if '"body_started"' in line) + 1
+    folder.events_file.write_text("".join(events[:cut]))
+    running = json.loads(events[1])["job"]
+    standby = next(json.loads(e)["standby"] for e in events[:cut] if "standby_submitted" in e)
+    return folder, state, running, standby
+
+
+@pytest.mark.parametrize("minutes", [10, 60])
+def test_one_squeue_call_per_30_s_while_a_link_runs_and_no_sacct(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minutes: int
+) -> None:
+    folder, state, running, standby = running_chain(tmp_path)
+    simulation = Simulation(running, standby, until=minutes * 60)
+    monkeypatch.setattr(slurm, "run", simulation.run)
+    out = io.StringIO()
+    with pytest.raises(Stop):
+        watcher.watch(
+            folder, state, settings=WatchSettings(), output=watcher.Output(out),
+            clock=simulation.clock, sleep=simulation.sleep,
+        )  # fmt: skip
+    squeue = [at for at, name in simulation.calls if name == "squeue"]
+    assert [name for _, name in simulation.calls if name != "squeue"] == []
+    assert len(squeue) <= minutes * 2 + 1
+    assert all(later - earlier >= 30 for earlier, later in zip(squeue, squeue[1:]))
+    # Not a terminal: a plain status line at each 10 minutes (the simulation stops at the last).
+    status_lines = [line for line in out.getvalue().splitlines() if "] [link 1/1000] job" in line]
+    assert len(status_lines) == minutes // 10 - 1
+
+
+def test_a_stalled_chain_asks_sacct_once_and_goes_on_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, state, running, standby = running_chain(tmp_path)
+    simulation = Simulation(running, standby, until=600)
+    simulation.rows = ""  # nothing queued, and sacct refuses: how link 0 ended is unknown
+    monkeypatch.setattr(slurm, "run", simulation.run)
+    out = io.StringIO()
+    with pytest.raises(Stop):
+        watcher.watch(
+            folder, state, settings=WatchSettings(), output=watcher.Output(out),
+            clock=simulation.clock, sleep=simulation.sleep,
+        )  # fmt: skip
+    names = [name for _, name in simulation.calls]
+    assert names.count("sacct") == 1
+    assert names.count("squeue") >= 5  # it keeps watching (every 60 s while nothing runs)
+    assert "Traceback" not in out.getvalue()
