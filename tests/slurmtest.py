@@ -73,23 +73,32 @@ def squeue_state(job_id: str) -> str | None:
     return state or None
 
 
-def sacct_record(job_id: str) -> SacctRecord | None:
-    """The accounting record of a job's allocation (not its steps), or None if not there yet."""
+def sacct_records(job_id: str) -> list[SacctRecord]:
+    """Every accounting record of a job's allocation, one per run (a requeued job has several)."""
     result = slurm.run(
-        ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "JobID,State,ExitCode,Partition"],
+        ["sacct", "-n", "-X", "-P", "-D", "-j", job_id, "-o", "JobID,State,ExitCode,Partition"],
         check=False,
     )
+    records = []
     for line in result.stdout.splitlines():
         fields = line.split("|")
         if len(fields) == 4 and fields[0] == job_id:
-            return SacctRecord(
-                job_id=fields[0],
-                state=fields[1].split()[0] if fields[1] else "",
-                exit_code=fields[2],
-                partition=fields[3],
-                raw_state=fields[1],
+            records.append(
+                SacctRecord(
+                    job_id=fields[0],
+                    state=fields[1].split()[0] if fields[1] else "",
+                    exit_code=fields[2],
+                    partition=fields[3],
+                    raw_state=fields[1],
+                )
             )
-    return None
+    return records
+
+
+def sacct_record(job_id: str) -> SacctRecord | None:
+    """The accounting record of a job's last run, or None if not there yet."""
+    records = sacct_records(job_id)
+    return records[-1] if records else None
 
 
 class Cluster:
@@ -134,6 +143,19 @@ class Cluster:
             return record if record and record.state in wanted else None
 
         return wait_for(probe, timeout=timeout, what=f"sacct to record job {job_id} as {wanted}")
+
+    def wait_sacct_run(
+        self, job_id: str, states: Iterable[str], timeout: float = 60
+    ) -> SacctRecord:
+        """Wait until accounting records any run of the job in one of `states` (requeues)."""
+        wanted = set(states)
+
+        def probe() -> SacctRecord | None:
+            return next((r for r in sacct_records(job_id) if r.state in wanted), None)
+
+        return wait_for(
+            probe, timeout=timeout, what=f"sacct to record a run of {job_id} as {wanted}"
+        )
 
     def wait_file(self, path: Path, text: str | None = None, timeout: float = 60) -> str:
         """Wait until a file exists (and contains `text`); return its content."""

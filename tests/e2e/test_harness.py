@@ -40,8 +40,9 @@ def test_preemption_cancel_mode(cluster: Cluster, tmp_path: Path) -> None:
 def test_preemption_requeue_mode(cluster: Cluster, tmp_path: Path) -> None:
     job = cluster.sbatch("-p", "requeue", "-o", str(tmp_path / "out"), "--wrap", "sleep 300")
     preemptor = cluster.preempt(job)
-    # Requeued: same job id, back to PENDING; the preempted run is in sacct as PREEMPTED.
-    cluster.wait_sacct(job, {"PREEMPTED", "REQUEUED"}, timeout=90)
+    # Requeued: same job id, back to PENDING; the preempted run is in sacct as PREEMPTED (a run
+    # that is not the last one: only `sacct -D` lists it once the job runs again).
+    assert cluster.wait_sacct_run(job, {"PREEMPTED"}, timeout=90).state == "PREEMPTED"
     cluster.wait_state(job, {"PENDING", "RUNNING"}, timeout=60)
     assert cluster.wait_final(preemptor) == "COMPLETED"
     cluster.wait_state(job, {"RUNNING"}, timeout=60)
