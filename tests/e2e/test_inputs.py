@@ -122,20 +122,20 @@ def test_sbatch_lines_after_the_first_command_are_ignored(cluster: Cluster, tmp_
     assert "name=job.sh array=none" in (tmp_path / "out.txt").read_text()
 
 
-@pytest.mark.parametrize("export", ["NONE", "CHOSEN"])
+@pytest.mark.parametrize("export", ["NONE", "CHOSEN,ALSO"])
 def test_restricted_export_still_gets_the_chains_variables(
     cluster: Cluster, tmp_path: Path, export: str
 ) -> None:
     script = (
         "#!/bin/bash\n#SBATCH -o out.txt\n"
         'echo "link=$SLURM_LONGRUN_RESTART_COUNT initial=$SLURM_LONGRUN_INITIAL_JOB_ID'
-        ' chosen=${CHOSEN-unset} other=${OTHER-unset}"\n' + TWO_LINKS
+        ' chosen=${CHOSEN-unset},${ALSO-unset} other=${OTHER-unset}"\n' + TWO_LINKS
     )
-    env = environment(CHOSEN="yes", OTHER="leak")
+    env = environment(CHOSEN="yes", ALSO="too", OTHER="leak")
     chain = submit_chain(cluster, tmp_path, script, f"--export={export}", env=env)
     assert chain.wait_end() == "COMPLETED"
     out = (tmp_path / "out.txt").read_text()
-    chosen = "yes" if export == "CHOSEN" else "unset"
+    chosen = "yes,too" if export != "NONE" else "unset,unset"
     for link in (0, 1):
         assert f"link={link} initial={chain.first_job} chosen={chosen} other=unset" in out
 

@@ -350,3 +350,34 @@ def test_longrun_submit_is_sbatch_longrun(workdir: Path) -> None:
 
     assert without_chain_id(direct.output) == without_chain_id(via_longrun.output)
     assert "LONGRUN_MAX_RESTARTS=4" in direct.output
+
+
+def test_hetjob_directive_is_refused(workdir: Path) -> None:
+    (workdir / "het.sh").write_text(
+        "#!/bin/bash\n#SBATCH -N1\n#SBATCH hetjob\n#SBATCH -N2\nhostname\n"
+    )
+    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}", "LONGRUN_HOME": "state"}
+    result = submit(["het.sh"], env=env)
+    assert result.exit_code == 2
+    assert "heterogeneous job components (#SBATCH hetjob)" in result.output
+    nothing_written(workdir)
+
+
+def test_no_command_prints_the_environment_snapshot(workdir: Path) -> None:
+    secret = "s3cr3t-token-value"
+    env = {
+        "PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}",
+        "LONGRUN_HOME": "state",
+        "API_TOKEN": secret,
+    }
+    outputs = [submit(["--no-watch", "job.sh"], env=env).output]
+    outputs.append(submit(["--dry-run", "job.sh"], env=env).output)
+    for args in (["show", "4242"], ["show", "4242", "--original"], ["list"], ["list", "--json"]):
+        outputs.append(longrun(args, env=env).output)
+    assert all(secret not in output for output in outputs)
+    chain = next((workdir / "state" / "chains").iterdir())
+    snapshot = chain / "env"
+    assert secret in snapshot.read_text()  # it is kept, for the successors, and only there
+    assert stat.S_IMODE(snapshot.stat().st_mode) == 0o600
+    assert secret not in (chain / "link.sh").read_text()
+    assert secret not in (chain / "chain.json").read_text()
