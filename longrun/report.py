@@ -125,7 +125,7 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
     if kind == "pretimeout_signal":
         return f"Job {job} ({here}): pre-timeout signal {event.get('signal')}"
     if kind == "sigterm":
-        return f"Job {job} ({here}): SIGTERM from Slurm ({event.get('slurm_state')})"
+        return f"Job {job} ({here}): stopped from outside (time limit, preemption or scancel)"
     if kind == "signal_forwarded":
         return f"Job {job}: {event.get('signal')} passed on to the script" if verbose else None
     if kind == "standby_submitted":

@@ -86,7 +86,7 @@ def test_watcher_lines_for_a_chain_that_went_on_after_a_timeout() -> None:
         f"Job submitted with ID {first} (link 1/1000)",
         f"Watching job {first} (link 1/1000)",
         f"Job {first} (link 1/1000): pre-timeout signal USR1",
-        f"Job {first} (link 1/1000): SIGTERM from Slurm (COMPLETING)",
+        f"Job {first} (link 1/1000): stopped from outside (time limit, preemption or scancel)",
         f"Watching job {second} (link 2/1000)",
         f"Job {first} (link 1/1000) ended TIMEOUT: reached its time limit; "
         f"job {second} (link 2/1000) takes over",

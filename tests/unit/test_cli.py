@@ -230,49 +230,43 @@ def test_state_directory_writable_by_others_is_refused(workdir: Path) -> None:
     assert list(state.iterdir()) == []
 
 
-def test_state_directory_that_cannot_be_created(other_user_dir: Path) -> None:
+def submit_as_other_user(
+    folder: Path, args: list[str], mkdir: str | None = None
+) -> tuple[int, str]:
+    """sbatch_longrun ARGS job.sh, run by the unprivileged user in `folder` (after mkdir)."""
+
     def attempt() -> tuple[int, str]:
-        os.chdir(other_user_dir)
-        (other_user_dir / "job.sh").write_text(SCRIPT)
-        (other_user_dir / "ro").mkdir(mode=0o500)
-        env = {"PATH": f"{recording_sbatch(other_user_dir)}:{os.environ['PATH']}"}
-        result = submit(["--state-dir", "ro/sub/state", "job.sh"], env=env)
+        os.chdir(folder)
+        (folder / "job.sh").write_text(SCRIPT)
+        if mkdir:
+            (folder / mkdir).mkdir(mode=0o500)
+        env = {"PATH": f"{recording_sbatch(folder)}:{os.environ['PATH']}"}
+        result = submit([*args, "job.sh"], env=env)
         return result.exit_code, result.output
 
-    code, output = as_other_user(attempt)
+    return as_other_user(attempt)
+
+
+def test_state_directory_that_cannot_be_created(other_user_dir: Path) -> None:
+    code, output = submit_as_other_user(other_user_dir, ["--state-dir", "ro/sub/state"], "ro")
     assert code == 2 and "cannot create state directory" in output
     assert not (other_user_dir / "sbatch-called").exists()
 
 
 def test_state_directory_of_another_user_is_refused(other_user_dir: Path) -> None:
-    state = other_user_dir / "state"
-    state.mkdir(mode=0o755)
     if os.getuid() != 0:
         pytest.fail("this test needs root, to make a folder another user owns")
+    state = other_user_dir / "state"
+    state.mkdir(mode=0o755)
     os.chown(state, 0, 0)
-
-    def attempt() -> tuple[int, str]:
-        os.chdir(other_user_dir)
-        (other_user_dir / "job.sh").write_text(SCRIPT)
-        env = {"PATH": f"{recording_sbatch(other_user_dir)}:{os.environ['PATH']}"}
-        result = submit(["--state-dir", "state", "job.sh"], env=env)
-        return result.exit_code, result.output
-
-    code, output = as_other_user(attempt)
+    code, output = submit_as_other_user(other_user_dir, ["--state-dir", "state"])
     assert code == 2 and "belongs to another user (uid 0)" in output
     assert not (other_user_dir / "sbatch-called").exists()
 
 
 def test_chain_folder_of_another_user_is_refused(other_user_dir: Path) -> None:
     # The state folder is the user's own, but one chain folder in it belongs to someone else.
-    def create() -> tuple[int, str]:
-        os.chdir(other_user_dir)
-        (other_user_dir / "job.sh").write_text(SCRIPT)
-        env = {"PATH": f"{recording_sbatch(other_user_dir)}:{os.environ['PATH']}"}
-        result = submit(["--no-watch", "--state-dir", "state", "job.sh"], env=env)
-        return result.exit_code, result.output
-
-    assert as_other_user(create)[0] == 0
+    assert submit_as_other_user(other_user_dir, ["--no-watch", "--state-dir", "state"])[0] == 0
     chain = next((other_user_dir / "state" / "chains").iterdir())
     os.chown(chain, 0, 0)
 

@@ -71,6 +71,17 @@ def running_chain(tmp_path: Path) -> tuple[ChainFolder, StateDir, str, str]:
     return folder, state, running, standby
 
 
+def run_until_stopped(folder: ChainFolder, state: StateDir, simulation: Simulation) -> io.StringIO:
+    """Watch with default settings on the simulated clock until the simulation ends."""
+    out = io.StringIO()
+    with pytest.raises(Stop):
+        watcher.watch(
+            folder, state, settings=WatchSettings(), output=watcher.Output(out),
+            clock=simulation.clock, sleep=simulation.sleep,
+        )  # fmt: skip
+    return out
+
+
 @pytest.mark.parametrize("minutes", [10, 60])
 def test_one_squeue_call_per_30_s_while_a_link_runs_and_no_sacct(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minutes: int
@@ -78,12 +89,7 @@ def test_one_squeue_call_per_30_s_while_a_link_runs_and_no_sacct(
     folder, state, running, standby = running_chain(tmp_path)
     simulation = Simulation(running, standby, until=minutes * 60)
     monkeypatch.setattr(slurm, "run", simulation.run)
-    out = io.StringIO()
-    with pytest.raises(Stop):
-        watcher.watch(
-            folder, state, settings=WatchSettings(), output=watcher.Output(out),
-            clock=simulation.clock, sleep=simulation.sleep,
-        )  # fmt: skip
+    out = run_until_stopped(folder, state, simulation)
     squeue = [at for at, name in simulation.calls if name == "squeue"]
     assert [name for _, name in simulation.calls if name != "squeue"] == []
     assert len(squeue) <= minutes * 2 + 1
@@ -100,12 +106,7 @@ def test_a_stalled_chain_asks_sacct_once_and_goes_on_without_it(
     simulation = Simulation(running, standby, until=600)
     simulation.rows = ""  # nothing queued, and sacct refuses: how link 0 ended is unknown
     monkeypatch.setattr(slurm, "run", simulation.run)
-    out = io.StringIO()
-    with pytest.raises(Stop):
-        watcher.watch(
-            folder, state, settings=WatchSettings(), output=watcher.Output(out),
-            clock=simulation.clock, sleep=simulation.sleep,
-        )  # fmt: skip
+    out = run_until_stopped(folder, state, simulation)
     names = [name for _, name in simulation.calls]
     assert names.count("sacct") == 1
     assert names.count("squeue") >= 5  # it keeps watching (every 60 s while nothing runs)
