@@ -10,7 +10,7 @@ import contextlib
 import fcntl
 import os
 import shlex
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,7 +210,7 @@ def repair(folder: ChainFolder, state: StateDir) -> str | None:
         queue = queue_rows(chain_jobs(events))  # the one look at Slurm, under the lock
         view = build_view(meta, events, folder.ended(), queue)
         last = view.links[-1] if view.links else None
-        retries = _retries_of(folder, last.job_id) if last else 0
+        retries = _retries_of(events, last.job_id) if last else 0
         if last is None or not needs_repair(view, queue, retries < meta.get("retry_failed", 0)):
             return None
         command = [
@@ -232,8 +232,9 @@ def _initial_job(view: ChainView) -> str:
     return view.links[0].job_id if view.links else (view.submitted_job or "")
 
 
-def _retries_of(folder: ChainFolder, job_id: str) -> int:
-    for event in reversed(folder.read_events()):
+def _retries_of(events: Sequence[Mapping[str, Any]], job_id: str) -> int:
+    """How many --retry-failed retries the chain had used when this link started."""
+    for event in reversed(events):
         if event.get("event") == "link_started" and str(event.get("job")) == job_id:
             try:
                 return int(event.get("retries", 0))

@@ -232,7 +232,7 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
     if kind == "body_exited":
         view.exit_code = _int(event.get("exit_code"))
     elif kind == "decision":
-        _apply_times(view, SlurmEnd("", str(event.get("start") or "")))
+        _apply_times(view, slurm_end_of(event, "state"))  # the link's own start, from Slurm
         view.verdict = event.get("verdict")
         view.why = str(event.get("reason") or "")
         view.state = _state_from_decision(view.verdict, view.exit_code, view.why)

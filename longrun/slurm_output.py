@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class QueueRow:
 
 
 QUEUE_FORMAT = "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|,EndTime:|"
-_QUEUE_FIELDS = 7
+_QUEUE_FIELDS = len(dataclasses.fields(QueueRow))
 
 
 def parse_squeue(stdout: str) -> dict[str, QueueRow]:
@@ -63,6 +64,7 @@ class AccountingRow:
 
 
 ACCOUNTING_FORMAT = "JobID,State,ExitCode,Start,End,Elapsed,Reason"
+_ACCOUNTING_FIELDS = len(dataclasses.fields(AccountingRow))
 
 
 def parse_sacct(stdout: str) -> dict[str, AccountingRow]:
@@ -70,7 +72,7 @@ def parse_sacct(stdout: str) -> dict[str, AccountingRow]:
     rows: dict[str, AccountingRow] = {}
     for line in stdout.splitlines():
         fields = line.split("|")
-        if len(fields) != 7 or not fields[0]:
+        if len(fields) != _ACCOUNTING_FIELDS or not fields[0]:
             continue
         state = fields[1].split(" ", 1)[0].rstrip("+")
         rows[fields[0]] = AccountingRow(fields[0], state, *fields[2:])
