@@ -64,6 +64,8 @@ class SacctRecord:
     exit_code: str
     partition: str
     raw_state: str
+    start: str
+    end: str
 
 
 def squeue_state(job_id: str) -> str | None:
@@ -76,13 +78,14 @@ def squeue_state(job_id: str) -> str | None:
 def sacct_records(job_id: str) -> list[SacctRecord]:
     """Every accounting record of a job's allocation, one per run (a requeued job has several)."""
     result = slurm.run(
-        ["sacct", "-n", "-X", "-P", "-D", "-j", job_id, "-o", "JobID,State,ExitCode,Partition"],
+        ["sacct", "-n", "-X", "-P", "-D", "-j", job_id, "-o",
+         "JobID,State,ExitCode,Partition,Start,End"],
         check=False,
-    )
+    )  # fmt: skip
     records = []
     for line in result.stdout.splitlines():
         fields = line.split("|")
-        if len(fields) == 4 and fields[0] == job_id:
+        if len(fields) == 6 and fields[0] == job_id:
             records.append(
                 SacctRecord(
                     job_id=fields[0],
@@ -90,6 +93,8 @@ def sacct_records(job_id: str) -> list[SacctRecord]:
                     exit_code=fields[2],
                     partition=fields[3],
                     raw_state=fields[1],
+                    start=fields[4],
+                    end=fields[5],
                 )
             )
     return records

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from chaintest import Chain, chain_of, command, environment, run_cli, submit_chain
-from longrun import slurm
 from longrun.slurm_output import slurm_epoch
-from slurmtest import Cluster, SacctRecord, wait_for
+from slurmtest import FINAL_STATES, Cluster, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -82,22 +81,17 @@ def status_json(chain: Chain) -> dict:
 
 def assert_status_matches_accounting(cluster: Cluster, chain: Chain) -> None:
     """Every link in `longrun status --json` has the job id, state and times sacct has."""
-    status = status_json(chain)
-    links = status["links"]
+    links = status_json(chain)["links"]
     assert [link["job_id"] for link in links] == chain.links()
     for index, link in enumerate(links):
-        record: SacctRecord = cluster.wait_sacct(link["job_id"], {link["state"]})
-        times = slurm.run(
-            ["sacct", "-n", "-X", "-P", "-j", link["job_id"], "-o", "Start,End"]
-        ).stdout.split()[-1]
-        start, end = times.split("|")
-        assert record.state == link["state"]
-        assert link["start"] == start  # from Slurm's own clock, as the link or its successor saw it
+        record = cluster.wait_sacct(link["job_id"], FINAL_STATES)
+        assert link["state"] == record.state
+        assert link["start"] == record.start  # Slurm's clock, as the link or its successor saw it
         if index < len(links) - 1:
-            assert link["end"] == end  # recorded by the next link from Slurm's own clock
+            assert link["end"] == record.end  # recorded by the next link from Slurm's own clock
         else:
             # The last link's end is its own last event: within a second or two of Slurm's.
-            assert abs(slurm_epoch(link["end"]) - slurm_epoch(end)) <= 2  # type: ignore[operator]
+            assert abs(slurm_epoch(link["end"]) - slurm_epoch(record.end)) <= 2  # type: ignore[operator]
 
 
 def test_attached_watcher_reports_a_chain_that_completes_after_a_timeout(

@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 
 from longrun import states
-from longrun.batch_script import UserScript
 from longrun.chain_store import ChainFolder
-from longrun.plan import ChainLocation, WrapperOptions, build_plan
+from longrun.plan import ChainLocation
 from longrun.render import render_link_script, shquote
-from longrun.sbatch_options import parse_args
+from plantest import plan_of
 
 DATA = Path(__file__).parent / "data"
 
@@ -42,9 +41,7 @@ def render_helpers(
         submit_dir=str(tmp_path),
         slurm_bin_dir="/usr/bin",
     )
-    script = UserScript("#!/bin/bash\necho hi\n", "job.sh", "job.sh")
-    args = parse_args([*(argv or []), "job.sh"])
-    plan = build_plan(WrapperOptions(), args, script, [], where, environ or {})
+    plan = plan_of("#!/bin/bash\necho hi\n", argv or [], where=where, environ=environ)
     text = render_link_script(plan)
     path = tmp_path / "helpers.sh"
     path.write_text(text[: text.index('\nlr_prologue "$@"')] + "\n")

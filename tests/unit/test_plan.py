@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from longrun.batch_script import UserScript
 from longrun.errors import UsageError
 from longrun.plan import (
     ChainLocation,
     LinkPlan,
     WrapperOptions,
-    build_plan,
     effective_options,
     parse_signal,
 )
 from longrun.sbatch_options import parse_args
+from plantest import plan_of
 
 WHERE = ChainLocation(
     chain_id="20261125-120000-abcd",
@@ -31,9 +30,7 @@ def plan_for(
     environ: dict[str, str] | None = None,
     wrapper: WrapperOptions | None = None,
 ) -> LinkPlan:
-    args = parse_args([*argv, "job.sh"])
-    script = UserScript(text, "job.sh", "job.sh")
-    return build_plan(wrapper or WrapperOptions(), args, script, [], WHERE, environ or {})
+    return plan_of(text, argv, where=WHERE, environ=environ, wrapper=wrapper)
 
 
 def test_command_line_beats_environment_beats_directives() -> None:
@@ -119,9 +116,7 @@ def test_default_signal_and_open_mode_are_generated_as_directives() -> None:
 def test_default_job_name_goes_on_the_command_line_never_into_a_directive() -> None:
     # A file name may hold a newline: in an #SBATCH line it would end the comment.
     name = "x\ntouch CANARY;.sh"
-    args = parse_args([name])
-    script = UserScript("#!/bin/bash\necho\n", name, name)
-    plan = build_plan(WrapperOptions(), args, script, [], WHERE, {})
+    plan = plan_of("#!/bin/bash\necho\n", where=WHERE, name=name)
     assert plan.first_options[0] == plan.successor_options[0] == f"--job-name={name}"
     assert not any("job-name" in d for d in plan.generated_directives)
 
@@ -189,10 +184,8 @@ def test_first_command() -> None:
 
 
 def test_script_name_that_is_not_a_plain_file_name_becomes_script() -> None:
-    args = parse_args(["x"])
     for name in ("..", "-rf", "a\nb", ""):
-        script = UserScript("#!/bin/bash\n", name, name)
-        assert build_plan(WrapperOptions(), args, script, [], WHERE, {}).script_name == "script"
+        assert plan_of("#!/bin/bash\n", where=WHERE, name=name).script_name == "script"
 
 
 def test_malformed_tuning_variable_is_a_usage_error() -> None:

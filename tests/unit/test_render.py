@@ -11,13 +11,13 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from longrun.batch_script import UserScript, wrap_script
-from longrun.plan import ChainLocation, LinkPlan, WrapperOptions, build_plan
+import plantest
+from longrun.plan import ChainLocation, LinkPlan, WrapperOptions
 from longrun.render import render_link_script, shquote
-from longrun.sbatch_options import parse_args
 
 GOLDEN = Path(__file__).parent / "golden"
 HELPERS_MARKER = "\n# --- helpers "
@@ -49,21 +49,12 @@ HOSTILE = (
 
 
 def plan_of(
-    text: str,
-    argv: Sequence[str],
-    script_args: Sequence[str] = (),
-    *,
-    name: str = "train.sbatch",
-    where: ChainLocation = WHERE,
-    wrapper: WrapperOptions | None = None,
-    environ: dict[str, str] | None = None,
+    text: str, argv: Sequence[str], script_args: Sequence[str] = (), **options: Any
 ) -> LinkPlan:
-    args = parse_args(list(argv))
-    if text.startswith("--wrap="):
-        script = wrap_script(text[len("--wrap=") :])
-    else:
-        script = UserScript(text, name, name)
-    return build_plan(wrapper or WrapperOptions(), args, script, script_args, where, environ or {})
+    """The shared planner, with this file's place and script name unless a test gives its own."""
+    return plantest.plan_of(
+        text, argv, script_args, **{"where": WHERE, "name": "train.sbatch", **options}
+    )
 
 
 CASES = {
@@ -162,7 +153,8 @@ def test_hostile_values_in_every_field_render_clean_and_come_back_unchanged(
     text = render_link_script(plan)
     path = tmp_path / "link.sh"
     path.write_text(text)
-    assert shellcheck(path).returncode == 0, shellcheck(path).stdout
+    checked = shellcheck(path)
+    assert checked.returncode == 0, checked.stdout
     assert run_bash(f"bash -n {shquote(path)}", tmp_path).returncode == 0
 
     # Run the generated assignments (everything before the helper functions) and print every

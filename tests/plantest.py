@@ -1,0 +1,28 @@
+"""Plans for unit tests: a script's text and sbatch arguments through longrun's own planner."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from longrun.batch_script import UserScript, wrap_script
+from longrun.plan import ChainLocation, LinkPlan, WrapperOptions, build_plan
+from longrun.sbatch_options import parse_args
+
+
+def plan_of(
+    text: str,
+    argv: Sequence[str] = (),
+    script_args: Sequence[str] = (),
+    *,
+    where: ChainLocation,
+    name: str = "job.sh",
+    wrapper: WrapperOptions | None = None,
+    environ: dict[str, str] | None = None,
+) -> LinkPlan:
+    """The plan for script `text` named `name` (or `--wrap=CMD`) with sbatch options `argv`."""
+    if text.startswith("--wrap="):
+        script = wrap_script(text[len("--wrap=") :])
+    else:
+        script = UserScript(text, name, name)
+    args = parse_args(list(argv))
+    return build_plan(wrapper or WrapperOptions(), args, script, script_args, where, environ or {})
