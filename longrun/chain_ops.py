@@ -20,23 +20,33 @@ from . import slurm, states
 from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs, iso
 from .errors import LongrunError, SlurmCommandError
+from .plan import link_tag
 from .slurm_output import (
     ACCOUNTING_FORMAT,
     QUEUE_FORMAT,
+    TAG_FORMAT,
     QueueRow,
     parse_sacct,
     parse_sbatch_job_id,
     parse_squeue,
+    parse_tagged,
 )
 
 
-def queue_rows(job_ids: Iterable[str]) -> dict[str, QueueRow]:
+def cluster_args(meta: Mapping[str, Any]) -> list[str]:
+    """-M CLUSTERS for every Slurm command of a chain submitted with -M/--clusters."""
+    clusters = meta.get("clusters")
+    return ["-M", str(clusters)] if clusters else []
+
+
+def queue_rows(job_ids: Iterable[str], clusters: Sequence[str] = ()) -> dict[str, QueueRow]:
     """One squeue call: what slurmctld knows of these jobs (finished ones within MinJobAge)."""
     ids = sorted(set(job_ids), key=int)
     if not ids:
         return {}
     result = slurm.run(
-        ["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-O", QUEUE_FORMAT], check=False
+        ["squeue", *clusters, "-h", "-t", "all", "-j", ",".join(ids), "-O", QUEUE_FORMAT],
+        check=False,
     )
     if result.returncode != 0:
         if "Invalid job id" in result.stderr:
@@ -45,14 +55,15 @@ def queue_rows(job_ids: Iterable[str]) -> dict[str, QueueRow]:
     return parse_squeue(result.stdout)
 
 
-def accounting_ends(job_ids: Iterable[str]) -> dict[str, SlurmEnd]:
+def accounting_ends(job_ids: Iterable[str], clusters: Sequence[str] = ()) -> dict[str, SlurmEnd]:
     """End records from the accounting database; empty when sacct is unavailable."""
     ids = sorted(set(job_ids), key=int)
     if not ids:
         return {}
     try:
         result = slurm.run(
-            ["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", ACCOUNTING_FORMAT], timeout=30
+            ["sacct", *clusters, "-n", "-X", "-P", "-j", ",".join(ids), "-o", ACCOUNTING_FORMAT],
+            timeout=30,
         )
     except SlurmCommandError as exc:
         logger.debug("sacct unavailable: {}", exc)
@@ -70,7 +81,8 @@ def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
     ended = folder.ended()
     if not ask_slurm or ended:
         return build_view(meta, events, ended)
-    return build_view(meta, events, ended, queue_rows(jobs_to_ask(build_view(meta, events, ended))))
+    asked = jobs_to_ask(build_view(meta, events, ended))
+    return build_view(meta, events, ended, queue_rows(asked, cluster_args(meta)))
 
 
 def jobs_to_ask(view: ChainView) -> set[str]:
@@ -83,24 +95,29 @@ UNSETTLED = frozenset({"UNKNOWN", "RUNNING", "PENDING", "COMPLETING"})
 
 
 def settle_last_link(folder: ChainFolder, view: ChainView) -> ChainView:
-    """For a chain with nothing queued: learn the last link's end state once and record it."""
+    """For a chain with nothing queued: learn once from sacct how the last link (and its
+    successor, if one was queued) ended, and record it."""
     last = view.links[-1] if view.links else None
-    if last is None or last.state not in UNSETTLED:
+    if last is None:
         return view
-    found = accounting_ends([last.job_id]).get(last.job_id)
-    if found and states.is_final(found.state):
-        folder.append_event(
-            "final_state", job=last.job_id, state=found.state, start=found.start,
-            end=found.end, source="sacct",
-        )  # fmt: skip
-        return live_view(folder, ask_slurm=False)
-    return view
+    wanted = [last.job_id] if last.state in UNSETTLED else []
+    wanted += [view.standby_job] if view.standby_job else []
+    found = accounting_ends(wanted, cluster_args(folder.read_meta()))
+    settled = False
+    for job in wanted:
+        end = found.get(job)
+        if end and states.is_final(end.state):
+            folder.append_event(
+                "final_state", job=job, state=end.state, start=end.start, end=end.end,
+                source="sacct",
+            )  # fmt: skip
+            settled = True
+    return live_view(folder, ask_slurm=False) if settled else view
 
 
 def record_end(folder: ChainFolder, view: ChainView, by: str) -> None:
     """Write the chain's end when no link could (e.g. the last link was killed by its limit)."""
-    if view.state in states.CHAIN_END_STATES and not folder.ended():
-        folder.set_ended(view.state)
+    if view.state in states.CHAIN_END_STATES and folder.set_ended(view.state):
         folder.append_event("chain_ended", state=view.state, reason=view.reason, by=by)
 
 
@@ -129,18 +146,18 @@ def cancel_chain(folder: ChainFolder) -> CancelResult:
     again afterwards all the same.
     """
     with chain_lock(folder):
-        previous = folder.ended()
-        if previous is None:
-            folder.set_ended(states.CHAIN_CANCELLED)
+        previous = None if folder.set_ended(states.CHAIN_CANCELLED) else folder.ended()
+        clusters = cluster_args(folder.read_meta())
         cancelled: list[str] = []
         for _ in range(3):
             jobs = chain_jobs(folder.read_events())
-            queued = {j: r for j, r in queue_rows(jobs).items() if states.is_active(r.state)}
+            rows = queue_rows(jobs, clusters)
+            queued = {j: r for j, r in rows.items() if states.is_active(r.state)}
             queued = {j: r for j, r in queued.items() if j not in cancelled}
             if not queued:
                 break
             for job in sorted(queued, key=lambda j: (queued[j].state != "PENDING", int(j))):
-                scancel(job)
+                scancel(job, clusters)
                 cancelled.append(job)
         if previous is None:
             folder.append_event(
@@ -152,9 +169,9 @@ def cancel_chain(folder: ChainFolder) -> CancelResult:
         return CancelResult(cancelled, previous)
 
 
-def scancel(job_id: str) -> None:
+def scancel(job_id: str, clusters: Sequence[str] = ()) -> None:
     """Cancel one job; a job that has just ended is not an error."""
-    result = slurm.run(["scancel", job_id], check=False)
+    result = slurm.run(["scancel", *clusters, job_id], check=False)
     harmless = ("already completing or completed", "Invalid job id")
     if result.returncode != 0 and not any(text in result.stderr for text in harmless):
         raise SlurmCommandError(["scancel", job_id], result.stderr, result.returncode)
@@ -174,56 +191,68 @@ def load_env(folder: ChainFolder) -> dict[str, str]:
 
 
 def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: bool) -> bool:
-    """The last link ended in a way that continues the chain, restarts remain, nothing is queued."""
-    if folder_ended(view) or not view.links:
+    """The last link ended in a way that continues the chain, restarts remain, nothing is queued.
+
+    What an end means is decided by the rule table (longrun.states), as on the job side.
+    """
+    if view.state != states.CHAIN_STALLED or not view.links:
         return False
     if any(states.is_active(row.state) for row in queue.values()):
         return False
     last = view.links[-1]
     if last.restart_count >= view.max_restarts:
         return False
-    if last.verdict == states.VERDICT_FAILED:
+    state = last.state if states.is_final(last.state) else ""
+    outcome = states.judge(last.verdict or "", state, last.preempted).outcome
+    if outcome == states.RETRY_OR_FAIL:
         return retries_left
-    if last.verdict in (states.VERDICT_COMPLETED, states.VERDICT_ENDED):
-        return False
-    if last.verdict == states.VERDICT_CONTINUE:
-        return True
-    return last.state in states.CONTINUE_STATES or (
-        last.verdict == states.VERDICT_TERMINATED
-        and last.state in states.FINAL_STATES
-        and last.state not in states.CANCELLED_STATES
-    )
+    return outcome in states.RUN_OUTCOMES and (state != "" or last.verdict is not None)
 
 
-def folder_ended(view: ChainView) -> bool:
-    return view.state in states.CHAIN_END_STATES
+def tagged_jobs(tag: str, clusters: Sequence[str] = ()) -> list[str]:
+    """Queued jobs of this user whose --comment ends with the tag (a successor whose sbatch
+    answer was lost). Raises SlurmCommandError when squeue does not answer."""
+    result = slurm.run(["squeue", *clusters, "-h", "--me", "-t", "all", "-O", TAG_FORMAT])
+    return [row.job_id for row in parse_tagged(result.stdout) if row.tag_matches(tag)]
 
 
 def repair(folder: ChainFolder, state: StateDir) -> str | None:
     """Submit the missing successor with the job side's rules; None if none is missing.
 
-    Holds the chain lock and looks again under it, so two watchers never both submit.
+    Holds the chain lock and looks again under it, so two watchers never both submit; a
+    successor on the link's own record or tagged for the next link in the queue counts as
+    there, and only a definite answer from Slurm counts as missing.
     """
     with chain_lock(folder):
         meta = folder.read_meta()
+        clusters = cluster_args(meta)
         events = folder.read_events()
-        queue = queue_rows(chain_jobs(events))  # the one look at Slurm, under the lock
-        view = build_view(meta, events, folder.ended(), queue)
+        view = build_view(meta, events, folder.ended())
         last = view.links[-1] if view.links else None
+        recorded = folder.standby(last.job_id) if last else None
+        queue = queue_rows([*chain_jobs(events), *([recorded] if recorded else [])], clusters)
+        view = build_view(meta, events, folder.ended(), queue)
         retries = _retries_of(events, last.job_id) if last else 0
         if last is None or not needs_repair(view, queue, retries < meta.get("retry_failed", 0)):
             return None
+        next_link = last.restart_count + 1
+        tag = link_tag(folder.chain_id, next_link)
+        found = tagged_jobs(tag, clusters)
+        if found:
+            folder.append_event("standby_found", job=last.job_id, standby=found[0], by="watcher")
+            return None
+        comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
         command = [
-            "sbatch", "--parsable", *meta.get("successor_options", []), str(folder.link_script),
-            str(last.restart_count + 1), _initial_job(view), last.job_id, str(retries),
+            "sbatch", "--parsable", *meta.get("successor_options", []), comment,
+            str(folder.link_script), str(next_link), _initial_job(view), last.job_id,
+            str(retries),
         ]  # fmt: skip
         result = slurm.run(command, cwd=meta.get("submit_dir") or "/", env=load_env(folder))
         job_id = parse_sbatch_job_id(result.stdout)
-        folder.set_standby(last.job_id, job_id)
         state.record_job(job_id, folder.chain_id)
         folder.append_event(
             "repaired", job=last.job_id, standby=job_id, link=last.restart_count,
-            next_link=last.restart_count + 1, command=shlex.join(command),
+            next_link=next_link, command=shlex.join(command),
         )  # fmt: skip
         return job_id
 
@@ -250,9 +279,10 @@ def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
         for link in view.links
         if link.restart_count > view.max_restarts and link.state in UNSETTLED
     ]
+    clusters = cluster_args(folder.read_meta())
     for job in over:
         try:
-            scancel(job)
+            scancel(job, clusters)
             folder.append_event("cancelled_beyond_max", job=job, max_restarts=view.max_restarts)
         except LongrunError as exc:
             logger.warning("could not cancel job {} beyond --max-restarts: {}", job, exc)
@@ -282,7 +312,7 @@ def list_chains(state: StateDir, live_only: bool = False) -> list[dict[str, Any]
     queue: dict[str, QueueRow] = {}
     if wanted:
         try:
-            queue = queue_rows(wanted)
+            queue = queue_rows(wanted, cluster_args(loaded[0][1]))
         except LongrunError as exc:
             logger.warning("squeue failed; live chains are shown from their logs only: {}", exc)
     rows = []

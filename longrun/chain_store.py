@@ -5,12 +5,18 @@
         script                        copy of the user's script
         link.sh                       the rendered link script every link runs
         env                           submission environment, NUL-separated, mode 0600
-        events.jsonl                  append-only event log (command line and every link)
-        ended                         the chain's end state, once a link or command decides it
-        links/<job-id>/               per link: verdict, standby, sbatch errors, body copy
+        events.d/<host>.<pid>.jsonl   the events of one longrun process (submission, watcher,
+                                      cancel...): one writer per file
+        ended                         the chain's end state: created once, never replaced
+        links/<job-id>/               per link, written by that link only: events.jsonl,
+                                      verdict, standby, streak, stop_after, sbatch errors, body
+        links/<job-id>/claim          symbolic link to the one job that continues this link,
+                                      created atomically by that job
     <state>/jobs/<job-id>             the chain id of that job, for lookups by job id
 
-The job side (bash) writes into the same layout; templates/ is the other reader and writer.
+Every file has one writer (the folder may be on NFS, shared by many hosts); readers merge the
+event files by time. The job side (bash) writes into the same layout; templates/ is the other
+reader and writer. (Chains made before events.d existed kept one events.jsonl; it is read too.)
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 import time
 from collections.abc import Iterator, Mapping
@@ -205,7 +212,20 @@ class ChainFolder:
 
     @property
     def events_file(self) -> Path:
+        """The single event log of chains made before every writer had its own file."""
         return self.path / "events.jsonl"
+
+    @property
+    def own_events_file(self) -> Path:
+        """This process's event file: no other process writes it."""
+        return self.path / "events.d" / f"{socket.gethostname()}.{os.getpid()}.jsonl"
+
+    def event_files(self) -> list[Path]:
+        """Every event file of the chain: the old single log, each process's, each link's."""
+        files = [self.events_file] if self.events_file.exists() else []
+        files += sorted((self.path / "events.d").glob("*.jsonl"))
+        files += sorted((self.path / "links").glob("*/events.jsonl"))
+        return files
 
     @property
     def ended_file(self) -> Path:
@@ -244,20 +264,19 @@ class ChainFolder:
         write_atomic(self.env_file, "".join(parts), mode=0o600)
 
     def append_event(self, event: str, **fields: Any) -> None:
-        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": int(time.time())}
+        """One record, one write, in this process's own event file."""
+        now = time.time()
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": int(now), "t": now}
         record["event"] = event
         record.update({k: v for k, v in fields.items() if v is not None})
         line = json.dumps(record, separators=(",", ":")) + "\n"
-        fd = os.open(self.events_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        path = self.own_events_file
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
-
-    def set_standby(self, job_id: str, standby: str) -> None:
-        """Record the successor queued for a link (the job side writes the same file)."""
-        self.link_dir(job_id).mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(self.link_dir(job_id) / "standby", standby + "\n")
 
     @property
     def watch_log(self) -> Path:
@@ -266,8 +285,9 @@ class ChainFolder:
     def set_watcher_pid(self, pid: int) -> None:
         write_atomic(self.path / "watch.pid", f"{pid}\n")
 
-    def set_ended(self, state: str) -> None:
-        write_atomic(self.ended_file, state + "\n")
+    def set_ended(self, state: str) -> bool:
+        """Record the chain's end unless one is recorded already; True if this call did."""
+        return create_once(self.ended_file, state + "\n")
 
     # --- reading ----------------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:
@@ -277,20 +297,8 @@ class ChainFolder:
             raise StateError(f"cannot read {self.meta_file}: {exc}") from exc
 
     def read_events(self) -> list[dict[str, Any]]:
-        """Every event, oldest first; a damaged line (a link killed mid-write) is skipped."""
-        try:
-            data = self.events_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return []
-        events = []
-        for number, line in enumerate(data.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                logger.warning("{}: line {} is damaged; skipped", self.events_file, number)
-        return events
+        """Every event of every writer, oldest first; a damaged line is skipped."""
+        return EventTail(self).read()
 
     def ended(self) -> str | None:
         try:
@@ -309,6 +317,67 @@ class ChainFolder:
             return (self.link_dir(job_id) / "standby").read_text().strip() or None
         except FileNotFoundError:
             return None
+
+
+def event_time(event: Mapping[str, Any]) -> float:
+    """When an event happened: sub-second `t` where the writer gave it, else `epoch`."""
+    for key in ("t", "epoch"):
+        try:
+            return float(event[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return 0.0
+
+
+class EventTail:
+    """The events of every writer of a chain, merged by time; each read returns the new ones."""
+
+    def __init__(self, folder: ChainFolder, from_end: bool = False) -> None:
+        self.folder = folder
+        self.offsets: dict[Path, int] = {}
+        if from_end:
+            self.offsets = {path: path.stat().st_size for path in folder.event_files()}
+
+    def read(self) -> list[dict[str, Any]]:
+        found: list[tuple[float, int, int, dict[str, Any]]] = []
+        for number, path in enumerate(self.folder.event_files()):
+            offset = self.offsets.get(path, 0)
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except FileNotFoundError:
+                continue
+            end = data.rfind(b"\n")  # a line still being written is read next time
+            if end < 0:
+                continue
+            self.offsets[path] = offset + end + 1
+            for index, raw in enumerate(data[: end + 1].splitlines()):
+                if not raw.strip():
+                    continue
+                try:
+                    event = json.loads(raw.decode("utf-8", errors="replace"))
+                except ValueError:
+                    logger.warning("{}: a damaged event line was skipped", path)
+                    continue
+                found.append((event_time(event), number, index, event))
+        found.sort(key=lambda item: item[:3])
+        return [event for *_, event in found]
+
+
+def create_once(path: Path, text: str) -> bool:
+    """Create a small file whole, unless it exists: a hard link of a temporary file, which
+    fails when the name is taken (atomic on NFS too). True if this call created it."""
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    write_atomic(tmp, text)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:

@@ -45,6 +45,7 @@ class LinkView:
     exit_code: int | None = None
     node: str | None = None
     slurm_restarts: int = 0
+    preempted: bool = False  # slurmctld showed a PreemptTime, or the link saw one
 
     @property
     def elapsed(self) -> int | None:
@@ -153,6 +154,8 @@ def build_view(
     cancelled_by_us: dict[str, str] = {}  # job -> who cancelled it (`longrun cancel`)
     submitted: str | None = None
     last_epoch: int | None = None
+    duplicates: set[str] = set()  # jobs that lost the claim: never a link of the chain
+    stopped_by_user: set[str] = set()  # links whose successor the user cancelled
 
     for event in events:
         kind = event.get("event")
@@ -162,12 +165,18 @@ def build_view(
             last_epoch = epoch if last_epoch is None else max(last_epoch, epoch)
         if kind == "submitted" and submitted is None:
             submitted = job
-        elif kind in ("standby_submitted", "repaired"):
+        elif kind in STANDBY_EVENTS:
             standby_of[job or str(event.get("previous") or "")] = str(event.get("standby"))
+        elif kind == "claim_lost":
+            duplicates.add(job)
         elif kind == "final_state" and event.get("state"):
             final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == "chain_ended":
             ended_reason = str(event.get("reason") or "")
+        elif kind == "standby_cancelled_by_user":
+            stopped_by_user.add(job)
+        elif kind == "standby_cancelled":
+            cancelled_by_us[str(event.get("standby"))] = "the link that ended the chain"
         for cancelled in _cancelled_jobs(event):
             cancelled_by_us[cancelled] = str(event.get("by") or "longrun cancel")
         if not job or kind not in LINK_EVENTS:
@@ -182,6 +191,7 @@ def build_view(
             order.append(job)
         _apply(view, event, links)
 
+    order = [job for job in order if job not in duplicates]
     for job, view in links.items():
         if view.state in ("UNKNOWN", "RUNNING") and job in cancelled_by_us:
             view.state = "CANCELLED"
@@ -192,6 +202,8 @@ def build_view(
             view.why = view.why or STATE_PHRASES.get(view.state, view.state.lower())
             _apply_times(view, end)
         row = queue.get(job)
+        if row is not None and row.preempted:
+            view.preempted = True
         if row is not None and states.is_active(row.state):
             view.state = states.base_state(row.state)
             _apply_times(view, SlurmEnd(row.state, row.start))
@@ -210,9 +222,11 @@ def build_view(
         submitted_job=submitted,
     )
     _chain_state(chain, ended, queue, standby_of, submitted)
+    _stop_after_successor(chain, ended, final_states, cancelled_by_us, stopped_by_user)
     return chain
 
 
+STANDBY_EVENTS = frozenset({"standby_submitted", "standby_found", "repaired"})
 LINK_EVENTS = frozenset(
     {"link_started", "body_exited", "decision", "judged", "sigterm", "chain_ended", "final_state"}
 )
@@ -235,9 +249,11 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
         _apply_times(view, slurm_end_of(event, "state"))  # the link's own start, from Slurm
         view.verdict = event.get("verdict")
         view.why = str(event.get("reason") or "")
-        view.state = _state_from_decision(view.verdict, view.exit_code, view.why)
+        view.preempted = view.preempted or str(event.get("preempted") or "0") == "1"
+        view.state = _state_from_decision(view.verdict, view.exit_code, view.preempted)
     elif kind == "sigterm":
-        view.verdict = states.VERDICT_TERMINATED
+        view.verdict = str(event.get("verdict") or states.VERDICT_TERMINATED)
+        view.preempted = view.preempted or str(event.get("preempted") or "0") == "1"
         view.state = "UNKNOWN"
     elif kind == "judged":
         previous = links.get(str(event.get("previous") or ""))
@@ -282,16 +298,43 @@ def _apply_times(view: LinkView, end: SlurmEnd) -> None:
         view.end_epoch = stop
 
 
-def _state_from_decision(verdict: str | None, exit_code: int | None, why: str) -> str:
+def _state_from_decision(verdict: str | None, exit_code: int | None, preempted: bool) -> str:
     """The Slurm state a link ends in after its own decision (the link's exit code decides)."""
     if verdict == states.VERDICT_COMPLETED:
         return "COMPLETED"
     if verdict == states.VERDICT_FAILED:
         return "FAILED"
     if verdict == states.VERDICT_CONTINUE:
-        preempted = why.startswith("preempted")
         return "FAILED" if preempted and exit_code not in (None, 0) else "COMPLETED"
     return "UNKNOWN"
+
+
+def _stop_after_successor(
+    view: ChainView,
+    ended: str | None,
+    final_states: Mapping[str, SlurmEnd],
+    cancelled_by_us: Mapping[str, str],
+    stopped_by_user: set[str],
+) -> None:
+    """A chain whose last link ended while its queued successor was cancelled by the user
+    (stop after this link) or removed at its --deadline has ended too."""
+    last = view.links[-1] if view.links else None
+    if ended or last is None or view.state != states.CHAIN_STALLED:
+        return
+    standby = view.standby_job
+    end = final_states.get(standby or "")
+    by_user = last.job_id in stopped_by_user or (
+        end is not None and end.state in states.CANCELLED_STATES and standby not in cancelled_by_us
+    )
+    if by_user:
+        view.state = states.CHAIN_CANCELLED
+        view.reason = (
+            f"the successor of job {last.job_id} was cancelled: the chain stopped after "
+            f"{view.label(last)}"
+        )
+    elif end is not None and end.state in states.DEADLINE_STATES:
+        view.state = states.CHAIN_DEADLINE
+        view.reason = f"job {standby} could not end before the --deadline"
 
 
 def _chain_state(

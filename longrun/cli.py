@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from loguru import logger
 
-from . import __version__, chain_ops
+from . import __version__, chain_ops, states
 from .chain_store import StateDir, default_root
 from .command_line import split_wrapper_args
 from .errors import LongrunError, SlurmCommandError, UsageError
@@ -88,10 +88,10 @@ SUBMIT_HELP = """Submit SCRIPT as a chain of Slurm jobs that continues itself.
 
 Wrapper options come first; from the first other token on, everything is passed to sbatch as
 with plain sbatch (no SCRIPT: read from standard input; --wrap=CMD works too). Each link keeps
-a successor queued; TIMEOUT, PREEMPTED, NODE_FAIL, DEADLINE and REVOKED continue the chain;
+a successor queued; {continuing} continue the chain;
 exit 0 ends it COMPLETED, another exit code FAILED, scancel CANCELLED. Exit 75 from the script
 asks for a new link at once.
-"""
+""".format(continuing=", ".join(states.CONTINUE_STATES))
 
 
 def submit_options(function: F) -> F:

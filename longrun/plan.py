@@ -34,6 +34,7 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # sbatch's input environment variables for the options longrun must know (see sbatch(1)).
 INPUT_VARIABLES = {
     "array": "SBATCH_ARRAY_INX",
+    "clusters": "SBATCH_CLUSTERS",
     "error": "SBATCH_ERROR",
     "export": "SBATCH_EXPORT",
     "job-name": "SBATCH_JOB_NAME",
@@ -177,6 +178,9 @@ class LinkPlan:
     verbose: bool
     judge_seconds: int
     submit_retry_seconds: int
+    backoff_seconds: int
+    clusters: str | None
+    comment_prefix: str
     job_name: str
     test_only: bool
     parsable: bool
@@ -186,9 +190,21 @@ class LinkPlan:
     def link_script(self) -> str:
         return f"{self.chain_dir}/link.sh"
 
+    def tag(self, restart_count: int) -> str:
+        """The --comment of a link: the user's comment, then the chain's tag for that link."""
+        return f"{self.comment_prefix}{link_tag(self.chain_id, restart_count)}"
+
     def first_command(self) -> list[str]:
         """The sbatch command of the first link."""
-        return ["sbatch", "--parsable", *self.first_options, self.link_script, "0", "", "", "0"]
+        return [
+            "sbatch", "--parsable", *self.first_options, f"--comment={self.tag(0)}",
+            self.link_script, "0", "", "", "0",
+        ]  # fmt: skip
+
+
+def link_tag(chain_id: str, restart_count: int) -> str:
+    """How a link's job is found in the queue when sbatch's answer was lost (its --comment)."""
+    return f"longrun:{chain_id}:{restart_count}"
 
 
 @dataclass(frozen=True)
@@ -292,6 +308,9 @@ def build_plan(
         verbose=wrapper.verbosity != "SILENT",
         judge_seconds=_int_setting(environ, "LONGRUN_JUDGE_SECONDS", 60),
         submit_retry_seconds=_int_setting(environ, "LONGRUN_SUBMIT_RETRY_SECONDS", 300),
+        backoff_seconds=_int_setting(environ, "LONGRUN_BACKOFF_SECONDS", 30),
+        clusters=eff.get("clusters") or None,
+        comment_prefix=f"{eff.get('comment')} " if eff.get("comment") else "",
         job_name=job_name,
         test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),
         parsable=any(o.name == "parsable" for o in (*cli, *directive_options)),

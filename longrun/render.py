@@ -74,11 +74,18 @@ def render_link_script(plan: LinkPlan) -> str:
     return template.render(
         plan=plan,
         rules=rules,
-        states={"final": states.FINAL_STATES},
+        states={
+            "final": states.FINAL_STATES,
+            "active": states.ACTIVE_STATES,
+            "cancelled": states.CANCELLED_STATES,
+            "interrupt_reasons": states.INTERRUPT_REASONS,
+            "interrupt_states": states.INTERRUPT_STATES,
+        },
         verdicts={
             "completed": states.VERDICT_COMPLETED,
             "continue": states.VERDICT_CONTINUE,
             "failed": states.VERDICT_FAILED,
+            "interrupted": states.VERDICT_INTERRUPTED,
             "terminated": states.VERDICT_TERMINATED,
             "ended": states.VERDICT_ENDED,
         },

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .chain_view import STATE_PHRASES, ChainView, iso
+from .states import VERDICT_TERMINATED
 
 
 def duration(seconds: int | None) -> str:
@@ -125,6 +126,10 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
     if kind == "pretimeout_signal":
         return f"Job {job} ({here}): pre-timeout signal {event.get('signal')}"
     if kind == "sigterm":
+        if event.get("cause"):
+            return f"Job {job} ({here}): SIGTERM from Slurm ({event.get('cause')})"
+        if event.get("verdict") == VERDICT_TERMINATED:
+            return f"Job {job} ({here}): SIGTERM with no sign of a time limit or preemption"
         return f"Job {job} ({here}): stopped from outside (time limit, preemption or scancel)"
     if kind == "signal_forwarded":
         return f"Job {job}: {event.get('signal')} passed on to the script" if verbose else None
@@ -134,6 +139,24 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
         return f"Job {job}: could not queue a successor: {event.get('error')}"
     if kind == "standby_missing":
         return f"Job {job}: successor {event.get('standby')} went missing; queuing a new one"
+    if kind == "standby_found":
+        return f"Job {job}: successor {event.get('standby')} was queued although sbatch failed"
+    if kind == "standby_unchecked":
+        return f"Job {job}: could not check successor {event.get('standby')}; it is kept"
+    if kind == "standby_cancelled_by_user":
+        return (
+            f"Job {job} ({here}): its successor {event.get('standby')} was cancelled: "
+            "the chain stops after this link"
+        )
+    if kind == "claim_lost":
+        return f"Job {job}: job {event.get('owner')} already continues the chain; it ends unused"
+    if kind == "body_skipped":
+        return f"Job {job} ({here}): the script does not run: {event.get('reason')}"
+    if kind == "backoff":
+        return (
+            f"Job {job}: {event.get('short_links')} links in a row ran under a minute; "
+            f"job {event.get('standby')} starts in {event.get('seconds')}s"
+        )
     if kind == "repaired":
         return (
             f"Successor of job {job} was missing: submitted job {event.get('standby')} "

@@ -82,10 +82,16 @@ class ParsedArgs:
     operands: tuple[str, ...]
 
 
+# Long names sbatch accepts besides those above (slurm_opt.c), and the option each one means.
+ALIASES: dict[str, str] = {"cluster": "clusters"}
+
+
 def resolve_long(name: str) -> str | None:
     """The long option `name` means, as getopt_long resolves it (exact, else unique prefix)."""
     if name in LONG_OPTIONS:
         return name
+    if name in ALIASES:
+        return ALIASES[name]
     matches = [known for known in LONG_OPTIONS if known.startswith(name)]
     if len(matches) == 1:
         return matches[0]

@@ -8,12 +8,13 @@ import time
 from dataclasses import dataclass
 
 from .errors import LongrunError
+from .states import is_active
 
-_SUBMITTED = re.compile(r"(?:Submitted batch job\s+)?(\d+)(?:;\S+)?\s*$")
+_SUBMITTED = re.compile(r"(?:Submitted batch job\s+)?(\d+)(?:;\S+|\s+on cluster\s+\S+)?\s*$")
 
 
 def parse_sbatch_job_id(stdout: str) -> str:
-    """The job id from `sbatch` or `sbatch --parsable` output (`123`, `123;cluster`)."""
+    """The job id from sbatch's output (`123`, `123;cluster`, `... 123 on cluster c`)."""
     for line in reversed(stdout.strip().splitlines()):
         match = _SUBMITTED.search(line.strip())
         if match:
@@ -32,21 +33,57 @@ class QueueRow:
     time_left: str
     start: str
     end: str
+    preempt_time: str = ""
+
+    @property
+    def preempted(self) -> bool:
+        return self.preempt_time not in ("", "N/A", "None", "Unknown")
 
 
-QUEUE_FORMAT = "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|,EndTime:|"
+QUEUE_FORMAT = "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|,EndTime:|,PreemptTime:|"
 _QUEUE_FIELDS = len(dataclasses.fields(QueueRow))
 
 
 def parse_squeue(stdout: str) -> dict[str, QueueRow]:
-    """Rows of `squeue -h -O` with QUEUE_FORMAT ("|" after every field), by job id."""
+    """Rows of `squeue -h -O` with QUEUE_FORMAT ("|" after every field), by job id.
+
+    Lines that are not rows (`CLUSTER: name` with -M) are skipped; output captured before
+    PreemptTime was asked for still parses.
+    """
     rows: dict[str, QueueRow] = {}
     for line in stdout.splitlines():
         fields = [f.strip() for f in line.split("|")]
-        if len(fields) < _QUEUE_FIELDS or not fields[0]:
+        if len(fields) < _QUEUE_FIELDS - 1 or not fields[0].isdigit():
             continue
         row = QueueRow(*fields[:_QUEUE_FIELDS])
         rows[row.job_id] = row
+    return rows
+
+
+@dataclass(frozen=True)
+class TaggedRow:
+    """A job of the user's with its --comment, as `squeue --me -O TAG_FORMAT` shows it."""
+
+    job_id: str
+    state: str
+    comment: str
+
+    def tag_matches(self, tag: str) -> bool:
+        """Active, and its comment ends with the tag (the user's own comment may precede it)."""
+        return is_active(self.state) and self.comment.rstrip().endswith(tag)
+
+
+TAG_FORMAT = "JobID:|,State:|,Comment:|"
+
+
+def parse_tagged(stdout: str) -> list[TaggedRow]:
+    """Rows of TAG_FORMAT; the comment is the rest of the line (it may hold "|")."""
+    rows = []
+    for line in stdout.splitlines():
+        job_id, _, rest = line.partition("|")
+        state, _, comment = rest.partition("|")
+        if job_id.strip().isdigit():
+            rows.append(TaggedRow(job_id.strip(), state.strip(), comment.removesuffix("|")))
     return rows
 
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # End states after which the work is not done and the chain goes on.
-CONTINUE_STATES = ("TIMEOUT", "PREEMPTED", "NODE_FAIL", "DEADLINE", "REVOKED", "BOOT_FAIL")
+CONTINUE_STATES = ("TIMEOUT", "PREEMPTED", "NODE_FAIL", "REVOKED", "BOOT_FAIL")
+# Slurm removes a job that cannot end before the user's --deadline: every later link would be
+# removed too, so the chain ends.
+DEADLINE_STATES = ("DEADLINE",)
 FAILED_STATES = ("FAILED", "OUT_OF_MEMORY")
 CANCELLED_STATES = ("CANCELLED",)
-FINAL_STATES = (*CONTINUE_STATES, *FAILED_STATES, *CANCELLED_STATES, "COMPLETED")
+FINAL_STATES = (*CONTINUE_STATES, *DEADLINE_STATES, *FAILED_STATES, *CANCELLED_STATES, "COMPLETED")
 # States in which a job still holds or waits for an allocation.
 ACTIVE_STATES = (
     "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
@@ -22,13 +25,23 @@ ACTIVE_STATES = (
     "SPECIAL_EXIT",
 )  # fmt: skip
 
-# A link's verdict about itself, written to its folder before it ends.
+# What slurmctld shows (Reason, or the state) to a batch shell that gets SIGTERM because Slurm
+# interrupts the job, as seen on Slurm 22.05; a scancel shows none of them (Reason=None).
+INTERRUPT_REASONS = ("TimeLimit", "NodeDown", "DeadLine", "BootFail")
+INTERRUPT_STATES = CONTINUE_STATES
+
+# A link's verdict about itself, written to its folder before it ends; once written as final it
+# is never changed.
 VERDICT_COMPLETED = "completed"  # the body exited 0 on its own: the work is done
 VERDICT_CONTINUE = "continue"  # the body asked for (or needs) a fresh allocation
 VERDICT_FAILED = "failed"  # the body exited non-zero on its own
-VERDICT_TERMINATED = "terminated"  # the batch shell got SIGTERM from outside
+VERDICT_INTERRUPTED = "interrupted"  # SIGTERM while Slurm showed a time limit, preemption...
+VERDICT_TERMINATED = "terminated"  # SIGTERM from outside with no sign of why (a cancel?)
 VERDICT_ENDED = "ended"  # the link ended the chain without running the body
-VERDICTS = (VERDICT_COMPLETED, VERDICT_CONTINUE, VERDICT_FAILED, VERDICT_TERMINATED, VERDICT_ENDED)
+VERDICTS = (
+    VERDICT_COMPLETED, VERDICT_CONTINUE, VERDICT_FAILED, VERDICT_INTERRUPTED,
+    VERDICT_TERMINATED, VERDICT_ENDED,
+)  # fmt: skip
 
 # Chain states, as `longrun status` reports them.
 CHAIN_PENDING = "PENDING"
@@ -37,8 +50,11 @@ CHAIN_COMPLETED = "COMPLETED"
 CHAIN_FAILED = "FAILED"
 CHAIN_CANCELLED = "CANCELLED"
 CHAIN_MAX_RESTARTS = "MAX_RESTARTS"
+CHAIN_DEADLINE = "DEADLINE"
 CHAIN_STALLED = "STALLED"
-CHAIN_END_STATES = (CHAIN_COMPLETED, CHAIN_FAILED, CHAIN_CANCELLED, CHAIN_MAX_RESTARTS)
+CHAIN_END_STATES = (
+    CHAIN_COMPLETED, CHAIN_FAILED, CHAIN_CANCELLED, CHAIN_MAX_RESTARTS, CHAIN_DEADLINE,
+)  # fmt: skip
 
 # Outcomes of judging a predecessor.
 RUN = "run"  # run the body
@@ -48,8 +64,11 @@ END_AS_RECORDED = "end-as-recorded"  # the predecessor ended the chain; keep its
 END_COMPLETED = "end:COMPLETED"
 END_FAILED = "end:FAILED"
 END_CANCELLED = "end:CANCELLED"
+END_DEADLINE = "end:DEADLINE"
+RUN_OUTCOMES = (RUN, RUN_WARN)
 
 ANY = ("*",)
+UNKNOWN = ("",)  # Slurm's end state could not be learned
 
 
 @dataclass(frozen=True)
@@ -57,7 +76,7 @@ class Rule:
     """If the verdict and Slurm's state match (and PreemptTime is as given), the outcome holds."""
 
     verdict: str  # a verdict, "" for none recorded, or "*"
-    states: tuple[str, ...]  # Slurm end states, or ANY
+    states: tuple[str, ...]  # Slurm end states, UNKNOWN, or ANY
     preempted: bool | None  # True: PreemptTime shown; False: not shown; None: either
     outcome: str
     why: str
@@ -67,11 +86,13 @@ RULES: tuple[Rule, ...] = (
     Rule(VERDICT_COMPLETED, ANY, None, END_COMPLETED, "the previous link finished the work"),
     Rule(VERDICT_ENDED, ANY, None, END_AS_RECORDED, "the previous link ended the chain"),
     Rule(VERDICT_FAILED, ANY, None, RETRY_OR_FAIL, "the work of the previous link failed"),
+    Rule("*", DEADLINE_STATES, None, END_DEADLINE, "the previous link reached its --deadline"),
     Rule(VERDICT_CONTINUE, ANY, None, RUN, "the previous link asked to continue"),
-    Rule(VERDICT_TERMINATED, CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled"),  # noqa: E501
+    Rule("*", CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled"),
+    Rule(VERDICT_INTERRUPTED, ANY, None, RUN, "the previous link was interrupted by Slurm"),
+    Rule(VERDICT_TERMINATED, UNKNOWN, False, END_CANCELLED, "the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm no longer knows how it ended: taken as a cancel"),  # noqa: E501
     Rule(VERDICT_TERMINATED, ANY, None, RUN, "the previous link was stopped from outside"),
     Rule("", CONTINUE_STATES, None, RUN, "the previous link was interrupted by Slurm"),
-    Rule("", CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled"),
     Rule("", (*FAILED_STATES, "COMPLETED"), True, RUN, "the previous link was preempted"),
     Rule("", FAILED_STATES, False, END_FAILED, "the previous link failed"),
     Rule("", ("COMPLETED",), False, END_COMPLETED, "the previous link completed"),
@@ -90,6 +111,11 @@ def judge(verdict: str, state: str, preempted: bool) -> Rule:
             continue
         return rule
     raise AssertionError("the last rule matches everything")
+
+
+def chain_goes_on(verdict: str, state: str, preempted: bool) -> bool:
+    """Whether a link that ended like this is to be continued by a successor."""
+    return judge(verdict, state, preempted).outcome in (*RUN_OUTCOMES, RETRY_OR_FAIL)
 
 
 def base_state(raw: str) -> str:

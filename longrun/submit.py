@@ -214,4 +214,6 @@ def _metadata(
         "continue_exit_code": plan.continue_code,
         "check_signal": plan.check_signal,
         "forward_signal": plan.forward_signal,
+        "clusters": plan.clusters,
+        "comment_prefix": plan.comment_prefix,
     }

@@ -8,7 +8,6 @@ most every 30 s while a link runs, every 60 s while one waits; it never polls sa
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -20,8 +19,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from loguru import logger
-
 from . import states
 from .chain_ops import (
     enforce_max_restarts,
@@ -30,7 +27,7 @@ from .chain_ops import (
     repair,
     settle_last_link,
 )
-from .chain_store import ChainFolder, StateDir
+from .chain_store import ChainFolder, EventTail, StateDir
 from .chain_view import ChainView
 from .errors import LongrunError
 from .report import duration, event_line, progress_line
@@ -86,35 +83,6 @@ class Output:
         if self._progress:
             self.stream.write("\r\033[K")
             self._progress = False
-
-
-class EventTail:
-    """New lines of the event log since the last read."""
-
-    def __init__(self, folder: ChainFolder, from_end: bool) -> None:
-        self.folder = folder
-        self.offset = 0
-        if from_end and folder.events_file.exists():
-            self.offset = folder.events_file.stat().st_size
-
-    def read(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.folder.events_file, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        events = []
-        for raw in data[: end + 1].splitlines():
-            try:
-                events.append(json.loads(raw))
-            except ValueError:
-                logger.debug("skipped a damaged event line")
-        return events
 
 
 class Stop(Exception):

@@ -168,7 +168,11 @@ def test_the_rendered_rule_table_decides_as_python_does(helpers: Path) -> None:
 
 def test_events_are_valid_json_whatever_the_text(helpers: Path, tmp_path: Path) -> None:
     nasty = 'quote " backslash \\ newline \n tab \t bell \a $(touch CANARY) é'
-    bash(helpers, f"LR_COUNT=2; lr_event standby_failed error {shquote(nasty)} exit_code 1")
+    code = f"lr_event standby_failed error {shquote(nasty)} exit_code 1"
+    bash(
+        helpers,
+        f'LR_COUNT=2; LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"; {code}',
+    )
     chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
     events = ChainFolder(chain).read_events()
     assert len(events) == 1
@@ -197,19 +201,59 @@ def test_environment_snapshot_comes_back_entry_by_entry(helpers: Path, tmp_path:
     assert not list(tmp_path.rglob("CANARY"))
 
 
-def test_process_tree_finds_every_descendant(helpers: Path, tmp_path: Path) -> None:
-    # A parent with two children, one of which has a child of its own: three descendants.
-    tree = subprocess.Popen(
-        ["bash", "-c", "sleep 30 & bash -c 'sleep 30 & wait' & wait"],
-        start_new_session=True,
-    )
+CATCHER = "import signal, time; signal.signal(signal.SIGUSR1, lambda *a: None); time.sleep(30)"
+
+
+@pytest.mark.parametrize(
+    ("script", "who"),
+    [
+        # The script traps USR1 itself: only the script gets it, as with plain sbatch.
+        (f"trap 'echo got' USR1; python3 -c '{CATCHER}' & wait", "script"),
+        # It does not: the descendant that catches it gets it (like srun), never the script.
+        (f"sleep 30 & python3 -c '{CATCHER}' & wait", "catcher"),
+        # Nobody catches it: nobody is signalled (plain sbatch would kill the script).
+        ("sleep 30 & bash -c 'sleep 30 & wait' & wait", "nobody"),
+    ],
+)
+def test_the_signal_goes_to_the_topmost_processes_that_catch_it(
+    helpers: Path, script: str, who: str
+) -> None:
+    tree = subprocess.Popen(["bash", "-c", script], start_new_session=True)
     try:
-        expected = wait_for_descendants(tree.pid, 3)
-        out = bash(helpers, f"lr_tree {tree.pid}; echo ${{LR_TREE[@]}}")
-        assert sorted(map(int, out.split())) == sorted([tree.pid, *expected])
+        catcher = wait_for_python(tree.pid) if "python3" in script else []
+        if catcher:
+            wait_for_handler(catcher[0], signal.SIGUSR1)
+        if who == "script":
+            wait_for_handler(tree.pid, signal.SIGUSR1)
+        out = bash(helpers, f"lr_catchers {tree.pid} USR1; echo ${{LR_TARGETS[@]}}")
+        expected = {"script": [tree.pid], "catcher": catcher, "nobody": []}[who]
+        assert list(map(int, out.split())) == expected
     finally:
         os.killpg(tree.pid, signal.SIGKILL)  # its own process group (start_new_session)
         tree.wait()
+
+
+def wait_for_python(pid: int) -> list[int]:
+    """The descendant of pid that runs python3, once it does (after its exec)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for child in wait_for_descendants(pid, 2):
+            argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+            if Path(argv0.decode()).name.startswith("python"):
+                return [child]
+        time.sleep(0.05)
+    raise AssertionError("python3 did not start")
+
+
+def wait_for_handler(pid: int, signum: int) -> None:
+    """Wait until the process has installed a handler for the signal (SigCgt)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:") and (int(line.split()[1], 16) >> (signum - 1)) & 1:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} installed no handler for signal {signum}")
 
 
 def wait_for_descendants(pid: int, count: int) -> list[int]:
@@ -242,12 +286,12 @@ def test_step_signal_window_only_on_a_long_enough_time_limit(tmp_path: Path) -> 
 
 
 def failing_sbatch(tmp_path: Path, failures: int) -> Path:
-    """A stand-in sbatch that fails `failures` times, then prints a job id.
+    """A stand-in sbatch that fails `failures` times, then prints a job id, and a squeue that
+    shows no job (so no failed call had queued one after all).
 
     Call N leaves its arguments in call-N.args and its environment in call-N.env (NUL-separated).
     """
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    bin_dir = fake_command(tmp_path, "squeue", "")
     sbatch = bin_dir / "sbatch"
     calls = shquote(tmp_path / "call")
     sbatch.write_text(
@@ -286,7 +330,7 @@ def test_standby_is_submitted_with_the_snapshot_environment_after_a_transient_fa
     assert nul_list(tmp_path / "call-0.args") == nul_list(tmp_path / "call-1.args")
     assert nul_list(tmp_path / "call-1.args") == [
         "--parsable", "--dependency=afterany:99", "--job-name=job.sh", "-p", "main",
-        str(chain.link_script), "1", "99", "99", "0",
+        f"--comment=longrun:{chain.chain_id}:1", str(chain.link_script), "1", "99", "99", "0",
     ]  # fmt: skip
     environment = nul_list(tmp_path / "call-1.env")
     assert "FROM_SNAPSHOT=multi\nline" in environment
@@ -311,5 +355,59 @@ def test_standby_submission_gives_up_after_the_bounded_time(tmp_path: Path) -> N
     retries = [e for e in events if e["event"] == "standby_retry"]
     assert [e["retry_in"] for e in retries] == ["2", "4", "8", "16"][: len(retries)]
     assert len(retries) >= 2 and events[-1]["event"] == "standby_failed"
-    assert len(list(tmp_path.glob("call-*.args"))) == len(retries) + 1
+    assert len(list(tmp_path.glob("call-*.args"))) == len(retries)
     assert chain.standby("99") is None
+
+
+def failing_command(tmp_path: Path, name: str, message: str) -> Path:
+    """A directory whose `name` command fails with Slurm's words."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    command = bin_dir / name
+    command.write_text(f"#!/bin/sh\necho {shquote(message)} >&2\nexit 1\n")
+    command.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        ("slurm_load_jobs error: Invalid job id specified", 1),  # slurmctld: no such job
+        ("slurm_load_jobs error: Socket timed out on send/recv operation", 2),  # no answer
+        ("squeue: error: Unable to contact slurm controller", 2),
+    ],
+)
+def test_only_slurms_own_word_makes_a_job_unknown(
+    helpers: Path, tmp_path: Path, message: str, status: int
+) -> None:
+    out = bash(helpers, "lr_job_info 58; echo $?", failing_command(tmp_path, "squeue", message))
+    assert out == f"{status}\n"
+
+
+def test_a_failed_squeue_never_queues_a_second_successor(helpers: Path, tmp_path: Path) -> None:
+    bin_dir = failing_command(tmp_path, "squeue", "squeue: error: Socket timed out")
+    failing_command(tmp_path, "sbatch", "sbatch must not be called")
+    code = """LR_COUNT=0 LR_INITIAL=99 LR_RETRIES=0 LR_TERM_VERDICT='' LR_LABEL='link 1/1000'
+LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"; echo 1234 > "$LR_LINK_DIR/standby"
+lr_ensure_standby; echo "standby=$LR_STANDBY"
+"""
+    assert bash(helpers, code, bin_dir) == "standby=1234\n"
+    chain = ChainFolder(tmp_path / "state" / "chains" / "20261125-120000-abcd")
+    assert [e["event"] for e in chain.read_events()] == ["standby_unchecked"]
+
+
+def test_the_tag_finds_a_successor_whose_sbatch_answer_was_lost(
+    helpers: Path, tmp_path: Path
+) -> None:
+    chain_id = "20261125-120000-abcd"
+    rows = (
+        f"41|PENDING|longrun:{chain_id}:2|\n"  # another link of the chain
+        f"42|CANCELLED|longrun:{chain_id}:1|\n"  # not queued any more
+        f"43|PENDING|my | own comment longrun:{chain_id}:1|\n"
+    )
+    out = bash(
+        helpers, "lr_find_tagged 1; echo $? $LR_FOUND", fake_command(tmp_path, "squeue", rows)
+    )
+    assert out == "0 43\n"
+    out = bash(helpers, "lr_find_tagged 5; echo $?", fake_command(tmp_path, "squeue", rows))
+    assert out == "1\n"

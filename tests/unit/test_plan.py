@@ -179,8 +179,21 @@ def test_first_command() -> None:
     plan = plan_for("#!/bin/bash\necho\n", ["-t", "5"])
     assert plan.first_command() == [
         "sbatch", "--parsable", "--job-name=job.sh", "-t", "5",
+        "--comment=longrun:20261125-120000-abcd:0",
         "/state/chains/20261125-120000-abcd/link.sh", "0", "", "", "0",
     ]  # fmt: skip
+
+
+def test_the_users_comment_comes_before_the_chains_tag() -> None:
+    plan = plan_for("#!/bin/bash\n#SBATCH --comment='my run'\necho\n", [])
+    assert plan.tag(3) == "my run longrun:20261125-120000-abcd:3"
+    assert "--comment=my run longrun:20261125-120000-abcd:0" in plan.first_command()
+
+
+def test_clusters_in_every_spelling_sbatch_accepts() -> None:
+    for argv in (["-M", "c1"], ["--clusters=c1"], ["--cluster=c1"], ["--cluster", "c1"]):
+        assert plan_for("#!/bin/bash\necho\n", argv).clusters == "c1"
+    assert plan_for("#!/bin/bash\necho\n", []).clusters is None
 
 
 def test_script_name_that_is_not_a_plain_file_name_becomes_script() -> None:

@@ -163,7 +163,7 @@ def test_hostile_values_in_every_field_render_clean_and_come_back_unchanged(
     printer = (
         '\nprintf \'%s\\0\' "$LONGRUN_CHAIN_DIR" "$LONGRUN_STATE_DIR" "$LONGRUN_SUBMIT_DIR"'
         ' "$LONGRUN_SLURM_BIN" "${LONGRUN_SCRIPT_ARGS[@]}" "${LONGRUN_SBATCH_OPTIONS[@]}"'
-        ' "${LONGRUN_INTERPRETER[@]}" "$LONGRUN_SCRIPT_NAME"\n'
+        ' "${LONGRUN_INTERPRETER[@]}" "$LONGRUN_SCRIPT_NAME" "$LONGRUN_COMMENT_PREFIX"\n'
     )
     result = run_bash(assignments + printer, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -171,6 +171,7 @@ def test_hostile_values_in_every_field_render_clean_and_come_back_unchanged(
         plan.chain_dir, plan.state_dir, plan.submit_dir, plan.slurm_bin_dir,
         *plan.script_args, *plan.successor_options, plan.interpreter,
         *([plan.interpreter_arg] if plan.interpreter_arg else []), plan.script_name,
+        plan.comment_prefix,
     ]  # fmt: skip
     assert result.stdout.decode().split("\0")[:-1] == expected
 
@@ -192,7 +193,8 @@ def test_everything_above_the_prologue_is_a_comment_even_with_hostile_values(
     text = render_link_script(plan)
     top = text[: text.index("\nLONGRUN_CHAIN_ID=")].splitlines()
     assert top[0] == "#!/bin/bash"
-    assert [line for line in top if line.strip() and not line.startswith("#")] == []
+    commands = [line for line in top if line.strip() and not line.startswith("#")]
+    assert commands == ["trap 'LR_EARLY_TERM=1' TERM; trap 'LR_EARLY_CHECK=1' USR1"]
     # One-time options are disabled in the header (they go on the first link's command line).
     assert not [line for line in top if line.startswith("#SBATCH --dependency")]
     assert "##SBATCH --dependency=afterok:1" in top

@@ -26,7 +26,18 @@ from longrun import states
         ("terminated", "TIMEOUT", False, states.RUN),
         ("terminated", "PREEMPTED", True, states.RUN),
         ("terminated", "FAILED", True, states.RUN),  # preempted in GraceTime, script exited
-        ("terminated", "", False, states.RUN),
+        # ... and with Slurm's state unknown (MinJobAge passed, no accounting) a SIGTERM with
+        # no sign of an interruption is taken as a cancel: a stop is final
+        ("terminated", "", False, states.END_CANCELLED),
+        # interrupted: Slurm showed a time limit, preemption or node failure at the SIGTERM
+        ("interrupted", "", False, states.RUN),
+        ("interrupted", "TIMEOUT", False, states.RUN),
+        ("interrupted", "CANCELLED", False, states.END_CANCELLED),
+        # DEADLINE ends the chain, whatever the link said unless it finished or failed
+        ("", "DEADLINE", False, states.END_DEADLINE),
+        ("interrupted", "DEADLINE", False, states.END_DEADLINE),
+        ("continue", "DEADLINE", False, states.END_DEADLINE),
+        ("completed", "DEADLINE", False, states.END_COMPLETED),
         # nothing recorded and CANCELLED -> CANCELLED
         ("", "CANCELLED", False, states.END_CANCELLED),
         # nothing recorded and FAILED or OUT_OF_MEMORY -> FAILED, unless PreemptTime is shown
@@ -43,6 +54,13 @@ from longrun import states
 )
 def test_judge(verdict: str, state: str, preempted: bool, outcome: str) -> None:
     assert states.judge(verdict, state, preempted).outcome == outcome
+
+
+def test_deadline_is_no_reason_to_continue() -> None:
+    assert "DEADLINE" not in states.CONTINUE_STATES
+    assert states.CHAIN_DEADLINE in states.CHAIN_END_STATES
+    assert not states.chain_goes_on("", "DEADLINE", False)
+    assert states.chain_goes_on("", "TIMEOUT", False)
 
 
 def test_the_last_rule_matches_everything() -> None:

@@ -10,6 +10,8 @@
 # For shellcheck: your values are single-quoted on purpose (SC2016), trap handlers are
 # called from traps (SC2317).
 # shellcheck disable=SC2016,SC2317
+# A signal that comes before the handlers below exist is remembered, not fatal.
+trap 'LR_EARLY_TERM=1' TERM; trap 'LR_EARLY_CHECK=1' USR1
 #
 # This is one link of longrun chain 20261125-120000-abcd: your script (unchanged, below) runs
 # as its own process; around it, this link keeps a successor queued with
@@ -35,6 +37,14 @@ LONGRUN_FORWARD_SIGNAL=0
 # time limit is taken as "checkpointed on the signal", not as "finished".
 LONGRUN_STEP_SIGNAL_WINDOW=0
 LONGRUN_VERBOSE=1
+# How long to wait for Slurm's word on the previous link, to retry sbatch, and the first
+# hold-back after three short links in a row (seconds).
+LONGRUN_JUDGE_SECONDS=60
+LONGRUN_SUBMIT_RETRY_SECONDS=300
+LONGRUN_BACKOFF_SECONDS=30
+# -M/--clusters of the chain, for every Slurm command; the successors' --comment tag prefix.
+LONGRUN_CLUSTER_ARGS=()
+LONGRUN_COMMENT_PREFIX=''
 # sbatch options of every later link (the first link's, without one-time options).
 LONGRUN_SBATCH_OPTIONS=( --job-name=train.sbatch )
 # Your script's arguments.
@@ -56,8 +66,9 @@ lr_say() {
 }
 
 lr_json() {
-    # A JSON string for any text: escapes \ " and control characters.
-    local s=$1
+    # A JSON string for any text (at most 2000 characters, so that a record stays one write):
+    # escapes \ " and control characters.
+    local s=${1:0:2000}
     s=${s//\\/\\\\}
     s=${s//\"/\\\"}
     s=${s//$'\n'/\\n}
@@ -68,12 +79,13 @@ lr_json() {
 }
 
 lr_event() {
-    # lr_event NAME [KEY VALUE]...: append one line to the chain's event log.
+    # lr_event NAME [KEY VALUE]...: one line in this link's own event file (its only writer).
     local line now epoch
+    [ -n "${LR_LINK_DIR:-}" ] || return 0
     printf -v now '%(%Y-%m-%dT%H:%M:%S)T' -1
     printf -v epoch '%(%s)T' -1
     lr_json "$1"
-    line="{\"time\":\"$now\",\"epoch\":$epoch,\"event\":$LR_JSON,\"job\":\"${SLURM_JOB_ID:-}\",\"link\":${LR_COUNT:-0}"
+    line="{\"time\":\"$now\",\"epoch\":$epoch,\"t\":${EPOCHREALTIME:-$epoch},\"event\":$LR_JSON,\"job\":\"${SLURM_JOB_ID:-}\",\"link\":${LR_COUNT:-0}"
     shift
     while [ $# -ge 2 ]; do
         lr_json "$1"
@@ -82,8 +94,8 @@ lr_event() {
         line+=$LR_JSON
         shift 2
     done
-    printf '%s}\n' "$line" >>"$LONGRUN_CHAIN_DIR/events.jsonl" \
-        || printf 'longrun: cannot write to %s\n' "$LONGRUN_CHAIN_DIR/events.jsonl" >&2
+    printf '%s}\n' "$line" >>"$LR_LINK_DIR/events.jsonl" \
+        || printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR/events.jsonl" >&2
 }
 
 lr_write() {
@@ -92,7 +104,8 @@ lr_write() {
 }
 
 lr_set_verdict() {
-    LR_VERDICT=$1
+    # A verdict becomes final once; a SIGTERM handler that runs later leaves it alone.
+    [ "$LR_VERDICT_FINAL" = 1 ] && return 0
     lr_write "$LR_LINK_DIR/verdict" "$1"
 }
 
@@ -113,23 +126,43 @@ lr_secs() {
 }
 
 lr_job_info() {
-    # Slurm's view of one job: LR_STATE, LR_PREEMPTED (0/1), LR_TIME_LEFT, LR_START, LR_END
-    # (squeue -O fields hold no user-typed text). Fails when slurmctld no longer knows the job.
-    local out preempt_time
-    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END=''
-    out=$(squeue -h -t all -j "$1" -O 'State:|,PreemptTime:|,TimeLeft:|,StartTime:|,EndTime:|' 2>/dev/null) || out=
+    # Slurm's view of one job: LR_STATE, LR_PREEMPTED (0/1), LR_TIME_LEFT, LR_START, LR_END,
+    # LR_REASON (squeue -O fields hold no user-typed text). Returns 0 when slurmctld showed the
+    # job, 1 when it answered that it does not know the job, 2 when it did not answer.
+    local out rc preempt_time
+    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON=''
+    out=$(squeue "${LONGRUN_CLUSTER_ARGS[@]}" -h -t all -j "$1" \
+        -O 'State:|,PreemptTime:|,TimeLeft:|,StartTime:|,EndTime:|,Reason:|' 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        [[ $out == *"Invalid job id"* ]] && return 1
+        return 2
+    fi
+    while [[ $out == CLUSTER:* ]]; do
+        [[ $out == *$'\n'* ]] && out=${out#*$'\n'} || out=
+    done
     out=${out%%$'\n'*}
     [ -n "$out" ] || return 1
-    IFS='|' read -r LR_STATE preempt_time LR_TIME_LEFT LR_START LR_END _ <<<"${out// /}"
+    IFS='|' read -r LR_STATE preempt_time LR_TIME_LEFT LR_START LR_END LR_REASON _ <<<"${out// /}"
     case $preempt_time in ''|N/A|None|Unknown) LR_PREEMPTED=0 ;; *) LR_PREEMPTED=1 ;; esac
     return 0
+}
+
+lr_job_info_sure() {
+    # lr_job_info, asked a second time when slurmctld did not answer the first.
+    local rc
+    lr_job_info "$1"
+    rc=$?
+    [ $rc -eq 2 ] || return $rc
+    sleep 2
+    lr_job_info "$1"
 }
 
 lr_sacct_state() {
     # The accounting record of a job's allocation: LR_STATE ("CANCELLED by 0" -> CANCELLED),
     # LR_START, LR_END. A requeued job has one record per run; the last one counts.
     local out
-    out=$(sacct -n -X -P -j "$1" -o State,Start,End 2>/dev/null) || out=
+    out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -X -P -j "$1" -o State,Start,End 2>/dev/null) || out=
     out=${out##*$'\n'}
     IFS='|' read -r LR_STATE LR_START LR_END <<<"$out"
     LR_STATE=${LR_STATE%% *}
@@ -144,10 +177,10 @@ lr_final_state() {
     while :; do
         if lr_job_info "$job"; then
             [ "$LR_PREEMPTED" = 1 ] && preempted=1
-            case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|DEADLINE|REVOKED|BOOT_FAIL|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
+            case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|REVOKED|BOOT_FAIL|DEADLINE|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
         fi
         if lr_sacct_state "$job"; then
-            case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|DEADLINE|REVOKED|BOOT_FAIL|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
+            case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|REVOKED|BOOT_FAIL|DEADLINE|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
         fi
         if [ $SECONDS -ge $deadline ]; then
             LR_STATE='' LR_START='' LR_END='' LR_PREEMPTED=$preempted
@@ -155,6 +188,21 @@ lr_final_state() {
         fi
         sleep 2
     done
+}
+
+lr_is_active() {
+    case $1 in PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED|REQUEUED|REQUEUE_FED|REQUEUE_HOLD|RESIZING|SIGNALING|STAGE_OUT|STOPPED|SPECIAL_EXIT) return 0 ;; esac
+    return 1
+}
+
+lr_interruption() {
+    # Why Slurm is ending this job, from what slurmctld showed (lr_job_info): LR_CAUSE is empty
+    # when nothing points to a time limit, preemption, node failure or deadline (a cancel).
+    LR_CAUSE=''
+    [ "$LR_PREEMPTED" = 1 ] && LR_CAUSE=preempted
+    case $LR_REASON in TimeLimit|NodeDown|DeadLine|BootFail) LR_CAUSE=${LR_CAUSE:-$LR_REASON} ;; esac
+    case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|REVOKED|BOOT_FAIL) LR_CAUSE=${LR_CAUSE:-$LR_STATE} ;; esac
+    [ -n "$LR_CAUSE" ]
 }
 
 # --- the successor ------------------------------------------------------------------------
@@ -169,65 +217,111 @@ lr_load_env() {
     [ -n "${SLURM_CONF:-}" ] && LR_ENV+=("SLURM_CONF=$SLURM_CONF")
 }
 
+lr_find_tagged() {
+    # lr_find_tagged LINK: a queued job of this chain tagged for LINK (its --comment), into
+    # LR_FOUND. Returns 0 found, 1 when slurmctld shows none, 2 when it did not answer.
+    local out line id rest state comment tag="longrun:$LONGRUN_CHAIN_ID:$1"
+    LR_FOUND=''
+    out=$(squeue "${LONGRUN_CLUSTER_ARGS[@]}" -h --me -t all -O 'JobID:|,State:|,Comment:|' 2>/dev/null) || return 2
+    while IFS= read -r line; do
+        id=${line%%|*} rest=${line#*|}
+        state=${rest%%|*} comment=${rest#*|}
+        comment=${comment%|}
+        comment=${comment%"${comment##*[![:space:]]}"}
+        if [[ $comment == *"$tag" ]] && lr_is_active "$state" && [[ $id =~ ^[0-9]+$ ]]; then
+            LR_FOUND=$id
+            return 0
+        fi
+    done <<<"$out"
+    return 1
+}
+
+lr_record_standby() {
+    LR_STANDBY=$1
+    lr_write "$LR_LINK_DIR/standby" "$1"
+    lr_write "$LONGRUN_STATE_DIR/jobs/$1" "$LONGRUN_CHAIN_ID"
+}
+
 lr_submit_standby() {
     # Submit the next link, held back by --dependency=afterany on this job, from the original
-    # submit directory with the original environment. Transient failures are retried with
-    # back-off for a bounded time.
-    local next=$((LR_COUNT + 1)) delay=2 deadline=$((SECONDS + 300))
-    local sbatch_path out rc id err_file="$LR_LINK_DIR/sbatch.err"
+    # submit directory with the original environment. A failed sbatch may still have queued the
+    # job ("Socket timed out"): before every new attempt, look for it by its tag. Bounded.
+    local next=$((LR_COUNT + 1)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
+    local sbatch_path out rc id submit=1 err_file="$LR_LINK_DIR/sbatch.err"
     sbatch_path=$(command -v sbatch) || { lr_event standby_failed error "sbatch not found on PATH"; return 1; }
     lr_load_env
     while :; do
-        out=$(
-            cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
-            exec env -i "${LR_ENV[@]}" "$sbatch_path" --parsable \
-                "--dependency=afterany:$SLURM_JOB_ID" "${LONGRUN_SBATCH_OPTIONS[@]}" \
-                "$LONGRUN_CHAIN_DIR/link.sh" "$next" "$LR_INITIAL" "$SLURM_JOB_ID" "$LR_RETRIES" \
-                2>"$err_file"
-        )
-        rc=$?
-        id=${out%%;*}
-        id=${id##*$'\n'}
-        if [ $rc -eq 0 ] && [[ $id =~ ^[0-9]+$ ]]; then
-            LR_STANDBY=$id
-            lr_write "$LR_LINK_DIR/standby" "$id"
-            lr_write "$LONGRUN_STATE_DIR/jobs/$id" "$LONGRUN_CHAIN_ID"
-            lr_event standby_submitted standby "$id" next_link "$next"
-            lr_say "$LR_LABEL: successor job $id queued (it runs after this job ends)"
-            return 0
+        if [ $submit = 1 ]; then
+            out=$(
+                cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
+                exec env -i "${LR_ENV[@]}" "$sbatch_path" --parsable \
+                    "--dependency=afterany:$SLURM_JOB_ID" "${LONGRUN_SBATCH_OPTIONS[@]}" \
+                    "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LONGRUN_CHAIN_ID:$next" \
+                    "$LONGRUN_CHAIN_DIR/link.sh" "$next" "$LR_INITIAL" "$SLURM_JOB_ID" "$LR_RETRIES" \
+                    2>"$err_file"
+            )
+            rc=$?
+            id=${out%%;*}
+            id=${id##*$'\n'}
+            if [ $rc -eq 0 ] && [[ $id =~ ^[0-9]+$ ]]; then
+                lr_record_standby "$id"
+                lr_event standby_submitted standby "$id" next_link "$next"
+                lr_say "$LR_LABEL: successor job $id queued (it runs after this job ends)"
+                return 0
+            fi
+            out=$(<"$err_file")
+            lr_event standby_retry exit_code "$rc" error "$out" retry_in "$delay"
         fi
-        out=$(<"$err_file")
+        # Did the failed sbatch queue the job all the same?
+        lr_find_tagged "$next"
+        case $? in
+            0)
+                lr_record_standby "$LR_FOUND"
+                lr_event standby_found standby "$LR_FOUND" next_link "$next"
+                lr_say "$LR_LABEL: successor job $LR_FOUND was queued although sbatch said otherwise"
+                return 0 ;;
+            1) submit=1 ;;
+            *) submit=0 ;;  # unknown: never submit blindly; look again
+        esac
         if [ $SECONDS -ge $deadline ]; then
-            lr_event standby_failed exit_code "$rc" error "$out"
-            lr_say "$LR_LABEL: could not queue a successor: $out"
+            lr_event standby_failed exit_code "${rc:-}" error "${out:-}"
+            lr_say "$LR_LABEL: could not queue a successor: ${out:-slurmctld did not answer}"
             return 1
         fi
-        lr_event standby_retry exit_code "$rc" error "$out" retry_in "$delay"
         sleep "$delay"
         delay=$((delay * 2 > 60 ? 60 : delay * 2))
     done
 }
 
 lr_ensure_standby() {
-    # Keep exactly one successor queued: reuse the one on record if Slurm still has it pending.
+    # Keep exactly one successor queued. Only a definite answer from Slurm makes the one on
+    # record count as missing; a successor cancelled by the user means "stop after this link".
     [ "$LR_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || return 0
-    # `longrun cancel` (or an earlier link) has ended the chain: queue nothing more.
     [ -e "$LONGRUN_CHAIN_DIR/ended" ] && return 0
-    local id
+    [ -e "$LR_LINK_DIR/stop_after" ] && return 0
+    # Stopped from outside with no sign of an interruption: nothing to continue.
+    [ "$LR_TERM_VERDICT" = terminated ] && return 0
+    local id rc LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON
     if [ -s "$LR_LINK_DIR/standby" ]; then
         id=$(<"$LR_LINK_DIR/standby")
-        if lr_job_info "$id"; then
-            case $LR_STATE in
-                PENDING|CONFIGURING|RUNNING|REQUEUED|REQUEUE_HOLD|SUSPENDED)
-                    LR_STANDBY=$id
-                    return 0 ;;
-            esac
-        elif ! squeue -h -j "$id" >/dev/null 2>&1 && ! scontrol ping >/dev/null 2>&1; then
-            # The controller does not answer: do not risk a second successor.
+        lr_job_info_sure "$id"
+        rc=$?
+        if [ $rc -eq 2 ]; then
             lr_event standby_unchecked standby "$id"
             LR_STANDBY=$id
             return 0
         fi
+        if [ $rc -eq 0 ] && lr_is_active "$LR_STATE"; then
+            LR_STANDBY=$id
+            return 0
+        fi
+        if [ $rc -eq 1 ] && lr_sacct_state "$id"; then :; fi
+        case $LR_STATE in CANCELLED)
+            lr_write "$LR_LINK_DIR/stop_after" "$id"
+            lr_event standby_cancelled_by_user standby "$id"
+            lr_say "$LR_LABEL: successor job $id was cancelled: the chain stops after this link"
+            return 0 ;;
+        esac
         lr_event standby_missing standby "$id" state "${LR_STATE:-gone}"
     fi
     lr_submit_standby
@@ -235,7 +329,7 @@ lr_ensure_standby() {
 
 lr_cancel_standby() {
     [ -n "${LR_STANDBY:-}" ] || return 0
-    if scancel "$LR_STANDBY" 2>/dev/null; then
+    if scancel "${LONGRUN_CLUSTER_ARGS[@]}" "$LR_STANDBY" 2>/dev/null; then
         lr_event standby_cancelled standby "$LR_STANDBY"
     else
         lr_event standby_cancel_failed standby "$LR_STANDBY"
@@ -243,17 +337,59 @@ lr_cancel_standby() {
 }
 
 lr_end_chain() {
-    # lr_end_chain STATE WHY: this link decides that the chain is over.
-    lr_write "$LONGRUN_CHAIN_DIR/ended" "$1"
-    lr_event chain_ended state "$1" reason "$2"
-    lr_say "chain $LONGRUN_CHAIN_ID ended: $1 ($2)"
+    # lr_end_chain STATE WHY: this link ends the chain, unless an end is recorded already: the
+    # first recorded end stands (a hard link fails when the file exists, on NFS too).
+    local tmp=$LONGRUN_CHAIN_DIR/.ended.$SLURM_JOB_ID.$$
+    printf '%s\n' "$1" >"$tmp"
+    if ln "$tmp" "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null; then
+        rm -f "$tmp"
+        lr_event chain_ended state "$1" reason "$2"
+        lr_say "chain $LONGRUN_CHAIN_ID ended: $1 ($2)"
+    else
+        rm -f "$tmp"
+        lr_event chain_end_kept state "$1" recorded "$(cat "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null)"
+    fi
+}
+
+lr_backoff() {
+    # Hold the successor back after 3 or more links in a row that ran under a minute.
+    local streak=0 delay
+    if [ $((SECONDS - LR_T0)) -lt 60 ]; then
+        streak=$(( $(cat "$LONGRUN_CHAIN_DIR/links/${LR_PREVIOUS:-none}/streak" 2>/dev/null || echo 0) + 1 ))
+    fi
+    lr_write "$LR_LINK_DIR/streak" "$streak"
+    [ "$streak" -ge 3 ] && [ -n "${LR_STANDBY:-}" ] || return 0
+    delay=$((LONGRUN_BACKOFF_SECONDS << (streak - 3)))
+    [ $delay -gt 600 ] && delay=600
+    if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$LR_STANDBY" "StartTime=now+$delay" >/dev/null 2>&1; then
+        lr_event backoff standby "$LR_STANDBY" seconds "$delay" short_links "$streak"
+        lr_say "$LR_LABEL: $streak links in a row ran under a minute; the next one starts in ${delay}s"
+    else
+        lr_event backoff_failed standby "$LR_STANDBY" seconds "$delay"
+    fi
 }
 
 # --- signals ------------------------------------------------------------------------------
-lr_tree() {
-    # LR_TREE: a process and all its descendants, read from /proc (no ps needed).
+lr_catches() {
+    # lr_catches PID SIGNUM: whether the process has a handler for the signal (SigCgt).
+    local line mask
+    while IFS= read -r line; do
+        [[ $line == SigCgt:* ]] || continue
+        mask=${line#SigCgt:}
+        mask=${mask//[[:space:]]/}
+        (( (16#$mask >> ($2 - 1)) & 1 )) && return 0
+        return 1
+    done <"/proc/$1/status" 2>/dev/null
+    return 1
+}
+
+lr_catchers() {
+    # LR_TARGETS: the processes to signal as plain sbatch would: the script if it catches the
+    # signal, else those of its descendants that catch it (srun does, and passes it to its
+    # tasks), never descending below a process that catches it.
     local -A children=()
-    local stat line rest ppid pid queue
+    local stat line rest ppid pid queue signum
+    signum=$(kill -l "$2" 2>/dev/null) || return 1
     for stat in /proc/[0-9]*/stat; do
         { read -r line <"$stat"; } 2>/dev/null || continue
         rest=${line##*) }
@@ -261,52 +397,75 @@ lr_tree() {
         ppid=${rest%% *}
         children[$ppid]+=" ${line%% *}"
     done
-    LR_TREE=()
+    LR_TARGETS=()
     queue=$1
     while [ -n "$queue" ]; do
         pid=${queue%% *}
         queue=${queue#"$pid"}
         queue=${queue# }
-        LR_TREE+=("$pid")
-        queue+="${children[$pid]:-}"
+        if lr_catches "$pid" "$signum"; then
+            LR_TARGETS+=("$pid")
+        else
+            queue+="${children[$pid]:-}"
+        fi
         queue=${queue# }
     done
 }
 
 lr_forward() {
-    # Send signal $1 to every process of the body: the script, its children, srun (which
-    # passes it on to the tasks of its step).
+    # Deliver the pre-timeout signal to the body as plain sbatch would (see lr_catchers).
+    local tries=${1:-1}
     [ -n "${LR_BODY_PID:-}" ] || return 0
-    lr_tree "$LR_BODY_PID"
-    kill -s "$1" "${LR_TREE[@]}" 2>/dev/null
-    lr_event signal_forwarded signal "$1" processes "${#LR_TREE[@]}"
+    while :; do
+        lr_catchers "$LR_BODY_PID" "$LONGRUN_CHECK_SIGNAL"
+        [ ${#LR_TARGETS[@]} -gt 0 ] && break
+        tries=$((tries - 1))
+        if [ $tries -le 0 ] || ! kill -0 "$LR_BODY_PID" 2>/dev/null; then
+            break
+        fi
+        sleep 1
+    done
+    LR_FORWARDED=1
+    [ ${#LR_TARGETS[@]} -gt 0 ] && kill -s "$LONGRUN_CHECK_SIGNAL" "${LR_TARGETS[@]}" 2>/dev/null
+    lr_event signal_forwarded signal "$LONGRUN_CHECK_SIGNAL" processes "${#LR_TARGETS[@]}"
 }
 
 lr_on_check_signal() {
-    # The pre-timeout signal: check (or re-submit) the successor; forward it if asked to.
-    LR_INTERRUPTED=1
+    # The pre-timeout signal. Only flags and signals here: the standby is checked by the main
+    # flow (never inside a trap, which may have interrupted a submission).
+    LR_WOKEN=1
+    LR_CHECK_PENDING=1
     lr_event pretimeout_signal signal "$LONGRUN_CHECK_SIGNAL"
     if [ "$LONGRUN_FORWARD_SIGNAL" = 1 ]; then
-        lr_forward "$LONGRUN_CHECK_SIGNAL"
-        LR_FORWARDED=1
+        if [ -n "${LR_BODY_PID:-}" ]; then
+            lr_forward 1
+        else
+            LR_FORWARD_PENDING=1
+        fi
     fi
-    lr_ensure_standby
 }
 
 lr_on_term() {
-    # SIGTERM to the batch shell: a time limit, a preemption or scancel. Record it at once
-    # (SIGKILL follows after KillWait), then let the body finish; never cancel the successor.
-    LR_INTERRUPTED=1
-    lr_job_info "$SLURM_JOB_ID" || LR_STATE=''
+    # SIGTERM to the batch shell: a time limit, a preemption, a node failure or a cancel.
+    # Record why at once (SIGKILL follows after KillWait); never start the body after it.
+    local LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON LR_CAUSE
+    LR_WOKEN=1
+    lr_job_info "$SLURM_JOB_ID"
     if [ "$LR_STATE" = RUNNING ] && [ "$LONGRUN_CHECK_SIGNAL" = TERM ]; then
         lr_on_check_signal
         return
     fi
-    [ "${LR_TERMINATED:-0}" = 1 ] && return
+    [ "$LR_TERMINATED" = 1 ] && return
     LR_TERMINATED=1
-    lr_set_verdict terminated
-    lr_event sigterm slurm_state "${LR_STATE:-unknown}"
-    lr_say "$LR_LABEL: SIGTERM (${LR_STATE:-state unknown}); waiting for the script to stop"
+    if lr_interruption; then
+        LR_TERM_VERDICT=interrupted
+    else
+        LR_TERM_VERDICT=terminated
+    fi
+    lr_set_verdict "$LR_TERM_VERDICT"
+    lr_event sigterm slurm_state "${LR_STATE:-unknown}" reason "$LR_REASON" preempted "$LR_PREEMPTED" \
+        cause "$LR_CAUSE" verdict "$LR_TERM_VERDICT" final "$LR_VERDICT_FINAL"
+    lr_say "$LR_LABEL: SIGTERM (${LR_STATE:-state unknown}${LR_CAUSE:+, $LR_CAUSE})"
     if [ "$LR_STATE" = RUNNING ] && [ -n "${LR_BODY_PID:-}" ]; then
         # Only the batch shell was signalled (Slurm signals every process when it ends a
         # job): pass it on to the script, which plain sbatch would have run as this shell.
@@ -315,56 +474,62 @@ lr_on_term() {
     fi
 }
 
-# --- prologue -----------------------------------------------------------------------------
-lr_prologue() {
+# --- the link's steps ---------------------------------------------------------------------
+lr_start() {
     LR_COUNT=${1:-0} LR_INITIAL=${2:-} LR_PREVIOUS=${3:-} LR_RETRIES=${4:-0}
     [[ $LR_COUNT =~ ^[0-9]+$ && $LR_RETRIES =~ ^[0-9]+$ && $LR_INITIAL =~ ^[0-9]*$ && $LR_PREVIOUS =~ ^[0-9]*$ ]] || {
         printf 'longrun: this link script takes: COUNT INITIAL_JOB PREVIOUS_JOB RETRIES\n' >&2
         exit 2
     }
     [ -n "$LR_INITIAL" ] || LR_INITIAL=$SLURM_JOB_ID
+    LR_T0=$SECONDS
     LR_LABEL="link $((LR_COUNT + 1))/$((LONGRUN_MAX_RESTARTS + 1))"
     LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/$SLURM_JOB_ID
-    LR_STANDBY='' LR_FORWARDED=0 LR_TERMINATED=0 LR_VERDICT='' LR_PREV_STATE='' LR_PREV_VERDICT=''
+    LR_STANDBY='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
+    LR_TERMINATED=0 LR_TERM_VERDICT='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
-    rm -f "$LR_LINK_DIR/verdict"
-    lr_write "$LONGRUN_STATE_DIR/jobs/$SLURM_JOB_ID" "$LONGRUN_CHAIN_ID"
+    # The real handlers replace the flag-only traps set on the first line.
+    trap lr_on_term TERM
+    if [ -n "$LONGRUN_CHECK_SIGNAL" ] && [ "$LONGRUN_CHECK_SIGNAL" != TERM ]; then
+        trap lr_on_check_signal "$LONGRUN_CHECK_SIGNAL"
+    fi
+    [ -s "$LR_LINK_DIR/verdict" ] && [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && rm -f "$LR_LINK_DIR/verdict"
+    [ -e "$LONGRUN_STATE_DIR/jobs/$SLURM_JOB_ID" ] || lr_write "$LONGRUN_STATE_DIR/jobs/$SLURM_JOB_ID" "$LONGRUN_CHAIN_ID"
     lr_event link_started previous "$LR_PREVIOUS" slurm_restarts "${SLURM_RESTART_COUNT:-0}" \
         node "${SLURMD_NODENAME:-}" retries "$LR_RETRIES"
     if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
         lr_say "$LR_LABEL: restarted by Slurm with the same job id (restart ${SLURM_RESTART_COUNT})"
     fi
+    [ "${LR_EARLY_TERM:-0}" = 1 ] && lr_on_term
+    [ "${LR_EARLY_CHECK:-0}" = 1 ] && lr_on_check_signal
+    return 0
+}
 
-    trap lr_on_term TERM
-    if [ "$LR_COUNT" -gt 0 ] && [ -n "$LR_PREVIOUS" ]; then
-        lr_judge_previous
+lr_claim_previous() {
+    # Exactly one link continues each link: the first to create the claim (a symbolic link,
+    # created atomically, on NFS too). A Slurm requeue of the winner finds its own claim.
+    [ -n "$LR_PREVIOUS" ] || return 0
+    local dir=$LONGRUN_CHAIN_DIR/links/$LR_PREVIOUS owner
+    mkdir -p "$dir" 2>/dev/null
+    if ln -s "$SLURM_JOB_ID" "$dir/claim" 2>/dev/null; then
+        lr_event claimed previous "$LR_PREVIOUS"
+        return 0
     fi
-    lr_say "$LR_LABEL of chain $LONGRUN_CHAIN_ID is job $SLURM_JOB_ID${LR_PREVIOUS:+ (job $LR_PREVIOUS before it ended ${LR_PREV_STATE:-in an unknown state})}"
-    lr_ensure_standby
-    [ "$LR_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || lr_event no_successor reason max_restarts
-    if [ "$LONGRUN_CHECK_SIGNAL" != TERM ]; then
-        trap lr_on_check_signal "$LONGRUN_CHECK_SIGNAL"
-    fi
-
-    export SLURM_LONGRUN_INITIAL_JOB_ID=$LR_INITIAL
-    export SLURM_LONGRUN_RESTART_COUNT=$LR_COUNT
-    export SLURM_LONGRUN_MAX_RESTARTS=$LONGRUN_MAX_RESTARTS
-    export SLURM_LONGRUN_PREVIOUS_JOB_ID=$LR_PREVIOUS
-    export SLURM_LONGRUN_PREVIOUS_STATE=$LR_PREV_STATE
-    export SLURM_LONGRUN_PREVIOUS_VERDICT=$LR_PREV_VERDICT
-    export SLURM_LONGRUN_CHAIN_ID=$LONGRUN_CHAIN_ID
-    export SLURM_LONGRUN_CHAIN_DIR=$LONGRUN_CHAIN_DIR
-    export SLURM_LONGRUN_CONTINUE_CODE=$LONGRUN_CONTINUE_CODE
-    export SLURM_LONGRUN_RETRIES=$LR_RETRIES
+    owner=$(readlink "$dir/claim" 2>/dev/null)
+    [ "$owner" = "$SLURM_JOB_ID" ] && return 0
+    lr_event claim_lost previous "$LR_PREVIOUS" owner "$owner"
+    lr_say "$LR_LABEL: job ${owner:-?} already continues job $LR_PREVIOUS; this job ends without running the script"
+    exit 0
 }
 
 lr_judge_previous() {
     # Why did the previous link end? Its own verdict first, then Slurm's final state.
+    [ "$LR_COUNT" -gt 0 ] && [ -n "$LR_PREVIOUS" ] || return 0
     local verdict wait_s outcome why
     LR_PREV_VERDICT=$(cat "$LONGRUN_CHAIN_DIR/links/$LR_PREVIOUS/verdict" 2>/dev/null)
     verdict=$LR_PREV_VERDICT
     # A decisive verdict needs Slurm's word only for the record: wait less for it.
-    case $verdict in completed|continue|failed|ended) wait_s=10 ;; *) wait_s=60 ;; esac
+    case $verdict in completed|continue|failed|ended) wait_s=10 ;; *) wait_s=$LONGRUN_JUDGE_SECONDS ;; esac
     lr_final_state "$LR_PREVIOUS" "$wait_s"
     LR_PREV_STATE=$LR_STATE
     lr_decide "$verdict" "$LR_STATE" "$LR_PREEMPTED"
@@ -374,7 +539,7 @@ lr_judge_previous() {
     case $outcome in
         run) ;;
         run-warn)
-            lr_event warning message "state of job $LR_PREVIOUS unknown after 60s; running" ;;
+            lr_event warning message "state of job $LR_PREVIOUS unknown after ${wait_s}s; running" ;;
         retry-or-fail)
             if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ]; then
                 LR_RETRIES=$((LR_RETRIES + 1))
@@ -397,22 +562,66 @@ lr_skip_body() {
     exit 0
 }
 
-# --- the body and the epilogue ------------------------------------------------------------
+lr_say_start() {
+    lr_say "$LR_LABEL of chain $LONGRUN_CHAIN_ID is job $SLURM_JOB_ID${LR_PREVIOUS:+ (job $LR_PREVIOUS before it ended ${LR_PREV_STATE:-in an unknown state})}"
+    [ "$LR_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || lr_event no_successor reason max_restarts
+}
+
+lr_export_variables() {
+    export SLURM_LONGRUN_INITIAL_JOB_ID=$LR_INITIAL
+    export SLURM_LONGRUN_RESTART_COUNT=$LR_COUNT
+    export SLURM_LONGRUN_MAX_RESTARTS=$LONGRUN_MAX_RESTARTS
+    export SLURM_LONGRUN_PREVIOUS_JOB_ID=$LR_PREVIOUS
+    export SLURM_LONGRUN_PREVIOUS_STATE=$LR_PREV_STATE
+    export SLURM_LONGRUN_PREVIOUS_VERDICT=$LR_PREV_VERDICT
+    export SLURM_LONGRUN_CHAIN_ID=$LONGRUN_CHAIN_ID
+    export SLURM_LONGRUN_CHAIN_DIR=$LONGRUN_CHAIN_DIR
+    export SLURM_LONGRUN_CONTINUE_CODE=$LONGRUN_CONTINUE_CODE
+    export SLURM_LONGRUN_RETRIES=$LR_RETRIES
+}
+
+lr_check_go() {
+    # The last look before the body starts: a recorded end or a SIGTERM means no body.
+    if [ -e "$LONGRUN_CHAIN_DIR/ended" ]; then
+        lr_cancel_standby
+        lr_set_verdict ended
+        lr_event body_skipped reason "the chain has ended ($(cat "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null))"
+        lr_say "$LR_LABEL: the chain has ended; the script does not run"
+        exit 0
+    fi
+    if [ "$LR_TERMINATED" = 1 ]; then
+        lr_event body_skipped reason "SIGTERM before the script started"
+        lr_say "$LR_LABEL: SIGTERM before the script started; it does not run"
+        exit 0
+    fi
+}
+
 lr_run_body() {
     local body=$LR_LINK_DIR/$LONGRUN_SCRIPT_NAME
+    rm -f "$body"
     printf '%s' "$LONGRUN_SCRIPT_TEXT" >"$body" || { lr_event body_not_written path "$body"; exit 1; }
     unset LONGRUN_SCRIPT_TEXT
+    lr_check_go
     # A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored;
     # give the script the dispositions plain sbatch would.
-    (trap - INT QUIT; exec "${LONGRUN_INTERPRETER[@]}" "$body" "${LONGRUN_SCRIPT_ARGS[@]}") &
+    (trap - INT QUIT "$LONGRUN_CHECK_SIGNAL" TERM; exec "${LONGRUN_INTERPRETER[@]}" "$body" "${LONGRUN_SCRIPT_ARGS[@]}") &
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
+    if [ "$LR_FORWARD_PENDING" = 1 ]; then
+        # The signal came before the script could catch it: give it 10 s to install a handler.
+        LR_FORWARD_PENDING=0
+        lr_forward 10
+    fi
     local rc again
     while :; do
-        LR_INTERRUPTED=0
+        LR_WOKEN=0
         wait "$LR_BODY_PID"
         rc=$?
-        if [ "$LR_INTERRUPTED" = 1 ]; then
+        if [ "$LR_WOKEN" = 1 ]; then
+            if [ "$LR_CHECK_PENDING" = 1 ]; then
+                LR_CHECK_PENDING=0
+                lr_ensure_standby
+            fi
             # A trapped signal ended the wait: wait again while the script lives; if it has
             # just ended, its status is still waiting to be collected.
             kill -0 "$LR_BODY_PID" 2>/dev/null && continue
@@ -436,40 +645,49 @@ lr_in_step_signal_window() {
 }
 
 lr_epilogue() {
-    local rc=$LR_BODY_RC why
+    local rc=$LR_BODY_RC why verdict slurm=unknown signum=0
+    # Does Slurm still run this job? An exit 0 while Slurm ends the job says nothing about the
+    # work, so "completed" needs slurmctld to show the job RUNNING.
+    if [ "$LR_TERMINATED" != 1 ]; then
+        lr_job_info_sure "$SLURM_JOB_ID" && slurm=$LR_STATE
+    fi
+    [ "$LR_FORWARDED" = 1 ] && signum=$(kill -l "$LONGRUN_CHECK_SIGNAL" 2>/dev/null)
     if [ "$LR_TERMINATED" = 1 ]; then
-        lr_say "$LR_LABEL: stopped from outside (exit $rc); the next link decides from Slurm's record"
-        exit "$rc"
-    fi
-    # Ask Slurm whether it is ending this job (time limit, preemption, scancel): the
-    # script may have exited on a signal that reached it before this shell's own SIGTERM.
-    lr_job_info "$SLURM_JOB_ID" || LR_STATE=''
-    if [ -n "$LR_STATE" ] && [ "$LR_STATE" != RUNNING ]; then
-        lr_set_verdict terminated
-        lr_event decision verdict terminated reason "Slurm is ending the job ($LR_STATE)" exit_code "$rc"
-        exit "$rc"
-    fi
-    if [ "$LR_PREEMPTED" = 1 ]; then
+        verdict=$LR_TERM_VERDICT why="SIGTERM from outside"
+    elif [ "$slurm" != unknown ] && [ "$slurm" != RUNNING ]; then
+        if lr_interruption; then verdict="interrupted"; else verdict="terminated"; fi
+        why="Slurm is ending the job ($slurm${LR_CAUSE:+, $LR_CAUSE})"
+    elif [ "$LR_PREEMPTED" = 1 ]; then
         why="preempted (the script exited during the grace time)"
-        lr_set_verdict continue
+        verdict="continue"
     elif [ "$rc" -eq "$LONGRUN_CONTINUE_CODE" ]; then
         why="the script asked for a new allocation (exit $LONGRUN_CONTINUE_CODE)"
-        lr_set_verdict continue
-    elif [ "$rc" -eq 0 ] && [ "$LR_FORWARDED" = 1 ]; then
-        why="the script exited after the forwarded $LONGRUN_CHECK_SIGNAL (checkpoint)"
-        lr_set_verdict continue
+        verdict="continue"
+    elif [ "$LR_FORWARDED" = 1 ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq $((128 + signum)) ]; }; then
+        why="the script exited ($rc) after the forwarded $LONGRUN_CHECK_SIGNAL (checkpoint)"
+        verdict="continue"
     elif [ "$rc" -eq 0 ] && lr_in_step_signal_window; then
         why="the script exited ${LR_SECS}s before the time limit, after --signal went to its steps"
-        lr_set_verdict continue
+        verdict="continue"
+    elif [ "$rc" -eq 0 ] && [ "$slurm" = unknown ]; then
+        why="the script exited 0 but Slurm could not confirm the job was still running"
+        verdict="continue"
     elif [ "$rc" -eq 0 ]; then
         why="the script finished (exit 0)"
-        lr_set_verdict completed
+        verdict="completed"
     else
         why="the script failed (exit $rc)"
-        lr_set_verdict failed
+        verdict="failed"
     fi
-    lr_event decision verdict "$LR_VERDICT" reason "$why" exit_code "$rc" start "$LR_START"
-    case $LR_VERDICT in
+    # From here on the verdict is final: a SIGTERM that arrived before this line wins.
+    LR_VERDICT_FINAL=1
+    if [ "$LR_TERMINATED" = 1 ]; then
+        verdict=$LR_TERM_VERDICT why="SIGTERM from outside"
+    fi
+    lr_write "$LR_LINK_DIR/verdict" "$verdict"
+    lr_event decision verdict "$verdict" reason "$why" exit_code "$rc" start "$LR_START" \
+        slurm_state "$slurm" preempted "${LR_PREEMPTED:-0}"
+    case $verdict in
         completed)
             lr_cancel_standby
             lr_end_chain COMPLETED "$why"
@@ -479,17 +697,22 @@ lr_epilogue() {
                 lr_end_chain MAX_RESTARTS "$why, but no restarts are left"
             else
                 lr_say "$LR_LABEL: $why; the chain continues"
+                lr_backoff
             fi
             # A preempted script's own exit code stays in Slurm's record (e.g. FAILED 143).
             [ "$LR_PREEMPTED" = 1 ] && exit "$rc"
             exit 0 ;;
-        *)
+        failed)
             if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ] && [ "$LR_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ]; then
                 lr_say "$LR_LABEL: $why; retrying ($((LR_RETRIES + 1))/$LONGRUN_RETRY_FAILED)"
+                lr_backoff
             else
                 lr_cancel_standby
                 lr_end_chain FAILED "$why"
             fi
+            exit "$rc" ;;
+        *)
+            lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
             exit "$rc" ;;
     esac
 }
@@ -505,16 +728,20 @@ lr_decide() {
             LR_OUTCOME=end-as-recorded LR_WHY='the previous link ended the chain' ;;
         failed:*:*)
             LR_OUTCOME=retry-or-fail LR_WHY='the work of the previous link failed' ;;
+        *:DEADLINE:*)
+            LR_OUTCOME=end:DEADLINE LR_WHY='the previous link reached its --deadline' ;;
         continue:*:*)
             LR_OUTCOME=run LR_WHY='the previous link asked to continue' ;;
-        terminated:CANCELLED:*)
+        *:CANCELLED:*)
             LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was cancelled' ;;
+        interrupted:*:*)
+            LR_OUTCOME=run LR_WHY='the previous link was interrupted by Slurm' ;;
+        terminated::0)
+            LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm no longer knows how it ended: taken as a cancel' ;;
         terminated:*:*)
             LR_OUTCOME=run LR_WHY='the previous link was stopped from outside' ;;
-        :TIMEOUT:*|:PREEMPTED:*|:NODE_FAIL:*|:DEADLINE:*|:REVOKED:*|:BOOT_FAIL:*)
+        :TIMEOUT:*|:PREEMPTED:*|:NODE_FAIL:*|:REVOKED:*|:BOOT_FAIL:*)
             LR_OUTCOME=run LR_WHY='the previous link was interrupted by Slurm' ;;
-        :CANCELLED:*)
-            LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was cancelled' ;;
         :FAILED:1|:OUT_OF_MEMORY:1|:COMPLETED:1)
             LR_OUTCOME=run LR_WHY='the previous link was preempted' ;;
         :FAILED:0|:OUT_OF_MEMORY:0)
@@ -526,6 +753,14 @@ lr_decide() {
     esac
 }
 
+lr_prologue() {
+    lr_start "$@"           # arguments, this link's folder, the real signal handlers
+    lr_claim_previous       # only one link may continue the previous one
+    lr_judge_previous       # why the previous link ended; may end the chain here
+    lr_say_start
+    lr_ensure_standby       # queue the successor (afterany on this job)
+    lr_export_variables
+}
 lr_prologue "$@"
 
 # ==========================================================================================
@@ -542,5 +777,5 @@ LONGRUN_SCRIPT_END
 # ==========================================================================================
 # longrun: generated epilogue
 # ==========================================================================================
-lr_run_body
-lr_epilogue
+lr_run_body                 # unless the chain has ended or SIGTERM came: run, wait, forward
+lr_epilogue                 # the verdict, final once written; end the chain or go on
