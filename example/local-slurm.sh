@@ -5,6 +5,8 @@
 #   example/local-slurm.sh up       install what is missing, write the configuration, start
 #                                   the daemons, wait until the node is idle and sacct answers
 #   example/local-slurm.sh down     stop exactly the daemons this script started (by pid file)
+#   example/local-slurm.sh stop D   stop one of them (slurmctld, slurmdbd...), e.g. to test a
+#                                   restart; 'up' starts it again
 #   example/local-slurm.sh status   say which daemons run and show the node
 #   example/local-slurm.sh env      print the export line for a shell
 #
@@ -34,7 +36,7 @@ say() { printf 'local-slurm: %s\n' "$*"; }
 die() { printf 'local-slurm: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -305,6 +307,12 @@ cmd_status() {
 case ${1:-} in
   up) cmd_up ;;
   down) cmd_down ;;
+  stop)
+    need_root stop
+    case ${2:-} in
+      munged|mariadbd|slurmdbd|slurmctld|slurmd) stop "$2" ;;
+      *) printf "local-slurm: stop what? one of: munged mariadbd slurmdbd slurmctld slurmd\n" >&2; exit 2 ;;
+    esac ;;
   status) cmd_status ;;
   env) echo "export SLURM_CONF=$SLURM_CONF" ;;
   -h|--help|help) usage ;;

@@ -196,7 +196,7 @@ def build_view(
         if view.state in ("UNKNOWN", "RUNNING") and job in cancelled_by_us:
             view.state = "CANCELLED"
             view.why = f"cancelled with {cancelled_by_us[job]}"
-        if view.state == "UNKNOWN" and job in final_states:
+        if view.state in ("UNKNOWN", "RUNNING") and job in final_states:
             end = final_states[job]
             view.state = states.base_state(end.state)
             view.why = view.why or STATE_PHRASES.get(view.state, view.state.lower())

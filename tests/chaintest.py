@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from longrun.chain_store import ChainFolder
 from slurmtest import Cluster, wait_for
 
 
@@ -57,11 +57,13 @@ class Chain:
         return self.state_dir / "chains" / self.chain_id
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        path = self.folder / "events.jsonl"
-        if not path.exists():
-            return []
-        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """The chain's events from every writer, merged by time as longrun reads them."""
+        events = ChainFolder(self.folder).read_events() if self.folder.exists() else []
         return [e for e in events if kind is None or e["event"] == kind]
+
+    def body_runs(self) -> list[str]:
+        """The job ids whose link started the user's script, in order."""
+        return [str(e["job"]) for e in self.events("body_started")]
 
     def links(self) -> list[str]:
         """Job ids of the links that started, in order (a Slurm requeue is not a new link)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -239,6 +240,22 @@ class Cluster:
             yield
         finally:
             self.resume_node()
+
+    def restart_daemon(self, name: str) -> None:
+        """Stop one daemon of the local cluster by its pid file, then bring the cluster up."""
+        script = str(Path(__file__).resolve().parents[1] / "example" / "local-slurm.sh")
+        subprocess.run(["bash", script, "stop", name], check=True, capture_output=True)
+        subprocess.run(["bash", script, "up"], check=True, capture_output=True)
+
+    @contextlib.contextmanager
+    def daemon_down(self, name: str) -> Iterator[None]:
+        """A daemon of the local cluster (e.g. slurmdbd) stopped for the length of the block."""
+        script = str(Path(__file__).resolve().parents[1] / "example" / "local-slurm.sh")
+        subprocess.run(["bash", script, "stop", name], check=True, capture_output=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["bash", script, "up"], check=True, capture_output=True)
 
     def resume_node(self) -> None:
         """Return the node to service and wait until it takes jobs again."""

@@ -113,8 +113,10 @@ def test_status_text() -> None:
     assert "Total run time: 00:01:21 over 2 links (at most 1000)" in text
 
 
-def queue_row(job: str, state: str, reason: str = "None", start: str = "N/A") -> QueueRow:
-    return QueueRow(job, state, reason, "0:00", "UNLIMITED", start, "N/A")
+def queue_row(
+    job: str, state: str, reason: str = "None", start: str = "N/A", preempt_time: str = "N/A"
+) -> QueueRow:
+    return QueueRow(job, state, reason, "0:00", "UNLIMITED", start, "N/A", preempt_time)
 
 
 def test_live_views_as_squeue_shows_the_chain() -> None:
@@ -193,3 +195,49 @@ def test_progress_is_rewritten_in_place_on_a_terminal_only() -> None:
     out = Output(plain)
     out.progress(line)
     assert plain.getvalue() == ""
+
+
+def test_repair_follows_the_rule_table() -> None:
+    meta, events, _ = load("timeout")
+    cut = next(i for i, e in enumerate(events) if e["event"] == "body_exited") + 1
+    first = build_view(meta, events[:cut], None, {}).links[0].job_id
+    # No verdict, FAILED, and slurmctld shows a PreemptTime: preempted in its GraceTime.
+    without_verdict = [e for e in events[:cut] if e["event"] != "sigterm"]
+    preempted = {first: queue_row(first, "FAILED", preempt_time="2026-11-25T21:30:00")}
+    view = build_view(meta, without_verdict, None, preempted)
+    assert needs_repair(view, {}, retries_left=False)
+    failed = {first: queue_row(first, "FAILED")}
+    view = build_view(meta, without_verdict, None, failed)
+    assert not needs_repair(view, {}, retries_left=False)
+    # DEADLINE ends the chain: nothing to repair.
+    view = build_view(meta, without_verdict, None, {first: queue_row(first, "DEADLINE")})
+    assert not needs_repair(view, {}, retries_left=False)
+
+
+def test_a_successor_cancelled_by_the_user_stops_the_chain_after_its_link() -> None:
+    meta, events, _ = load("timeout")
+    cut = next(i for i, e in enumerate(events) if e["event"] == "body_exited") + 1
+    view = build_view(meta, events[:cut], None, {})
+    first, standby = view.links[0].job_id, view.standby_job
+    assert standby
+    queue = {first: queue_row(first, "TIMEOUT"), standby: queue_row(standby, "CANCELLED")}
+    view = build_view(meta, events[:cut], None, queue)
+    assert view.state == states.CHAIN_CANCELLED
+    assert "stopped after link 1" in view.reason
+    assert not needs_repair(view, {}, retries_left=False)
+    # Removed at its --deadline before it could start: the chain ends DEADLINE.
+    queue[standby] = queue_row(standby, "DEADLINE")
+    assert build_view(meta, events[:cut], None, queue).state == states.CHAIN_DEADLINE
+
+
+def test_a_job_that_lost_the_claim_is_no_link() -> None:
+    meta, events, _ = load("three_links")
+    second = view_of("three_links").links[1]
+    duplicate = [
+        {"event": "link_started", "job": "999", "link": second.restart_count, "epoch": 1},
+        {"event": "claim_lost", "job": "999", "link": second.restart_count, "owner": "x"},
+    ]
+    view = build_view(meta, [*events, *duplicate], "COMPLETED")
+    assert [link.job_id for link in view.links] == [
+        link.job_id for link in view_of("three_links").links
+    ]

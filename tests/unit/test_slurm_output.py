@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from longrun.errors import LongrunError
-from longrun.slurm_output import parse_sacct, parse_sbatch_job_id, parse_squeue, slurm_epoch
+from longrun.slurm_output import (
+    parse_sacct,
+    parse_sbatch_job_id,
+    parse_squeue,
+    parse_tagged,
+    slurm_epoch,
+)
 
 DATA = Path(__file__).parent / "data"
 JOBS: dict[str, str] = json.loads((DATA / "jobs.json").read_text())
@@ -118,3 +125,26 @@ def test_slurm_timestamps_are_local_time() -> None:
     assert slurm_epoch("2026-11-25T21:11:12") == expected
     for nothing in ("", None, "Unknown", "None", "NONE", "N/A", "2026-13-45T99:99:99"):
         assert slurm_epoch(nothing) is None
+
+
+def test_sbatch_job_id_with_clusters() -> None:
+    text = captured("sbatch_clusters.txt")
+    assert text.startswith("Submitted batch job ") and " on cluster " in text
+    assert parse_sbatch_job_id(text) == text.split()[3]
+
+
+def test_squeue_with_clusters_and_preempt_time() -> None:
+    (row,) = parse_squeue(captured("squeue_queue_format_clusters.txt")).values()
+    assert (row.state, row.reason, row.preempt_time, row.preempted) == (
+        "PENDING", "JobHeldUser", "N/A", False,
+    )  # fmt: skip
+    # The line -M prints before the rows when headers are on is not a row.
+    assert parse_squeue("CLUSTER: longrun\n" + captured("squeue_queue_format_clusters.txt"))
+
+
+def test_a_tagged_job_is_found_whatever_its_comment_holds() -> None:
+    (row,) = parse_tagged(captured("squeue_tag_format.txt"))
+    assert row.comment == "my | comment longrun:20261126-063000-abcd:1"
+    assert row.tag_matches("longrun:20261126-063000-abcd:1")
+    assert not row.tag_matches("longrun:20261126-063000-abcd:11")
+    assert not replace(row, state="CANCELLED").tag_matches("longrun:20261126-063000-abcd:1")

@@ -23,10 +23,15 @@ wait_state() {  # wait_state JOB STATE...: poll until the job is in one of the s
   done
 }
 
-# sbatch's two output forms.
+# sbatch's output forms, with and without -M.
+CLUSTER=$(scontrol show config | awk '$1 == "ClusterName" {print $3}')
 sbatch -o /dev/null --wrap true >sbatch_plain.txt
-sbatch --parsable -M "$(scontrol show config | awk '$1 == "ClusterName" {print $3}')" \
-  -o /dev/null --wrap true >sbatch_parsable_cluster.txt
+sbatch --parsable -M "$CLUSTER" -o /dev/null --wrap true >sbatch_parsable_cluster.txt
+held=$(sbatch -M "$CLUSTER" --hold -o /dev/null --comment="my | comment longrun:20261126-063000-abcd:1" \
+  --wrap true | tee sbatch_clusters.txt | awk '{print $4}')
+squeue -M "$CLUSTER" -h -t all -j "$held" -O "$QUEUE,PreemptTime:|" >squeue_queue_format_clusters.txt
+squeue -h --me -t all -j "$held" -O 'JobID:|,State:|,Comment:|' >squeue_tag_format.txt
+scancel "$held"
 
 # The basic states.
 running=$(job --wrap 'sleep 120')
