@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from chaintest import Chain, chain_of, command, environment, run_cli, submit_chain
+from faulttest import Faults
 from longrun.slurm_output import slurm_epoch
 from slurmtest import FINAL_STATES, Cluster, wait_for
 
@@ -254,14 +255,18 @@ def test_status_of_a_running_chain(cluster: Cluster, tmp_path: Path) -> None:
     assert chain.wait_end() == "COMPLETED"
 
 
-def test_watchers_repair_a_standby_cancelled_by_hand_exactly_once(
+def test_watchers_repair_a_missing_standby_exactly_once(
     cluster: Cluster, tmp_path: Path, processes: list
 ) -> None:
-    chain = submit_chain(cluster, tmp_path, WAIT_FOR_GO)
+    # The link's sbatch fails until it gives up (Slurm said there was no such job each time):
+    # nothing follows it unless a watcher repairs the chain.
+    faults = Faults(tmp_path)
+    faults.arm("sbatch", "pass 1", "fail 100")
+    env = faults.env(LONGRUN_SUBMIT_RETRY_SECONDS="3")
+    chain = submit_chain(cluster, tmp_path, WAIT_FOR_GO, env=env)
     first = chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
-    cluster.cancel(standby)
-    cluster.wait_final(standby)
+    chain.wait_event("standby_failed")
+    faults.clear("sbatch")
     # Two watchers at once: still only one successor may be submitted.
     for _ in range(2):
         processes.append(

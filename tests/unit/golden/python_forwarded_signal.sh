@@ -371,14 +371,14 @@ lr_backoff() {
 
 # --- signals ------------------------------------------------------------------------------
 lr_catches() {
-    # lr_catches PID SIGNUM: whether the process has a handler for the signal (SigCgt).
+    # lr_catches PID SIGNUM: whether the process would survive the signal because it has a
+    # handler for it (SigCgt) or blocks it to take it from a signal thread, as srun does (SigBlk).
     local line mask
     while IFS= read -r line; do
-        [[ $line == SigCgt:* ]] || continue
-        mask=${line#SigCgt:}
+        case $line in SigCgt:*|SigBlk:*) ;; *) continue ;; esac
+        mask=${line#*:}
         mask=${mask//[[:space:]]/}
         (( (16#$mask >> ($2 - 1)) & 1 )) && return 0
-        return 1
     done <"/proc/$1/status" 2>/dev/null
     return 1
 }
@@ -604,7 +604,7 @@ lr_run_body() {
     lr_check_go
     # A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored;
     # give the script the dispositions plain sbatch would.
-    (trap - INT QUIT "$LONGRUN_CHECK_SIGNAL" TERM; exec "${LONGRUN_INTERPRETER[@]}" "$body" "${LONGRUN_SCRIPT_ARGS[@]}") &
+    (trap - INT QUIT; exec "${LONGRUN_INTERPRETER[@]}" "$body" "${LONGRUN_SCRIPT_ARGS[@]}") &
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
     if [ "$LR_FORWARD_PENDING" = 1 ]; then
