@@ -238,7 +238,10 @@ def wait_for_python(pid: int) -> list[int]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for child in wait_for_descendants(pid, 2):
-            argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+            try:
+                argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+            except FileNotFoundError:  # a shell that forked it, gone again
+                continue
             if Path(argv0.decode()).name.startswith("python"):
                 return [child]
         time.sleep(0.05)
@@ -265,7 +268,10 @@ def wait_for_descendants(pid: int, count: int) -> list[int]:
         while frontier:
             parent = frontier.pop()
             children_file = Path(f"/proc/{parent}/task/{parent}/children")
-            children = [int(c) for c in children_file.read_text().split()]
+            try:
+                children = [int(c) for c in children_file.read_text().split()]
+            except FileNotFoundError:  # it has just exited
+                continue
             found.extend(children)
             frontier.extend(children)
         if len(found) >= count or time.monotonic() > deadline:
@@ -349,8 +355,9 @@ def test_standby_submission_gives_up_after_the_bounded_time(tmp_path: Path) -> N
     started = time.monotonic()
     out = bash(helpers, SUBMIT, failing_sbatch(tmp_path, failures=100))
     assert out == "failed\n"
-    # It kept trying for the 3 s it was given, backing off 2 s, then 4 s, ... and gave up.
-    assert time.monotonic() - started >= 3
+    # It kept trying for the 3 s it was given (bash counts whole seconds: at least 2 s pass),
+    # backing off 2 s, then 4 s, ... and gave up.
+    assert time.monotonic() - started >= 2
     events = chain.read_events()
     retries = [e for e in events if e["event"] == "standby_retry"]
     assert [e["retry_in"] for e in retries] == ["2", "4", "8", "16"][: len(retries)]
