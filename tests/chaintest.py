@@ -66,10 +66,12 @@ class Chain:
         return [str(e["job"]) for e in self.events("body_started")]
 
     def links(self) -> list[str]:
-        """Job ids of the links that started, in order (a Slurm requeue is not a new link)."""
+        """Job ids of the links that started, in order (a Slurm requeue is not a new link, and
+        a job that lost the claim on its predecessor is none)."""
+        lost = {event["job"] for event in self.events("claim_lost")}
         seen: list[str] = []
         for event in self.events("link_started"):
-            if event["job"] not in seen:
+            if event["job"] not in seen and event["job"] not in lost:
                 seen.append(event["job"])
         return seen
 
@@ -103,6 +105,16 @@ class Chain:
             timeout=timeout,
             what=f"{count} '{kind}' event(s) in chain {self.chain_id}",
         )
+
+    def signal_when_ready(self, workdir: Path, ready: str, signal: str = "USR1") -> str:
+        """Once link 1's script has written `ready` to out.txt, send `signal` to its batch shell
+        as Slurm's pre-timeout --signal=B: would; return that link's job id."""
+        first = self.wait_link_running(0)
+        self.cluster.wait_file(workdir / "out.txt", ready)
+        subprocess.run(
+            ["scancel", "--batch", f"--signal={signal}", first], check=True, capture_output=True
+        )
+        return first
 
     def wait_link_running(self, index: int, timeout: float = 120) -> str:
         """The job id of link `index` once its body has started."""

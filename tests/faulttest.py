@@ -48,12 +48,17 @@ class Faults:
         return env
 
     def arm(self, command: str, *rules: str) -> None:
-        """Append rules ("fail 2", "lie 1", "hang 1 5", "pass 1"...) for the next calls."""
+        """Append rules ("fail 2", "lie 1", "hang 1 5", "block 1", "pass 1"...) for the next
+        calls (see tests/faults/slurm-fault)."""
         assert command in COMMANDS
         with open(self.dir / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             with open(self.dir / f"{command}.rules", "a") as handle:
                 handle.write("".join(f"{rule}\n" for rule in rules))
+
+    def release(self) -> None:
+        """Let every call held by a "block" rule go on."""
+        (self.dir / "release").touch()
 
     def clear(self, command: str) -> None:
         with open(self.dir / ".lock", "a") as lock:

@@ -249,9 +249,7 @@ wait
 wait
 """
     chain = submit_chain(cluster, tmp_path, script)
-    first = chain.wait_link_running(0)
-    cluster.wait_file(tmp_path / "out.txt", "task ready")
-    slurm.run(["scancel", "--batch", "--signal=USR1", first])
+    first = chain.signal_when_ready(tmp_path, "task ready")
     assert chain.wait_end(timeout=120) == "COMPLETED"
     out = (tmp_path / "out.txt").read_text()
     assert "script trap ran" in out and "link 1 ran" in out

@@ -45,6 +45,15 @@ def bodies(workdir: Path) -> list[tuple[str, str, int]]:
     return [(kind, job, int(count)) for kind, job, count, _ in rows]
 
 
+def assert_invariants(chain: Chain) -> None:
+    """The promises, checked after the chain ended: no two links overlapped in time (from
+    Slurm's accounting), the chain ended once, and its recorded end is that one end."""
+    assert_one_body_at_a_time(chain)
+    ends = chain.events("chain_ended")
+    assert len(ends) == 1, ends
+    assert chain.ended() == ends[0]["state"]
+
+
 def assert_one_body_at_a_time(chain: Chain) -> None:
     """No two links of the chain ran their jobs at overlapping times (Slurm's accounting)."""
     spans = []
@@ -109,7 +118,7 @@ def test_failed_squeue_does_not_queue_a_second_successor(cluster: Cluster, tmp_p
     assert [e["job"] for e in chain.events("standby_submitted")] == [first, standby]
     assert chain.links() == [first, standby]
     assert [job for kind, job, _ in bodies(tmp_path) if kind == "start"] == [first, standby]
-    assert_one_body_at_a_time(chain)
+    assert_invariants(chain)
 
 
 def test_sbatch_that_times_out_after_submitting_is_found_by_its_tag(
@@ -129,7 +138,7 @@ def test_sbatch_that_times_out_after_submitting_is_found_by_its_tag(
     out = slurm.run(["squeue", "-h", "--me", "-t", "all", "-O", "JobID:|,Comment:|"]).stdout
     tagged = [line for line in out.splitlines() if f"longrun:{chain.chain_id}:1|" in line]
     assert len(tagged) == 1, f"link 2 was queued more than once: {tagged}"
-    assert_one_body_at_a_time(chain)
+    assert_invariants(chain)
 
 
 def test_watcher_repair_looks_for_the_tagged_successor_before_submitting(
@@ -162,6 +171,7 @@ def test_watcher_repair_looks_for_the_tagged_successor_before_submitting(
     assert chain.wait_end() == "COMPLETED"
     assert chain.links() == [first, hidden]
     assert not chain.events("repaired")
+    assert_invariants(chain)
 
 
 def test_scancel_with_slurms_record_gone_is_taken_as_a_cancel(
@@ -180,6 +190,7 @@ def test_scancel_with_slurms_record_gone_is_taken_as_a_cancel(
     judged = next(e for e in chain.events("judged") if e["job"] == standby)
     assert (judged["verdict"], judged["slurm_state"]) == ("terminated", "unknown")
     assert chain.body_runs() == [first]
+    assert_invariants(chain)
 
 
 # --- Exactly one successor, never two bodies ----------------------------------------------
@@ -202,6 +213,7 @@ def test_two_successors_only_one_runs_the_body(cluster: Cluster, tmp_path: Path)
     assert len(starts) == 2 and starts[0] == first and lost["job"] not in starts
     assert duplicate in {starts[1], lost["job"]}
     assert len(status_json(chain, tmp_path)["links"]) == 2
+    assert_invariants(chain)
 
 
 def test_requeue_by_the_users_own_program_makes_no_second_successor(
@@ -225,6 +237,7 @@ while true; do sleep 0.2; done
     assert chain.links() == [first]
     assert len(chain.events("standby_submitted")) == 1
     assert [job for kind, job, _ in bodies(tmp_path) if kind == "start"] == [first, first]
+    assert_invariants(chain)
 
 
 # --- SIGTERM and the pre-timeout signal at awkward moments ----------------------------------
@@ -245,6 +258,7 @@ def test_sigterm_during_the_prologue_never_starts_the_body(
     sigterm = next(e for e in chain.events("sigterm") if e["job"] == first)
     assert sigterm["verdict"] == "terminated"
     assert any(e["job"] == first for e in chain.events("body_skipped"))
+    assert_invariants(chain)
 
 
 def test_early_pre_timeout_signal_does_not_kill_the_link(cluster: Cluster, tmp_path: Path) -> None:
@@ -270,21 +284,24 @@ def test_preemption_during_the_prologue_continues_the_chain(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     faults = Faults(tmp_path)
-    # GraceTime=5 in `main`: the batch shell gets SIGTERM 5 s after the preemption, while its
-    # standby's sbatch still hangs (7 s), and is killed 5 s after that (KillWait).
-    faults.arm("sbatch", "pass 1", "hang 1 7")
+    # The standby's sbatch is held until Slurm, at the end of the GraceTime, sends the batch
+    # shell SIGTERM (the job shows COMPLETING); it is killed KillWait (5 s) later.
+    faults.arm("sbatch", "pass 1", "block 1")
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO, "-p", "main")
     first = chain.first_job
     wait_for(
-        lambda: any(c.mode == "hang" for c in faults.calls("sbatch")),
+        lambda: any(c.mode == "block" for c in faults.calls("sbatch")),
         timeout=60, what="the standby submission to start",
     )  # fmt: skip
     cluster.preempt(first)
+    cluster.wait_state(first, {"COMPLETING"}, timeout=120)
+    faults.release()
     chain.wait_link_running(1, timeout=120)
     assert chain.wait_end() == "COMPLETED"
     sigterm = next(e for e in chain.events("sigterm") if e["job"] == first)
     assert (sigterm["verdict"], sigterm["cause"]) == ("interrupted", "preempted")
     assert chain.body_runs() == [chain.links()[1]]
+    assert_invariants(chain)
 
 
 def test_sigterm_after_the_completed_verdict_keeps_the_chain_completed(
@@ -301,6 +318,7 @@ def test_sigterm_after_the_completed_verdict_keeps_the_chain_completed(
     assert chain.wait_end() == "COMPLETED"
     assert (chain.folder / "links" / chain.first_job / "verdict").read_text() == "completed\n"
     assert status_json(chain, tmp_path)["state"] == "COMPLETED"
+    assert_invariants(chain)
 
 
 @pytest.mark.disruptive
@@ -323,6 +341,7 @@ srun bash -c 'trap "exit 0" TERM; echo step ready; while true; do sleep 0.2; don
     assert len(chain.links()) == 2
     verdict = (chain.folder / "links" / first / "verdict").read_text().strip()
     assert verdict in ("interrupted", "terminated"), verdict
+    assert_invariants(chain)
 
 
 def test_forwarded_signal_to_a_script_that_does_not_trap_it_continues_the_chain(
@@ -343,9 +362,7 @@ if [ "$SLURM_LONGRUN_RESTART_COUNT" -ge 1 ]; then echo "link 1 ran"; exit 0; fi
 srun python3 task.py
 """
     chain = submit_chain(cluster, tmp_path, script)
-    first = chain.wait_link_running(0)
-    cluster.wait_file(tmp_path / "out.txt", "task ready")
-    slurm.run(["scancel", "--batch", "--signal=USR1", first])
+    first = chain.signal_when_ready(tmp_path, "task ready")
     assert chain.wait_end(timeout=120) == "COMPLETED"
     out = (tmp_path / "out.txt").read_text()
     assert "task got USR1" in out and "link 1 ran" in out
@@ -374,9 +391,7 @@ while True:
     time.sleep(0.2)
 """
     chain = submit_chain(cluster, tmp_path, script, name="job.py")
-    first = chain.wait_link_running(0)
-    cluster.wait_file(tmp_path / "out.txt", "ready")
-    slurm.run(["scancel", "--batch", "--signal=USR1", first])
+    first = chain.signal_when_ready(tmp_path, "ready")
     assert chain.wait_end(timeout=120) == "COMPLETED"
     exited = next(e for e in chain.events("body_exited") if e["job"] == first)
     assert exited["exit_code"] == "138"
@@ -431,6 +446,7 @@ def test_users_scancel_of_the_queued_successor_stops_after_this_link(
     assert not chain.events("repaired") and len(chain.events("standby_submitted")) == 1
     assert chain.body_runs() == [first]
     assert "stopped after link 1" in status_json(chain, tmp_path)["reason"]
+    assert_invariants(chain)
 
 
 def test_scancel_timed_into_the_judge_window_runs_no_body(cluster: Cluster, tmp_path: Path) -> None:
@@ -491,6 +507,7 @@ exit "$SLURM_LONGRUN_CONTINUE_CODE"
         if a and b
     ]
     assert gaps[2] >= 3 and gaps[3] >= 7, gaps  # whole seconds in sacct
+    assert_invariants(chain)
 
 
 def test_deadline_ends_the_chain(cluster: Cluster, tmp_path: Path) -> None:
@@ -553,7 +570,7 @@ def test_slurmctld_restart_while_a_link_runs_and_its_successor_waits(
     assert chain.wait_end(timeout=180) == "COMPLETED"
     assert chain.links() == [first, standby]
     assert chain.body_runs() == [first, standby]
-    assert_one_body_at_a_time(chain)
+    assert_invariants(chain)
 
 
 @pytest.mark.disruptive
@@ -571,3 +588,5 @@ def test_slurmdbd_down_for_a_whole_link_and_longer_than_the_judge_window(
         assert done.wait_end() == "COMPLETED"
         assert cancelled.wait_end() == "CANCELLED"
     assert len(done.links()) == 2 and cancelled.body_runs() == [first]
+    assert_invariants(done)
+    assert_invariants(cancelled)
