@@ -19,6 +19,7 @@ from loguru import logger
 from . import slurm, states
 from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs, iso
+from .environment import EXPORT_ALL, ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, SlurmCommandError
 from .plan import link_tag
 from .slurm_output import (
@@ -177,19 +178,6 @@ def scancel(job_id: str, clusters: Sequence[str] = ()) -> None:
         raise SlurmCommandError(["scancel", job_id], result.stderr, result.returncode)
 
 
-def load_env(folder: ChainFolder) -> dict[str, str]:
-    """The submission environment snapshot (NAME=VALUE entries separated by NUL)."""
-    data = folder.env_file.read_bytes().decode("utf-8", errors="surrogateescape")
-    env: dict[str, str] = {}
-    for entry in data.split("\0"):
-        name, sep, value = entry.partition("=")
-        if sep:
-            env[name] = value
-    if os.environ.get("SLURM_CONF"):
-        env["SLURM_CONF"] = os.environ["SLURM_CONF"]
-    return env
-
-
 def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: bool) -> bool:
     """The last link ended in a way that continues the chain, restarts remain, nothing is queued.
 
@@ -242,12 +230,15 @@ def repair(folder: ChainFolder, state: StateDir) -> str | None:
             folder.append_event("standby_found", job=last.job_id, standby=found[0], by="watcher")
             return None
         comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
+        how = ExportMode(meta.get("export_mode", EXPORT_ALL), tuple(meta.get("export_names", ())))
         command = [
             "sbatch", "--parsable", *meta.get("successor_options", []), comment,
+            *successor_arguments(how, str(folder.env_file)),
             str(folder.link_script), str(next_link), _initial_job(view), last.job_id,
             str(retries),
         ]  # fmt: skip
-        result = slurm.run(command, cwd=meta.get("submit_dir") or "/", env=load_env(folder))
+        env = successor_environment(folder.read_env(), how, os.environ.get("SLURM_CONF"))
+        result = slurm.run(command, cwd=meta.get("submit_dir") or "/", env=env)
         job_id = parse_sbatch_job_id(result.stdout)
         state.record_job(job_id, folder.chain_id)
         folder.append_event(

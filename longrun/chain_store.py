@@ -37,12 +37,12 @@ from typing import Any
 
 from loguru import logger
 
+from .environment import read_snapshot, snapshot_bytes
 from .errors import ChainNotFoundError, StateError
 
 STATE_ENV = "LONGRUN_HOME"
 CHAIN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 JOB_ID_PATTERN = re.compile(r"^\d+$")
-ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def default_root(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Path:
@@ -255,13 +255,11 @@ class ChainFolder:
         write_atomic(self.link_script, text, mode=0o700)
 
     def write_env(self, environ: Mapping[str, str]) -> None:
-        """Snapshot the submission environment (names a shell can export), mode 0600."""
-        parts = [
-            f"{name}={value}\0"
-            for name, value in sorted(environ.items())
-            if ENV_NAME_PATTERN.match(name) and "\0" not in value
-        ]
-        write_atomic(self.env_file, "".join(parts), mode=0o600)
+        """Snapshot the submission environment (see longrun.environment), mode 0600."""
+        write_atomic(self.env_file, snapshot_bytes(environ).decode(errors="surrogateescape"))
+
+    def read_env(self) -> dict[str, str]:
+        return read_snapshot(self.env_file.read_bytes())
 
     def append_event(self, event: str, **fields: Any) -> None:
         """One record, one write, in this process's own event file."""

@@ -21,6 +21,7 @@ from .batch_script import (
     parse_directives,
     quote_directive_argument,
 )
+from .environment import ExportMode, export_mode
 from .errors import UsageError
 from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
 
@@ -181,6 +182,7 @@ class LinkPlan:
     backoff_seconds: int
     clusters: str | None
     comment_prefix: str
+    export: ExportMode
     job_name: str
     test_only: bool
     parsable: bool
@@ -311,6 +313,7 @@ def build_plan(
         backoff_seconds=_int_setting(environ, "LONGRUN_BACKOFF_SECONDS", 30),
         clusters=eff.get("clusters") or None,
         comment_prefix=f"{eff.get('comment')} " if eff.get("comment") else "",
+        export=export_mode(eff.get("export"), "export-file" in eff),
         job_name=job_name,
         test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),
         parsable=any(o.name == "parsable" for o in (*cli, *directive_options)),

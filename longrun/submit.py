@@ -216,4 +216,6 @@ def _metadata(
         "forward_signal": plan.forward_signal,
         "clusters": plan.clusters,
         "comment_prefix": plan.comment_prefix,
+        "export_mode": plan.export.mode,
+        "export_names": list(plan.export.names),
     }

@@ -185,20 +185,53 @@ def test_events_are_valid_json_whatever_the_text(helpers: Path, tmp_path: Path) 
     json.dumps(event)
 
 
-def test_environment_snapshot_comes_back_entry_by_entry(helpers: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("argv", "expected", "export_file"),
+    [
+        # ALL (the default): sbatch gets its own variables; the job's come from the file.
+        ([], ["PATH=/usr/bin:/bin", "SBATCH_ACCOUNT=a b"], True),
+        # A list of names: those names too, in sbatch's environment; no file.
+        (
+            ["--export=MULTI,EQUALS,X=1"],
+            [
+                "EQUALS=a=b=c",
+                "MULTI=line1\nline2 $(touch CANARY)",
+                "PATH=/usr/bin:/bin",
+                "SBATCH_ACCOUNT=a b",
+            ],
+            False,
+        ),
+        (["--export=NONE"], ["PATH=/usr/bin:/bin", "SBATCH_ACCOUNT=a b"], False),
+    ],
+)
+def test_sbatch_of_the_next_link_gets_its_environment_as_export_says(
+    tmp_path: Path, argv: list[str], expected: list[str], export_file: bool
+) -> None:
+    helpers = render_helpers(tmp_path, argv)
     chain = ChainFolder(tmp_path / "state" / "chains" / "20261125-120000-abcd")
     environ = {
-        "PLAIN": "value",
-        "MULTI": "line1\nline2 $(touch CANARY) 'q' \"d\"",
-        "EMPTY": "",
+        "PATH": "/usr/bin:/bin",
+        "SBATCH_ACCOUNT": "a b",
+        "MULTI": "line1\nline2 $(touch CANARY)",
         "EQUALS": "a=b=c",
-        "not-a-name": "skipped",
+        "BASH_FUNC_module%%": "() {  echo module\n}",
     }
     chain.write_env(environ)
-    out = bash(helpers, "unset SLURM_CONF; lr_load_env; printf '%s\\0' \"${LR_ENV[@]}\"")
+    out = bash(
+        helpers,
+        'unset SLURM_CONF; lr_load_env; printf \'%s\\0\' "${LR_ENV[@]}" "${LR_EXPORT_ARGS[@]}"',
+    )
     entries = out.split("\0")[:-1]
-    assert entries == [f"{k}={environ[k]}" for k in sorted(environ) if k != "not-a-name"]
+    file_arg = f"--export-file={chain.env_file}"
+    assert entries == [*expected, *([file_arg] if export_file else [])]
     assert not list(tmp_path.rglob("CANARY"))
+
+
+def test_the_snapshot_keeps_every_entry_sbatch_passes_on(tmp_path: Path) -> None:
+    chain = ChainFolder(tmp_path)
+    environ = {"BASH_FUNC_ml%%": '() {  module ml "$@"\n}', "A": "x\ny", "B": "=", "C": ""}
+    chain.write_env(environ)
+    assert chain.read_env() == environ
 
 
 CATCHER = "import signal, time; signal.signal(signal.SIGUSR1, lambda *a: None); time.sleep(30)"
@@ -335,12 +368,14 @@ def test_standby_is_submitted_with_the_snapshot_environment_after_a_transient_fa
     assert out == "standby=777\n"
     assert nul_list(tmp_path / "call-0.args") == nul_list(tmp_path / "call-1.args")
     assert nul_list(tmp_path / "call-1.args") == [
-        "--parsable", "--dependency=afterany:99", "--job-name=job.sh", "-p", "main",
+        "--parsable", f"--export-file={chain.env_file}", "--dependency=afterany:99",
+        "--job-name=job.sh", "-p", "main",
         f"--comment=longrun:{chain.chain_id}:1", str(chain.link_script), "1", "99", "99", "0",
     ]  # fmt: skip
     environment = nul_list(tmp_path / "call-1.env")
-    assert "FROM_SNAPSHOT=multi\nline" in environment
-    assert not [v for v in environment if v.startswith(("NOT_IN_SNAPSHOT=", "SLURM_CPUS"))]
+    assert "PATH=/usr/bin:/bin" in environment  # sbatch's own; the job's comes by the file
+    assert not [v for v in environment if v.startswith(("FROM_SNAPSHOT=", "NOT_IN_SNAPSHOT="))]
+    assert not [v for v in environment if v.startswith("SLURM_CPUS")]
     kinds = [e["event"] for e in chain.read_events()]
     assert kinds == ["standby_retry", "standby_submitted"]
     assert chain.read_events()[0]["error"].endswith("Socket timed out")

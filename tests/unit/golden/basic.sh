@@ -45,6 +45,9 @@ LONGRUN_BACKOFF_SECONDS=30
 # -M/--clusters of the chain, for every Slurm command; the successors' --comment tag prefix.
 LONGRUN_CLUSTER_ARGS=()
 LONGRUN_COMMENT_PREFIX=''
+# Which environment later links get (sbatch's --export): all, list (these names) or none.
+LONGRUN_EXPORT_MODE=all
+LONGRUN_EXPORT_NAMES=( )
 # sbatch options of every later link (the first link's, without one-time options).
 LONGRUN_SBATCH_OPTIONS=( --job-name=train.sbatch )
 # Your script's arguments.
@@ -207,14 +210,27 @@ lr_interruption() {
 
 # --- the successor ------------------------------------------------------------------------
 lr_load_env() {
-    # The submission environment, NUL-separated NAME=VALUE entries, into LR_ENV.
-    local entry
-    LR_ENV=()
+    # sbatch's own environment for the next link (see longrun/environment.py): its SBATCH_*
+    # input variables, PATH and SLURM_CONF from the snapshot, and with --export=NAMES those
+    # names; with ALL (the default) the job's environment comes whole from the snapshot, by
+    # --export-file (no argument list to overflow, exported functions included).
+    local entry name wanted
+    LR_ENV=() LR_EXPORT_ARGS=()
     while IFS= read -r -d '' entry; do
-        LR_ENV+=("$entry")
+        name=${entry%%=*}
+        case $name in
+            SBATCH_*|PATH|SLURM_CONF) LR_ENV+=("$entry") ;;
+            *)
+                [ "$LONGRUN_EXPORT_MODE" = list ] || continue
+                for wanted in "${LONGRUN_EXPORT_NAMES[@]}"; do
+                    [ "$wanted" = "$name" ] && LR_ENV+=("$entry")
+                done ;;
+        esac
     done <"$LONGRUN_CHAIN_DIR/env"
     # The running job's SLURM_CONF points at this cluster's configuration (configless sites).
     [ -n "${SLURM_CONF:-}" ] && LR_ENV+=("SLURM_CONF=$SLURM_CONF")
+    [ "$LONGRUN_EXPORT_MODE" = all ] && LR_EXPORT_ARGS=("--export-file=$LONGRUN_CHAIN_DIR/env")
+    return 0
 }
 
 lr_find_tagged() {
@@ -254,7 +270,7 @@ lr_submit_standby() {
         if [ $submit = 1 ]; then
             out=$(
                 cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
-                exec env -i "${LR_ENV[@]}" "$sbatch_path" --parsable \
+                exec env -i "${LR_ENV[@]}" "$sbatch_path" --parsable "${LR_EXPORT_ARGS[@]}" \
                     "--dependency=afterany:$SLURM_JOB_ID" "${LONGRUN_SBATCH_OPTIONS[@]}" \
                     "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LONGRUN_CHAIN_ID:$next" \
                     "$LONGRUN_CHAIN_DIR/link.sh" "$next" "$LR_INITIAL" "$SLURM_JOB_ID" "$LR_RETRIES" \
@@ -602,9 +618,10 @@ lr_run_body() {
     printf '%s' "$LONGRUN_SCRIPT_TEXT" >"$body" || { lr_event body_not_written path "$body"; exit 1; }
     unset LONGRUN_SCRIPT_TEXT
     lr_check_go
-    # A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored;
-    # give the script the dispositions plain sbatch would.
-    (trap - INT QUIT; exec "${LONGRUN_INTERPRETER[@]}" "$body" "${LONGRUN_SCRIPT_ARGS[@]}") &
+    # A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored and
+    # standard input from /dev/null: give the script what plain sbatch would (the job's
+    # standard input: --input, or /dev/null).
+    (trap - INT QUIT; exec "${LONGRUN_INTERPRETER[@]}" "$body" "${LONGRUN_SCRIPT_ARGS[@]}") <&0 &
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
     if [ "$LR_FORWARD_PENDING" = 1 ]; then

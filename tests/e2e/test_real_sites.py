@@ -1,0 +1,63 @@
+"""Real sites and real scripts on the local cluster: the environment, standard input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaintest import environment, submit_chain
+from slurmtest import Cluster
+
+pytestmark = pytest.mark.slurm
+
+DUMP_ENV = """#!/bin/bash
+#SBATCH -o out.txt
+env -0 > "env-$SLURM_LONGRUN_RESTART_COUNT"
+greet
+[ "$SLURM_LONGRUN_RESTART_COUNT" -ge 1 ] || exit "$SLURM_LONGRUN_CONTINUE_CODE"
+"""
+
+
+def read_env(path: Path) -> dict[str, str]:
+    entries = path.read_bytes().decode(errors="surrogateescape").split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
+def test_link_2_sees_the_environment_link_1_saw(cluster: Cluster, tmp_path: Path) -> None:
+    # An exported shell function (as Lmod's `module`), 1.2 MB of variables (twenty of 60 kB:
+    # Linux refuses any single one over 128 KiB), a value with newlines, one with "=".
+    big = {f"LONGRUN_TEST_BIG_{i}": f"{i}" * 60_000 for i in range(20)}
+    env = environment(
+        **big,
+        LONGRUN_TEST_LINES="one\ntwo\n three",
+        LONGRUN_TEST_EQUALS="a=b==c",
+        **{"BASH_FUNC_greet%%": "() {  echo hello from an exported function\n}"},
+    )
+    chain = submit_chain(cluster, tmp_path, DUMP_ENV, env=env)
+    assert chain.wait_end(timeout=180) == "COMPLETED"
+    first, second = read_env(tmp_path / "env-0"), read_env(tmp_path / "env-1")
+    for name, value in {**big, "LONGRUN_TEST_EQUALS": "a=b==c"}.items():
+        assert first[name] == value and second[name] == value, name
+    assert second["LONGRUN_TEST_LINES"] == "one\ntwo\n three"
+    assert (tmp_path / "out.txt").read_text().count("hello from an exported function") == 2
+
+    def comparable(env: dict[str, str]) -> dict[str, str]:
+        # Slurm's per-job variables and longrun's own differ by design; `_` is bash's last word.
+        return {k: v for k, v in env.items() if not k.startswith("SLURM_") and k != "_"}
+
+    assert comparable(first) == comparable(second)
+
+
+def test_the_script_reads_the_jobs_standard_input(cluster: Cluster, tmp_path: Path) -> None:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "in.txt").write_text("first line of the input\n")
+    script = """#!/bin/bash
+#SBATCH -o out.txt
+#SBATCH --input=in.txt
+read -r line
+echo "stdin: $line"
+"""
+    chain = submit_chain(cluster, tmp_path, script)
+    assert chain.wait_end() == "COMPLETED"
+    assert "stdin: first line of the input" in (tmp_path / "out.txt").read_text()
