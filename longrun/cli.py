@@ -23,7 +23,7 @@ from .watcher import start_detached, watch_until_end
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-VERBOSITY = {"DEFAULT": "INFO", "VERBOSE": "DEBUG", "SILENT": "WARNING"}
+VERBOSITY = {"DEFAULT": "INFO", "VERBOSE": "DEBUG", "SILENT": "ERROR"}
 
 
 def setup_logging(verbosity: str) -> None:

@@ -24,6 +24,7 @@ from .batch_script import (
 from .environment import ExportMode, export_mode
 from .errors import UsageError
 from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
+from .script_checks import self_continuing
 
 CONTINUE_EXIT_CODE = 75  # EX_TEMPFAIL: "temporary failure, try again"
 DEFAULT_CHECK = "USR1"
@@ -240,7 +241,7 @@ def build_plan(
     if any(o.name in ("help", "usage", "version") for o in cli):
         raise UsageError("sbatch's --help/--usage/--version are not for a chain: run sbatch itself")
 
-    warnings: list[str] = []
+    warnings = [f"{script.source}: {line}" for line in self_continuing(script.text)]
     header = _rewrite_header(script, parsed_directives)
 
     generated: list[str] = []

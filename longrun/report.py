@@ -61,6 +61,13 @@ def status_text(view: ChainView) -> str:
         )
     elif view.submitted_job:
         parts.append(f"Job {view.submitted_job} has not started yet.")
+    for link in view.links:
+        if link.slurm_restarts:
+            times = "once" if link.slurm_restarts == 1 else f"{link.slurm_restarts} times"
+            parts.append(
+                f"Link {link.link} (job {link.job_id}) was requeued by Slurm {times} and ran "
+                "again with the same job id."
+            )
     if view.standby_job and view.is_live:
         parts.append(f"Successor queued: job {view.standby_job}")
     count = len(view.links)

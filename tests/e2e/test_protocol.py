@@ -237,6 +237,11 @@ while true; do sleep 0.2; done
     assert chain.links() == [first]
     assert len(chain.events("standby_submitted")) == 1
     assert [job for kind, job, _ in bodies(tmp_path) if kind == "start"] == [first, first]
+    assert status_json(chain, tmp_path)["links"][0]["slurm_restarts"] == 1
+    text = run_cli(
+        "longrun", "status", chain.chain_id, "--state-dir", str(chain.state_dir), cwd=tmp_path
+    ).stdout
+    assert f"Link 1 (job {first}) was requeued by Slurm once" in text
     assert_invariants(chain)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chaintest import environment, submit_chain
+from chaintest import environment, run_cli, submit_chain
 from slurmtest import Cluster
 
 pytestmark = pytest.mark.slurm
@@ -61,3 +61,42 @@ echo "stdin: $line"
     chain = submit_chain(cluster, tmp_path, script)
     assert chain.wait_end() == "COMPLETED"
     assert "stdin: first line of the input" in (tmp_path / "out.txt").read_text()
+
+
+def test_jobs_the_script_submits_itself_are_not_part_of_the_chain(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # An afterok pipeline started from the body: longrun cancel leaves its jobs alone.
+    script = """#!/bin/bash
+#SBATCH -o out.txt
+sbatch --parsable --dependency=afterok:$SLURM_JOB_ID -J post -o /dev/null --wrap true > post.id
+while [ ! -e go ]; do sleep 0.2; done
+"""
+    chain = submit_chain(cluster, tmp_path, script)
+    chain.wait_link_running(0)
+    post = cluster.wait_file(tmp_path / "post.id").strip()
+    result = run_cli(
+        "longrun", "cancel", chain.chain_id, "--state-dir", str(chain.state_dir), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert chain.wait_end() == "CANCELLED"
+    assert post not in chain.jobs()
+    (ended,) = chain.events("chain_ended")
+    assert post not in ended["cancelled"].split(",")
+    # Still queued: its afterok can no longer hold, but that is Slurm's business and yours.
+    assert cluster.queue([post]) == {post: "PENDING"}
+    cluster.cancel(post)
+
+
+def test_a_self_requeuing_script_gets_a_warning_unless_silent(tmp_path: Path) -> None:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "job.sh").write_text(
+        "#!/bin/bash\n#SBATCH --signal=B:USR1@90\ntrap 'scontrol requeue $SLURM_JOB_ID' USR1\n"
+        "srun python train.py\n"
+    )
+    for verbosity, shown in (("DEFAULT", True), ("SILENT", False)):
+        result = run_cli(
+            "sbatch_longrun", "--dry-run", "--use-verbosity", verbosity, "job.sh", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        assert ("line 3: your trap requeues the job" in result.stderr) is shown
