@@ -392,3 +392,43 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+# File systems that live on one machine: a chain folder on one of them is not seen by links
+# that run on other nodes.
+LOCAL_FILE_SYSTEMS = frozenset(
+    {"tmpfs", "ramfs", "ext2", "ext3", "ext4", "xfs", "btrfs", "overlay"}
+)
+NODE_LOCAL_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/")
+
+
+def file_system_type(path: Path, mounts: str | None = None) -> str:
+    """The type of the file system that holds `path`, from /proc/mounts (longest mount point)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return ""
+    target = str(path.resolve()) + "/"
+    best, kind = "", ""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ").rstrip("/") + "/"
+        if target.startswith(point) and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def node_local(path: Path, mounts: str | None = None) -> str | None:
+    """Why `path` is likely visible on this node only (a RAM file system, or a local disk under
+    /tmp or /var/tmp), or None."""
+    kind = file_system_type(path, mounts)
+    resolved = str(path.resolve()) + "/"
+    if kind in ("tmpfs", "ramfs"):
+        return f"a {kind} file system"
+    prefix = next((p for p in NODE_LOCAL_PREFIXES if resolved.startswith(p)), None)
+    if kind in LOCAL_FILE_SYSTEMS and prefix:
+        return f"a local {kind} file system under {prefix.rstrip('/')}"
+    return None

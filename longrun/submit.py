@@ -20,7 +20,7 @@ from loguru import logger
 
 from . import __version__, slurm
 from .batch_script import UserScript, load_script, wrap_script
-from .chain_store import ChainFolder, StateDir, default_root, new_chain_id
+from .chain_store import ChainFolder, StateDir, default_root, new_chain_id, node_local
 from .errors import UsageError
 from .plan import DROPPED_VARIABLES, ChainLocation, LinkPlan, WrapperOptions, build_plan
 from .render import render_link_script
@@ -125,6 +125,7 @@ def submit(
         return DryRun(text, plan.first_command(), plan)
 
     created = _ensure_state(state)
+    _warn_if_node_local(state.root, ["-M", plan.clusters] if plan.clusters else [])
     try:
         with state.creating(chain_id) as folder:
             folder.write_script(script.text)
@@ -143,6 +144,26 @@ def submit(
             shutil.rmtree(path, ignore_errors=True)
         raise
     return Submitted(chain_id, job_id, folder, plan)
+
+
+def _warn_if_node_local(root: Path, clusters: list[str]) -> None:
+    """Warn when links on other nodes could not see the chain folder (one sinfo call, made
+    only for a state directory that looks node-local)."""
+    why = node_local(root)
+    if why is None:
+        return
+    try:
+        nodes = set(
+            slurm.run(["sinfo", *clusters, "-h", "-N", "-o", "%N"], timeout=30).stdout.split()
+        )
+    except slurm.SlurmCommandError:
+        return
+    if len(nodes) > 1:
+        logger.warning(
+            f"the state directory {root} is on {why}, and the cluster has {len(nodes)} nodes: "
+            "a link that runs on another node cannot see the chain folder and fails. Use "
+            "--state-dir (or $LONGRUN_HOME) on a shared file system; your home usually is."
+        )
 
 
 def _ensure_state(state: StateDir) -> list[Path]:

@@ -100,3 +100,20 @@ def test_a_self_requeuing_script_gets_a_warning_unless_silent(tmp_path: Path) ->
         )
         assert result.returncode == 0, result.stderr
         assert ("line 3: your trap requeues the job" in result.stderr) is shown
+
+
+def test_a_link_refuses_a_chain_folder_others_can_write(cluster: Cluster, tmp_path: Path) -> None:
+    script = """#!/bin/bash
+#SBATCH -o out.txt
+echo "body of link $SLURM_LONGRUN_RESTART_COUNT"
+while [ ! -e go ]; do sleep 0.2; done
+exit "$SLURM_LONGRUN_CONTINUE_CODE"
+"""
+    chain = submit_chain(cluster, tmp_path, script)
+    chain.wait_link_running(0)
+    (chain.folder / "env").chmod(0o666)  # anyone could now choose the next link's environment
+    (tmp_path / "go").touch()
+    assert chain.wait_end() == "FAILED"
+    out = (tmp_path / "out.txt").read_text()
+    assert out.count("body of link") == 1
+    assert "refusing to run" in out and "env is writable by other users (mode 666)" in out

@@ -453,3 +453,20 @@ def test_the_tag_finds_a_successor_whose_sbatch_answer_was_lost(
     assert out == "0 43\n"
     out = bash(helpers, "lr_find_tagged 5; echo $?", fake_command(tmp_path, "squeue", rows))
     assert out == "1\n"
+
+
+def test_the_body_is_never_written_through_a_symbolic_link(helpers: Path, tmp_path: Path) -> None:
+    target = tmp_path / "someone-elses-file"
+    target.write_text("untouched\n")
+    code = f"""LR_COUNT=0 LR_TERMINATED=0 LR_FORWARD_PENDING=0 LR_CHECK_PENDING=0
+LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"
+ln -s {shquote(target)} "$LR_LINK_DIR/$LONGRUN_SCRIPT_NAME"
+LONGRUN_SCRIPT_TEXT='echo from the body'
+LONGRUN_INTERPRETER=(/bin/bash)
+lr_run_body
+echo "rc=$LR_BODY_RC"
+"""
+    assert bash(helpers, code) == "from the body\nrc=0\n"
+    assert target.read_text() == "untouched\n"
+    body = tmp_path / "state" / "chains" / "20261125-120000-abcd" / "links" / "99" / "job.sh"
+    assert not body.is_symlink() and body.read_text() == "echo from the body"

@@ -488,6 +488,28 @@ lr_on_term() {
 }
 
 # --- the link's steps ---------------------------------------------------------------------
+lr_check_folder() {
+    # The chain folder and the files a link trusts must belong to the job's user and be
+    # writable by nobody else: otherwise someone else could choose what this job runs.
+    local path owner mode problem=''
+    for path in "$LONGRUN_STATE_DIR" "$LONGRUN_CHAIN_DIR" "$LONGRUN_CHAIN_DIR/links" "$LONGRUN_CHAIN_DIR/env"; do
+        if ! read -r owner mode < <(stat -L -c '%u %a' "$path" 2>/dev/null); then
+            problem="$path cannot be read"
+        elif [ "$owner" != "$UID" ]; then
+            problem="$path belongs to uid $owner, not to you (uid $UID)"
+        elif (( 8#$mode & 8#022 )); then
+            problem="$path is writable by other users (mode $mode)"
+        elif [ "$path" = "$LONGRUN_CHAIN_DIR/env" ] && [ -L "$path" ]; then
+            problem="$path is a symbolic link"
+        fi
+        [ -z "$problem" ] || break
+    done
+    [ -n "$problem" ] || return 0
+    printf 'longrun: refusing to run: %s. Someone else could change what this job runs; nothing of your script ran. Check the chain folder (chmod go-w), then resubmit.\n' "$problem" >&2
+    lr_end_chain FAILED "unsafe chain folder: $problem"
+    exit 1
+}
+
 lr_start() {
     LR_COUNT=${1:-0} LR_INITIAL=${2:-} LR_PREVIOUS=${3:-} LR_RETRIES=${4:-0}
     [[ $LR_COUNT =~ ^[0-9]+$ && $LR_RETRIES =~ ^[0-9]+$ && $LR_INITIAL =~ ^[0-9]*$ && $LR_PREVIOUS =~ ^[0-9]*$ ]] || {
@@ -497,6 +519,7 @@ lr_start() {
     [ -n "$LR_INITIAL" ] || LR_INITIAL=$SLURM_JOB_ID
     LR_T0=$SECONDS
     LR_LABEL="link $((LR_COUNT + 1))/$((LONGRUN_MAX_RESTARTS + 1))"
+    lr_check_folder
     LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/$SLURM_JOB_ID
     LR_STANDBY='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
     LR_TERMINATED=0 LR_TERM_VERDICT='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
@@ -611,8 +634,9 @@ lr_check_go() {
 
 lr_run_body() {
     local body=$LR_LINK_DIR/$LONGRUN_SCRIPT_NAME
+    # Written as a new file (noclobber: O_EXCL), never through a symbolic link put in its place.
     rm -f "$body"
-    printf '%s' "$LONGRUN_SCRIPT_TEXT" >"$body" || { lr_event body_not_written path "$body"; exit 1; }
+    (set -C; printf '%s' "$LONGRUN_SCRIPT_TEXT" >"$body") || { lr_event body_not_written path "$body"; exit 1; }
     unset LONGRUN_SCRIPT_TEXT
     lr_check_go
     # A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored and
