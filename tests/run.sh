@@ -16,10 +16,14 @@ VENV=${LONGRUN_VENV:-$ROOT/.venv}
 WORKERS=${LONGRUN_TEST_WORKERS:-8}
 
 # What the tests need besides Python packages: shellcheck (every rendered link script is
-# checked) and venv support. On Debian as root they are installed; elsewhere we say what is missing.
+# checked), venv support, zsh and tcsh (scripts in other shells). On Debian as root they are
+# installed; elsewhere we say what is missing.
 missing=()
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# Batch scripts in other shells, as users write them (tests/e2e/test_wild_scripts.py).
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+command -v tcsh >/dev/null 2>&1 || missing+=(tcsh)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "tests: installing ${missing[*]} with apt-get"
