@@ -127,6 +127,8 @@ InactiveLimit=0
 SchedulerType=sched/backfill
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
+# No mail server here: mails go to $LOG/mail.log, one line each.
+MailProg=$ETC/mail.sh
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
@@ -143,6 +145,12 @@ PartitionName=requeue Nodes=$host MaxTime=INFINITE State=UP PriorityTier=1 Preem
 # high: preempts the two above, never preempted itself.
 PartitionName=high Nodes=$host MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 EOF
+  cat >"$ETC/mail.sh" <<EOF
+#!/bin/sh
+# slurmctld's MailProg on the local cluster (called as: mail.sh -s SUBJECT USER): one line per mail.
+printf '%s to=%s subject=%s\\n' "\$(date +%Y-%m-%dT%H:%M:%S)" "\$3" "\$2" >>"$LOG/mail.log"
+EOF
+  chmod 0755 "$ETC/mail.sh"
   (umask 077; cat >"$ETC/slurmdbd.conf" <<EOF
 # Written by longrun's example/local-slurm.sh.
 AuthType=auth/munge

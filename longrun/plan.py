@@ -23,6 +23,7 @@ from .batch_script import (
 )
 from .environment import ExportMode, export_mode
 from .errors import UsageError
+from .mail import MailPlan, mail_plan
 from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
 from .script_checks import self_continuing
 
@@ -51,6 +52,11 @@ INPUT_VARIABLES = {
 DROPPED_VARIABLES = ("SBATCH_WAIT",)
 # Options longrun handles itself rather than passing to sbatch.
 OWN_OPTIONS = frozenset({"wrap", "parsable", "wait", "test-only"})
+# Options that longrun gives each link itself: Slurm adds up every --mail-type it is given, so
+# the user's cannot stay in the header or on the command line (see longrun.mail).
+PER_CHAIN_OPTIONS = frozenset({"mail-type"})
+# Options taken out of the script's header, the line kept disabled and marked.
+MOVED_OPTIONS = ONE_TIME_OPTIONS | PER_CHAIN_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,7 @@ class LinkPlan:
     clusters: str | None
     comment_prefix: str
     export: ExportMode
+    mail: MailPlan
     job_name: str
     test_only: bool
     parsable: bool
@@ -276,13 +283,19 @@ def build_plan(
 
     successor = [
         *implicit,
-        *(t for o in cli if o.name not in ONE_TIME_OPTIONS | OWN_OPTIONS for t in o.tokens),
+        *(t for o in cli if o.name not in MOVED_OPTIONS | OWN_OPTIONS for t in o.tokens),
     ]
-    first = [*implicit, *(t for o in cli if o.name not in OWN_OPTIONS for t in o.tokens)]
+    first = [
+        *implicit,
+        *(t for o in cli if o.name not in OWN_OPTIONS | PER_CHAIN_OPTIONS for t in o.tokens),
+    ]
     cli_names = {o.name for o in cli}
     for option in directive_options:
         if option.name in ONE_TIME_OPTIONS - OWN_OPTIONS and option.name not in cli_names:
             first.append(option.as_long())
+    mail = mail_plan(eff.get("mail-type"))
+    if mail.wanted:
+        first.append(f"--mail-type={mail.first}")
 
     interpreter, interpreter_arg = script.interpreter
     name = script.default_job_name if script.source not in ("-", "--wrap") else "script"
@@ -315,6 +328,7 @@ def build_plan(
         clusters=eff.get("clusters") or None,
         comment_prefix=f"{eff.get('comment')} " if eff.get("comment") else "",
         export=export_mode(eff.get("export"), "export-file" in eff),
+        mail=mail,
         job_name=job_name,
         test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),
         parsable=any(o.name == "parsable" for o in (*cli, *directive_options)),
@@ -323,7 +337,8 @@ def build_plan(
 
 
 def _rewrite_header(script: UserScript, parsed_directives: Sequence) -> list[str]:
-    """The user's header (after the #! line), with one-time directives disabled in place."""
+    """The user's header (after the #! line), with the directives longrun moves disabled in
+    place (one-time options, --mail-type)."""
     lines = script.lines
     end = header_end(lines)
     by_index = {line.index: parsed for line, parsed in parsed_directives}
@@ -331,13 +346,21 @@ def _rewrite_header(script: UserScript, parsed_directives: Sequence) -> list[str
     for index in range(1, end):
         line = lines[index]
         parsed: ParsedArgs | None = by_index.get(index)
-        if parsed is None or not any(o.name in ONE_TIME_OPTIONS for o in parsed.options):
+        if parsed is None or not any(o.name in MOVED_OPTIONS for o in parsed.options):
             header.append(line)
             continue
-        kept = [o for o in parsed.options if o.name not in ONE_TIME_OPTIONS]
-        dropped = " ".join(o.as_long() for o in parsed.options if o.name in ONE_TIME_OPTIONS)
+        kept = [o for o in parsed.options if o.name not in MOVED_OPTIONS]
+        one_time = " ".join(o.as_long() for o in parsed.options if o.name in ONE_TIME_OPTIONS)
+        per_chain = " ".join(o.as_long() for o in parsed.options if o.name in PER_CHAIN_OPTIONS)
         header.append("#" + line)
-        header.append(f"# longrun: {dropped} applies to the first link only (on its command line)")
+        if one_time:
+            header.append(
+                f"# longrun: {one_time} applies to the first link only (on its command line)"
+            )
+        if per_chain:
+            header.append(
+                f"# longrun: {per_chain} is given by longrun so that mail follows the chain"
+            )
         if kept:
             rest = " ".join(quote_directive_argument(t) for o in kept for t in o.tokens)
             header.append(f"{DIRECTIVE} {rest}")

@@ -189,6 +189,13 @@ class Cluster:
         pairs = (line.split("|", 1) for line in result.stdout.splitlines() if "|" in line)
         return {job: state for job, state in pairs}
 
+    def mails(self, job_name: str) -> list[str]:
+        """Subjects of the mails slurmctld sent about jobs of this name (the local cluster's
+        MailProg writes them to log/mail.log beside etc/)."""
+        path = Path(self.conf).parent.parent / "log" / "mail.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [line.split("subject=", 1)[1] for line in lines if f" Name={job_name} " in line]
+
     # --- causing end states -----------------------------------------------------------------
     def cancel(self, *job_ids: str) -> None:
         slurm.run(["scancel", *job_ids], check=False)

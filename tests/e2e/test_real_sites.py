@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
 
 from chaintest import environment, run_cli, submit_chain
-from slurmtest import Cluster
+from slurmtest import FINAL_STATES, Cluster, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -117,3 +118,45 @@ exit "$SLURM_LONGRUN_CONTINUE_CODE"
     out = (tmp_path / "out.txt").read_text()
     assert out.count("body of link") == 1
     assert "refusing to run" in out and "env is writable by other users (mode 666)" in out
+
+
+THREE_LINKS = """#!/bin/bash
+#SBATCH -o out.txt
+[ "$SLURM_LONGRUN_RESTART_COUNT" -ge 2 ] && exit "${FINAL_EXIT:-0}"
+exit "$SLURM_LONGRUN_CONTINUE_CODE"
+"""
+
+
+@pytest.mark.parametrize(
+    ("mail_type", "final_exit", "expected"),
+    [
+        ("ALL", "0", ["Began", "Ended"]),  # not one mail per link
+        ("END", "0", ["Ended"]),
+        ("FAIL", "0", []),  # the chain completed: nothing failed
+        ("FAIL", "3", ["Failed"]),  # the chain failed: one mail
+    ],
+)
+def test_mail_follows_the_chain_not_its_links(
+    cluster: Cluster, tmp_path: Path, mail_type: str, final_exit: str, expected: list[str]
+) -> None:
+    name = f"mail-{secrets.token_hex(4)}"  # tests run in parallel: one name per chain
+    chain = submit_chain(
+        cluster, tmp_path, THREE_LINKS, "-J", name, f"--mail-type={mail_type}",
+        env=environment(FINAL_EXIT=final_exit),
+    )  # fmt: skip
+    assert chain.wait_end() == ("COMPLETED" if final_exit == "0" else "FAILED")
+    assert len(chain.links()) == 3
+    last = chain.links()[-1]
+    cluster.wait_sacct(last, FINAL_STATES)  # slurmctld has mailed about it by then
+
+    def kinds() -> list[str]:
+        return [subject.split(" ")[3].rstrip(",") for subject in cluster.mails(name)]
+
+    # MailProg runs in the background: wait for the mails expected, then compare them all.
+    wait_for(lambda: len(kinds()) >= len(expected) or None, timeout=30, what=f"mails of {name}")
+    assert kinds() == expected
+    subjects = cluster.mails(name)
+    if "Began" in expected:
+        assert f"Job_id={chain.first_job} " in subjects[0]
+    if expected[-1:] in (["Ended"], ["Failed"]):
+        assert f"Job_id={last} " in subjects[-1]

@@ -45,6 +45,9 @@ LONGRUN_BACKOFF_SECONDS=30
 # -M/--clusters of the chain, for every Slurm command; the successors' --comment tag prefix.
 LONGRUN_CLUSTER_ARGS=()
 LONGRUN_COMMENT_PREFIX=''
+# Mail when the chain ends (--mail-type END; FAIL: unless it COMPLETED), from its last job.
+LONGRUN_MAIL_END=0
+LONGRUN_MAIL_FAIL=0
 # Which environment later links get (sbatch's --export): all, list (these names) or none.
 LONGRUN_EXPORT_MODE=all
 LONGRUN_EXPORT_NAMES=( )
@@ -361,9 +364,22 @@ lr_end_chain() {
         rm -f "$tmp"
         lr_event chain_ended state "$1" reason "$2"
         lr_say "chain $LONGRUN_CHAIN_ID ended: $1 ($2)"
+        lr_mail_at_end "$1"
     else
         rm -f "$tmp"
         lr_event chain_end_kept state "$1" recorded "$(cat "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null)"
+    fi
+}
+
+lr_mail_at_end() {
+    # lr_mail_at_end STATE: the chain ends with this job: ask Slurm to mail when it ends, if
+    # the user asked for mail at the end (END), or at a failure (FAIL) and STATE says one.
+    if [ "$LONGRUN_MAIL_END" = 1 ] || { [ "$LONGRUN_MAIL_FAIL" = 1 ] && [ "$1" != COMPLETED ]; }; then
+        if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$SLURM_JOB_ID" MailType=END,FAIL >/dev/null 2>&1; then
+            lr_event mail_requested state "$1"
+        else
+            lr_event mail_failed state "$1"
+        fi
     fi
 }
 
@@ -473,6 +489,8 @@ lr_on_term() {
     fi
     [ "$LR_TERMINATED" = 1 ] && return
     LR_TERMINATED=1
+    # The last link allowed: whatever Slurm does with it, the chain ends with it.
+    [ "$LR_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ] && lr_mail_at_end MAX_RESTARTS
     if lr_interruption; then
         LR_TERM_VERDICT=interrupted
     else
