@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A private, single-machine Slurm cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd) for
-# longrun's demo and tests. Everything lives in one folder; nothing under /etc/slurm is touched.
+# A private, single-machine Slurm cluster (munge, MariaDB, slurmdbd, slurmctld, and two slurmd:
+# node <host> and node <host>-b, for multi-node jobs) for longrun's demo and tests. Everything
+# lives in one folder; nothing under /etc/slurm is touched.
 #
 #   example/local-slurm.sh up       install what is missing, write the configuration, start
 #                                   the daemons, wait until the node is idle and sacct answers
@@ -20,6 +21,7 @@ CLUSTER=longrun
 NODE_CPUS=16
 CTLD_PORT=16817
 SLURMD_PORT=16818
+SLURMD_PORT_B=16820
 DBD_PORT=16819
 DB_PORT=16306
 
@@ -63,7 +65,11 @@ install_packages() {
     || { tail -n 20 "$LOG/apt.log" >&2; die "apt-get install ${missing[*]} failed (log: $LOG/apt.log)"; }
 }
 
+NODE=$(hostname -s)
+NODE_B=$NODE-b
+
 # pid_of NAME: the pid recorded for a daemon we started, if that process is still alive.
+# NAME is the daemon (munged, slurmctld...), or slurmd-NODE for the slurmd of one node.
 pid_of() {
   local file=$RUN/$1.pid pid argv0
   [ -s "$file" ] || return 1
@@ -71,7 +77,7 @@ pid_of() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
   # A recycled pid would belong to some other program: check that it runs the daemon itself.
   argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)
-  [ "${argv0##*/}" = "$1" ] || return 1
+  [ "${argv0##*/}" = "${1%%-*}" ] || return 1
   echo "$pid"
 }
 
@@ -92,9 +98,8 @@ wait_for() {
 }
 
 write_config() {
-  local host
-  host=$(hostname -s)
-  mkdir -p "$ETC" "$RUN" "$LOG" "$DIR/spool/ctld" "$DIR/spool/d"
+  local host=$NODE
+  mkdir -p "$ETC" "$RUN" "$LOG" "$DIR/spool/ctld" "$DIR/spool/d-$NODE" "$DIR/spool/d-$NODE_B"
   chmod 0755 "$DIR"
   [ -s "$ETC/db.password" ] || { (umask 077; head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$ETC/db.password"); }
   cat >"$ETC/slurm.conf" <<EOF
@@ -108,11 +113,11 @@ SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket=$SOCKET,cred_expire=10
 StateSaveLocation=$DIR/spool/ctld
-SlurmdSpoolDir=$DIR/spool/d
+SlurmdSpoolDir=$DIR/spool/d-%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -137,13 +142,17 @@ AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$SOCKET
 PreemptType=preempt/partition_prio
 PreemptMode=CANCEL
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$NODE_CPUS RealMemory=8000 State=UNKNOWN
+NodeName=$host NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORT CPUs=$NODE_CPUS RealMemory=8000 State=UNKNOWN
+# A second slurmd on this machine, its own node: multi-node jobs run in partition 'multi'.
+NodeName=$NODE_B NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORT_B CPUs=4 RealMemory=2000 State=UNKNOWN
 # main: the default partition, preempted by 'high' in CANCEL mode.
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=CANCEL GraceTime=5
 # requeue: preempted by 'high' in REQUEUE mode (the job goes back to PENDING with its job id).
 PartitionName=requeue Nodes=$host MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=5
 # high: preempts the two above, never preempted itself.
 PartitionName=high Nodes=$host MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+# multi: both nodes, for jobs with --nodes=2.
+PartitionName=multi Nodes=$host,$NODE_B MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=OFF
 EOF
   cat >"$ETC/mail.sh" <<EOF
 #!/bin/sh
@@ -233,7 +242,7 @@ start_slurmdbd() {
 }
 
 node_idle() {
-  sinfo -h -N -o '%T' | grep -qE '^(idle|mixed|allocated)'
+  ! sinfo -h -N -o '%T' | grep -vqE '^(idle|mixed|allocated)'
 }
 
 start_slurm() {
@@ -242,16 +251,21 @@ start_slurm() {
     wait_for slurmctld "$LOG/slurmctld.log" scontrol ping
     say "slurmctld running (pid $(pid_of slurmctld))"
   fi
-  if ! running slurmd; then
-    slurmd -f "$SLURM_CONF" >>"$LOG/slurmd.log" 2>&1 || { tail -n 20 "$LOG/slurmd.log" >&2; die "slurmd did not start"; }
-    wait_for slurmd "$LOG/slurmd.log" running slurmd
-    say "slurmd running (pid $(pid_of slurmd))"
-  fi
+  local node
+  for node in "$NODE" "$NODE_B"; do
+    running "slurmd-$node" && continue
+    slurmd -f "$SLURM_CONF" -N "$node" >>"$LOG/slurmd-$node.log" 2>&1 \
+      || { tail -n 20 "$LOG/slurmd-$node.log" >&2; die "slurmd of node $node did not start"; }
+    wait_for "slurmd of node $node" "$LOG/slurmd-$node.log" running "slurmd-$node"
+    say "slurmd of node $node running (pid $(pid_of "slurmd-$node"))"
+  done
   # A node left DOWN or DRAIN by an earlier test run comes back here.
-  if sinfo -h -N -o '%T' | grep -qE '^(down|drain)'; then
-    scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 || true
-  fi
-  wait_for "the node (idle in sinfo)" "$LOG/slurmd.log" node_idle
+  for node in "$NODE" "$NODE_B"; do
+    if sinfo -h -N -n "$node" -o '%T' | grep -qE '^(down|drain)'; then
+      scontrol update nodename="$node" state=resume >/dev/null 2>&1 || true
+    fi
+  done
+  wait_for "the nodes (idle in sinfo)" "$LOG/slurmd-$NODE.log" node_idle
   wait_for "accounting (sacct)" "$LOG/slurmdbd.log" sacct -n -X -S now-1minutes
 }
 
@@ -289,7 +303,8 @@ stop() {
 cmd_down() {
   need_root down
   [ -d "$RUN" ] || { say "nothing to stop ($RUN does not exist)"; return 0; }
-  stop slurmd
+  stop "slurmd-$NODE_B"
+  stop "slurmd-$NODE"
   stop slurmctld
   stop slurmdbd
   stop mariadbd
@@ -298,11 +313,11 @@ cmd_down() {
 
 cmd_status() {
   local name pid all=0
-  for name in munged mariadbd slurmdbd slurmctld slurmd; do
+  for name in munged mariadbd slurmdbd slurmctld "slurmd-$NODE" "slurmd-$NODE_B"; do
     if pid=$(pid_of "$name"); then
-      printf '%-10s running (pid %s)\n' "$name" "$pid"
+      printf '%-12s running (pid %s)\n' "$name" "$pid"
     else
-      printf '%-10s stopped\n' "$name"
+      printf '%-12s stopped\n' "$name"
       all=1
     fi
   done
@@ -318,8 +333,8 @@ case ${1:-} in
   stop)
     need_root stop
     case ${2:-} in
-      munged|mariadbd|slurmdbd|slurmctld|slurmd) stop "$2" ;;
-      *) printf "local-slurm: stop what? one of: munged mariadbd slurmdbd slurmctld slurmd\n" >&2; exit 2 ;;
+      munged|mariadbd|slurmdbd|slurmctld|"slurmd-$NODE"|"slurmd-$NODE_B") stop "$2" ;;
+      *) printf "local-slurm: stop what? one of: munged mariadbd slurmdbd slurmctld slurmd-%s slurmd-%s\n" "$NODE" "$NODE_B" >&2; exit 2 ;;
     esac ;;
   status) cmd_status ;;
   env) echo "export SLURM_CONF=$SLURM_CONF" ;;

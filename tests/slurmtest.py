@@ -112,9 +112,12 @@ class Cluster:
 
     def __init__(self, conf: str) -> None:
         self.conf = conf
-        self.node = slurm.run(["sinfo", "-h", "-N", "-o", "%N"]).stdout.split()[0]
-        cpus = slurm.run(["sinfo", "-h", "-N", "-o", "%c"]).stdout.split()[0]
+        # The node of the default partition; `multi` adds a second one (node_b).
+        self.node = slurm.run(["sinfo", "-h", "-N", "-p", "main", "-o", "%N"]).stdout.split()[0]
+        cpus = slurm.run(["sinfo", "-h", "-N", "-p", "main", "-o", "%c"]).stdout.split()[0]
         self.cpus = int(cpus)
+        nodes = slurm.run(["sinfo", "-h", "-N", "-p", "multi", "-o", "%N"]).stdout.split()
+        self.node_b = next((node for node in nodes if node != self.node), "")
 
     # --- submitting -------------------------------------------------------------------------
     def sbatch(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:

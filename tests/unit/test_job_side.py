@@ -470,3 +470,22 @@ echo "rc=$LR_BODY_RC"
     assert target.read_text() == "untouched\n"
     body = tmp_path / "state" / "chains" / "20261125-120000-abcd" / "links" / "99" / "job.sh"
     assert not body.is_symlink() and body.read_text() == "echo from the body"
+
+
+@pytest.mark.parametrize(
+    ("nodes", "sinfo", "lost"),
+    [
+        ("2", "allocated\nallocated\n", False),
+        ("2", "allocated\ndown*\n", True),
+        ("2", "allocated\nmixed*\n", True),  # not responding
+        ("2", "allocated\nfailing\n", True),
+        ("1", "down*\n", False),  # one node: its loss ends the job, Slurm says NODE_FAIL
+    ],
+)
+def test_a_failed_script_on_a_lost_node_is_the_nodes_failure(
+    helpers: Path, tmp_path: Path, nodes: str, sinfo: str, lost: bool
+) -> None:
+    job = f"SLURM_JOB_NUM_NODES={nodes} SLURM_JOB_NODELIST=vm,vm-b"
+    code = f"{job}; lr_node_lost && echo lost || echo ok"
+    out = bash(helpers, code, fake_command(tmp_path, "sinfo", sinfo))
+    assert out == ("lost\n" if lost else "ok\n")

@@ -694,6 +694,16 @@ lr_run_body() {
     lr_event body_exited exit_code "$rc"
 }
 
+lr_node_lost() {
+    # A job on several nodes whose script failed while Slurm still runs it: is one of its nodes
+    # down, failing or not responding (sinfo marks that with "*")? Then the node failed, not
+    # the script. (slurmctld notices a node that dies silently only after SlurmdTimeout.)
+    [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] || return 1
+    local states
+    states=$(sinfo "${LONGRUN_CLUSTER_ARGS[@]}" -h -N -n "$SLURM_JOB_NODELIST" -o %T 2>/dev/null) || return 1
+    [[ $states == *down* || $states == *fail* || $states == *"*"* ]]
+}
+
 lr_in_step_signal_window() {
     # With --signal=SIG@T (no B:), Slurm signals the steps only, so an exit 0 in the last
     # T(+slack) seconds may be a checkpoint on that signal. Only on a time limit longer than
@@ -734,6 +744,9 @@ lr_epilogue() {
     elif [ "$rc" -eq 0 ]; then
         why="the script finished (exit 0)"
         verdict="completed"
+    elif lr_node_lost; then
+        why="the script exited $rc while a node of the job was lost"
+        verdict="interrupted"
     else
         why="the script failed (exit $rc)"
         verdict="failed"
