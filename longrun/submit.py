@@ -10,6 +10,7 @@ import os
 import pwd
 import shlex
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -153,14 +154,14 @@ def _warn_if_node_local(root: Path, clusters: list[str]) -> None:
     if why is None:
         return
     try:
-        nodes = set(
-            slurm.run(["sinfo", *clusters, "-h", "-N", "-o", "%N"], timeout=30).stdout.split()
-        )
+        # Node host names (%n): nodes on this very machine share its file systems.
+        out = slurm.run(["sinfo", *clusters, "-h", "-N", "-o", "%n"], timeout=30).stdout
     except slurm.SlurmCommandError:
         return
-    if len(nodes) > 1:
+    here = socket.gethostname()
+    if set(out.split()) - {here, here.split(".")[0]}:
         logger.warning(
-            f"the state directory {root} is on {why}, and the cluster has {len(nodes)} nodes: "
+            f"the state directory {root} is on {why}, and the cluster has other hosts: "
             "a link that runs on another node cannot see the chain folder and fails. Use "
             "--state-dir (or $LONGRUN_HOME) on a shared file system; your home usually is."
         )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import pytest
+
+from longrun import submit
 from longrun.chain_store import file_system_type, node_local
 
 MOUNTS = """\
@@ -29,3 +33,25 @@ def test_node_local_places() -> None:
     assert node_local(Path("/scratch space/ann"), MOUNTS) is None
     # A local disk elsewhere may well be exported to the nodes: no warning.
     assert node_local(Path("/opt/state"), MOUNTS) is None
+
+
+@pytest.mark.parametrize(
+    ("hosts", "warned"),
+    [("vm\nvm\n", False), ("vm\nnode7\n", True)],  # two slurmd on this machine: no warning
+)
+def test_the_warning_needs_another_host(
+    monkeypatch: pytest.MonkeyPatch, hosts: str, warned: bool
+) -> None:
+    messages: list[str] = []
+    monkeypatch.setattr(submit, "node_local", lambda root: "a tmpfs file system")
+    monkeypatch.setattr(submit.socket, "gethostname", lambda: "vm")
+    monkeypatch.setattr(
+        submit.slurm, "run", lambda args, **_: subprocess.CompletedProcess(args, 0, hosts, "")
+    )
+    monkeypatch.setattr(submit.logger, "warning", messages.append)
+    submit._warn_if_node_local(Path("/dev/shm/s"), [])
+    assert bool(messages) is warned
+    if warned:
+        assert (
+            "/dev/shm/s is on a tmpfs file system, and the cluster has other hosts" in messages[0]
+        )
