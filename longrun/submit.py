@@ -130,7 +130,9 @@ def submit(
     try:
         with state.creating(chain_id) as folder:
             folder.write_script(script.text)
-            folder.write_env(sbatch_environment(env))
+            # sbatch sets SLURM_JOB_NAME in the environment it sends, but not in one it reads
+            # with --export-file (Slurm 22.05), and slurmd names %x files from it.
+            folder.write_env({**sbatch_environment(env), "SLURM_JOB_NAME": plan.job_name})
             folder.write_link_script(text)
             folder.write_meta(_metadata(plan, wrapper, script, sbatch_argv, env))
             folder.append_event("submitting", command=shlex.join(plan.first_command()))

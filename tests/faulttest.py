@@ -32,7 +32,7 @@ class Faults:
         self.bin.mkdir(parents=True, exist_ok=True)
         real = shutil.which("sbatch")
         assert real, "Slurm's commands are not on PATH"
-        self.real = str(Path(real).parent)
+        (self.dir / "real").write_text(str(Path(real).parent))
         for name in COMMANDS:
             link = self.bin / name
             if not link.exists():
@@ -42,8 +42,6 @@ class Faults:
         """An environment whose Slurm commands are the wrappers."""
         env = dict(os.environ if base is None else base)
         env["PATH"] = f"{self.bin}:{env.get('PATH', '/usr/bin:/bin')}"
-        env["LONGRUN_FAULT_DIR"] = str(self.dir)
-        env["LONGRUN_FAULT_REAL"] = self.real
         env.update(extra)
         return env
 
