@@ -127,6 +127,8 @@ SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
 ReturnToService=2
 KillWait=5
+# A node whose slurmd stops answering is marked down after 20 s (Slurm's default: 300 s).
+SlurmdTimeout=20
 MinJobAge=300
 InactiveLimit=0
 SchedulerType=sched/backfill

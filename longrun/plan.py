@@ -187,6 +187,7 @@ class LinkPlan:
     judge_seconds: int
     submit_retry_seconds: int
     backoff_seconds: int
+    node_wait_seconds: int
     clusters: str | None
     comment_prefix: str
     export: ExportMode
@@ -325,6 +326,7 @@ def build_plan(
         judge_seconds=_int_setting(environ, "LONGRUN_JUDGE_SECONDS", 60),
         submit_retry_seconds=_int_setting(environ, "LONGRUN_SUBMIT_RETRY_SECONDS", 300),
         backoff_seconds=_int_setting(environ, "LONGRUN_BACKOFF_SECONDS", 30),
+        node_wait_seconds=_int_setting(environ, "LONGRUN_NODE_WAIT_SECONDS", 330),
         clusters=eff.get("clusters") or None,
         comment_prefix=f"{eff.get('comment')} " if eff.get("comment") else "",
         export=export_mode(eff.get("export"), "export-file" in eff),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -237,46 +238,75 @@ class Cluster:
         match = re.search(rf"(?:^|\s){re.escape(key)}=(\S*)", result.stdout)
         return match.group(1) if match else None
 
-    def node_state(self) -> str:
+    def node_state(self, node: str | None = None) -> str:
         # sinfo prints the node once per partition; the state is the same on every line.
-        lines = slurm.run(["sinfo", "-h", "-N", "-n", self.node, "-o", "%T"]).stdout.split()
+        name = node or self.node
+        lines = slurm.run(["sinfo", "-h", "-N", "-n", name, "-o", "%T"]).stdout.split()
         return lines[0] if lines else ""
 
     @contextlib.contextmanager
-    def node_down(self, reason: str = "longrun-test") -> Iterator[None]:
-        """Mark the node DOWN (killing its jobs as a node failure would), then bring it back."""
-        slurm.run(["scontrol", "update", f"nodename={self.node}", "state=down", f"reason={reason}"])
+    def node_down(self, node: str | None = None, reason: str = "longrun-test") -> Iterator[None]:
+        """Mark a node DOWN (killing its jobs as a node failure would), then bring it back."""
+        name = node or self.node
+        slurm.run(["scontrol", "update", f"nodename={name}", "state=down", f"reason={reason}"])
         try:
             yield
         finally:
-            self.resume_node()
+            self.resume_node(name)
+
+    @contextlib.contextmanager
+    def node_dead(self, node: str, job_id: str) -> Iterator[None]:
+        """A node that dies silently: its slurmd stops (by its pid file) and the job's
+        processes there are killed; slurmctld notices only after SlurmdTimeout. The slurmd
+        comes back (and the node with it, ReturnToService=2) at the end of the block."""
+        run_local_slurm("stop", f"slurmd-{node}")
+        wanted = {f"SLURMD_NODENAME={node}".encode(), f"SLURM_JOB_ID={job_id}".encode()}
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if wanted <= set(environ.read_bytes().split(b"\0")):
+                    os.kill(int(environ.parent.name), signal.SIGKILL)
+            except OSError:
+                continue
+        try:
+            yield
+        finally:
+            run_local_slurm("up")
+            self.resume_node(node)
 
     def restart_daemon(self, name: str) -> None:
         """Stop one daemon of the local cluster by its pid file, then bring the cluster up."""
-        script = str(Path(__file__).resolve().parents[1] / "example" / "local-slurm.sh")
-        subprocess.run(["bash", script, "stop", name], check=True, capture_output=True)
-        subprocess.run(["bash", script, "up"], check=True, capture_output=True)
+        run_local_slurm("stop", name)
+        run_local_slurm("up")
 
     @contextlib.contextmanager
     def daemon_down(self, name: str) -> Iterator[None]:
         """A daemon of the local cluster (e.g. slurmdbd) stopped for the length of the block."""
-        script = str(Path(__file__).resolve().parents[1] / "example" / "local-slurm.sh")
-        subprocess.run(["bash", script, "stop", name], check=True, capture_output=True)
+        run_local_slurm("stop", name)
         try:
             yield
         finally:
-            subprocess.run(["bash", script, "up"], check=True, capture_output=True)
+            run_local_slurm("up")
 
-    def resume_node(self) -> None:
-        """Return the node to service and wait until it takes jobs again."""
-        state = self.node_state()
-        if state.startswith(("down", "drain", "fail")):
-            slurm.run(["scontrol", "update", f"nodename={self.node}", "state=resume"], check=False)
-        wait_for(
-            lambda: self.node_state().rstrip("*") in {"idle", "mixed", "allocated"},
-            timeout=60,
-            what=f"node {self.node} to return to service",
-        )
+    def resume_node(self, node: str | None = None) -> None:
+        """Return a node (by default: every node) to service and wait until it takes jobs."""
+        names = [node] if node else [n for n in (self.node, self.node_b) if n]
+        for name in names:
+            if self.node_state(name).startswith(("down", "drain", "fail")):
+                slurm.run(["scontrol", "update", f"nodename={name}", "state=resume"], check=False)
+        for name in names:
+            wait_for(
+                lambda name=name: (
+                    self.node_state(name).rstrip("*") in {"idle", "mixed", "allocated"}
+                ),
+                timeout=60,
+                what=f"node {name} to return to service",
+            )
+
+
+def run_local_slurm(*args: str) -> None:
+    """example/local-slurm.sh with these arguments (the cluster the tests run on)."""
+    script = Path(__file__).resolve().parents[1] / "example" / "local-slurm.sh"
+    subprocess.run(["bash", str(script), *args], check=True, capture_output=True)
 
 
 def cluster_problem() -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chaintest import submit_chain
+from chaintest import environment, submit_chain
 from slurmtest import Cluster
 
 pytestmark = pytest.mark.slurm
@@ -94,3 +94,33 @@ echo "srun exited $?"
     verdict = (chain.folder / "links" / first / "verdict").read_text().strip()
     assert verdict in ("interrupted", "terminated"), verdict
     assert "link 1 ran after NODE_FAIL" in (tmp_path / "out.txt").read_text()
+
+
+@pytest.mark.disruptive
+def test_a_node_that_dies_silently_under_srun_continues_the_chain(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # srun --kill-on-bad-exit gives up as soon as the task on the dead node is gone, and the
+    # script exits non-zero while slurmctld still shows the job RUNNING: only after
+    # SlurmdTimeout (20 s on the local cluster) does it mark the node down.
+    script = """#!/bin/bash
+#SBATCH -p multi
+#SBATCH --nodes=2 --ntasks-per-node=1
+#SBATCH -o out.txt
+if [ "$SLURM_LONGRUN_RESTART_COUNT" -ge 1 ]; then echo "link 1 ran after $SLURM_LONGRUN_PREVIOUS_STATE"; exit 0; fi
+srun --kill-on-bad-exit=1 bash -c 'echo "ready on $SLURMD_NODENAME"; while true; do sleep 0.2; done'
+status=$?
+echo "srun exited $status"
+exit $status
+"""
+    env = environment(LONGRUN_NODE_WAIT_SECONDS="90")
+    chain = submit_chain(cluster, tmp_path, script, "--no-requeue", env=env)
+    first = chain.wait_link_running(0)
+    cluster.wait_file(tmp_path / "out.txt", f"ready on {cluster.node_b}")
+    with cluster.node_dead(cluster.node_b, first):
+        cluster.wait_file(tmp_path / "out.txt", "srun exited", timeout=60)
+        assert cluster.wait_final(first, timeout=120) in ("NODE_FAIL", "FAILED")
+    assert chain.wait_end(timeout=240) == "COMPLETED"
+    verdict = (chain.folder / "links" / first / "verdict").read_text().strip()
+    assert verdict == "interrupted", verdict
+    assert len(chain.links()) == 2 and "link 1 ran after" in (tmp_path / "out.txt").read_text()

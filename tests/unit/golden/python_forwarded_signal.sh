@@ -42,6 +42,8 @@ LONGRUN_VERBOSE=0
 LONGRUN_JUDGE_SECONDS=60
 LONGRUN_SUBMIT_RETRY_SECONDS=300
 LONGRUN_BACKOFF_SECONDS=30
+# How long a link on several nodes whose script failed waits for Slurm to say a node died.
+LONGRUN_NODE_WAIT_SECONDS=330
 # -M/--clusters of the chain, for every Slurm command; the successors' --comment tag prefix.
 LONGRUN_CLUSTER_ARGS=()
 LONGRUN_COMMENT_PREFIX=''
@@ -695,13 +697,23 @@ lr_run_body() {
 }
 
 lr_node_lost() {
-    # A job on several nodes whose script failed while Slurm still runs it: is one of its nodes
-    # down, failing or not responding (sinfo marks that with "*")? Then the node failed, not
-    # the script. (slurmctld notices a node that dies silently only after SlurmdTimeout.)
+    # A job on several nodes whose script failed while Slurm still runs it: did one of its
+    # nodes die? slurmctld notices a node that dies silently only after SlurmdTimeout, while
+    # srun may give up on it at once; so wait up to LONGRUN_NODE_WAIT_SECONDS for Slurm to mark
+    # a node down, failing or not responding ("*"), or to end the job (a SIGTERM).
     [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] || return 1
-    local states
-    states=$(sinfo "${LONGRUN_CLUSTER_ARGS[@]}" -h -N -n "$SLURM_JOB_NODELIST" -o %T 2>/dev/null) || return 1
-    [[ $states == *down* || $states == *fail* || $states == *"*"* ]]
+    local states deadline=$((SECONDS + LONGRUN_NODE_WAIT_SECONDS))
+    lr_event node_check seconds "$LONGRUN_NODE_WAIT_SECONDS"
+    while :; do
+        if states=$(sinfo "${LONGRUN_CLUSTER_ARGS[@]}" -h -N -n "$SLURM_JOB_NODELIST" -o %T 2>/dev/null) \
+            && [[ $states == *down* || $states == *fail* || $states == *"*"* ]]; then
+            return 0
+        fi
+        [ "$LR_TERMINATED" = 1 ] && return 0
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 5 &
+        wait $!  # a SIGTERM ends the wait at once
+    done
 }
 
 lr_in_step_signal_window() {
