@@ -226,6 +226,8 @@ def build_view(
     return chain
 
 
+# Verdicts after which Slurm's end state says best why a link ended.
+STOPPED_FROM_OUTSIDE = (None, states.VERDICT_TERMINATED, states.VERDICT_INTERRUPTED)
 STANDBY_EVENTS = frozenset({"standby_submitted", "standby_found", "repaired"})
 LINK_EVENTS = frozenset(
     {"link_started", "body_exited", "decision", "judged", "sigterm", "chain_ended", "final_state"}
@@ -260,7 +262,7 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
         end = slurm_end_of(event, "slurm_state")
         if previous is not None and end.state in states.FINAL_STATES:
             previous.state = end.state
-            if previous.verdict in (None, states.VERDICT_TERMINATED) or not previous.why:
+            if previous.verdict in STOPPED_FROM_OUTSIDE or not previous.why:
                 previous.why = STATE_PHRASES.get(end.state, end.state.lower())
             _apply_times(previous, end)
         view.end_epoch = None

@@ -241,3 +241,18 @@ def test_a_job_that_lost_the_claim_is_no_link() -> None:
     assert [link.job_id for link in view.links] == [
         link.job_id for link in view_of("three_links").links
     ]
+
+
+def test_a_link_interrupted_by_its_time_limit_says_so() -> None:
+    meta, events, ended = load("timeout")
+    first = view_of("timeout").links[0].job_id
+    # As links now record it: the SIGTERM showed Reason=TimeLimit, the verdict "interrupted".
+    for event in events:
+        if event["event"] == "sigterm" and event["job"] == first:
+            event.update(verdict="interrupted", cause="TimeLimit")
+    marked = [*events]
+    at = next(i for i, e in enumerate(marked) if e["event"] == "sigterm")
+    marked.insert(at + 1, {**marked[at], "event": "decision", "verdict": "interrupted",
+                           "reason": "SIGTERM from outside"})  # fmt: skip
+    link = build_view(meta, marked, ended).links[0]
+    assert (link.state, link.why) == ("TIMEOUT", "reached its time limit")
