@@ -113,11 +113,6 @@ def judge(verdict: str, state: str, preempted: bool) -> Rule:
     raise AssertionError("the last rule matches everything")
 
 
-def chain_goes_on(verdict: str, state: str, preempted: bool) -> bool:
-    """Whether a link that ended like this is to be continued by a successor."""
-    return judge(verdict, state, preempted).outcome in (*RUN_OUTCOMES, RETRY_OR_FAIL)
-
-
 def base_state(raw: str) -> str:
     """`CANCELLED by 1000` -> `CANCELLED`; `COMPLETED+` -> `COMPLETED`."""
     word = raw.strip().split(" ", 1)[0] if raw.strip() else ""
