@@ -10,7 +10,6 @@ This reads the script's text; it runs nothing and refuses nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 TRAP = re.compile(
     r"""^\s*trap\s+(?:--\s+)?(?P<q>['"]?)(?P<handler>.*?)(?P=q)\s+(?P<signals>[\w\s-]+?)\s*(?:;.*)?$"""
@@ -45,19 +44,16 @@ def self_continuing(text: str) -> list[str]:
 
 def _function_body(lines: list[str], name: str) -> str:
     """The text of shell function `name` (from its definition to the first `}` line)."""
-    return "\n".join(_body_lines(lines, name))
-
-
-def _body_lines(lines: list[str], name: str) -> Iterator[str]:
-    inside = False
-    for line in lines:
-        if not inside:
-            match = FUNCTION.match(line)
-            inside = match is not None and match.group("name") == name
-            if inside and "}" in line.split("{", 1)[-1]:
-                yield line
-                return
+    for start, line in enumerate(lines):
+        match = FUNCTION.match(line)
+        if match is None or match.group("name") != name:
             continue
-        if line.strip().startswith("}"):
-            return
-        yield line
+        if "}" in line.split("{", 1)[-1]:
+            return line
+        body = []
+        for inner in lines[start + 1 :]:
+            if inner.strip().startswith("}"):
+                break
+            body.append(inner)
+        return "\n".join(body)
+    return ""
