@@ -1,6 +1,7 @@
-"""Acting on a whole chain through Slurm: look it up, cancel it, repair a missing successor.
+"""Actions on a whole chain: look at it now, settle its last link, cancel it, repair a missing
+successor, enforce --max-restarts.
 
-Every Slurm call goes through longrun.slurm; what the chain looks like is longrun.chain_view's
+Every Slurm command comes from longrun.slurm; what the chain looks like is longrun.chain_view's
 business, and what states mean is longrun.states'.
 """
 
@@ -10,69 +11,23 @@ import contextlib
 import fcntl
 import os
 import shlex
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
-from . import slurm, states
+from . import protocol, slurm, states
 from .chain_store import ChainFolder, StateDir
-from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs, iso
+from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs
 from .environment import EXPORT_ALL, ExportMode, successor_arguments, successor_environment
-from .errors import LongrunError, SlurmCommandError
-from .plan import link_tag
-from .slurm_output import (
-    ACCOUNTING_FORMAT,
-    QUEUE_FORMAT,
-    TAG_FORMAT,
-    QueueRow,
-    parse_sacct,
-    parse_sbatch_job_id,
-    parse_squeue,
-    parse_tagged,
-)
+from .errors import LongrunError
+from .slurm_output import QueueRow
 
 
 def cluster_args(meta: Mapping[str, Any]) -> list[str]:
-    """-M CLUSTERS for every Slurm command of a chain submitted with -M/--clusters."""
-    clusters = meta.get("clusters")
-    return ["-M", str(clusters)] if clusters else []
-
-
-def queue_rows(job_ids: Iterable[str], clusters: Sequence[str] = ()) -> dict[str, QueueRow]:
-    """One squeue call: what slurmctld knows of these jobs (finished ones within MinJobAge)."""
-    ids = sorted(set(job_ids), key=int)
-    if not ids:
-        return {}
-    result = slurm.run(
-        ["squeue", *clusters, "-h", "-t", "all", "-j", ",".join(ids), "-O", QUEUE_FORMAT],
-        check=False,
-    )
-    if result.returncode != 0:
-        if "Invalid job id" in result.stderr:
-            return {}
-        raise SlurmCommandError(["squeue", "-j", ",".join(ids)], result.stderr, result.returncode)
-    return parse_squeue(result.stdout)
-
-
-def accounting_ends(job_ids: Iterable[str], clusters: Sequence[str] = ()) -> dict[str, SlurmEnd]:
-    """End records from the accounting database; empty when sacct is unavailable."""
-    ids = sorted(set(job_ids), key=int)
-    if not ids:
-        return {}
-    try:
-        result = slurm.run(
-            ["sacct", *clusters, "-n", "-X", "-P", "-j", ",".join(ids), "-o", ACCOUNTING_FORMAT],
-            timeout=30,
-        )
-    except SlurmCommandError as exc:
-        logger.debug("sacct unavailable: {}", exc)
-        return {}
-    return {
-        job: SlurmEnd(row.state, row.start, row.end)
-        for job, row in parse_sacct(result.stdout).items()
-    }
+    """-M CLUSTERS for every Slurm command of the chain with this metadata."""
+    return slurm.cluster_args(meta.get("clusters"))
 
 
 def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
@@ -83,16 +38,13 @@ def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
     if not ask_slurm or ended:
         return build_view(meta, events, ended)
     asked = jobs_to_ask(build_view(meta, events, ended))
-    return build_view(meta, events, ended, queue_rows(asked, cluster_args(meta)))
+    return build_view(meta, events, ended, slurm.queue_rows(asked, cluster_args(meta)))
 
 
 def jobs_to_ask(view: ChainView) -> set[str]:
     """The jobs of a chain whose state only Slurm can tell: unsettled links, queued successors."""
-    unsettled = {link.job_id for link in view.links if link.state in UNSETTLED}
-    return {*unsettled, *(job for job in (view.standby_job, view.submitted_job) if job)}
-
-
-UNSETTLED = frozenset({"UNKNOWN", "RUNNING", "PENDING", "COMPLETING"})
+    unsettled = {link.job_id for link in view.links if link.state in states.UNSETTLED_STATES}
+    return {*unsettled, *(job for job in (view.successor_job, view.submitted_job) if job)}
 
 
 def settle_last_link(folder: ChainFolder, view: ChainView) -> ChainView:
@@ -101,15 +53,18 @@ def settle_last_link(folder: ChainFolder, view: ChainView) -> ChainView:
     last = view.links[-1] if view.links else None
     if last is None:
         return view
-    wanted = [last.job_id] if last.state in UNSETTLED else []
-    wanted += [view.standby_job] if view.standby_job else []
-    found = accounting_ends(wanted, cluster_args(folder.read_meta()))
+    wanted = [last.job_id] if last.state in states.UNSETTLED_STATES else []
+    wanted += [view.successor_job] if view.successor_job else []
+    found = {
+        job: SlurmEnd(row.state, row.start, row.end)
+        for job, row in slurm.accounting_rows(wanted, cluster_args(folder.read_meta())).items()
+    }
     settled = False
     for job in wanted:
         end = found.get(job)
         if end and states.is_final(end.state):
             folder.append_event(
-                "final_state", job=job, state=end.state, start=end.start, end=end.end,
+                protocol.FINAL_STATE, job=job, state=end.state, start=end.start, end=end.end,
                 source="sacct",
             )  # fmt: skip
             settled = True
@@ -119,7 +74,7 @@ def settle_last_link(folder: ChainFolder, view: ChainView) -> ChainView:
 def record_end(folder: ChainFolder, view: ChainView, by: str) -> None:
     """Write the chain's end when no link could (e.g. the last link was killed by its limit)."""
     if view.state in states.CHAIN_END_STATES and folder.set_ended(view.state):
-        folder.append_event("chain_ended", state=view.state, reason=view.reason, by=by)
+        folder.append_event(protocol.CHAIN_ENDED, state=view.state, reason=view.reason, by=by)
 
 
 @contextlib.contextmanager
@@ -140,7 +95,7 @@ class CancelResult:
 
 
 def cancel_chain(folder: ChainFolder) -> CancelResult:
-    """Cancel the standby first (so nothing follows), then the running link; record CANCELLED.
+    """Cancel the successor first (so nothing follows), then the running link; record the end.
 
     Idempotent, and safe in any state. The end is recorded before the first scancel, so a link
     whose pre-timeout check runs meanwhile does not queue a new standby; the queue is checked
@@ -152,30 +107,25 @@ def cancel_chain(folder: ChainFolder) -> CancelResult:
         cancelled: list[str] = []
         for _ in range(3):
             jobs = chain_jobs(folder.read_events())
-            rows = queue_rows(jobs, clusters)
+            rows = slurm.queue_rows(jobs, clusters)
             queued = {j: r for j, r in rows.items() if states.is_active(r.state)}
             queued = {j: r for j, r in queued.items() if j not in cancelled}
             if not queued:
                 break
-            for job in sorted(queued, key=lambda j: (queued[j].state != "PENDING", int(j))):
-                scancel(job, clusters)
+            for job in sorted(
+                queued, key=lambda j: (not states.is_pending(queued[j].state), int(j))
+            ):
+                slurm.scancel(job, clusters)
                 cancelled.append(job)
         if previous is None:
             folder.append_event(
-                "chain_ended", state=states.CHAIN_CANCELLED, reason="cancelled with longrun cancel",
-                by="longrun cancel", cancelled=",".join(cancelled),
+                protocol.CHAIN_ENDED, state=states.CHAIN_CANCELLED,
+                reason="cancelled with longrun cancel", by="longrun cancel",
+                cancelled=",".join(cancelled),
             )  # fmt: skip
         elif cancelled:
-            folder.append_event("cancelled", jobs=",".join(cancelled), by="longrun cancel")
+            folder.append_event(protocol.CANCELLED, jobs=",".join(cancelled), by="longrun cancel")
         return CancelResult(cancelled, previous)
-
-
-def scancel(job_id: str, clusters: Sequence[str] = ()) -> None:
-    """Cancel one job; a job that has just ended is not an error."""
-    result = slurm.run(["scancel", *clusters, job_id], check=False)
-    harmless = ("already completing or completed", "Invalid job id")
-    if result.returncode != 0 and not any(text in result.stderr for text in harmless):
-        raise SlurmCommandError(["scancel", job_id], result.stderr, result.returncode)
 
 
 def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: bool) -> bool:
@@ -197,13 +147,6 @@ def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: b
     return outcome in states.RUN_OUTCOMES and (state != "" or last.verdict is not None)
 
 
-def tagged_jobs(tag: str, clusters: Sequence[str] = ()) -> list[str]:
-    """Queued jobs of this user whose --comment ends with the tag (a successor whose sbatch
-    answer was lost). Raises SlurmCommandError when squeue does not answer."""
-    result = slurm.run(["squeue", *clusters, "-h", "--me", "-t", "all", "-O", TAG_FORMAT])
-    return [row.job_id for row in parse_tagged(result.stdout) if row.tag_matches(tag)]
-
-
 def repair(folder: ChainFolder, state: StateDir) -> str | None:
     """Submit the missing successor with the job side's rules; None if none is missing.
 
@@ -217,33 +160,33 @@ def repair(folder: ChainFolder, state: StateDir) -> str | None:
         events = folder.read_events()
         view = build_view(meta, events, folder.ended())
         last = view.links[-1] if view.links else None
-        recorded = folder.standby(last.job_id) if last else None
-        queue = queue_rows([*chain_jobs(events), *([recorded] if recorded else [])], clusters)
+        recorded = folder.successor(last.job_id) if last else None
+        queue = slurm.queue_rows([*chain_jobs(events), *([recorded] if recorded else [])], clusters)
         view = build_view(meta, events, folder.ended(), queue)
         retries = _retries_of(events, last.job_id) if last else 0
         if last is None or not needs_repair(view, queue, retries < meta.get("retry_failed", 0)):
             return None
-        next_link = last.restart_count + 1
-        tag = link_tag(folder.chain_id, next_link)
-        found = tagged_jobs(tag, clusters)
+        next_count = last.restart_count + 1
+        tag = protocol.link_tag(folder.chain_id, next_count + 1)
+        found = slurm.tagged_jobs(tag, clusters)
         if found:
-            folder.append_event("standby_found", job=last.job_id, standby=found[0], by="watcher")
+            folder.append_event(
+                protocol.SUCCESSOR_FOUND, job=last.job_id, successor=found[0], by="watcher"
+            )
             return None
         comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
         how = ExportMode(meta.get("export_mode", EXPORT_ALL), tuple(meta.get("export_names", ())))
-        command = [
-            "sbatch", "--parsable", *meta.get("successor_options", []), comment,
-            *successor_arguments(how, str(folder.env_file)),
-            str(folder.link_script), str(next_link), _initial_job(view), last.job_id,
-            str(retries),
+        arguments = [
+            "--parsable", *meta.get("successor_options", []), comment,
+            *successor_arguments(how, str(folder.env_file)), str(folder.link_script),
+            *protocol.link_arguments(next_count, _initial_job(view), last.job_id, retries),
         ]  # fmt: skip
         env = successor_environment(folder.read_env(), how, os.environ.get("SLURM_CONF"))
-        result = slurm.run(command, cwd=meta.get("submit_dir") or "/", env=env)
-        job_id = parse_sbatch_job_id(result.stdout)
+        job_id = slurm.sbatch(arguments, cwd=meta.get("submit_dir") or "/", env=env, timeout=60)
         state.record_job(job_id, folder.chain_id)
         folder.append_event(
-            "repaired", job=last.job_id, standby=job_id, link=last.restart_count,
-            next_link=next_link, command=shlex.join(command),
+            protocol.REPAIRED, job=last.job_id, restart_count=last.restart_count,
+            successor=job_id, command=shlex.join(["sbatch", *arguments]),
         )  # fmt: skip
         return job_id
 
@@ -255,7 +198,7 @@ def _initial_job(view: ChainView) -> str:
 def _retries_of(events: Sequence[Mapping[str, Any]], job_id: str) -> int:
     """How many --retry-failed retries the chain had used when this link started."""
     for event in reversed(events):
-        if event.get("event") == "link_started" and str(event.get("job")) == job_id:
+        if event.get("event") == protocol.LINK_STARTED and str(event.get("job")) == job_id:
             try:
                 return int(event.get("retries", 0))
             except (TypeError, ValueError):
@@ -268,13 +211,15 @@ def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
     over = [
         link.job_id
         for link in view.links
-        if link.restart_count > view.max_restarts and link.state in UNSETTLED
+        if link.restart_count > view.max_restarts and link.state in states.UNSETTLED_STATES
     ]
     clusters = cluster_args(folder.read_meta())
     for job in over:
         try:
-            scancel(job, clusters)
-            folder.append_event("cancelled_beyond_max", job=job, max_restarts=view.max_restarts)
+            slurm.scancel(job, clusters)
+            folder.append_event(
+                protocol.CANCELLED_BEYOND_MAX, job=job, max_restarts=view.max_restarts
+            )
         except LongrunError as exc:
             logger.warning("could not cancel job {} beyond --max-restarts: {}", job, exc)
     return over
@@ -289,39 +234,26 @@ def status_view(folder: ChainFolder) -> ChainView:
     return view
 
 
-def list_chains(state: StateDir, live_only: bool = False) -> list[dict[str, Any]]:
-    """One row per chain, newest first; live chains share one squeue call."""
+def list_views(state: StateDir, live_only: bool = False) -> list[ChainView]:
+    """Every chain, newest first; the live ones share one squeue call."""
     loaded = []
     for folder in state.list():
         try:
             folder.check_safe()
-            loaded.append((folder, folder.read_meta(), folder.read_events(), folder.ended()))
+            loaded.append((folder.read_meta(), folder.read_events(), folder.ended()))
         except LongrunError as exc:
             logger.warning("skipped {}: {}", folder.path, exc.message)
-    views = [build_view(meta, events, ended) for _, meta, events, ended in loaded]
+    views = [build_view(meta, events, ended) for meta, events, ended in loaded]
     wanted = {job for view in views if view.is_live for job in jobs_to_ask(view)}
     queue: dict[str, QueueRow] = {}
     if wanted:
         try:
-            queue = queue_rows(wanted, cluster_args(loaded[0][1]))
+            queue = slurm.queue_rows(wanted, cluster_args(loaded[0][0]))
         except LongrunError as exc:
             logger.warning("squeue failed; live chains are shown from their logs only: {}", exc)
-    rows = []
-    for (folder, meta, events, ended), view in zip(loaded, views):
-        if view.is_live and queue:
-            view = build_view(meta, events, ended, queue)
-        if live_only and not view.is_live:
-            continue
-        rows.append(
-            {
-                "chain_id": folder.chain_id,
-                "job_name": view.job_name,
-                "state": view.state,
-                "links": len(view.links),
-                "current_job": view.current_job,
-                "created": view.created,
-                "last_change": iso(view.last_change_epoch),
-                "last_change_epoch": view.last_change_epoch,
-            }
-        )
-    return rows
+    if queue:
+        views = [
+            build_view(meta, events, ended, queue) if view.is_live else view
+            for (meta, events, ended), view in zip(loaded, views)
+        ]
+    return [view for view in views if view.is_live or not live_only]

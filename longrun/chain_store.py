@@ -4,19 +4,21 @@
         chain.json                    metadata, written once at submission
         script                        copy of the user's script
         link.sh                       the rendered link script every link runs
+        library.sh                    its helper library, read-only; link.sh checks its checksum
         env                           submission environment, NUL-separated, mode 0600
         events.d/<host>.<pid>.jsonl   the events of one longrun process (submission, watcher,
                                       cancel...): one writer per file
         ended                         the chain's end state: created once, never replaced
         links/<job-id>/               per link, written by that link only: events.jsonl,
-                                      verdict, standby, streak, stop_after, sbatch errors, body
+                                      verdict, successor, streak, stop_after, sbatch.err, body
         links/<job-id>/claim          symbolic link to the one job that continues this link,
                                       created atomically by that job
     <state>/jobs/<job-id>             the chain id of that job, for lookups by job id
 
 Every file has one writer (the folder may be on NFS, shared by many hosts); readers merge the
-event files by time. The job side (bash) writes into the same layout; templates/ is the other
-reader and writer. (Chains made before events.d existed kept one events.jsonl; it is read too.)
+event files by time. The job side (bash) writes into the same layout, by the names it shares with
+this module in longrun/protocol.py. (Chains made before events.d existed kept one events.jsonl;
+it is read too.)
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from typing import Any
 
 from loguru import logger
 
-from .environment import read_snapshot, snapshot_bytes
+from . import protocol
 from .errors import ChainNotFoundError, StateError
+from .protocol import read_snapshot, snapshot_bytes
 
 STATE_ENV = "LONGRUN_HOME"
 CHAIN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
@@ -91,11 +94,11 @@ class StateDir:
 
     @property
     def chains(self) -> Path:
-        return self.root / "chains"
+        return self.root / protocol.CHAINS
 
     @property
     def jobs(self) -> Path:
-        return self.root / "jobs"
+        return self.root / protocol.JOBS
 
     def ensure(self) -> None:
         """Create the state directory (mode 0700) or check the existing one is safe to use."""
@@ -131,7 +134,7 @@ class StateDir:
             folder.path.mkdir(mode=0o700)
         except FileExistsError as exc:
             raise StateError(f"chain folder {folder.path} already exists") from exc
-        (folder.path / "links").mkdir(mode=0o700)
+        (folder.path / protocol.LINKS).mkdir(mode=0o700)
         try:
             yield folder
         except BaseException:
@@ -196,43 +199,47 @@ class ChainFolder:
 
     @property
     def meta_file(self) -> Path:
-        return self.path / "chain.json"
+        return self.path / protocol.META
 
     @property
     def script_file(self) -> Path:
-        return self.path / "script"
+        return self.path / protocol.SCRIPT
 
     @property
     def link_script(self) -> Path:
-        return self.path / "link.sh"
+        return self.path / protocol.LINK_SCRIPT
+
+    @property
+    def library_file(self) -> Path:
+        return self.path / protocol.LIBRARY
 
     @property
     def env_file(self) -> Path:
-        return self.path / "env"
+        return self.path / protocol.ENV
 
     @property
     def events_file(self) -> Path:
         """The single event log of chains made before every writer had its own file."""
-        return self.path / "events.jsonl"
+        return self.path / protocol.EVENTS
 
     @property
     def own_events_file(self) -> Path:
         """This process's event file: no other process writes it."""
-        return self.path / "events.d" / f"{socket.gethostname()}.{os.getpid()}.jsonl"
+        return self.path / protocol.EVENTS_DIR / f"{socket.gethostname()}.{os.getpid()}.jsonl"
 
     def event_files(self) -> list[Path]:
         """Every event file of the chain: the old single log, each process's, each link's."""
         files = [self.events_file] if self.events_file.exists() else []
-        files += sorted((self.path / "events.d").glob("*.jsonl"))
-        files += sorted((self.path / "links").glob("*/events.jsonl"))
+        files += sorted((self.path / protocol.EVENTS_DIR).glob("*.jsonl"))
+        files += sorted((self.path / protocol.LINKS).glob(f"*/{protocol.EVENTS}"))
         return files
 
     @property
     def ended_file(self) -> Path:
-        return self.path / "ended"
+        return self.path / protocol.ENDED
 
     def link_dir(self, job_id: str) -> Path:
-        return self.path / "links" / job_id
+        return self.path / protocol.LINKS / job_id
 
     def check_safe(self) -> None:
         check_private(self.path, "chain folder")
@@ -253,6 +260,10 @@ class ChainFolder:
 
     def write_link_script(self, text: str) -> None:
         write_atomic(self.link_script, text, mode=0o700)
+
+    def write_library(self, text: str) -> None:
+        """Read-only: a link refuses a library whose checksum differs from its own record."""
+        write_atomic(self.library_file, text, mode=0o400)
 
     def write_env(self, environ: Mapping[str, str]) -> None:
         """Snapshot the submission environment (see longrun.environment), mode 0600."""
@@ -306,13 +317,14 @@ class ChainFolder:
 
     def verdict(self, job_id: str) -> str | None:
         try:
-            return (self.link_dir(job_id) / "verdict").read_text().strip() or None
+            return (self.link_dir(job_id) / protocol.VERDICT).read_text().strip() or None
         except FileNotFoundError:
             return None
 
-    def standby(self, job_id: str) -> str | None:
+    def successor(self, job_id: str) -> str | None:
+        """The successor a link recorded for itself."""
         try:
-            return (self.link_dir(job_id) / "standby").read_text().strip() or None
+            return (self.link_dir(job_id) / protocol.SUCCESSOR).read_text().strip() or None
         except FileNotFoundError:
             return None
 

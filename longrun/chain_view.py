@@ -1,6 +1,6 @@
 """What a chain looks like now, built from its event log (and, for live jobs, one squeue answer).
 
-Finished links need no question to Slurm: each link records why it ended (its decision), and
+Finished links need no question to Slurm: each link records why it ended (its verdict), and
 the next link records the Slurm end state of its predecessor (its `judged` event). Only jobs
 still queued or running are looked up, in one squeue call made by the caller.
 """
@@ -12,22 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import states
+from . import protocol, states
 from .slurm_output import QueueRow, slurm_epoch
-
-# How a Slurm end state reads in one line.
-STATE_PHRASES = {
-    "TIMEOUT": "reached its time limit",
-    "PREEMPTED": "was preempted",
-    "NODE_FAIL": "lost its node",
-    "DEADLINE": "reached its deadline",
-    "REVOKED": "was revoked (federation)",
-    "BOOT_FAIL": "failed to boot its node",
-    "CANCELLED": "was cancelled",
-    "OUT_OF_MEMORY": "ran out of memory",
-    "FAILED": "failed",
-    "COMPLETED": "completed",
-}
 
 
 @dataclass
@@ -37,7 +23,7 @@ class LinkView:
     link: int  # 1-based, as people count
     restart_count: int  # 0-based, as SLURM_LONGRUN_RESTART_COUNT
     job_id: str
-    state: str = "UNKNOWN"
+    state: str = states.UNKNOWN
     why: str = ""
     verdict: str | None = None
     start_epoch: int | None = None
@@ -71,7 +57,7 @@ class ChainView:
     max_restarts: int
     links: list[LinkView] = field(default_factory=list)
     current_job: str | None = None
-    standby_job: str | None = None
+    successor_job: str | None = None
     created: str = ""
     last_change_epoch: int | None = None
     submitted_job: str | None = None
@@ -97,7 +83,7 @@ class ChainView:
             "max_restarts": self.max_restarts,
             "links": [link.to_json() for link in self.links],
             "current_job": self.current_job,
-            "standby_job": self.standby_job,
+            "successor_job": self.successor_job,
             "created": self.created,
             "last_change": iso(self.last_change_epoch),
             "total_run_seconds": self.total_run_seconds,
@@ -118,10 +104,10 @@ def iso(epoch: int | None) -> str | None:
 
 
 def chain_jobs(events: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Every job id the chain has had (links, standbys, repairs), in order of appearance."""
+    """Every job id the chain has had (links, successors, repairs), in order of appearance."""
     seen: list[str] = []
     for event in events:
-        for key in ("job", "standby"):
+        for key in ("job", "successor"):
             value = event.get(key)
             if value and str(value) not in seen:
                 seen.append(str(value))
@@ -149,7 +135,7 @@ def build_view(
     }  # fmt: skip
     links: dict[str, LinkView] = {}
     order: list[str] = []
-    standby_of: dict[str, str] = {}
+    successor_of: dict[str, str] = {}
     ended_reason = ""
     cancelled_by_us: dict[str, str] = {}  # job -> who cancelled it (`longrun cancel`)
     submitted: str | None = None
@@ -163,29 +149,29 @@ def build_view(
         epoch = _int(event.get("epoch"))
         if epoch is not None:
             last_epoch = epoch if last_epoch is None else max(last_epoch, epoch)
-        if kind == "submitted" and submitted is None:
+        if kind == protocol.SUBMITTED and submitted is None:
             submitted = job
-        elif kind in STANDBY_EVENTS:
-            standby_of[job or str(event.get("previous") or "")] = str(event.get("standby"))
-        elif kind == "claim_lost":
+        elif kind in protocol.SUCCESSOR_EVENTS:
+            successor_of[job or str(event.get("previous") or "")] = str(event.get("successor"))
+        elif kind == protocol.CLAIM_LOST:
             duplicates.add(job)
-        elif kind == "final_state" and event.get("state"):
+        elif kind == protocol.FINAL_STATE and event.get("state"):
             final_states.setdefault(job, slurm_end_of(event, "state"))
-        elif kind == "chain_ended":
+        elif kind == protocol.CHAIN_ENDED:
             ended_reason = str(event.get("reason") or "")
-        elif kind == "standby_cancelled_by_user":
+        elif kind == protocol.SUCCESSOR_CANCELLED_BY_USER:
             stopped_by_user.add(job)
-        elif kind == "standby_cancelled":
-            cancelled_by_us[str(event.get("standby"))] = "the link that ended the chain"
+        elif kind == protocol.SUCCESSOR_CANCELLED:
+            cancelled_by_us[str(event.get("successor"))] = "the link that ended the chain"
         for cancelled in _cancelled_jobs(event):
             cancelled_by_us[cancelled] = str(event.get("by") or "longrun cancel")
         if not job or kind not in LINK_EVENTS:
             continue
         view = links.get(job)
         if view is None:
-            if kind != "link_started":
+            if kind != protocol.LINK_STARTED:
                 continue
-            count = _int(event.get("link")) or 0
+            count = protocol.restart_count_of(event) or 0
             view = links[job] = LinkView(link=count + 1, restart_count=count, job_id=job)
             view.start_epoch = epoch
             order.append(job)
@@ -193,13 +179,13 @@ def build_view(
 
     order = [job for job in order if job not in duplicates]
     for job, view in links.items():
-        if view.state in ("UNKNOWN", "RUNNING") and job in cancelled_by_us:
-            view.state = "CANCELLED"
+        if view.state in states.OPEN_STATES and job in cancelled_by_us:
+            view.state = states.CANCELLED
             view.why = f"cancelled with {cancelled_by_us[job]}"
-        if view.state in ("UNKNOWN", "RUNNING") and job in final_states:
+        if view.state in states.OPEN_STATES and job in final_states:
             end = final_states[job]
             view.state = states.base_state(end.state)
-            view.why = view.why or STATE_PHRASES.get(view.state, view.state.lower())
+            view.why = view.why or states.STATE_PHRASES.get(view.state, view.state.lower())
             _apply_times(view, end)
         row = queue.get(job)
         if row is not None and row.preempted:
@@ -208,7 +194,7 @@ def build_view(
             view.state = states.base_state(row.state)
             _apply_times(view, SlurmEnd(row.state, row.start))
             view.end_epoch = None
-            view.why = "" if view.state != "PENDING" else f"waiting ({row.reason})"
+            view.why = "" if not states.is_pending(view.state) else f"waiting ({row.reason})"
 
     chain = ChainView(
         chain_id=str(meta.get("chain_id", "")),
@@ -221,69 +207,71 @@ def build_view(
         last_change_epoch=last_epoch,
         submitted_job=submitted,
     )
-    _chain_state(chain, ended, queue, standby_of, submitted)
+    _chain_state(chain, ended, queue, successor_of, submitted)
     _stop_after_successor(chain, ended, final_states, cancelled_by_us, stopped_by_user)
     return chain
 
 
 # Verdicts after which Slurm's end state says best why a link ended.
 STOPPED_FROM_OUTSIDE = (None, states.VERDICT_TERMINATED, states.VERDICT_INTERRUPTED)
-STANDBY_EVENTS = frozenset({"standby_submitted", "standby_found", "repaired"})
 LINK_EVENTS = frozenset(
-    {"link_started", "body_exited", "decision", "judged", "sigterm", "chain_ended", "final_state"}
-)
+    {
+        protocol.LINK_STARTED, protocol.BODY_EXITED, protocol.VERDICT_RECORDED, protocol.JUDGED,
+        protocol.SIGTERM, protocol.CHAIN_ENDED, protocol.FINAL_STATE,
+    }
+)  # fmt: skip
 
 
 def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkView]) -> None:
     kind = event["event"]
     epoch = _int(event.get("epoch"))
-    if kind == "link_started":
+    if kind == protocol.LINK_STARTED:
         view.slurm_restarts = max(view.slurm_restarts, _int(event.get("slurm_restarts")) or 0)
         view.node = event.get("node") or view.node
-        if view.state in ("UNKNOWN", "RUNNING"):
-            view.state = "RUNNING"
+        if view.state in states.OPEN_STATES:
+            view.state = states.RUNNING
         return
     if epoch is not None:
         view.end_epoch = epoch
-    if kind == "body_exited":
+    if kind == protocol.BODY_EXITED:
         view.exit_code = _int(event.get("exit_code"))
-    elif kind == "decision":
+    elif kind == protocol.VERDICT_RECORDED:
         _apply_times(view, slurm_end_of(event, "state"))  # the link's own start, from Slurm
         view.verdict = event.get("verdict")
         view.why = str(event.get("reason") or "")
         view.preempted = view.preempted or str(event.get("preempted") or "0") == "1"
-        view.state = _state_from_decision(view.verdict, view.exit_code, view.preempted)
-    elif kind == "sigterm":
+        view.state = states.state_after_verdict(view.verdict, view.exit_code, view.preempted)
+    elif kind == protocol.SIGTERM:
         view.verdict = str(event.get("verdict") or states.VERDICT_TERMINATED)
         view.preempted = view.preempted or str(event.get("preempted") or "0") == "1"
-        view.state = "UNKNOWN"
-    elif kind == "judged":
+        view.state = states.UNKNOWN
+    elif kind == protocol.JUDGED:
         previous = links.get(str(event.get("previous") or ""))
         end = slurm_end_of(event, "slurm_state")
         if previous is not None and end.state in states.FINAL_STATES:
             previous.state = end.state
             if previous.verdict in STOPPED_FROM_OUTSIDE or not previous.why:
-                previous.why = STATE_PHRASES.get(end.state, end.state.lower())
+                previous.why = states.STATE_PHRASES.get(end.state, end.state.lower())
             _apply_times(previous, end)
         view.end_epoch = None
-        view.state = "RUNNING"
-    elif kind == "chain_ended" and view.verdict is None:
+        view.state = states.RUNNING
+    elif kind == protocol.CHAIN_ENDED and view.verdict is None:
         view.verdict = states.VERDICT_ENDED
-        view.state = "COMPLETED"
+        view.state = states.COMPLETED
         view.why = f"ended the chain: {event.get('reason', '')}"
 
 
 def _cancelled_jobs(event: Mapping[str, Any]) -> list[str]:
     """The jobs `longrun cancel` cancelled, as its events list them."""
     kind = event.get("event")
-    listed = event.get("cancelled") if kind == "chain_ended" else None
-    if kind == "cancelled":
+    listed = event.get("cancelled") if kind == protocol.CHAIN_ENDED else None
+    if kind == protocol.CANCELLED:
         listed = event.get("jobs")
     return [job for job in str(listed or "").split(",") if job]
 
 
 def slurm_end_of(event: Mapping[str, Any], key: str) -> SlurmEnd:
-    """The Slurm end recorded in an event (`judged` or `final_state`)."""
+    """The Slurm end recorded in an event (judged, final_state or verdict)."""
     return SlurmEnd(
         states.base_state(str(event.get(key) or "")),
         str(event.get("start") or ""),
@@ -300,17 +288,6 @@ def _apply_times(view: LinkView, end: SlurmEnd) -> None:
         view.end_epoch = stop
 
 
-def _state_from_decision(verdict: str | None, exit_code: int | None, preempted: bool) -> str:
-    """The Slurm state a link ends in after its own decision (the link's exit code decides)."""
-    if verdict == states.VERDICT_COMPLETED:
-        return "COMPLETED"
-    if verdict == states.VERDICT_FAILED:
-        return "FAILED"
-    if verdict == states.VERDICT_CONTINUE:
-        return "FAILED" if preempted and exit_code not in (None, 0) else "COMPLETED"
-    return "UNKNOWN"
-
-
 def _stop_after_successor(
     view: ChainView,
     ended: str | None,
@@ -323,10 +300,12 @@ def _stop_after_successor(
     last = view.links[-1] if view.links else None
     if ended or last is None or view.state != states.CHAIN_STALLED:
         return
-    standby = view.standby_job
-    end = final_states.get(standby or "")
+    successor = view.successor_job
+    end = final_states.get(successor or "")
     by_user = last.job_id in stopped_by_user or (
-        end is not None and end.state in states.CANCELLED_STATES and standby not in cancelled_by_us
+        end is not None
+        and end.state in states.CANCELLED_STATES
+        and successor not in cancelled_by_us
     )
     if by_user:
         view.state = states.CHAIN_CANCELLED
@@ -336,22 +315,22 @@ def _stop_after_successor(
         )
     elif end is not None and end.state in states.DEADLINE_STATES:
         view.state = states.CHAIN_DEADLINE
-        view.reason = f"job {standby} could not end before the --deadline"
+        view.reason = f"job {successor} could not end before the --deadline"
 
 
 def _chain_state(
     view: ChainView,
     ended: str | None,
     queue: Mapping[str, QueueRow],
-    standby_of: Mapping[str, str],
+    successor_of: Mapping[str, str],
     submitted: str | None,
 ) -> None:
     """Decide the chain's own state: recorded end, else what is queued, else what is missing."""
     last = view.links[-1] if view.links else None
-    standby = standby_of.get(last.job_id) if last else None
-    view.standby_job = standby
+    successor = successor_of.get(last.job_id) if last else None
+    view.successor_job = successor
     live = {job: row for job, row in queue.items() if states.is_active(row.state)}
-    running = [job for job, row in live.items() if states.base_state(row.state) != "PENDING"]
+    running = [job for job, row in live.items() if not states.is_pending(row.state)]
     view.current_job = running[-1] if running else (last.job_id if last else submitted)
 
     if ended:
@@ -374,7 +353,7 @@ def _chain_state(
         view.state = states.CHAIN_PENDING if submitted else states.CHAIN_STALLED
         view.reason = "the first link has not started"
         return
-    if last.state in ("UNKNOWN", "RUNNING"):
+    if last.state in states.OPEN_STATES:
         view.state = states.CHAIN_STALLED
         view.reason = f"nothing is queued and how job {last.job_id} ended is not known yet"
     elif last.state in states.CANCELLED_STATES:

@@ -16,8 +16,8 @@ from . import __version__, chain_ops, states
 from .chain_store import StateDir, default_root
 from .command_line import split_wrapper_args
 from .errors import LongrunError, SlurmCommandError, UsageError
-from .plan import WrapperOptions
-from .report import list_text, status_text
+from .plan import CONTINUE_EXIT_CODE, WrapperOptions
+from .report import list_rows, list_text, status_text
 from .submit import DryRun, Submitted, TestOnly, submit
 from .watcher import start_detached, watch_until_end
 
@@ -89,9 +89,15 @@ SUBMIT_HELP = """Submit SCRIPT as a chain of Slurm jobs that continues itself.
 Wrapper options come first; from the first other token on, everything is passed to sbatch as
 with plain sbatch (no SCRIPT: read from standard input; --wrap=CMD works too). Each link keeps
 a successor queued; {continuing} continue the chain;
-exit 0 ends it COMPLETED, another exit code FAILED, scancel CANCELLED. Exit 75 from the script
-asks for a new link at once.
-""".format(continuing=", ".join(states.CONTINUE_STATES))
+exit 0 ends it {completed}, another exit code {failed}, scancel {cancelled}. Exit {code} from the
+script asks for a new link at once.
+""".format(
+    continuing=", ".join(states.CONTINUE_STATES),
+    completed=states.CHAIN_COMPLETED,
+    failed=states.CHAIN_FAILED,
+    cancelled=states.CHAIN_CANCELLED,
+    code=CONTINUE_EXIT_CODE,
+)
 
 
 def submit_options(function: F) -> F:
@@ -259,7 +265,7 @@ def list_command(as_json: bool, live: bool, state_dir: str | None) -> None:
     """Your chains, newest first."""
     setup_logging("DEFAULT")
     state = state_of(state_dir)
-    rows = chain_ops.list_chains(state, live_only=live)
+    rows = list_rows(chain_ops.list_views(state, live_only=live))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -295,16 +301,21 @@ def cancel_command(chain: str, state_dir: str | None) -> None:
             f"jobs cancelled: {jobs}"
         )
     else:
-        click.echo(f"Chain {folder.chain_id} CANCELLED; jobs cancelled: {jobs}")
+        click.echo(f"Chain {folder.chain_id} {states.CHAIN_CANCELLED}; jobs cancelled: {jobs}")
 
 
 @main.command("show", context_settings=CONTEXT)
 @chain_argument(required=True)
 @click.option("--original", is_flag=True, help="Your script as submitted, not the link script.")
+@click.option("--library", is_flag=True, help="The helper library the link script runs.")
 @state_dir_option
 @reports_errors
-def show_command(chain: str, original: bool, state_dir: str | None) -> None:
-    """Print the link script that every link of the chain runs (or, with --original, yours)."""
+def show_command(chain: str, original: bool, library: bool, state_dir: str | None) -> None:
+    """Print the link script that every link of the chain runs (or, with --original, yours;
+    with --library, the helper library it checks and runs)."""
+    if original and library:
+        raise UsageError("--original and --library show different files", "Give one of them.")
     folder = state_of(state_dir).find(chain)
     path = folder.script_file if original else folder.link_script
+    path = folder.library_file if library else path
     click.echo(path.read_bytes(), nl=False)

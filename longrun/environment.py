@@ -10,8 +10,8 @@ environment from the snapshot, as sbatch's --export would have taken it from the
 - a list of names (`--export=A,B=1`): those names, from the snapshot, in sbatch's environment;
 - NONE: nothing.
 
-The job side (templates/) implements the same selection in bash; the watcher's repair uses
-`successor_environment` below.
+The snapshot's format is part of longrun/protocol.py. The job side (templates/) implements the
+same selection in bash; the watcher's repair uses `successor_environment` below.
 """
 
 from __future__ import annotations
@@ -50,25 +50,6 @@ def export_mode(value: str | None, export_file: bool = False) -> ExportMode:
         return ExportMode(EXPORT_NONE)
     names = tuple(item for item in items if "=" not in item and item.upper() != "NONE")
     return ExportMode(EXPORT_LIST, names)
-
-
-def snapshot_bytes(environ: Mapping[str, str]) -> bytes:
-    """Every entry sbatch would pass on, NAME=VALUE each followed by NUL, in name order."""
-    parts = [
-        f"{name}={value}\0"
-        for name, value in sorted(environ.items())
-        if name and "=" not in name and "\0" not in name + value
-    ]
-    return "".join(parts).encode("utf-8", errors="surrogateescape")
-
-
-def read_snapshot(data: bytes) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for entry in data.decode("utf-8", errors="surrogateescape").split("\0"):
-        name, sep, value = entry.partition("=")
-        if sep:
-            env[name] = value
-    return env
 
 
 def successor_environment(

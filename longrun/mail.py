@@ -4,7 +4,7 @@ With plain sbatch, `--mail-type=END` on a chain of 40 links sends 40 mails. long
 for BEGIN (and the other kinds that concern one submission) on the first link only, for no mail
 on later links, and lets the link that ends the chain ask for the END mail of its own job
 (`scontrol update JobId=... MailType=END`): one mail when the chain ends. FAIL alone mails
-only when the chain does not end COMPLETED.
+only when the chain does not complete.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ PER_LINK = ("TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "AR
 class MailPlan:
     first: str | None  # --mail-type of the first link (None: the user asked for no mail)
     on_end: bool  # END asked: mail when the chain ends, however it ends
-    on_fail: bool  # FAIL asked: mail when the chain ends other than COMPLETED
+    on_fail: bool  # FAIL asked: mail when the chain ends without completing
 
     @property
     def wanted(self) -> bool:

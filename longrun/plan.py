@@ -14,6 +14,7 @@ import signal as signal_module
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from . import protocol
 from .batch_script import (
     DIRECTIVE,
     UserScript,
@@ -199,23 +200,18 @@ class LinkPlan:
 
     @property
     def link_script(self) -> str:
-        return f"{self.chain_dir}/link.sh"
+        return f"{self.chain_dir}/{protocol.LINK_SCRIPT}"
 
-    def tag(self, restart_count: int) -> str:
+    def tag(self, link_number: int) -> str:
         """The --comment of a link: the user's comment, then the chain's tag for that link."""
-        return f"{self.comment_prefix}{link_tag(self.chain_id, restart_count)}"
+        return f"{self.comment_prefix}{protocol.link_tag(self.chain_id, link_number)}"
 
     def first_command(self) -> list[str]:
         """The sbatch command of the first link."""
         return [
-            "sbatch", "--parsable", *self.first_options, f"--comment={self.tag(0)}",
-            self.link_script, "0", "", "", "0",
+            "sbatch", "--parsable", *self.first_options, f"--comment={self.tag(1)}",
+            self.link_script, *protocol.link_arguments(0),
         ]  # fmt: skip
-
-
-def link_tag(chain_id: str, restart_count: int) -> str:
-    """How a link's job is found in the queue when sbatch's answer was lost (its --comment)."""
-    return f"longrun:{chain_id}:{restart_count}"
 
 
 @dataclass(frozen=True)

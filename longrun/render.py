@@ -1,18 +1,23 @@
-"""Rendering the link script: a pure function from a LinkPlan to text.
+"""Rendering the job side: pure functions from a plan (and longrun's tables) to text.
 
-Every value that comes from the user goes through `shquote` (or, inside comments, `comment`);
-nothing the user typed is ever placed where bash would evaluate it.
+The helper library is the same for every chain of a longrun version: it is rendered from the
+rule table (longrun/states.py) and the protocol (longrun/protocol.py) only. The link script holds
+the chain's own settings and the library's checksum. Every value that comes from the user goes
+through `shquote` (or, inside comments, `comment`); nothing the user typed is ever placed where
+bash would evaluate it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
-from . import states
+from . import __version__, protocol, states
 from .plan import LinkPlan
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"  # inside an installed wheel
@@ -64,24 +69,26 @@ def rule_patterns(rule: states.Rule) -> list[str]:
     return [f"{verdict}:{state}:{preempted}" for state in rule.states]
 
 
-def render_link_script(plan: LinkPlan) -> str:
-    """The link script for this plan. Deterministic: the same plan gives the same bytes."""
-    template = _environment().get_template("link.sh.j2")
-    rules = [
-        {"patterns": rule_patterns(rule), "outcome": rule.outcome, "why": rule.why}
-        for rule in states.RULES
-    ]
-    return template.render(
-        plan=plan,
-        rules=rules,
-        states={
+def _tables() -> dict[str, Any]:
+    """What both templates may use: longrun's version, its rule table and its protocol."""
+    return {
+        "version": __version__,
+        "paths": protocol.PATHS,
+        "arguments": protocol.ARGUMENTS,
+        "tag_prefix": protocol.TAG_PREFIX,
+        "rules": [
+            {"patterns": rule_patterns(rule), "outcome": rule.outcome, "why": rule.why}
+            for rule in states.RULES
+        ],
+        "states": {
             "final": states.FINAL_STATES,
             "active": states.ACTIVE_STATES,
             "cancelled": states.CANCELLED_STATES,
             "interrupt_reasons": states.INTERRUPT_REASONS,
             "interrupt_states": states.INTERRUPT_STATES,
+            "running": states.RUNNING,
         },
-        verdicts={
+        "verdicts": {
             "completed": states.VERDICT_COMPLETED,
             "continue": states.VERDICT_CONTINUE,
             "failed": states.VERDICT_FAILED,
@@ -89,15 +96,33 @@ def render_link_script(plan: LinkPlan) -> str:
             "terminated": states.VERDICT_TERMINATED,
             "ended": states.VERDICT_ENDED,
         },
-        outcomes={
+        "outcomes": {
             "run": states.RUN,
             "run_warn": states.RUN_WARN,
             "retry_or_fail": states.RETRY_OR_FAIL,
             "end_as_recorded": states.END_AS_RECORDED,
+            "end_prefix": states.END_PREFIX,
         },
-        chain_states={
+        "chain_states": {
             "completed": states.CHAIN_COMPLETED,
             "failed": states.CHAIN_FAILED,
             "max_restarts": states.CHAIN_MAX_RESTARTS,
         },
-    )
+    }
+
+
+@lru_cache(maxsize=1)
+def render_library() -> str:
+    """The helper library: byte-identical for every chain of this longrun version."""
+    return _environment().get_template("library.sh.j2").render(**_tables())
+
+
+def library_sha256(text: str) -> str:
+    """The checksum a link script checks the library against (sha256sum's hex digest)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def render_link_script(plan: LinkPlan) -> str:
+    """The link script for this plan. Deterministic: the same plan gives the same bytes."""
+    template = _environment().get_template("link.sh.j2")
+    return template.render(plan=plan, library_sha256=library_sha256(render_library()), **_tables())

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .chain_view import STATE_PHRASES, ChainView, iso
-from .states import VERDICT_TERMINATED
+from . import protocol, states
+from .chain_view import ChainView, iso
 
 
 def duration(seconds: int | None) -> str:
@@ -48,7 +48,7 @@ def status_text(view: ChainView) -> str:
             link.state,
             link.why or "-",
             clock(link.start_epoch),
-            clock(link.end_epoch) if link.state not in ("RUNNING", "PENDING") else "-",
+            clock(link.end_epoch) if link.state not in (states.RUNNING, states.PENDING) else "-",
             duration(link.elapsed),
             "-" if link.exit_code is None else str(link.exit_code),
         ]
@@ -68,14 +68,31 @@ def status_text(view: ChainView) -> str:
                 f"Link {link.link} (job {link.job_id}) was requeued by Slurm {times} and ran "
                 "again with the same job id."
             )
-    if view.standby_job and view.is_live:
-        parts.append(f"Successor queued: job {view.standby_job}")
+    if view.successor_job and view.is_live:
+        parts.append(f"Successor queued: job {view.successor_job}")
     count = len(view.links)
     parts.append(
         f"Total run time: {duration(view.total_run_seconds)} over {count} "
         f"link{'s' if count != 1 else ''} (at most {view.max_restarts + 1})"
     )
     return "\n".join(parts)
+
+
+def list_rows(views: Sequence[ChainView]) -> list[dict[str, Any]]:
+    """One row per chain for `longrun list` (and its --json)."""
+    return [
+        {
+            "chain_id": view.chain_id,
+            "job_name": view.job_name,
+            "state": view.state,
+            "links": len(view.links),
+            "current_job": view.current_job,
+            "created": view.created,
+            "last_change": iso(view.last_change_epoch),
+            "last_change_epoch": view.last_change_epoch,
+        }
+        for view in views
+    ]
 
 
 def list_text(
@@ -110,72 +127,69 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
     job = event.get("job")
     total = max_restarts + 1
 
-    def label(index: Any) -> str:
-        try:
-            return f"link {int(index) + 1}/{total}"
-        except (TypeError, ValueError):
-            return "link ?"
+    def label(restart_count: int | None) -> str:
+        return "link ?" if restart_count is None else f"link {restart_count + 1}/{total}"
 
-    here = label(event.get("link"))
-    if kind == "submitted":
+    here = label(protocol.restart_count_of(event))
+    if kind == protocol.SUBMITTED:
         return f"Job submitted with ID {job} ({here})"
-    if kind == "link_started":
+    if kind == protocol.LINK_STARTED:
         restarts = int(event.get("slurm_restarts") or 0)
         if restarts:
             return (
                 f"Job {job} ({here}) restarted by Slurm with the same job id (requeue {restarts})"
             )
         return f"Watching job {job} ({here})"
-    if kind == "judged":
+    if kind == protocol.JUDGED:
         return _judged_line(event, label)
-    if kind == "decision":
+    if kind == protocol.VERDICT_RECORDED:
         return f"Job {job} ({here}): {event.get('reason')}"
-    if kind == "pretimeout_signal":
+    if kind == protocol.PRETIMEOUT_SIGNAL:
         return f"Job {job} ({here}): pre-timeout signal {event.get('signal')}"
-    if kind == "sigterm":
+    if kind == protocol.SIGTERM:
         if event.get("cause"):
             return f"Job {job} ({here}): SIGTERM from Slurm ({event.get('cause')})"
-        if event.get("verdict") == VERDICT_TERMINATED:
+        if event.get("verdict") == states.VERDICT_TERMINATED:
             return f"Job {job} ({here}): SIGTERM with no sign of a time limit or preemption"
         return f"Job {job} ({here}): stopped from outside (time limit, preemption or scancel)"
-    if kind == "signal_forwarded":
+    if kind == protocol.SIGNAL_FORWARDED:
         return f"Job {job}: {event.get('signal')} passed on to the script" if verbose else None
-    if kind == "standby_submitted":
-        return f"Job {event.get('standby')} queued to follow job {job}" if verbose else None
-    if kind in ("standby_retry", "standby_failed"):
+    if kind == protocol.SUCCESSOR_QUEUED:
+        return f"Job {event.get('successor')} queued to follow job {job}" if verbose else None
+    if kind in (protocol.SUCCESSOR_RETRY, protocol.SUCCESSOR_FAILED):
         return f"Job {job}: could not queue a successor: {event.get('error')}"
-    if kind == "standby_missing":
-        return f"Job {job}: successor {event.get('standby')} went missing; queuing a new one"
-    if kind == "standby_found":
-        return f"Job {job}: successor {event.get('standby')} was queued although sbatch failed"
-    if kind == "standby_unchecked":
-        return f"Job {job}: could not check successor {event.get('standby')}; it is kept"
-    if kind == "standby_cancelled_by_user":
+    if kind == protocol.SUCCESSOR_MISSING:
+        return f"Job {job}: successor {event.get('successor')} went missing; queuing a new one"
+    if kind == protocol.SUCCESSOR_FOUND:
+        return f"Job {job}: successor {event.get('successor')} was queued although sbatch failed"
+    if kind == protocol.SUCCESSOR_UNCHECKED:
+        return f"Job {job}: could not check successor {event.get('successor')}; it is kept"
+    if kind == protocol.SUCCESSOR_CANCELLED_BY_USER:
         return (
-            f"Job {job} ({here}): its successor {event.get('standby')} was cancelled: "
+            f"Job {job} ({here}): its successor {event.get('successor')} was cancelled: "
             "the chain stops after this link"
         )
-    if kind == "claim_lost":
+    if kind == protocol.CLAIM_LOST:
         return f"Job {job}: job {event.get('owner')} already continues the chain; it ends unused"
-    if kind == "body_skipped":
+    if kind == protocol.BODY_SKIPPED:
         return f"Job {job} ({here}): the script does not run: {event.get('reason')}"
-    if kind == "backoff":
+    if kind == protocol.BACKOFF:
         return (
             f"Job {job}: {event.get('short_links')} links in a row ran under a minute; "
-            f"job {event.get('standby')} starts in {event.get('seconds')}s"
+            f"job {event.get('successor')} starts in {event.get('seconds')}s"
         )
-    if kind == "repaired":
+    if kind == protocol.REPAIRED:
         return (
-            f"Successor of job {job} was missing: submitted job {event.get('standby')} "
-            f"({label(event.get('next_link'))})"
+            f"Successor of job {job} was missing: submitted job {event.get('successor')} "
+            f"({label((protocol.restart_count_of(event) or 0) + 1)})"
         )
-    if kind == "retry":
+    if kind == protocol.RETRY:
         return f"Job {job}: retrying the failed script ({event.get('attempt')}/{event.get('of')})"
-    if kind == "warning":
+    if kind == protocol.WARNING:
         return f"Job {job}: warning: {event.get('message')}"
-    if kind == "cancelled_beyond_max":
+    if kind == protocol.CANCELLED_BEYOND_MAX:
         return f"Cancelled job {job}: it is beyond --max-restarts {event.get('max_restarts')}"
-    if kind == "chain_ended":
+    if kind == protocol.CHAIN_ENDED:
         return f"Chain ended {event.get('state')}: {event.get('reason')}"
     return None
 
@@ -183,16 +197,14 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
 def _judged_line(event: Mapping[str, Any], label: Any) -> str:
     """How the previous link ended, and whether this link takes over or ends the chain."""
     state = str(event.get("slurm_state") or "unknown")
-    phrase = STATE_PHRASES.get(state, "in a state Slurm did not report")
-    try:
-        previous_label = label(int(event.get("link") or 0) - 1)
-    except (TypeError, ValueError):
-        previous_label = "link ?"
+    phrase = states.STATE_PHRASES.get(state, "in a state Slurm did not report")
+    count = protocol.restart_count_of(event)
+    previous_label = label(None if count is None else count - 1)
     head = f"Job {event.get('previous')} ({previous_label}) ended {state}: {phrase}"
     outcome = str(event.get("outcome") or "")
-    if outcome.startswith("end"):
+    if outcome.startswith(states.END_PREFIX) or outcome == states.END_AS_RECORDED:
         return f"{head}; {event.get('reason')}, so the chain ends"
-    here = label(event.get("link"))
+    here = label(count)
     return f"{head}; job {event.get('job')} ({here}) takes over"
 
 

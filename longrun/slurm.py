@@ -1,14 +1,27 @@
-"""The one place that runs Slurm's commands: argument lists, captured output, a timeout."""
+"""The one place that builds and runs Slurm's commands: argument lists (never a shell),
+captured output, a timeout, and SlurmCommandError with the command and Slurm's words. The
+output is read by the pure parsers of longrun.slurm_output."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from loguru import logger
 
 from .errors import SlurmCommandError
+from .slurm_output import (
+    ACCOUNTING_FORMAT,
+    QUEUE_FORMAT,
+    TAG_FORMAT,
+    AccountingRow,
+    QueueRow,
+    parse_sacct,
+    parse_sbatch_job_id,
+    parse_squeue,
+    parse_tagged,
+)
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -55,3 +68,80 @@ def run(
     if check and result.returncode != 0:
         raise SlurmCommandError(command, result.stderr, returncode=result.returncode)
     return result
+
+
+# --- the commands longrun runs, one function each -------------------------------------------
+
+
+def cluster_args(clusters: str | None) -> list[str]:
+    """-M CLUSTERS for every Slurm command of a chain submitted with -M/--clusters."""
+    return ["-M", clusters] if clusters else []
+
+
+def sbatch(
+    args: Sequence[str], *, cwd: str | Path, env: Mapping[str, str], timeout: float = 120
+) -> str:
+    """Submit one job (`args` without "sbatch"); its job id."""
+    result = run(["sbatch", *args], cwd=cwd, env=env, timeout=timeout)
+    return parse_sbatch_job_id(result.stdout)
+
+
+def sbatch_test_only(
+    args: Sequence[str], *, cwd: str | Path, env: Mapping[str, str], input: str | None
+) -> subprocess.CompletedProcess[str]:
+    """sbatch as the user wrote it (with --test-only): its answer, whatever it is."""
+    return run(["sbatch", *args], cwd=cwd, env=env, input=input, check=False)
+
+
+def queue_rows(job_ids: Iterable[str], clusters: Sequence[str] = ()) -> dict[str, QueueRow]:
+    """One squeue call: what slurmctld knows of these jobs (finished ones within MinJobAge)."""
+    ids = sorted(set(job_ids), key=int)
+    if not ids:
+        return {}
+    result = run(
+        ["squeue", *clusters, "-h", "-t", "all", "-j", ",".join(ids), "-O", QUEUE_FORMAT],
+        check=False,
+    )
+    if result.returncode != 0:
+        if "Invalid job id" in result.stderr:
+            return {}
+        raise SlurmCommandError(["squeue", "-j", ",".join(ids)], result.stderr, result.returncode)
+    return parse_squeue(result.stdout)
+
+
+def accounting_rows(
+    job_ids: Iterable[str], clusters: Sequence[str] = ()
+) -> dict[str, AccountingRow]:
+    """End records from the accounting database; empty when sacct is unavailable."""
+    ids = sorted(set(job_ids), key=int)
+    if not ids:
+        return {}
+    try:
+        result = run(
+            ["sacct", *clusters, "-n", "-X", "-P", "-j", ",".join(ids), "-o", ACCOUNTING_FORMAT],
+            timeout=30,
+        )
+    except SlurmCommandError as exc:
+        logger.debug("sacct unavailable: {}", exc)
+        return {}
+    return parse_sacct(result.stdout)
+
+
+def scancel(job_id: str, clusters: Sequence[str] = ()) -> None:
+    """Cancel one job; a job that has just ended is not an error."""
+    result = run(["scancel", *clusters, job_id], check=False)
+    harmless = ("already completing or completed", "Invalid job id")
+    if result.returncode != 0 and not any(text in result.stderr for text in harmless):
+        raise SlurmCommandError(["scancel", job_id], result.stderr, result.returncode)
+
+
+def tagged_jobs(tag: str, clusters: Sequence[str] = ()) -> list[str]:
+    """Queued jobs of this user whose --comment ends with the tag (a successor whose sbatch
+    answer was lost). Raises SlurmCommandError when squeue does not answer."""
+    result = run(["squeue", *clusters, "-h", "--me", "-t", "all", "-O", TAG_FORMAT])
+    return [row.job_id for row in parse_tagged(result.stdout) if row.tag_matches(tag)]
+
+
+def node_hosts(clusters: Sequence[str] = ()) -> set[str]:
+    """The host names (%n) of the cluster's nodes."""
+    return set(run(["sinfo", *clusters, "-h", "-N", "-o", "%n"], timeout=30).stdout.split())

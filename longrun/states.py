@@ -1,26 +1,49 @@
 """What Slurm's job states and a link's own verdict mean for a chain: the one place that knows.
 
-A link records a verdict when it can (its body exited, or its batch shell got SIGTERM). The next
-link judges its predecessor from that verdict and from Slurm's final state with RULES, in order.
-The job side gets the same rules rendered into bash (see templates/), so Python (the watcher,
-`longrun status`) and the job never disagree about what a state means.
+Words, each with one meaning:
+- a link's **verdict** is what the link says about its own end (completed, continue, failed...),
+  written to its folder once and recorded with a `verdict` event;
+- a link **judges** its predecessor: from the predecessor's verdict and Slurm's end state, the
+  first matching rule of RULES gives the **outcome** (run the body, end the chain...);
+- **restart_count** counts links from 0, as SLURM_LONGRUN_RESTART_COUNT; people see 1-based
+  link numbers ("link 2/5");
+- the **successor** is the job a link keeps queued to continue it.
+
+The job side gets the same rules and state lists rendered into bash (see templates/), so Python
+(the watcher, `longrun status`) and the job never disagree about what a state means. Every Slurm
+state name longrun uses is spelled here and nowhere else in the package or the templates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Slurm's job states (squeue's and sacct's words).
+PENDING = "PENDING"
+RUNNING = "RUNNING"
+COMPLETING = "COMPLETING"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+TIMEOUT = "TIMEOUT"
+PREEMPTED = "PREEMPTED"
+NODE_FAIL = "NODE_FAIL"
+DEADLINE = "DEADLINE"
+OUT_OF_MEMORY = "OUT_OF_MEMORY"
+# A link whose state longrun does not know yet (not a Slurm state).
+UNKNOWN = "UNKNOWN"
+
 # End states after which the work is not done and the chain goes on.
-CONTINUE_STATES = ("TIMEOUT", "PREEMPTED", "NODE_FAIL", "REVOKED", "BOOT_FAIL")
+CONTINUE_STATES = (TIMEOUT, PREEMPTED, NODE_FAIL, "REVOKED", "BOOT_FAIL")
 # Slurm removes a job that cannot end before the user's --deadline: every later link would be
 # removed too, so the chain ends.
-DEADLINE_STATES = ("DEADLINE",)
-FAILED_STATES = ("FAILED", "OUT_OF_MEMORY")
-CANCELLED_STATES = ("CANCELLED",)
-FINAL_STATES = (*CONTINUE_STATES, *DEADLINE_STATES, *FAILED_STATES, *CANCELLED_STATES, "COMPLETED")
+DEADLINE_STATES = (DEADLINE,)
+FAILED_STATES = (FAILED, OUT_OF_MEMORY)
+CANCELLED_STATES = (CANCELLED,)
+FINAL_STATES = (*CONTINUE_STATES, *DEADLINE_STATES, *FAILED_STATES, *CANCELLED_STATES, COMPLETED)
 # States in which a job still holds or waits for an allocation.
 ACTIVE_STATES = (
-    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+    PENDING, "CONFIGURING", RUNNING, COMPLETING, "SUSPENDED", "REQUEUED",
     "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
     "SPECIAL_EXIT",
 )  # fmt: skip
@@ -29,6 +52,24 @@ ACTIVE_STATES = (
 # interrupts the job, as seen on Slurm 22.05; a scancel shows none of them (Reason=None).
 INTERRUPT_REASONS = ("TimeLimit", "NodeDown", "DeadLine", "BootFail")
 INTERRUPT_STATES = CONTINUE_STATES
+# Links whose end is not settled yet: Slurm may still tell more.
+UNSETTLED_STATES = (UNKNOWN, RUNNING, PENDING, COMPLETING)
+# Links that have started and not ended, as far as their own events tell.
+OPEN_STATES = (UNKNOWN, RUNNING)
+
+# How a Slurm end state reads in one line.
+STATE_PHRASES = {
+    TIMEOUT: "reached its time limit",
+    PREEMPTED: "was preempted",
+    NODE_FAIL: "lost its node",
+    DEADLINE: "reached its deadline",
+    "REVOKED": "was revoked (federation)",
+    "BOOT_FAIL": "failed to boot its node",
+    CANCELLED: "was cancelled",
+    OUT_OF_MEMORY: "ran out of memory",
+    FAILED: "failed",
+    COMPLETED: "completed",
+}
 
 # A link's verdict about itself, written to its folder before it ends; once written as final it
 # is never changed.
@@ -44,13 +85,13 @@ VERDICTS = (
 )  # fmt: skip
 
 # Chain states, as `longrun status` reports them.
-CHAIN_PENDING = "PENDING"
-CHAIN_RUNNING = "RUNNING"
-CHAIN_COMPLETED = "COMPLETED"
-CHAIN_FAILED = "FAILED"
-CHAIN_CANCELLED = "CANCELLED"
+CHAIN_PENDING = PENDING
+CHAIN_RUNNING = RUNNING
+CHAIN_COMPLETED = COMPLETED
+CHAIN_FAILED = FAILED
+CHAIN_CANCELLED = CANCELLED
 CHAIN_MAX_RESTARTS = "MAX_RESTARTS"
-CHAIN_DEADLINE = "DEADLINE"
+CHAIN_DEADLINE = DEADLINE
 CHAIN_STALLED = "STALLED"
 CHAIN_END_STATES = (
     CHAIN_COMPLETED, CHAIN_FAILED, CHAIN_CANCELLED, CHAIN_MAX_RESTARTS, CHAIN_DEADLINE,
@@ -61,14 +102,15 @@ RUN = "run"  # run the body
 RUN_WARN = "run-warn"  # run the body, but record that the predecessor's end is unknown
 RETRY_OR_FAIL = "retry-or-fail"  # run again if --retry-failed has retries left, else FAILED
 END_AS_RECORDED = "end-as-recorded"  # the predecessor ended the chain; keep its end state
-END_COMPLETED = "end:COMPLETED"
-END_FAILED = "end:FAILED"
-END_CANCELLED = "end:CANCELLED"
-END_DEADLINE = "end:DEADLINE"
+END_PREFIX = "end:"  # end the chain in the state that follows
+END_COMPLETED = END_PREFIX + CHAIN_COMPLETED
+END_FAILED = END_PREFIX + CHAIN_FAILED
+END_CANCELLED = END_PREFIX + CHAIN_CANCELLED
+END_DEADLINE = END_PREFIX + CHAIN_DEADLINE
 RUN_OUTCOMES = (RUN, RUN_WARN)
 
 ANY = ("*",)
-UNKNOWN = ("",)  # Slurm's end state could not be learned
+NOT_LEARNED = ("",)  # Slurm's end state could not be learned
 
 
 @dataclass(frozen=True)
@@ -76,7 +118,7 @@ class Rule:
     """If the verdict and Slurm's state match (and PreemptTime is as given), the outcome holds."""
 
     verdict: str  # a verdict, "" for none recorded, or "*"
-    states: tuple[str, ...]  # Slurm end states, UNKNOWN, or ANY
+    states: tuple[str, ...]  # Slurm end states, NOT_LEARNED, or ANY
     preempted: bool | None  # True: PreemptTime shown; False: not shown; None: either
     outcome: str
     why: str
@@ -90,12 +132,12 @@ RULES: tuple[Rule, ...] = (
     Rule(VERDICT_CONTINUE, ANY, None, RUN, "the previous link asked to continue"),
     Rule("*", CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled"),
     Rule(VERDICT_INTERRUPTED, ANY, None, RUN, "the previous link was interrupted by Slurm"),
-    Rule(VERDICT_TERMINATED, UNKNOWN, False, END_CANCELLED, "the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm no longer knows how it ended: taken as a cancel"),  # noqa: E501
+    Rule(VERDICT_TERMINATED, NOT_LEARNED, False, END_CANCELLED, "the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm no longer knows how it ended: taken as a cancel"),  # noqa: E501
     Rule(VERDICT_TERMINATED, ANY, None, RUN, "the previous link was stopped from outside"),
     Rule("", CONTINUE_STATES, None, RUN, "the previous link was interrupted by Slurm"),
-    Rule("", (*FAILED_STATES, "COMPLETED"), True, RUN, "the previous link was preempted"),
+    Rule("", (*FAILED_STATES, COMPLETED), True, RUN, "the previous link was preempted"),
     Rule("", FAILED_STATES, False, END_FAILED, "the previous link failed"),
-    Rule("", ("COMPLETED",), False, END_COMPLETED, "the previous link completed"),
+    Rule("", (COMPLETED,), False, END_COMPLETED, "the previous link completed"),
     Rule("*", ANY, None, RUN_WARN, "how the previous link ended could not be determined"),
 )  # fmt: skip
 
@@ -125,3 +167,23 @@ def is_final(state: str) -> bool:
 
 def is_active(state: str) -> bool:
     return base_state(state) in ACTIVE_STATES
+
+
+def state_after_verdict(verdict: str | None, exit_code: int | None, preempted: bool) -> str:
+    """The Slurm state a link ends in after its own verdict (the link's exit code decides):
+    a preempted link exits with its script's code, every other continuing link exits 0."""
+    if verdict == VERDICT_COMPLETED:
+        return COMPLETED
+    if verdict == VERDICT_FAILED:
+        return FAILED
+    if verdict == VERDICT_CONTINUE:
+        return FAILED if preempted and exit_code not in (None, 0) else COMPLETED
+    return UNKNOWN
+
+
+def is_pending(state: str) -> bool:
+    return base_state(state) == PENDING
+
+
+def is_running(state: str) -> bool:
+    return base_state(state) == RUNNING

@@ -19,14 +19,13 @@ from pathlib import Path
 
 from loguru import logger
 
-from . import __version__, slurm
+from . import __version__, protocol, slurm
 from .batch_script import UserScript, load_script, wrap_script
 from .chain_store import ChainFolder, StateDir, default_root, new_chain_id, node_local
 from .errors import UsageError
 from .plan import DROPPED_VARIABLES, ChainLocation, LinkPlan, WrapperOptions, build_plan
-from .render import render_link_script
+from .render import library_sha256, render_library, render_link_script
 from .sbatch_options import ParsedArgs, last_value, parse_args
-from .slurm_output import parse_sbatch_job_id
 
 
 @dataclass(frozen=True)
@@ -126,22 +125,21 @@ def submit(
         return DryRun(text, plan.first_command(), plan)
 
     created = _ensure_state(state)
-    _warn_if_node_local(state.root, ["-M", plan.clusters] if plan.clusters else [])
+    _warn_if_node_local(state.root, slurm.cluster_args(plan.clusters))
     try:
         with state.creating(chain_id) as folder:
             folder.write_script(script.text)
             # sbatch sets SLURM_JOB_NAME in the environment it sends, but not in one it reads
             # with --export-file (Slurm 22.05), and slurmd names %x files from it.
             folder.write_env({**sbatch_environment(env), "SLURM_JOB_NAME": plan.job_name})
+            folder.write_library(render_library())
             folder.write_link_script(text)
             folder.write_meta(_metadata(plan, wrapper, script, sbatch_argv, env))
-            folder.append_event("submitting", command=shlex.join(plan.first_command()))
-            result = slurm.run(
-                plan.first_command(), cwd=submit_dir, env=sbatch_environment(env), timeout=120
-            )
-            job_id = parse_sbatch_job_id(result.stdout)
+            command = plan.first_command()
+            folder.append_event(protocol.SUBMITTING, command=shlex.join(command))
+            job_id = slurm.sbatch(command[1:], cwd=submit_dir, env=sbatch_environment(env))
             state.record_job(job_id, chain_id)
-            folder.append_event("submitted", job=job_id, link=0)
+            folder.append_event(protocol.SUBMITTED, job=job_id, restart_count=0)
     except BaseException:
         for path in reversed(created):
             shutil.rmtree(path, ignore_errors=True)
@@ -157,11 +155,11 @@ def _warn_if_node_local(root: Path, clusters: list[str]) -> None:
         return
     try:
         # Node host names (%n): nodes on this very machine share its file systems.
-        out = slurm.run(["sinfo", *clusters, "-h", "-N", "-o", "%n"], timeout=30).stdout
+        hosts = slurm.node_hosts(clusters)
     except slurm.SlurmCommandError:
         return
     here = socket.gethostname()
-    if set(out.split()) - {here, here.split(".")[0]}:
+    if hosts - {here, here.split(".")[0]}:
         logger.warning(
             f"the state directory {root} is on {why}, and the cluster has other hosts: "
             "a link that runs on another node cannot see the chain folder and fails. Use "
@@ -198,12 +196,8 @@ def _test_only(
     args = parse_args(sbatch_argv)
     if stdin_text is None and last_value(args.options, "wrap") is None and not args.operands:
         stdin_text = _read_stdin(stdin_reader)
-    result = slurm.run(
-        ["sbatch", *sbatch_argv],
-        cwd=submit_dir,
-        env=sbatch_environment(env),
-        input=stdin_text,
-        check=False,
+    result = slurm.sbatch_test_only(
+        sbatch_argv, cwd=submit_dir, env=sbatch_environment(env), input=stdin_text
     )
     return TestOnly(result.returncode, result.stdout, result.stderr)
 
@@ -223,6 +217,7 @@ def _metadata(
         "chain_id": plan.chain_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "longrun_version": __version__,
+        "library_sha256": library_sha256(render_library()),
         "user": user,
         "uid": os.getuid(),
         "host": os.uname().nodename,

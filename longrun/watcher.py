@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import states
+from . import protocol, states
 from .chain_ops import (
     enforce_max_restarts,
     live_view,
@@ -45,15 +45,15 @@ class WatchSettings:
     def from_env(cls) -> WatchSettings:
         """Intervals may be shortened for tests with LONGRUN_WATCH_*_SECONDS."""
 
-        def get(name: str, default: float) -> float:
-            raw = os.environ.get(f"LONGRUN_WATCH_{name}_SECONDS")
-            return float(raw) if raw else default
+        def get(field: str) -> float:
+            raw = os.environ.get(f"LONGRUN_WATCH_{field.split('_')[0].upper()}_SECONDS")
+            return float(raw) if raw else getattr(cls, field)
 
         return cls(
-            running_interval=get("RUNNING", cls.running_interval),
-            waiting_interval=get("WAITING", cls.waiting_interval),
-            log_interval=get("LOG", cls.log_interval),
-            settle_delay=get("SETTLE", cls.settle_delay),
+            **{
+                name: get(name)
+                for name in ("running_interval", "waiting_interval", "log_interval", "settle_delay")
+            }
         )
 
 
@@ -148,7 +148,9 @@ def _report(tail: EventTail, out: Output, max_restarts: int) -> bool:
     return link_ended
 
 
-LINK_END_EVENTS = frozenset({"body_exited", "sigterm", "decision", "chain_ended"})
+LINK_END_EVENTS = frozenset(
+    {protocol.BODY_EXITED, protocol.SIGTERM, protocol.VERDICT_RECORDED, protocol.CHAIN_ENDED}
+)
 
 
 def _interval(view: ChainView, settings: WatchSettings) -> float:
@@ -191,7 +193,7 @@ def _finish(folder: ChainFolder, out: Output) -> str:
 def watch_until_end(
     folder: ChainFolder, state: StateDir, verbose: bool, *, replay: bool = False
 ) -> int:
-    """Watch in the foreground; exit status 0 only for a COMPLETED chain.
+    """Watch in the foreground; exit status 0 only for a chain that completed.
 
     `replay` reports the chain's events from its start (right after submission); otherwise
     the watcher says where the chain stands and reports what happens from now on.

@@ -76,10 +76,10 @@ class Chain:
         return seen
 
     def jobs(self) -> set[str]:
-        """Every job id the chain ever had: links and standbys."""
+        """Every job id the chain ever had: links and successors."""
         ids = {self.first_job}
         for event in self.events():
-            for key in ("job", "standby"):
+            for key in ("job", "successor"):
                 if event.get(key):
                     ids.add(str(event[key]))
         return ids
@@ -119,7 +119,9 @@ class Chain:
     def wait_link_running(self, index: int, timeout: float = 120) -> str:
         """The job id of link `index` once its body has started."""
         events = wait_for(
-            lambda: [e for e in self.events("body_started") if int(e["link"]) == index] or None,
+            lambda: (
+                [e for e in self.events("body_started") if int(e["restart_count"]) == index] or None
+            ),
             timeout=timeout,
             what=f"link {index} of chain {self.chain_id} to start its script",
         )

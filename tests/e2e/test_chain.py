@@ -105,8 +105,8 @@ srun bash -c 'trap "echo step got TERM; exit 143" TERM; echo step ready; while t
     record = cluster.wait_sacct(first, {"FAILED", "PREEMPTED", "COMPLETED"})
     assert record.state == "FAILED" and record.exit_code != "0:0"  # 15:0 on Slurm 22.05
     assert cluster.preempt_time(first) is not None
-    decision = [e for e in chain.events("decision") if e["job"] == first]
-    assert decision[0]["verdict"] == "continue" and "preempted" in decision[0]["reason"]
+    recorded = [e for e in chain.events("verdict") if e["job"] == first]
+    assert recorded[0]["verdict"] == "continue" and "preempted" in recorded[0]["reason"]
     out = (tmp_path / "out.txt").read_text()
     assert "step got TERM" in out and "link 1 ran" in out
 
@@ -119,26 +119,26 @@ while true; do sleep 1; done
 """
 
 
-def assert_requeued_once_without_second_standby(chain: Chain, tmp_path: Path, most: int) -> None:
+def assert_requeued_once_without_second_successor(chain: Chain, tmp_path: Path, most: int) -> None:
     assert most <= 1, "two links of the chain ran at the same time"
     assert len(chain.links()) == 1, "a Slurm requeue must not count as a new link"
-    assert len(chain.events("standby_submitted")) == 1, "a requeued link submitted a 2nd standby"
+    assert len(chain.events("successor_queued")) == 1, "a requeued link submitted a 2nd successor"
     out = (tmp_path / "out.txt").read_text()
     assert "run: link=0 slurm_restarts=0" in out and "run: link=0 slurm_restarts=1" in out
 
 
 @pytest.mark.disruptive
-def test_requeue_preemption_keeps_one_standby(cluster: Cluster, tmp_path: Path) -> None:
+def test_requeue_preemption_keeps_one_successor(cluster: Cluster, tmp_path: Path) -> None:
     chain = submit_chain(cluster, tmp_path, REQUEUED_SCRIPT, "-p", "requeue")
     sampler = MaxRunning(chain)
     first = chain.wait_link_running(0)
     cluster.preempt(first)
     assert chain.wait_end(timeout=240) == "COMPLETED"
-    assert_requeued_once_without_second_standby(chain, tmp_path, sampler.stop())
+    assert_requeued_once_without_second_successor(chain, tmp_path, sampler.stop())
 
 
 @pytest.mark.disruptive
-def test_node_failure_with_slurm_requeue_keeps_one_standby(
+def test_node_failure_with_slurm_requeue_keeps_one_successor(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     chain = submit_chain(cluster, tmp_path, REQUEUED_SCRIPT, "--requeue")
@@ -147,7 +147,7 @@ def test_node_failure_with_slurm_requeue_keeps_one_standby(
     with cluster.node_down():
         cluster.wait_state(first, {"PENDING", "REQUEUED"}, timeout=60)
     assert chain.wait_end(timeout=240) == "COMPLETED"
-    assert_requeued_once_without_second_standby(chain, tmp_path, sampler.stop())
+    assert_requeued_once_without_second_successor(chain, tmp_path, sampler.stop())
 
 
 @pytest.mark.disruptive
@@ -178,10 +178,10 @@ while true; do sleep 1; done
     assert chain.wait_end(timeout=120) == "CANCELLED"
     assert (tmp_path / "out.txt").read_text().count("body ran") == 1
     assert cluster.wait_sacct(first, {"CANCELLED"}).state == "CANCELLED"
-    standby = chain.links()[1]
-    judged = next(e for e in chain.events("judged") if e["job"] == standby)
+    successor = chain.links()[1]
+    judged = next(e for e in chain.events("judged") if e["job"] == successor)
     assert (judged["verdict"], judged["slurm_state"]) == ("terminated", "CANCELLED")
-    assert not [e for e in chain.events("body_started") if e["job"] == standby]
+    assert not [e for e in chain.events("body_started") if e["job"] == successor]
 
 
 def test_failing_script_ends_the_chain_failed(cluster: Cluster, tmp_path: Path) -> None:
@@ -190,8 +190,8 @@ def test_failing_script_ends_the_chain_failed(cluster: Cluster, tmp_path: Path) 
     assert chain.wait_end(timeout=120) == "FAILED"
     record = cluster.wait_sacct(chain.first_job, {"FAILED"})
     assert record.exit_code == "3:0"
-    standby = chain.events("standby_submitted")[0]["standby"]
-    assert cluster.wait_sacct(standby, {"CANCELLED"}).state == "CANCELLED"
+    successor = chain.events("successor_queued")[0]["successor"]
+    assert cluster.wait_sacct(successor, {"CANCELLED"}).state == "CANCELLED"
     assert chain.queued() == {}
 
 
@@ -254,8 +254,8 @@ wait
     out = (tmp_path / "out.txt").read_text()
     assert "script trap ran" in out and "link 1 ran" in out
     assert "task got USR1" not in out
-    decision = next(e for e in chain.events("decision") if e["job"] == first)
-    assert decision["verdict"] == "continue"
+    recorded = next(e for e in chain.events("verdict") if e["job"] == first)
+    assert recorded["verdict"] == "continue"
 
 
 def test_each_link_gets_the_submission_environment(cluster: Cluster, tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ exit 0
     assert manual in chain.links()
 
 
-def test_pre_timeout_signal_resubmits_a_missing_standby(cluster: Cluster, tmp_path: Path) -> None:
+def test_pre_timeout_signal_resubmits_a_missing_successor(cluster: Cluster, tmp_path: Path) -> None:
     script = """#!/bin/bash
 #SBATCH -o out.txt
 echo "body of link $SLURM_LONGRUN_RESTART_COUNT"
@@ -300,11 +300,11 @@ fi
     env = faults.env(LONGRUN_SUBMIT_RETRY_SECONDS="3")
     chain = submit_chain(cluster, tmp_path, script, env=env)
     first = chain.wait_link_running(0)
-    chain.wait_event("standby_failed")
+    chain.wait_event("successor_failed")
     faults.clear("sbatch")
-    # The default check signal (B:USR1) reaches the batch shell, which looks for its standby.
+    # The default check signal (B:USR1) reaches the batch shell, which looks for its successor.
     slurm.run(["scancel", "--batch", "--signal=USR1", first])
-    replacement = str(chain.wait_event("standby_submitted")[0]["standby"])
+    replacement = str(chain.wait_event("successor_queued")[0]["successor"])
     assert not chain.events("signal_forwarded"), "the default check signal is not forwarded"
     (tmp_path / "go").touch()
     assert chain.wait_end() == "COMPLETED"

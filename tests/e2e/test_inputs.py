@@ -142,7 +142,7 @@ def test_restricted_export_still_gets_the_chains_variables(
 
 def test_user_dependency_applies_to_the_first_link_only(cluster: Cluster, tmp_path: Path) -> None:
     blocker = cluster.sbatch("-o", "/dev/null", "--wrap", "sleep 2")
-    # Link 0 waits for a file, so that its standby can be looked at while it is queued.
+    # Link 0 waits for a file, so that its successor can be looked at while it is queued.
     script = (
         "#!/bin/bash\n#SBATCH -o out.txt\n"
         'if [ "$SLURM_LONGRUN_RESTART_COUNT" = 0 ]; then\n'
@@ -150,12 +150,12 @@ def test_user_dependency_applies_to_the_first_link_only(cluster: Cluster, tmp_pa
     )
     chain = submit_chain(cluster, tmp_path, script, f"--dependency=afterok:{blocker}")
     assert cluster.job_field(chain.first_job, "Dependency") == f"afterok:{blocker}(unfulfilled)"
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
     # The successor waits for its predecessor only: the user's dependency is not repeated.
-    assert cluster.job_field(standby, "Dependency") == f"afterany:{chain.first_job}(unfulfilled)"
+    assert cluster.job_field(successor, "Dependency") == f"afterany:{chain.first_job}(unfulfilled)"
     (tmp_path / "go").touch()
     assert chain.wait_end(timeout=120) == "COMPLETED"
-    assert chain.links() == [chain.first_job, standby]
+    assert chain.links() == [chain.first_job, successor]
 
 
 def test_open_mode_truncate_is_respected_with_a_warning(cluster: Cluster, tmp_path: Path) -> None:

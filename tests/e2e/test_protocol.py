@@ -108,16 +108,16 @@ def test_failed_squeue_does_not_queue_a_second_successor(cluster: Cluster, tmp_p
     faults = Faults(tmp_path)
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO)
     first = chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
-    faults.arm("squeue", "fail 2")  # both looks at the standby fail
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
+    faults.arm("squeue", "fail 2")  # both looks at the successor fail
     slurm.run(["scancel", "--batch", "--signal=USR1", first])
-    (unchecked,) = chain.wait_event("standby_unchecked")
-    assert unchecked["standby"] == standby
+    (unchecked,) = chain.wait_event("successor_unchecked")
+    assert unchecked["successor"] == successor
     (tmp_path / "go").touch()
     assert chain.wait_end() == "COMPLETED"
-    assert [e["job"] for e in chain.events("standby_submitted")] == [first, standby]
-    assert chain.links() == [first, standby]
-    assert [job for kind, job, _ in bodies(tmp_path) if kind == "start"] == [first, standby]
+    assert [e["job"] for e in chain.events("successor_queued")] == [first, successor]
+    assert chain.links() == [first, successor]
+    assert [job for kind, job, _ in bodies(tmp_path) if kind == "start"] == [first, successor]
     assert_invariants(chain)
 
 
@@ -125,15 +125,15 @@ def test_sbatch_that_times_out_after_submitting_is_found_by_its_tag(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     faults = Faults(tmp_path)
-    faults.arm("sbatch", "pass 1", "lie 1")  # the first link's own sbatch, then its standby's
+    faults.arm("sbatch", "pass 1", "lie 1")  # the first link's own sbatch, then its successor's
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO)
     first = chain.wait_link_running(0)
-    (found,) = chain.wait_event("standby_found")
+    (found,) = chain.wait_event("successor_found")
     assert [c.mode for c in faults.calls("sbatch")] == ["pass", "lie"]
     (tmp_path / "go").touch()
     assert chain.wait_end() == "COMPLETED"
-    assert chain.links() == [first, str(found["standby"])]
-    submitted = [e for e in chain.events("standby_submitted") if e["job"] == first]
+    assert chain.links() == [first, str(found["successor"])]
+    submitted = [e for e in chain.events("successor_queued") if e["job"] == first]
     assert not submitted, "a failed sbatch was retried blindly"
     out = slurm.run(["squeue", "-h", "--me", "-t", "all", "-O", "JobID:|,Comment:|"]).stdout
     tagged = [line for line in out.splitlines() if f"longrun:{chain.chain_id}:1|" in line]
@@ -145,7 +145,7 @@ def test_watcher_repair_looks_for_the_tagged_successor_before_submitting(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     faults = Faults(tmp_path)
-    # The standby's sbatch lies and every look for it by its tag fails: the link cannot know
+    # The successor's sbatch lies and every look for it by its tag fails: the link cannot know
     # that its successor is queued, gives up after 4 s and ends (exit 75) with none recorded.
     faults.arm("sbatch", "pass 1", "lie 1")
     faults.arm("squeue", "fail 100")
@@ -153,7 +153,7 @@ def test_watcher_repair_looks_for_the_tagged_successor_before_submitting(
         cluster, tmp_path, faults, WAIT_FOR_GO, LONGRUN_SUBMIT_RETRY_SECONDS="4"
     )
     first = chain.wait_link_running(0)
-    chain.wait_event("standby_failed")
+    chain.wait_event("successor_failed")
     tagged = f"longrun:{chain.chain_id}:1"
     out = slurm.run(["squeue", "-h", "--me", "-O", "JobID:|,Comment:|"]).stdout
     (hidden,) = [
@@ -165,8 +165,8 @@ def test_watcher_repair_looks_for_the_tagged_successor_before_submitting(
     cluster.wait_final(first)
     folder = ChainFolder(chain.folder)
     assert repair(folder, StateDir(chain.state_dir)) is None
-    (found,) = chain.events("standby_found")
-    assert (found["job"], found["standby"]) == (first, hidden)
+    (found,) = chain.events("successor_found")
+    assert (found["job"], found["successor"]) == (first, hidden)
     slurm.run(["scontrol", "release", hidden])
     assert chain.wait_end() == "COMPLETED"
     assert chain.links() == [first, hidden]
@@ -182,12 +182,12 @@ def test_scancel_with_slurms_record_gone_is_taken_as_a_cancel(
     faults = Faults(tmp_path)
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO, LONGRUN_JUDGE_SECONDS="4")
     first = chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
     faults.arm("squeue", "invalid 100")
     faults.arm("sacct", "fail 100")
     cluster.cancel(first)
     assert chain.wait_end() == "CANCELLED"
-    judged = next(e for e in chain.events("judged") if e["job"] == standby)
+    judged = next(e for e in chain.events("judged") if e["job"] == successor)
     assert (judged["verdict"], judged["slurm_state"]) == ("terminated", "unknown")
     assert chain.body_runs() == [first]
     assert_invariants(chain)
@@ -198,7 +198,7 @@ def test_two_successors_only_one_runs_the_body(cluster: Cluster, tmp_path: Path)
     script = WAIT_FOR_GO.replace("{MARK_END}", "") + "sleep 3\n"
     chain = submit_chain(cluster, tmp_path, script)
     first = chain.wait_link_running(0)
-    chain.wait_event("standby_submitted")
+    chain.wait_event("successor_queued")
     # A second successor of the same link, as a repair racing a link could make.
     meta = json.loads((chain.folder / "chain.json").read_text())
     duplicate = cluster.sbatch(
@@ -231,11 +231,11 @@ while true; do sleep 0.2; done
 """
     chain = submit_chain(cluster, tmp_path, script, "--requeue")
     first = chain.wait_link_running(0)
-    chain.wait_event("standby_submitted")
+    chain.wait_event("successor_queued")
     slurm.run(["scancel", "--batch", "--signal=USR1", first])
     assert chain.wait_end(timeout=240) == "COMPLETED"
     assert chain.links() == [first]
-    assert len(chain.events("standby_submitted")) == 1
+    assert len(chain.events("successor_queued")) == 1
     assert [job for kind, job, _ in bodies(tmp_path) if kind == "start"] == [first, first]
     assert status_json(chain, tmp_path)["links"][0]["slurm_restarts"] == 1
     text = run_cli(
@@ -250,12 +250,12 @@ def test_sigterm_during_the_prologue_never_starts_the_body(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     faults = Faults(tmp_path)
-    faults.arm("sbatch", "pass 1", "hang 1 3")  # the standby's submission takes 3 s
+    faults.arm("sbatch", "pass 1", "hang 1 3")  # the successor's submission takes 3 s
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO)
     first = chain.first_job
     wait_for(
         lambda: any(c.mode == "hang" for c in faults.calls("sbatch")),
-        timeout=60, what="the standby submission to start",
+        timeout=60, what="the successor submission to start",
     )  # fmt: skip
     cluster.cancel(first)
     assert chain.wait_end() == "CANCELLED"
@@ -273,14 +273,14 @@ def test_early_pre_timeout_signal_does_not_kill_the_link(cluster: Cluster, tmp_p
     first = chain.first_job
     wait_for(
         lambda: any(c.mode == "hang" for c in faults.calls("sbatch")),
-        timeout=60, what="the standby submission to start",
+        timeout=60, what="the successor submission to start",
     )  # fmt: skip
     slurm.run(["scancel", "--batch", "--signal=USR1", first])
     chain.wait_link_running(0)
     (tmp_path / "go").touch()
     assert chain.wait_end() == "COMPLETED"
     assert len(chain.links()) == 2
-    assert [e["job"] for e in chain.events("standby_submitted")] == chain.links()
+    assert [e["job"] for e in chain.events("successor_queued")] == chain.links()
     assert chain.events("pretimeout_signal")
 
 
@@ -289,14 +289,14 @@ def test_preemption_during_the_prologue_continues_the_chain(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     faults = Faults(tmp_path)
-    # The standby's sbatch is held until Slurm, at the end of the GraceTime, sends the batch
+    # The successor's sbatch is held until Slurm, at the end of the GraceTime, sends the batch
     # shell SIGTERM (the job shows COMPLETING); it is killed KillWait (5 s) later.
     faults.arm("sbatch", "pass 1", "block 1")
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO, "-p", "main")
     first = chain.first_job
     wait_for(
         lambda: any(c.mode == "block" for c in faults.calls("sbatch")),
-        timeout=60, what="the standby submission to start",
+        timeout=60, what="the successor submission to start",
     )  # fmt: skip
     cluster.preempt(first)
     cluster.wait_state(first, {"COMPLETING"}, timeout=120)
@@ -313,12 +313,12 @@ def test_sigterm_after_the_completed_verdict_keeps_the_chain_completed(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     faults = Faults(tmp_path)
-    faults.arm("scancel", "hang 1 3")  # the link's cancel of its standby, after its verdict
+    faults.arm("scancel", "hang 1 3")  # the link's cancel of its successor, after its verdict
     chain = submit_with_faults(
         cluster, tmp_path, faults, f"#!/bin/bash\n#SBATCH -o out.txt\n{MARK}\n{MARK_END}\n"
     )
-    decision = chain.wait_event("decision")[0]
-    assert decision["verdict"] == "completed"
+    recorded = chain.wait_event("verdict")[0]
+    assert recorded["verdict"] == "completed"
     cluster.cancel(chain.first_job)
     assert chain.wait_end() == "COMPLETED"
     assert (chain.folder / "links" / chain.first_job / "verdict").read_text() == "completed\n"
@@ -371,8 +371,8 @@ srun python3 task.py
     assert chain.wait_end(timeout=120) == "COMPLETED"
     out = (tmp_path / "out.txt").read_text()
     assert "task got USR1" in out and "link 1 ran" in out
-    decision = next(e for e in chain.events("decision") if e["job"] == first)
-    assert decision["verdict"] == "continue"
+    recorded = next(e for e in chain.events("verdict") if e["job"] == first)
+    assert recorded["verdict"] == "continue"
 
 
 def test_body_that_ends_by_the_forwarded_signal_continues_the_chain(
@@ -400,8 +400,8 @@ while True:
     assert chain.wait_end(timeout=120) == "COMPLETED"
     exited = next(e for e in chain.events("body_exited") if e["job"] == first)
     assert exited["exit_code"] == "138"
-    decision = next(e for e in chain.events("decision") if e["job"] == first)
-    assert decision["verdict"] == "continue"
+    recorded = next(e for e in chain.events("verdict") if e["job"] == first)
+    assert recorded["verdict"] == "continue"
     assert "link 1 ran" in (tmp_path / "out.txt").read_text()
 
 
@@ -434,11 +434,11 @@ def test_users_scancel_of_the_queued_successor_stops_after_this_link(
 ) -> None:
     chain = submit_chain(cluster, tmp_path, WAIT_FOR_GO)
     first = chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
-    cluster.cancel(standby)
-    cluster.wait_final(standby)
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
+    cluster.cancel(successor)
+    cluster.wait_final(successor)
     slurm.run(["scancel", "--batch", "--signal=USR1", first])  # the check finds it cancelled
-    chain.wait_event("standby_cancelled_by_user")
+    chain.wait_event("successor_cancelled_by_user")
     (tmp_path / "go").touch()
     cluster.wait_final(first)
     env = environment(LONGRUN_WATCH_RUNNING_SECONDS="1", LONGRUN_WATCH_WAITING_SECONDS="1")
@@ -448,7 +448,7 @@ def test_users_scancel_of_the_queued_successor_stops_after_this_link(
     )  # fmt: skip
     assert watched.returncode == 1
     assert chain.ended() == "CANCELLED"
-    assert not chain.events("repaired") and len(chain.events("standby_submitted")) == 1
+    assert not chain.events("repaired") and len(chain.events("successor_queued")) == 1
     assert chain.body_runs() == [first]
     assert "stopped after link 1" in status_json(chain, tmp_path)["reason"]
     assert_invariants(chain)
@@ -458,18 +458,18 @@ def test_scancel_timed_into_the_judge_window_runs_no_body(cluster: Cluster, tmp_
     faults = Faults(tmp_path)
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO)
     chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
     # Link 1's epilogue asks once, then link 2 judges it slowly (after its claim).
     faults.arm("squeue", "pass 1", "hang 1 3")
     (tmp_path / "go").touch()
     wait_for(
-        lambda: any(c.job == standby and c.mode == "hang" for c in faults.calls("squeue")),
+        lambda: any(c.job == successor and c.mode == "hang" for c in faults.calls("squeue")),
         timeout=60, what="link 2 to judge link 1",
     )  # fmt: skip
-    cluster.cancel(standby)
-    assert cluster.wait_final(standby) == "CANCELLED"
-    assert standby not in chain.body_runs()
-    assert any(e["job"] == standby for e in chain.events("sigterm"))
+    cluster.cancel(successor)
+    assert cluster.wait_final(successor) == "CANCELLED"
+    assert successor not in chain.body_runs()
+    assert any(e["job"] == successor for e in chain.events("sigterm"))
 
 
 # --- One writer per file, hot loops, DEADLINE, -M -------------------------------------------
@@ -477,7 +477,7 @@ def test_one_writer_per_file_and_one_write_per_record(cluster: Cluster, tmp_path
     faults = Faults(tmp_path)
     faults.arm("sbatch", "pass 1", "failbig 1")  # 20 kB of error text in one event
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO)
-    chain.wait_event("standby_submitted")
+    chain.wait_event("successor_queued")
     (tmp_path / "go").touch()
     assert chain.wait_end() == "COMPLETED"
     assert not (chain.folder / "events.jsonl").exists()
@@ -486,7 +486,7 @@ def test_one_writer_per_file_and_one_write_per_record(cluster: Cluster, tmp_path
         records = [json.loads(line) for line in lines]
         assert {r["job"] for r in records} == {path.parent.name}
         assert all(len(line) < 4096 for line in lines)
-    (retry,) = chain.events("standby_retry")
+    (retry,) = chain.events("successor_retry")
     assert len(retry["error"]) == 2000
     writers = list((chain.folder / "events.d").glob("*.jsonl"))
     assert len(writers) == 1  # the submission (no watcher, no other command)
@@ -526,8 +526,8 @@ exit "$SLURM_LONGRUN_CONTINUE_CODE"
 """
     chain = submit_chain(cluster, tmp_path, script, f"--deadline={deadline}")
     first = chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
-    assert cluster.wait_final(standby, timeout=120) == "DEADLINE"
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
+    assert cluster.wait_final(successor, timeout=120) == "DEADLINE"
     env = environment(LONGRUN_WATCH_RUNNING_SECONDS="1", LONGRUN_WATCH_WAITING_SECONDS="1")
     watched = run_cli(
         "longrun", "watch", chain.chain_id, "--state-dir", str(chain.state_dir), cwd=tmp_path,
@@ -569,12 +569,12 @@ def test_slurmctld_restart_while_a_link_runs_and_its_successor_waits(
 ) -> None:
     chain = submit_chain(cluster, tmp_path, WAIT_FOR_GO)
     first = chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
     cluster.restart_daemon("slurmctld")
     (tmp_path / "go").touch()
     assert chain.wait_end(timeout=180) == "COMPLETED"
-    assert chain.links() == [first, standby]
-    assert chain.body_runs() == [first, standby]
+    assert chain.links() == [first, successor]
+    assert chain.body_runs() == [first, successor]
     assert_invariants(chain)
 
 

@@ -196,19 +196,19 @@ def test_stopping_the_watcher_leaves_the_chain_running_to_the_end(
 def test_cancel_leaves_nothing_queued_and_is_idempotent(cluster: Cluster, tmp_path: Path) -> None:
     chain = submit_chain(cluster, tmp_path, WAIT_FOR_GO)
     first = chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
     result = run_cli("longrun", "cancel", first, "--state-dir", str(chain.state_dir), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"Chain {chain.chain_id} CANCELLED" in result.stdout
-    assert standby in result.stdout and first in result.stdout
+    assert successor in result.stdout and first in result.stdout
     wait_for(lambda: not chain.queued(), timeout=60, what="the chain's jobs to leave the queue")
     assert cluster.wait_sacct(first, {"CANCELLED"}).state == "CANCELLED"
-    assert cluster.wait_sacct(standby, {"CANCELLED"}).state == "CANCELLED"
+    assert cluster.wait_sacct(successor, {"CANCELLED"}).state == "CANCELLED"
     assert status_json(chain)["state"] == "CANCELLED"
     again = run_cli("longrun", "cancel", chain.chain_id, "--state-dir", str(chain.state_dir), cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0
     assert "had already ended CANCELLED" in again.stdout
-    # The standby never ran the script: only link 0 wrote to the output.
+    # The successor never ran the script: only link 0 wrote to the output.
     assert (tmp_path / "out.txt").read_text().count("body of link") == 1
 
 
@@ -243,19 +243,19 @@ sleep 1
 def test_status_of_a_running_chain(cluster: Cluster, tmp_path: Path) -> None:
     chain = submit_chain(cluster, tmp_path, WAIT_FOR_GO)
     first = chain.wait_link_running(0)
-    standby = str(chain.wait_event("standby_submitted")[0]["standby"])
+    successor = str(chain.wait_event("successor_queued")[0]["successor"])
     status = status_json(chain)
     assert status["state"] == "RUNNING" and status["current_job"] == first
-    assert status["standby_job"] == standby
+    assert status["successor_job"] == successor
     assert [(link["job_id"], link["state"]) for link in status["links"]] == [(first, "RUNNING")]
     text = run_cli("longrun", "status", "--state-dir", str(chain.state_dir), cwd=tmp_path).stdout
     assert f"Chain {chain.chain_id} (job.sh): RUNNING" in text
-    assert f"Successor queued: job {standby}" in text
+    assert f"Successor queued: job {successor}" in text
     (tmp_path / "go").touch()
     assert chain.wait_end() == "COMPLETED"
 
 
-def test_watchers_repair_a_missing_standby_exactly_once(
+def test_watchers_repair_a_missing_successor_exactly_once(
     cluster: Cluster, tmp_path: Path, processes: list
 ) -> None:
     # The link's sbatch fails until it gives up (Slurm said there was no such job each time):
@@ -265,7 +265,7 @@ def test_watchers_repair_a_missing_standby_exactly_once(
     env = faults.env(LONGRUN_SUBMIT_RETRY_SECONDS="3")
     chain = submit_chain(cluster, tmp_path, WAIT_FOR_GO, env=env)
     first = chain.wait_link_running(0)
-    chain.wait_event("standby_failed")
+    chain.wait_event("successor_failed")
     faults.clear("sbatch")
     # Two watchers at once: still only one successor may be submitted.
     for _ in range(2):
@@ -277,12 +277,12 @@ def test_watchers_repair_a_missing_standby_exactly_once(
     repaired = chain.events("repaired")
     assert len(repaired) == 1, repaired
     assert repaired[0]["job"] == first
-    assert chain.links() == [first, repaired[0]["standby"]]
+    assert chain.links() == [first, repaired[0]["successor"]]
     for watcher in processes:
         out, _ = watcher.communicate(timeout=30)
         assert watcher.returncode == 0
         assert (
-            f"Successor of job {first} was missing: submitted job {repaired[0]['standby']}" in out
+            f"Successor of job {first} was missing: submitted job {repaired[0]['successor']}" in out
         )
 
 

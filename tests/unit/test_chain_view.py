@@ -71,10 +71,10 @@ def test_a_link_killed_by_its_time_limit_reads_as_such() -> None:
     assert (first.link, second.link) == (1, 2)
 
 
-def test_standby_and_current_job() -> None:
+def test_successor_and_current_job() -> None:
     view = view_of("three_links")
     assert view.current_job == view.links[-1].job_id
-    assert view.standby_job not in {link.job_id for link in view.links}
+    assert view.successor_job not in {link.job_id for link in view.links}
     assert not view.is_live
 
 
@@ -126,15 +126,15 @@ def test_live_views_as_squeue_shows_the_chain() -> None:
     view = build_view(meta, events[:2], None, {first: queue_row(first, "PENDING")})
     assert (view.state, view.reason) == ("PENDING", f"job {first} is waiting in the queue")
     assert view.current_job == first
-    # Link 0 runs, its standby waits for it.
+    # Link 0 runs, its successor waits for it.
     started = events[: next(i for i, e in enumerate(events) if e["event"] == "body_started") + 1]
-    standby = next(str(e["standby"]) for e in started if e["event"] == "standby_submitted")
+    successor = next(str(e["successor"]) for e in started if e["event"] == "successor_queued")
     queue = {
         first: queue_row(first, "RUNNING", start="2026-11-25T21:29:52"),
-        standby: queue_row(standby, "PENDING", "Dependency"),
+        successor: queue_row(successor, "PENDING", "Dependency"),
     }
     view = build_view(meta, started, None, queue)
-    assert (view.state, view.current_job, view.standby_job) == ("RUNNING", first, standby)
+    assert (view.state, view.current_job, view.successor_job) == ("RUNNING", first, successor)
     assert view.reason == "link 1/1000 is running"
     assert view.links[0].start_epoch == slurm_epoch("2026-11-25T21:29:52")
     assert view.links[0].end_epoch is None
@@ -163,7 +163,7 @@ def test_a_chain_with_nothing_queued_and_an_unknown_end_is_stalled_then_settled(
 
 def test_a_failed_chain_is_not_repaired_unless_retries_remain() -> None:
     meta, events, _ = load("failed")
-    cut = next(i for i, e in enumerate(events) if e["event"] == "decision") + 1
+    cut = next(i for i, e in enumerate(events) if e["event"] == "verdict") + 1
     view = build_view(meta, events[:cut], None, {})
     assert view.links[0].verdict == "failed"
     assert not needs_repair(view, {}, retries_left=False)
@@ -218,15 +218,15 @@ def test_a_successor_cancelled_by_the_user_stops_the_chain_after_its_link() -> N
     meta, events, _ = load("timeout")
     cut = next(i for i, e in enumerate(events) if e["event"] == "body_exited") + 1
     view = build_view(meta, events[:cut], None, {})
-    first, standby = view.links[0].job_id, view.standby_job
-    assert standby
-    queue = {first: queue_row(first, "TIMEOUT"), standby: queue_row(standby, "CANCELLED")}
+    first, successor = view.links[0].job_id, view.successor_job
+    assert successor
+    queue = {first: queue_row(first, "TIMEOUT"), successor: queue_row(successor, "CANCELLED")}
     view = build_view(meta, events[:cut], None, queue)
     assert view.state == states.CHAIN_CANCELLED
     assert "stopped after link 1" in view.reason
     assert not needs_repair(view, {}, retries_left=False)
     # Removed at its --deadline before it could start: the chain ends DEADLINE.
-    queue[standby] = queue_row(standby, "DEADLINE")
+    queue[successor] = queue_row(successor, "DEADLINE")
     assert build_view(meta, events[:cut], None, queue).state == states.CHAIN_DEADLINE
 
 
@@ -234,8 +234,8 @@ def test_a_job_that_lost_the_claim_is_no_link() -> None:
     meta, events, _ = load("three_links")
     second = view_of("three_links").links[1]
     duplicate = [
-        {"event": "link_started", "job": "999", "link": second.restart_count, "epoch": 1},
-        {"event": "claim_lost", "job": "999", "link": second.restart_count, "owner": "x"},
+        {"event": "link_started", "job": "999", "restart_count": second.restart_count, "epoch": 1},
+        {"event": "claim_lost", "job": "999", "restart_count": second.restart_count, "owner": "x"},
     ]
     view = build_view(meta, [*events, *duplicate], "COMPLETED")
     assert [link.job_id for link in view.links] == [
@@ -252,7 +252,7 @@ def test_a_link_interrupted_by_its_time_limit_says_so() -> None:
             event.update(verdict="interrupted", cause="TimeLimit")
     marked = [*events]
     at = next(i for i, e in enumerate(marked) if e["event"] == "sigterm")
-    marked.insert(at + 1, {**marked[at], "event": "decision", "verdict": "interrupted",
+    marked.insert(at + 1, {**marked[at], "event": "verdict", "verdict": "interrupted",
                            "reason": "SIGTERM from outside"})  # fmt: skip
     link = build_view(meta, marked, ended).links[0]
     assert (link.state, link.why) == ("TIMEOUT", "reached its time limit")

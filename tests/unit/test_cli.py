@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from longrun import __version__
 from longrun.cli import main, sbatch_longrun_main
+from longrun.render import render_library
 
 SCRIPT = "#!/bin/bash\n#SBATCH --time=5\necho hello\n"
 OTHER_USER = "nobody"
@@ -328,9 +329,14 @@ def test_show_prints_the_link_script_or_the_original(workdir: Path) -> None:
         shown = longrun(["show", ref], env=env)
         assert shown.exit_code == 0
         assert shown.output.startswith("#!/bin/bash\n#SBATCH --time=5\n")
-        assert "# longrun: generated prologue" in shown.output
+        assert "# >>> longrun" in shown.output
     original = longrun(["show", "4242", "--original"], env=env)
     assert original.output == SCRIPT
+    library = longrun(["show", "4242", "--library"], env=env)
+    assert library.exit_code == 0 and library.output == render_library()
+    assert "main() {" in library.output
+    both = longrun(["show", "4242", "--library", "--original"], env=env)
+    assert both.exit_code == 2 and "Give one of them" in both.output
 
 
 def test_longrun_submit_is_sbatch_longrun(workdir: Path) -> None:

@@ -1,9 +1,9 @@
 """The link script's own bash helpers, run from a rendered script without Slurm.
 
-The rendered script up to `lr_prologue "$@"` only assigns variables and defines functions, so it
-can be sourced and its helpers called one by one. Where a helper reads Slurm's output, a stand-in
-`squeue` prints output captured from the real cluster (tests/unit/data): this tests our parsing,
-not Slurm. Whether the chain works is proven on the real cluster in tests/e2e.
+The link script's settings and the helper library only assign variables and define functions, so
+together they can be sourced and the helpers called one by one. Where a helper reads Slurm's
+output, a stand-in `squeue` prints output captured from the real cluster (tests/unit/data): this
+tests our parsing, not Slurm. Whether the chain works is proven on the real cluster in tests/e2e.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from longrun import states
 from longrun.chain_store import ChainFolder
 from longrun.plan import ChainLocation
-from longrun.render import render_link_script, shquote
+from longrun.render import render_library, render_link_script, shquote
 from plantest import plan_of
 
 DATA = Path(__file__).parent / "data"
@@ -44,7 +44,7 @@ def render_helpers(
     plan = plan_of("#!/bin/bash\necho hi\n", argv or [], where=where, environ=environ)
     text = render_link_script(plan)
     path = tmp_path / "helpers.sh"
-    path.write_text(text[: text.index('\nlr_prologue "$@"')] + "\n")
+    path.write_text(text[: text.index("\n# --- the helper library")] + "\n" + render_library())
     return path
 
 
@@ -156,7 +156,7 @@ def test_the_rendered_rule_table_decides_as_python_does(helpers: Path) -> None:
     slurm_states = ["", *states.FINAL_STATES, "RUNNING"]
     combos = list(itertools.product(verdicts, slurm_states, (False, True)))
     code = "\n".join(
-        f'lr_decide {shquote(v)} {shquote(s)} {int(p)}; echo "$LR_OUTCOME|$LR_WHY"'
+        f'lr_rule_outcome {shquote(v)} {shquote(s)} {int(p)}; echo "$LR_OUTCOME|$LR_WHY"'
         for v, s, p in combos
     )
     lines = bash(helpers, code).splitlines()
@@ -168,17 +168,18 @@ def test_the_rendered_rule_table_decides_as_python_does(helpers: Path) -> None:
 
 def test_events_are_valid_json_whatever_the_text(helpers: Path, tmp_path: Path) -> None:
     nasty = 'quote " backslash \\ newline \n tab \t bell \a $(touch CANARY) é'
-    code = f"lr_event standby_failed error {shquote(nasty)} exit_code 1"
+    code = f"lr_event successor_failed error {shquote(nasty)} exit_code 1"
     bash(
         helpers,
-        f'LR_COUNT=2; LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"; {code}',
+        f"LR_RESTART_COUNT=2; LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99\n"
+        f'mkdir -p "$LR_LINK_DIR"; {code}',
     )
     chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
     events = ChainFolder(chain).read_events()
     assert len(events) == 1
     event = events[0]
-    assert (event["event"], event["job"], event["link"], event["exit_code"]) == (
-        "standby_failed", "99", 2, "1",
+    assert (event["event"], event["job"], event["restart_count"], event["exit_code"]) == (
+        "successor_failed", "99", 2, "1",
     )  # fmt: skip
     assert event["error"] == nasty.replace("\a", "?")
     assert not list(tmp_path.rglob("CANARY"))
@@ -351,39 +352,40 @@ def nul_list(path: Path) -> list[str]:
 
 
 SUBMIT = """\
-LR_COUNT=0 LR_INITIAL=99 LR_RETRIES=0 LR_LABEL='link 1/1000'
+LR_RESTART_COUNT=0 LR_INITIAL=99 LR_RETRIES=0 LR_LABEL='link 1/1000'
 LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"
 export NOT_IN_SNAPSHOT=leak SLURM_CPUS_PER_TASK=4
-lr_submit_standby && echo "standby=$LR_STANDBY" || echo failed
+lr_submit_successor && echo "successor=$LR_SUCCESSOR" || echo failed
 """
 
 
-def test_standby_is_submitted_with_the_snapshot_environment_after_a_transient_failure(
+def test_successor_is_submitted_with_the_snapshot_environment_after_a_transient_failure(
     tmp_path: Path,
 ) -> None:
     helpers = render_helpers(tmp_path, ["-p", "main", "--dependency=afterok:5"])
     chain = ChainFolder(tmp_path / "state" / "chains" / "20261125-120000-abcd")
     chain.write_env({"PATH": "/usr/bin:/bin", "FROM_SNAPSHOT": "multi\nline"})
     out = bash(helpers, SUBMIT, failing_sbatch(tmp_path, failures=1))
-    assert out == "standby=777\n"
+    assert out == "successor=777\n"
     assert nul_list(tmp_path / "call-0.args") == nul_list(tmp_path / "call-1.args")
     assert nul_list(tmp_path / "call-1.args") == [
         "--parsable", f"--export-file={chain.env_file}", "--dependency=afterany:99",
         "--job-name=job.sh", "-p", "main",
-        f"--comment=longrun:{chain.chain_id}:1", str(chain.link_script), "1", "99", "99", "0",
+        f"--comment=longrun:{chain.chain_id}:2", str(chain.link_script), "--restart-count=1",
+        "--initial-job=99", "--previous-job=99", "--retries=0",
     ]  # fmt: skip
     environment = nul_list(tmp_path / "call-1.env")
     assert "PATH=/usr/bin:/bin" in environment  # sbatch's own; the job's comes by the file
     assert not [v for v in environment if v.startswith(("FROM_SNAPSHOT=", "NOT_IN_SNAPSHOT="))]
     assert not [v for v in environment if v.startswith("SLURM_CPUS")]
     kinds = [e["event"] for e in chain.read_events()]
-    assert kinds == ["standby_retry", "standby_submitted"]
+    assert kinds == ["successor_retry", "successor_queued"]
     assert chain.read_events()[0]["error"].endswith("Socket timed out")
-    assert chain.standby("99") == "777"
+    assert chain.successor("99") == "777"
     assert (tmp_path / "state" / "jobs" / "777").read_text() == chain.chain_id + "\n"
 
 
-def test_standby_submission_gives_up_after_the_bounded_time(tmp_path: Path) -> None:
+def test_successor_submission_gives_up_after_the_bounded_time(tmp_path: Path) -> None:
     helpers = render_helpers(tmp_path, environ={"LONGRUN_SUBMIT_RETRY_SECONDS": "3"})
     chain = ChainFolder(tmp_path / "state" / "chains" / "20261125-120000-abcd")
     chain.write_env({"PATH": "/usr/bin:/bin"})
@@ -394,11 +396,11 @@ def test_standby_submission_gives_up_after_the_bounded_time(tmp_path: Path) -> N
     # backing off 2 s, then 4 s, ... and gave up.
     assert time.monotonic() - started >= 2
     events = chain.read_events()
-    retries = [e for e in events if e["event"] == "standby_retry"]
+    retries = [e for e in events if e["event"] == "successor_retry"]
     assert [e["retry_in"] for e in retries] == ["2", "4", "8", "16"][: len(retries)]
-    assert len(retries) >= 2 and events[-1]["event"] == "standby_failed"
+    assert len(retries) >= 2 and events[-1]["event"] == "successor_failed"
     assert len(list(tmp_path.glob("call-*.args"))) == len(retries)
-    assert chain.standby("99") is None
+    assert chain.successor("99") is None
 
 
 def failing_command(tmp_path: Path, name: str, message: str) -> Path:
@@ -429,13 +431,14 @@ def test_only_slurms_own_word_makes_a_job_unknown(
 def test_a_failed_squeue_never_queues_a_second_successor(helpers: Path, tmp_path: Path) -> None:
     bin_dir = failing_command(tmp_path, "squeue", "squeue: error: Socket timed out")
     failing_command(tmp_path, "sbatch", "sbatch must not be called")
-    code = """LR_COUNT=0 LR_INITIAL=99 LR_RETRIES=0 LR_TERM_VERDICT='' LR_LABEL='link 1/1000'
-LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"; echo 1234 > "$LR_LINK_DIR/standby"
-lr_ensure_standby; echo "standby=$LR_STANDBY"
+    code = """LR_RESTART_COUNT=0 LR_INITIAL=99 LR_RETRIES=0 LR_TERM_VERDICT=''
+LR_LABEL='link 1/1000' LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"
+echo 1234 > "$LR_LINK_DIR/successor"
+lr_ensure_successor; echo "successor=$LR_SUCCESSOR"
 """
-    assert bash(helpers, code, bin_dir) == "standby=1234\n"
+    assert bash(helpers, code, bin_dir) == "successor=1234\n"
     chain = ChainFolder(tmp_path / "state" / "chains" / "20261125-120000-abcd")
-    assert [e["event"] for e in chain.read_events()] == ["standby_unchecked"]
+    assert [e["event"] for e in chain.read_events()] == ["successor_unchecked"]
 
 
 def test_the_tag_finds_a_successor_whose_sbatch_answer_was_lost(
@@ -458,12 +461,12 @@ def test_the_tag_finds_a_successor_whose_sbatch_answer_was_lost(
 def test_the_body_is_never_written_through_a_symbolic_link(helpers: Path, tmp_path: Path) -> None:
     target = tmp_path / "someone-elses-file"
     target.write_text("untouched\n")
-    code = f"""LR_COUNT=0 LR_TERMINATED=0 LR_FORWARD_PENDING=0 LR_CHECK_PENDING=0
+    code = f"""LR_RESTART_COUNT=0 LR_TERMINATED=0 LR_FORWARD_PENDING=0 LR_CHECK_PENDING=0
 LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"
 ln -s {shquote(target)} "$LR_LINK_DIR/$LONGRUN_SCRIPT_NAME"
 LONGRUN_SCRIPT_TEXT='echo from the body'
 LONGRUN_INTERPRETER=(/bin/bash)
-lr_run_body
+lr_write_body; lr_run_body
 echo "rc=$LR_BODY_RC"
 """
     assert bash(helpers, code) == "from the body\nrc=0\n"
@@ -490,3 +493,42 @@ def test_a_failed_script_on_a_lost_node_is_the_nodes_failure(
     code = f"{job}; lr_node_lost && echo lost || echo ok"
     out = bash(helpers, code, fake_command(tmp_path, "sinfo", sinfo))
     assert out == ("lost\n" if lost else "ok\n")
+
+
+@pytest.mark.parametrize("damage", ["missing", "altered", "appended"])
+def test_a_link_whose_library_is_missing_or_altered_runs_nothing(
+    tmp_path: Path, damage: str
+) -> None:
+    chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
+    (chain / "links").mkdir(parents=True)
+    where = ChainLocation(
+        chain_id=chain.name,
+        chain_dir=str(chain),
+        state_dir=str(chain.parent.parent),
+        submit_dir=str(tmp_path),
+        slurm_bin_dir="/nonexistent",
+    )
+    marker = tmp_path / "body-ran"
+    plan = plan_of(f"#!/bin/bash\ntouch {shquote(marker)}\n", [], where=where)
+    folder = ChainFolder(chain)
+    folder.write_link_script(render_link_script(plan))
+    library = render_library()
+    if damage == "altered":
+        library = library.replace("lr_check_folder\n", ":\n", 1)
+    elif damage == "appended":
+        library += "touch " + shquote(marker) + "\n"
+    if damage != "missing":
+        folder.write_library(library)
+    result = subprocess.run(
+        ["bash", str(folder.link_script), "--restart-count=0"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "99"},
+    )
+    assert result.returncode == 1
+    assert f"{folder.library_file} is missing or altered" in result.stderr
+    assert "nothing of your script ran" in result.stderr
+    assert not marker.exists()
+    assert folder.ended() == states.CHAIN_FAILED
+    assert [p.name for p in chain.iterdir() if p.name.startswith(".ended")] == []

@@ -43,7 +43,7 @@ def test_fresh_install_works_outside_the_checkout(tmp_path: Path) -> None:
     (outside / "job.sh").write_text("#!/bin/bash\necho hi\n")
     dry = run([str(bin_dir / "sbatch_longrun"), "--dry-run", "job.sh"], outside)
     assert dry.returncode == 0, dry.stderr
-    assert "# longrun: generated prologue" in dry.stdout
+    assert "# >>> longrun" in dry.stdout
     # Only the three runtime dependencies (and what they need themselves).
     listed = run([str(bin_dir / "pip"), "list", "--format=freeze"], outside).stdout
     names = {line.split("==")[0].lower() for line in listed.splitlines()}

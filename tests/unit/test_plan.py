@@ -179,15 +179,15 @@ def test_first_command() -> None:
     plan = plan_for("#!/bin/bash\necho\n", ["-t", "5"])
     assert plan.first_command() == [
         "sbatch", "--parsable", "--job-name=job.sh", "-t", "5",
-        "--comment=longrun:20261125-120000-abcd:0",
-        "/state/chains/20261125-120000-abcd/link.sh", "0", "", "", "0",
+        "--comment=longrun:20261125-120000-abcd:1",
+        "/state/chains/20261125-120000-abcd/link.sh", "--restart-count=0", "--retries=0",
     ]  # fmt: skip
 
 
 def test_the_users_comment_comes_before_the_chains_tag() -> None:
     plan = plan_for("#!/bin/bash\n#SBATCH --comment='my run'\necho\n", [])
     assert plan.tag(3) == "my run longrun:20261125-120000-abcd:3"
-    assert "--comment=my run longrun:20261125-120000-abcd:0" in plan.first_command()
+    assert "--comment=my run longrun:20261125-120000-abcd:1" in plan.first_command()
 
 
 def test_clusters_in_every_spelling_sbatch_accepts() -> None:

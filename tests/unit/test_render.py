@@ -17,10 +17,10 @@ import pytest
 
 import plantest
 from longrun.plan import ChainLocation, LinkPlan, WrapperOptions
-from longrun.render import render_link_script, shquote
+from longrun.render import library_sha256, render_library, render_link_script, shquote
 
 GOLDEN = Path(__file__).parent / "golden"
-HELPERS_MARKER = "\n# --- helpers "
+LIBRARY_MARKER = "\n# --- the helper library"
 
 WHERE = ChainLocation(
     chain_id="20261125-120000-abcd",
@@ -157,9 +157,9 @@ def test_hostile_values_in_every_field_render_clean_and_come_back_unchanged(
     assert checked.returncode == 0, checked.stdout
     assert run_bash(f"bash -n {shquote(path)}", tmp_path).returncode == 0
 
-    # Run the generated assignments (everything before the helper functions) and print every
+    # Run the generated assignments (everything before the library check) and print every
     # value back, NUL-separated: each must equal what the plan holds, and nothing may run.
-    assignments = text[: text.index(HELPERS_MARKER)]
+    assignments = text[: text.index(LIBRARY_MARKER)]
     printer = (
         '\nprintf \'%s\\0\' "$LONGRUN_CHAIN_DIR" "$LONGRUN_STATE_DIR" "$LONGRUN_SUBMIT_DIR"'
         ' "$LONGRUN_SLURM_BIN" "${LONGRUN_SCRIPT_ARGS[@]}" "${LONGRUN_SBATCH_OPTIONS[@]}"'
@@ -205,3 +205,50 @@ def test_shquote_round_trips_through_bash(tmp_path: Path) -> None:
         result = run_bash(f"printf '%s' {shquote(value)}", tmp_path)
         assert result.stdout.decode() == value
     assert not list(tmp_path.rglob("CANARY"))
+
+
+def test_the_library_matches_its_golden_file_and_is_clean(tmp_path: Path) -> None:
+    text = render_library()
+    golden = GOLDEN / "library.sh"
+    if os.environ.get("LONGRUN_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    path = tmp_path / "library.sh"
+    path.write_text(text)
+    result = shellcheck(path)
+    assert result.returncode == 0, result.stdout
+    assert run_bash(f"bash -n {shquote(path)}", tmp_path).returncode == 0
+    # No per-chain value: every chain's link script names the same checksum.
+    sums = {
+        line
+        for case in CASES.values()
+        for line in render_link_script(case()).splitlines()
+        if line.startswith("LONGRUN_LIBRARY_SHA256=")
+    }
+    assert sums == {f"LONGRUN_LIBRARY_SHA256={library_sha256(text)}"}
+    # What the link script hashes ($(<file) then one newline) is the file itself.
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+
+
+TWO_LINES = "#!/bin/bash\necho hi\n"
+
+
+def test_a_link_script_around_a_two_line_script_fits_one_screen() -> None:
+    text = render_link_script(plan_of(TWO_LINES, []))
+    assert len(text.splitlines()) < 80, len(text.splitlines())
+
+
+def test_every_line_longrun_adds_is_marked() -> None:
+    """Take away the marked block, the two lines that wrap your script as text and the last
+    line (marked on the line itself): what is left is your script, twice (header and body)."""
+    plan = plan_of("#!/bin/bash\n#SBATCH --time=5\n#SBATCH -J x\necho hi\n", [])
+    lines = render_link_script(plan).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# >>> longrun"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("# <<< longrun"))
+    assert lines[end + 1].startswith("IFS= read -r -d '' LONGRUN_SCRIPT_TEXT <<")
+    assert lines[-2] == plan.body_delimiter and lines[-1].endswith(
+        "# longrun: the link's ten steps (library.sh)"
+    )
+    users = lines[:start] + lines[end + 2 : -2]
+    header = ["#!/bin/bash", "#SBATCH --time=5", "#SBATCH -J x"]
+    assert users == [*header, *header, "echo hi"]

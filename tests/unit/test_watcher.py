@@ -32,12 +32,12 @@ class Stop(Exception):
 class Simulation:
     """A fake clock, and a stand-in for the one module that runs Slurm's commands."""
 
-    def __init__(self, running: str, standby: str, until: float) -> None:
+    def __init__(self, running: str, successor: str, until: float) -> None:
         self.now = 0.0
         self.until = until
         self.calls: list[tuple[float, str]] = []
         self.rows = f"{running}|RUNNING|None|0:10|UNLIMITED|2026-11-25T21:29:52|NONE|\n"
-        self.rows += f"{standby}|PENDING|Dependency|0:00|UNLIMITED|N/A|N/A|\n"
+        self.rows += f"{successor}|PENDING|Dependency|0:00|UNLIMITED|N/A|N/A|\n"
 
     def clock(self) -> float:
         return self.now
@@ -67,8 +67,8 @@ def running_chain(tmp_path: Path) -> tuple[ChainFolder, StateDir, str, str]:
     cut = next(i for i, line in enumerate(events) if '"body_started"' in line) + 1
     folder.events_file.write_text("".join(events[:cut]))
     running = json.loads(events[1])["job"]
-    standby = next(json.loads(e)["standby"] for e in events[:cut] if "standby_submitted" in e)
-    return folder, state, running, standby
+    successor = next(json.loads(e)["successor"] for e in events[:cut] if "successor_queued" in e)
+    return folder, state, running, successor
 
 
 def run_until_stopped(folder: ChainFolder, state: StateDir, simulation: Simulation) -> io.StringIO:
@@ -86,8 +86,8 @@ def run_until_stopped(folder: ChainFolder, state: StateDir, simulation: Simulati
 def test_one_squeue_call_per_30_s_while_a_link_runs_and_no_sacct(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minutes: int
 ) -> None:
-    folder, state, running, standby = running_chain(tmp_path)
-    simulation = Simulation(running, standby, until=minutes * 60)
+    folder, state, running, successor = running_chain(tmp_path)
+    simulation = Simulation(running, successor, until=minutes * 60)
     monkeypatch.setattr(slurm, "run", simulation.run)
     out = run_until_stopped(folder, state, simulation)
     squeue = [at for at, name in simulation.calls if name == "squeue"]
@@ -102,8 +102,8 @@ def test_one_squeue_call_per_30_s_while_a_link_runs_and_no_sacct(
 def test_a_stalled_chain_asks_sacct_once_and_goes_on_without_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder, state, running, standby = running_chain(tmp_path)
-    simulation = Simulation(running, standby, until=600)
+    folder, state, running, successor = running_chain(tmp_path)
+    simulation = Simulation(running, successor, until=600)
     simulation.rows = ""  # nothing queued, and sacct refuses: how link 0 ended is unknown
     monkeypatch.setattr(slurm, "run", simulation.run)
     out = run_until_stopped(folder, state, simulation)

@@ -1,8 +1,38 @@
-# --- helpers ------------------------------------------------------------------------------
+# shellcheck shell=bash
+# longrun 0.1.0: the helper library of every link script, the same for every chain.
+#
+# A link script sets the chain's settings (LONGRUN_*), checks this file's checksum, runs it
+# (it only defines functions and the paths below) and calls `main`, which tells the story of a
+# link in ten steps, each one function here. What Slurm's states mean comes from longrun's rule
+# table (longrun/states.py), the names of files and events from longrun/protocol.py.
+# Variables of the running link are LR_*; functions lr_*.
+
 # Slurm's commands may live outside the job's PATH (e.g. with --export=NONE).
 if ! command -v sbatch >/dev/null 2>&1 && [ -n "$LONGRUN_SLURM_BIN" ]; then
     PATH="$LONGRUN_SLURM_BIN:${PATH:-/usr/bin:/bin}"
 fi
+# The chain folder (see longrun/chain_store.py).
+LR_ENDED_FILE=$LONGRUN_CHAIN_DIR/ended      # the chain's end state, created once
+LR_ENV_FILE=$LONGRUN_CHAIN_DIR/env          # the environment snapshot
+LR_LINKS_DIR=$LONGRUN_CHAIN_DIR/links       # one folder per link: links/<job id>
+LR_LINK_SCRIPT=$LONGRUN_CHAIN_DIR/link.sh
+LR_JOBS_DIR=$LONGRUN_STATE_DIR/jobs         # jobs/<job id> names the job's chain
+
+# --- the story of a link ------------------------------------------------------------------
+main() {
+    lr_start "$@"           # 1. arguments, this link's folder, the real signal handlers
+    lr_claim_previous       # 2. be the only link that continues the previous one
+    lr_judge_previous       # 3. why the previous link ended: go on, or end the chain here
+    lr_ensure_successor     # 4. keep one successor queued (--dependency=afterany on this job)
+    lr_export_variables     # 5. SLURM_LONGRUN_* for your script
+    lr_write_body           # 6. your script as a file of its own in this link's folder
+    lr_check_go             # 7. the last look: a recorded end or a SIGTERM means no body
+    lr_run_body             # 8. run it, pass signals on as sbatch would, wait for it
+    lr_record_verdict       # 9. why this link ended; final once written
+    lr_go_on                # 10. end the chain, or leave the work to the successor
+}
+
+# --- helpers ------------------------------------------------------------------------------
 
 lr_say() {
     # One line for the job's log. Silent with --use-verbosity SILENT.
@@ -30,7 +60,7 @@ lr_event() {
     printf -v now '%(%Y-%m-%dT%H:%M:%S)T' -1
     printf -v epoch '%(%s)T' -1
     lr_json "$1"
-    line="{\"time\":\"$now\",\"epoch\":$epoch,\"t\":${EPOCHREALTIME:-$epoch},\"event\":$LR_JSON,\"job\":\"${SLURM_JOB_ID:-}\",\"link\":${LR_COUNT:-0}"
+    line="{\"time\":\"$now\",\"epoch\":$epoch,\"t\":${EPOCHREALTIME:-$epoch},\"event\":$LR_JSON,\"job\":\"${SLURM_JOB_ID:-}\",\"restart_count\":${LR_RESTART_COUNT:-0}"
     shift
     while [ $# -ge 2 ]; do
         lr_json "$1"
@@ -104,7 +134,7 @@ lr_job_info_sure() {
 }
 
 lr_sacct_state() {
-    # The accounting record of a job's allocation: LR_STATE ("CANCELLED by 0" -> CANCELLED),
+    # The accounting record of a job's allocation: LR_STATE (its first word: "<STATE> by 0" -> <STATE>),
     # LR_START, LR_END. A requeued job has one record per run; the last one counts.
     local out
     out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -X -P -j "$1" -o State,Start,End 2>/dev/null) || out=
@@ -122,10 +152,10 @@ lr_final_state() {
     while :; do
         if lr_job_info "$job"; then
             [ "$LR_PREEMPTED" = 1 ] && preempted=1
-            case $LR_STATE in {{ states.final | join('|') }}) LR_PREEMPTED=$preempted; return 0 ;; esac
+            case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|REVOKED|BOOT_FAIL|DEADLINE|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
         fi
         if lr_sacct_state "$job"; then
-            case $LR_STATE in {{ states.final | join('|') }}) LR_PREEMPTED=$preempted; return 0 ;; esac
+            case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|REVOKED|BOOT_FAIL|DEADLINE|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
         fi
         if [ $SECONDS -ge $deadline ]; then
             LR_STATE='' LR_START='' LR_END='' LR_PREEMPTED=$preempted
@@ -136,7 +166,7 @@ lr_final_state() {
 }
 
 lr_is_active() {
-    case $1 in {{ states.active | join('|') }}) return 0 ;; esac
+    case $1 in PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED|REQUEUED|REQUEUE_FED|REQUEUE_HOLD|RESIZING|SIGNALING|STAGE_OUT|STOPPED|SPECIAL_EXIT) return 0 ;; esac
     return 1
 }
 
@@ -145,8 +175,8 @@ lr_interruption() {
     # when nothing points to a time limit, preemption, node failure or deadline (a cancel).
     LR_CAUSE=''
     [ "$LR_PREEMPTED" = 1 ] && LR_CAUSE=preempted
-    case $LR_REASON in {{ states.interrupt_reasons | join('|') }}) LR_CAUSE=${LR_CAUSE:-$LR_REASON} ;; esac
-    case $LR_STATE in {{ states.interrupt_states | join('|') }}) LR_CAUSE=${LR_CAUSE:-$LR_STATE} ;; esac
+    case $LR_REASON in TimeLimit|NodeDown|DeadLine|BootFail) LR_CAUSE=${LR_CAUSE:-$LR_REASON} ;; esac
+    case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|REVOKED|BOOT_FAIL) LR_CAUSE=${LR_CAUSE:-$LR_STATE} ;; esac
     [ -n "$LR_CAUSE" ]
 }
 
@@ -168,15 +198,16 @@ lr_load_env() {
                     [ "$wanted" = "$name" ] && LR_ENV+=("$entry")
                 done ;;
         esac
-    done <"$LONGRUN_CHAIN_DIR/env"
+    done <"$LR_ENV_FILE"
     # The running job's SLURM_CONF points at this cluster's configuration (configless sites).
     [ -n "${SLURM_CONF:-}" ] && LR_ENV+=("SLURM_CONF=$SLURM_CONF")
-    [ "$LONGRUN_EXPORT_MODE" = all ] && LR_EXPORT_ARGS=("--export-file=$LONGRUN_CHAIN_DIR/env")
+    [ "$LONGRUN_EXPORT_MODE" = all ] && LR_EXPORT_ARGS=("--export-file=$LR_ENV_FILE")
     return 0
 }
 
 lr_find_tagged() {
-    # lr_find_tagged LINK: a queued job of this chain tagged for LINK (its --comment), into
+    # lr_find_tagged LINK: a queued job of this chain tagged for link number LINK (1-based, in
+    # its --comment), into
     # LR_FOUND. Returns 0 found, 1 when slurmctld shows none, 2 when it did not answer.
     local out line id rest state comment tag="longrun:$LONGRUN_CHAIN_ID:$1"
     LR_FOUND=''
@@ -194,19 +225,19 @@ lr_find_tagged() {
     return 1
 }
 
-lr_record_standby() {
-    LR_STANDBY=$1
-    lr_write "$LR_LINK_DIR/standby" "$1"
-    lr_write "$LONGRUN_STATE_DIR/jobs/$1" "$LONGRUN_CHAIN_ID"
+lr_record_successor() {
+    LR_SUCCESSOR=$1
+    lr_write "$LR_LINK_DIR/successor" "$1"
+    lr_write "$LR_JOBS_DIR/$1" "$LONGRUN_CHAIN_ID"
 }
 
-lr_submit_standby() {
+lr_submit_successor() {
     # Submit the next link, held back by --dependency=afterany on this job, from the original
     # submit directory with the original environment. A failed sbatch may still have queued the
     # job ("Socket timed out"): before every new attempt, look for it by its tag. Bounded.
-    local next=$((LR_COUNT + 1)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
+    local next=$((LR_RESTART_COUNT + 2)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
     local sbatch_path out rc id submit=1 err_file="$LR_LINK_DIR/sbatch.err"
-    sbatch_path=$(command -v sbatch) || { lr_event standby_failed error "sbatch not found on PATH"; return 1; }
+    sbatch_path=$(command -v sbatch) || { lr_event successor_failed error "sbatch not found on PATH"; return 1; }
     lr_load_env
     while :; do
         if [ $submit = 1 ]; then
@@ -214,35 +245,36 @@ lr_submit_standby() {
                 cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
                 exec env -i "${LR_ENV[@]}" "$sbatch_path" --parsable "${LR_EXPORT_ARGS[@]}" \
                     "--dependency=afterany:$SLURM_JOB_ID" "${LONGRUN_SBATCH_OPTIONS[@]}" \
-                    "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LONGRUN_CHAIN_ID:$next" \
-                    "$LONGRUN_CHAIN_DIR/link.sh" "$next" "$LR_INITIAL" "$SLURM_JOB_ID" "$LR_RETRIES" \
+                    "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LONGRUN_CHAIN_ID:$next" "$LR_LINK_SCRIPT" \
+                    "--restart-count=$((LR_RESTART_COUNT + 1))" "--initial-job=$LR_INITIAL" \
+                    "--previous-job=$SLURM_JOB_ID" "--retries=$LR_RETRIES" \
                     2>"$err_file"
             )
             rc=$?
             id=${out%%;*}
             id=${id##*$'\n'}
             if [ $rc -eq 0 ] && [[ $id =~ ^[0-9]+$ ]]; then
-                lr_record_standby "$id"
-                lr_event standby_submitted standby "$id" next_link "$next"
+                lr_record_successor "$id"
+                lr_event successor_queued successor "$id"
                 lr_say "$LR_LABEL: successor job $id queued (it runs after this job ends)"
                 return 0
             fi
             out=$(<"$err_file")
-            lr_event standby_retry exit_code "$rc" error "$out" retry_in "$delay"
+            lr_event successor_retry exit_code "$rc" error "$out" retry_in "$delay"
         fi
         # Did the failed sbatch queue the job all the same?
         lr_find_tagged "$next"
         case $? in
             0)
-                lr_record_standby "$LR_FOUND"
-                lr_event standby_found standby "$LR_FOUND" next_link "$next"
+                lr_record_successor "$LR_FOUND"
+                lr_event successor_found successor "$LR_FOUND"
                 lr_say "$LR_LABEL: successor job $LR_FOUND was queued although sbatch said otherwise"
                 return 0 ;;
             1) submit=1 ;;
             *) submit=0 ;;  # unknown: never submit blindly; look again
         esac
         if [ $SECONDS -ge $deadline ]; then
-            lr_event standby_failed exit_code "${rc:-}" error "${out:-}"
+            lr_event successor_failed exit_code "${rc:-}" error "${out:-}"
             lr_say "$LR_LABEL: could not queue a successor: ${out:-slurmctld did not answer}"
             return 1
         fi
@@ -251,69 +283,70 @@ lr_submit_standby() {
     done
 }
 
-lr_ensure_standby() {
+lr_ensure_successor() {
     # Keep exactly one successor queued. Only a definite answer from Slurm makes the one on
     # record count as missing; a successor cancelled by the user means "stop after this link".
-    [ "$LR_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || return 0
-    [ -e "$LONGRUN_CHAIN_DIR/ended" ] && return 0
+    [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || return 0
+    [ -e "$LR_ENDED_FILE" ] && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
     # Stopped from outside with no sign of an interruption: nothing to continue.
-    [ "$LR_TERM_VERDICT" = {{ verdicts.terminated }} ] && return 0
+    [ "$LR_TERM_VERDICT" = terminated ] && return 0
     local id rc LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON
-    if [ -s "$LR_LINK_DIR/standby" ]; then
-        id=$(<"$LR_LINK_DIR/standby")
+    if [ -s "$LR_LINK_DIR/successor" ]; then
+        id=$(<"$LR_LINK_DIR/successor")
         lr_job_info_sure "$id"
         rc=$?
         if [ $rc -eq 2 ]; then
-            lr_event standby_unchecked standby "$id"
-            LR_STANDBY=$id
+            lr_event successor_unchecked successor "$id"
+            LR_SUCCESSOR=$id
             return 0
         fi
         if [ $rc -eq 0 ] && lr_is_active "$LR_STATE"; then
-            LR_STANDBY=$id
+            LR_SUCCESSOR=$id
             return 0
         fi
         if [ $rc -eq 1 ] && lr_sacct_state "$id"; then :; fi
-        case $LR_STATE in {{ states.cancelled | join('|') }})
+        case $LR_STATE in CANCELLED)
             lr_write "$LR_LINK_DIR/stop_after" "$id"
-            lr_event standby_cancelled_by_user standby "$id"
+            lr_event successor_cancelled_by_user successor "$id"
             lr_say "$LR_LABEL: successor job $id was cancelled: the chain stops after this link"
             return 0 ;;
         esac
-        lr_event standby_missing standby "$id" state "${LR_STATE:-gone}"
+        lr_event successor_missing successor "$id" state "${LR_STATE:-gone}"
     fi
-    lr_submit_standby
+    lr_submit_successor
 }
 
-lr_cancel_standby() {
-    [ -n "${LR_STANDBY:-}" ] || return 0
-    if scancel "${LONGRUN_CLUSTER_ARGS[@]}" "$LR_STANDBY" 2>/dev/null; then
-        lr_event standby_cancelled standby "$LR_STANDBY"
+lr_cancel_successor() {
+    [ -n "${LR_SUCCESSOR:-}" ] || return 0
+    if scancel "${LONGRUN_CLUSTER_ARGS[@]}" "$LR_SUCCESSOR" 2>/dev/null; then
+        lr_event successor_cancelled successor "$LR_SUCCESSOR"
     else
-        lr_event standby_cancel_failed standby "$LR_STANDBY"
+        lr_event successor_cancel_failed successor "$LR_SUCCESSOR"
     fi
 }
 
 lr_end_chain() {
     # lr_end_chain STATE WHY: this link ends the chain, unless an end is recorded already: the
     # first recorded end stands (a hard link fails when the file exists, on NFS too).
-    local tmp=$LONGRUN_CHAIN_DIR/.ended.$SLURM_JOB_ID.$$
+    local tmp=$LONGRUN_CHAIN_DIR/.ended.$SLURM_JOB_ID.$$ recorded
     printf '%s\n' "$1" >"$tmp"
-    if ln "$tmp" "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null; then
+    if ln "$tmp" "$LR_ENDED_FILE" 2>/dev/null; then
         rm -f "$tmp"
         lr_event chain_ended state "$1" reason "$2"
         lr_say "chain $LONGRUN_CHAIN_ID ended: $1 ($2)"
         lr_mail_at_end "$1"
     else
         rm -f "$tmp"
-        lr_event chain_end_kept state "$1" recorded "$(cat "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null)"
+        recorded=$(cat "$LR_ENDED_FILE" 2>/dev/null)
+        lr_event chain_end_kept state "$1" recorded "$recorded"
     fi
 }
 
 lr_mail_at_end() {
     # lr_mail_at_end STATE: the chain ends with this job: ask Slurm to mail when it ends, if
     # the user asked for mail at the end (END), or at a failure (FAIL) and STATE says one.
-    if [ "$LONGRUN_MAIL_END" = 1 ] || { [ "$LONGRUN_MAIL_FAIL" = 1 ] && [ "$1" != {{ chain_states.completed }} ]; }; then
+    if [ "$LONGRUN_MAIL_END" = 1 ] || { [ "$LONGRUN_MAIL_FAIL" = 1 ] && [ "$1" != COMPLETED ]; }; then
         if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$SLURM_JOB_ID" MailType=END,FAIL >/dev/null 2>&1; then
             lr_event mail_requested state "$1"
         else
@@ -326,17 +359,17 @@ lr_backoff() {
     # Hold the successor back after 3 or more links in a row that ran under a minute.
     local streak=0 delay
     if [ $((SECONDS - LR_T0)) -lt 60 ]; then
-        streak=$(( $(cat "$LONGRUN_CHAIN_DIR/links/${LR_PREVIOUS:-none}/streak" 2>/dev/null || echo 0) + 1 ))
+        streak=$(( $(cat "$LR_LINKS_DIR/${LR_PREVIOUS:-none}/streak" 2>/dev/null || echo 0) + 1 ))
     fi
     lr_write "$LR_LINK_DIR/streak" "$streak"
-    [ "$streak" -ge 3 ] && [ -n "${LR_STANDBY:-}" ] || return 0
+    [ "$streak" -ge 3 ] && [ -n "${LR_SUCCESSOR:-}" ] || return 0
     delay=$((LONGRUN_BACKOFF_SECONDS << (streak - 3)))
     [ $delay -gt 600 ] && delay=600
-    if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$LR_STANDBY" "StartTime=now+$delay" >/dev/null 2>&1; then
-        lr_event backoff standby "$LR_STANDBY" seconds "$delay" short_links "$streak"
+    if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$LR_SUCCESSOR" "StartTime=now+$delay" >/dev/null 2>&1; then
+        lr_event backoff successor "$LR_SUCCESSOR" seconds "$delay" short_links "$streak"
         lr_say "$LR_LABEL: $streak links in a row ran under a minute; the next one starts in ${delay}s"
     else
-        lr_event backoff_failed standby "$LR_STANDBY" seconds "$delay"
+        lr_event backoff_failed successor "$LR_SUCCESSOR" seconds "$delay"
     fi
 }
 
@@ -402,7 +435,7 @@ lr_forward() {
 }
 
 lr_on_check_signal() {
-    # The pre-timeout signal. Only flags and signals here: the standby is checked by the main
+    # The pre-timeout signal. Only flags and signals here: the successor is checked by the main
     # flow (never inside a trap, which may have interrupted a submission).
     LR_WOKEN=1
     LR_CHECK_PENDING=1
@@ -429,11 +462,11 @@ lr_on_term() {
     [ "$LR_TERMINATED" = 1 ] && return
     LR_TERMINATED=1
     # The last link allowed: whatever Slurm does with it, the chain ends with it.
-    [ "$LR_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ] && lr_mail_at_end {{ chain_states.max_restarts }}
+    [ "$LR_RESTART_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ] && lr_mail_at_end MAX_RESTARTS
     if lr_interruption; then
-        LR_TERM_VERDICT={{ verdicts.interrupted }}
+        LR_TERM_VERDICT=interrupted
     else
-        LR_TERM_VERDICT={{ verdicts.terminated }}
+        LR_TERM_VERDICT=terminated
     fi
     lr_set_verdict "$LR_TERM_VERDICT"
     lr_event sigterm slurm_state "${LR_STATE:-unknown}" reason "$LR_REASON" preempted "$LR_PREEMPTED" \
@@ -452,36 +485,46 @@ lr_check_folder() {
     # The chain folder and the files a link trusts must belong to the job's user and be
     # writable by nobody else: otherwise someone else could choose what this job runs.
     local path owner mode problem=''
-    for path in "$LONGRUN_STATE_DIR" "$LONGRUN_CHAIN_DIR" "$LONGRUN_CHAIN_DIR/links" "$LONGRUN_CHAIN_DIR/env"; do
+    for path in "$LONGRUN_STATE_DIR" "$LONGRUN_CHAIN_DIR" "$LR_LINKS_DIR" "$LR_ENV_FILE"; do
         if ! read -r owner mode < <(stat -L -c '%u %a' "$path" 2>/dev/null); then
             problem="$path cannot be read"
         elif [ "$owner" != "$UID" ]; then
             problem="$path belongs to uid $owner, not to you (uid $UID)"
         elif (( 8#$mode & 8#022 )); then
             problem="$path is writable by other users (mode $mode)"
-        elif [ "$path" = "$LONGRUN_CHAIN_DIR/env" ] && [ -L "$path" ]; then
+        elif [ "$path" = "$LR_ENV_FILE" ] && [ -L "$path" ]; then
             problem="$path is a symbolic link"
         fi
         [ -z "$problem" ] || break
     done
     [ -n "$problem" ] || return 0
     printf 'longrun: refusing to run: %s. Someone else could change what this job runs; nothing of your script ran. Check the chain folder (chmod go-w), then resubmit.\n' "$problem" >&2
-    lr_end_chain {{ chain_states.failed }} "unsafe chain folder: $problem"
+    lr_end_chain FAILED "unsafe chain folder: $problem"
     exit 1
 }
 
 lr_start() {
-    LR_COUNT=${1:-0} LR_INITIAL=${2:-} LR_PREVIOUS=${3:-} LR_RETRIES=${4:-0}
-    [[ $LR_COUNT =~ ^[0-9]+$ && $LR_RETRIES =~ ^[0-9]+$ && $LR_INITIAL =~ ^[0-9]*$ && $LR_PREVIOUS =~ ^[0-9]*$ ]] || {
-        printf 'longrun: this link script takes: COUNT INITIAL_JOB PREVIOUS_JOB RETRIES\n' >&2
+    local argument
+    LR_RESTART_COUNT='' LR_INITIAL='' LR_PREVIOUS='' LR_RETRIES=0
+    for argument in "$@"; do
+        case $argument in
+            --restart-count=*) LR_RESTART_COUNT=${argument#*=} ;;
+            --initial-job=*) LR_INITIAL=${argument#*=} ;;
+            --previous-job=*) LR_PREVIOUS=${argument#*=} ;;
+            --retries=*) LR_RETRIES=${argument#*=} ;;
+            *) LR_RESTART_COUNT=invalid ;;
+        esac
+    done
+    [[ $LR_RESTART_COUNT =~ ^[0-9]+$ && $LR_RETRIES =~ ^[0-9]+$ && $LR_INITIAL =~ ^[0-9]*$ && $LR_PREVIOUS =~ ^[0-9]*$ ]] || {
+        printf 'longrun: this link script takes --restart-count=N [--initial-job=JOB] [--previous-job=JOB] [--retries=N]\n' >&2
         exit 2
     }
     [ -n "$LR_INITIAL" ] || LR_INITIAL=$SLURM_JOB_ID
     LR_T0=$SECONDS
-    LR_LABEL="link $((LR_COUNT + 1))/$((LONGRUN_MAX_RESTARTS + 1))"
+    LR_LABEL="link $((LR_RESTART_COUNT + 1))/$((LONGRUN_MAX_RESTARTS + 1))"
     lr_check_folder
-    LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/$SLURM_JOB_ID
-    LR_STANDBY='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
+    LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
+    LR_SUCCESSOR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
     LR_TERMINATED=0 LR_TERM_VERDICT='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
     # The real handlers replace the flag-only traps set on the first line.
@@ -490,7 +533,7 @@ lr_start() {
         trap lr_on_check_signal "$LONGRUN_CHECK_SIGNAL"
     fi
     [ -s "$LR_LINK_DIR/verdict" ] && [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && rm -f "$LR_LINK_DIR/verdict"
-    [ -e "$LONGRUN_STATE_DIR/jobs/$SLURM_JOB_ID" ] || lr_write "$LONGRUN_STATE_DIR/jobs/$SLURM_JOB_ID" "$LONGRUN_CHAIN_ID"
+    [ -e "$LR_JOBS_DIR/$SLURM_JOB_ID" ] || lr_write "$LR_JOBS_DIR/$SLURM_JOB_ID" "$LONGRUN_CHAIN_ID"
     lr_event link_started previous "$LR_PREVIOUS" slurm_restarts "${SLURM_RESTART_COUNT:-0}" \
         node "${SLURMD_NODENAME:-}" retries "$LR_RETRIES"
     if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
@@ -505,7 +548,7 @@ lr_claim_previous() {
     # Exactly one link continues each link: the first to create the claim (a symbolic link,
     # created atomically, on NFS too). A Slurm requeue of the winner finds its own claim.
     [ -n "$LR_PREVIOUS" ] || return 0
-    local dir=$LONGRUN_CHAIN_DIR/links/$LR_PREVIOUS owner
+    local dir=$LR_LINKS_DIR/$LR_PREVIOUS owner
     mkdir -p "$dir" 2>/dev/null
     if ln -s "$SLURM_JOB_ID" "$dir/claim" 2>/dev/null; then
         lr_event claimed previous "$LR_PREVIOUS"
@@ -520,52 +563,56 @@ lr_claim_previous() {
 
 lr_judge_previous() {
     # Why did the previous link end? Its own verdict first, then Slurm's final state.
-    [ "$LR_COUNT" -gt 0 ] && [ -n "$LR_PREVIOUS" ] || return 0
+    if [ "$LR_RESTART_COUNT" -eq 0 ] || [ -z "$LR_PREVIOUS" ]; then
+        lr_announce
+        return 0
+    fi
     local verdict wait_s outcome why
-    LR_PREV_VERDICT=$(cat "$LONGRUN_CHAIN_DIR/links/$LR_PREVIOUS/verdict" 2>/dev/null)
+    LR_PREV_VERDICT=$(cat "$LR_LINKS_DIR/$LR_PREVIOUS/verdict" 2>/dev/null)
     verdict=$LR_PREV_VERDICT
     # A decisive verdict needs Slurm's word only for the record: wait less for it.
-    case $verdict in {{ verdicts.completed }}|{{ verdicts.continue }}|{{ verdicts.failed }}|{{ verdicts.ended }}) wait_s=10 ;; *) wait_s=$LONGRUN_JUDGE_SECONDS ;; esac
+    case $verdict in completed|continue|failed|ended) wait_s=10 ;; *) wait_s=$LONGRUN_JUDGE_SECONDS ;; esac
     lr_final_state "$LR_PREVIOUS" "$wait_s"
     LR_PREV_STATE=$LR_STATE
-    lr_decide "$verdict" "$LR_STATE" "$LR_PREEMPTED"
+    lr_rule_outcome "$verdict" "$LR_STATE" "$LR_PREEMPTED"
     outcome=$LR_OUTCOME why=$LR_WHY
     lr_event judged previous "$LR_PREVIOUS" verdict "${verdict:-none}" slurm_state "${LR_STATE:-unknown}" \
         preempted "$LR_PREEMPTED" outcome "$outcome" reason "$why" start "$LR_START" end "$LR_END"
     case $outcome in
-        {{ outcomes.run }}) ;;
-        {{ outcomes.run_warn }})
+        run) ;;
+        run-warn)
             lr_event warning message "state of job $LR_PREVIOUS unknown after ${wait_s}s; running" ;;
-        {{ outcomes.retry_or_fail }})
+        retry-or-fail)
             if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ]; then
                 LR_RETRIES=$((LR_RETRIES + 1))
                 lr_event retry attempt "$LR_RETRIES" of "$LONGRUN_RETRY_FAILED"
             else
-                lr_skip_body {{ chain_states.failed }} "$why"
+                lr_skip_body FAILED "$why"
             fi ;;
-        {{ outcomes.end_as_recorded }})
-            lr_skip_body "$(cat "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null || echo {{ chain_states.completed }})" "$why" ;;
+        end-as-recorded)
+            lr_skip_body "$(cat "$LR_ENDED_FILE" 2>/dev/null || echo COMPLETED)" "$why" ;;
         end:*)
             lr_skip_body "${outcome#end:}" "$why" ;;
     esac
+    lr_announce
 }
 
 lr_skip_body() {
-    # End the chain without running the body; this job itself ends COMPLETED.
-    lr_cancel_standby
-    lr_set_verdict {{ verdicts.ended }}
+    # End the chain without running the body; this job itself ends as completed.
+    lr_cancel_successor
+    lr_set_verdict ended
     lr_end_chain "$1" "$2"
     exit 0
 }
 
-lr_say_start() {
+lr_announce() {
     lr_say "$LR_LABEL of chain $LONGRUN_CHAIN_ID is job $SLURM_JOB_ID${LR_PREVIOUS:+ (job $LR_PREVIOUS before it ended ${LR_PREV_STATE:-in an unknown state})}"
-    [ "$LR_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || lr_event no_successor reason max_restarts
+    [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || lr_event no_successor reason max_restarts
 }
 
 lr_export_variables() {
     export SLURM_LONGRUN_INITIAL_JOB_ID=$LR_INITIAL
-    export SLURM_LONGRUN_RESTART_COUNT=$LR_COUNT
+    export SLURM_LONGRUN_RESTART_COUNT=$LR_RESTART_COUNT
     export SLURM_LONGRUN_MAX_RESTARTS=$LONGRUN_MAX_RESTARTS
     export SLURM_LONGRUN_PREVIOUS_JOB_ID=$LR_PREVIOUS
     export SLURM_LONGRUN_PREVIOUS_STATE=$LR_PREV_STATE
@@ -578,10 +625,12 @@ lr_export_variables() {
 
 lr_check_go() {
     # The last look before the body starts: a recorded end or a SIGTERM means no body.
-    if [ -e "$LONGRUN_CHAIN_DIR/ended" ]; then
-        lr_cancel_standby
-        lr_set_verdict {{ verdicts.ended }}
-        lr_event body_skipped reason "the chain has ended ($(cat "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null))"
+    local recorded
+    if [ -e "$LR_ENDED_FILE" ]; then
+        recorded=$(cat "$LR_ENDED_FILE" 2>/dev/null)
+        lr_cancel_successor
+        lr_set_verdict ended
+        lr_event body_skipped reason "the chain has ended ($recorded)"
         lr_say "$LR_LABEL: the chain has ended; the script does not run"
         exit 0
     fi
@@ -592,17 +641,19 @@ lr_check_go() {
     fi
 }
 
-lr_run_body() {
-    local body=$LR_LINK_DIR/$LONGRUN_SCRIPT_NAME
+lr_write_body() {
+    LR_BODY=$LR_LINK_DIR/$LONGRUN_SCRIPT_NAME
     # Written as a new file (noclobber: O_EXCL), never through a symbolic link put in its place.
-    rm -f "$body"
-    (set -C; printf '%s' "$LONGRUN_SCRIPT_TEXT" >"$body") || { lr_event body_not_written path "$body"; exit 1; }
+    rm -f "$LR_BODY"
+    (set -C; printf '%s' "$LONGRUN_SCRIPT_TEXT" >"$LR_BODY") || { lr_event body_not_written path "$LR_BODY"; exit 1; }
     unset LONGRUN_SCRIPT_TEXT
-    lr_check_go
+}
+
+lr_run_body() {
     # A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored and
     # standard input from /dev/null: give the script what plain sbatch would (the job's
     # standard input: --input, or /dev/null).
-    (trap - INT QUIT; exec "${LONGRUN_INTERPRETER[@]}" "$body" "${LONGRUN_SCRIPT_ARGS[@]}") <&0 &
+    (trap - INT QUIT; exec "${LONGRUN_INTERPRETER[@]}" "$LR_BODY" "${LONGRUN_SCRIPT_ARGS[@]}") <&0 &
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
     if [ "$LR_FORWARD_PENDING" = 1 ]; then
@@ -618,7 +669,7 @@ lr_run_body() {
         if [ "$LR_WOKEN" = 1 ]; then
             if [ "$LR_CHECK_PENDING" = 1 ]; then
                 LR_CHECK_PENDING=0
-                lr_ensure_standby
+                lr_ensure_successor
             fi
             # A trapped signal ended the wait: wait again while the script lives; if it has
             # just ended, its status is still waiting to be collected.
@@ -662,10 +713,10 @@ lr_in_step_signal_window() {
         && [ $((SECONDS + LR_SECS)) -gt $((2 * LONGRUN_STEP_SIGNAL_WINDOW)) ]
 }
 
-lr_epilogue() {
+lr_record_verdict() {
     local rc=$LR_BODY_RC why verdict slurm=unknown signum=0
     # Does Slurm still run this job? An exit 0 while Slurm ends the job says nothing about the
-    # work, so "completed" needs slurmctld to show the job RUNNING.
+    # work, so "completed" needs slurmctld to show the job running.
     if [ "$LR_TERMINATED" != 1 ]; then
         lr_job_info_sure "$SLURM_JOB_ID" && slurm=$LR_STATE
     fi
@@ -673,32 +724,32 @@ lr_epilogue() {
     if [ "$LR_TERMINATED" = 1 ]; then
         verdict=$LR_TERM_VERDICT why="SIGTERM from outside"
     elif [ "$slurm" != unknown ] && [ "$slurm" != RUNNING ]; then
-        if lr_interruption; then verdict="{{ verdicts.interrupted }}"; else verdict="{{ verdicts.terminated }}"; fi
+        if lr_interruption; then verdict="interrupted"; else verdict="terminated"; fi
         why="Slurm is ending the job ($slurm${LR_CAUSE:+, $LR_CAUSE})"
     elif [ "$LR_PREEMPTED" = 1 ]; then
         why="preempted (the script exited during the grace time)"
-        verdict="{{ verdicts.continue }}"
+        verdict="continue"
     elif [ "$rc" -eq "$LONGRUN_CONTINUE_CODE" ]; then
         why="the script asked for a new allocation (exit $LONGRUN_CONTINUE_CODE)"
-        verdict="{{ verdicts.continue }}"
+        verdict="continue"
     elif [ "$LR_FORWARDED" = 1 ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq $((128 + signum)) ]; }; then
         why="the script exited ($rc) after the forwarded $LONGRUN_CHECK_SIGNAL (checkpoint)"
-        verdict="{{ verdicts.continue }}"
+        verdict="continue"
     elif [ "$rc" -eq 0 ] && lr_in_step_signal_window; then
         why="the script exited ${LR_SECS}s before the time limit, after --signal went to its steps"
-        verdict="{{ verdicts.continue }}"
+        verdict="continue"
     elif [ "$rc" -eq 0 ] && [ "$slurm" = unknown ]; then
         why="the script exited 0 but Slurm could not confirm the job was still running"
-        verdict="{{ verdicts.continue }}"
+        verdict="continue"
     elif [ "$rc" -eq 0 ]; then
         why="the script finished (exit 0)"
-        verdict="{{ verdicts.completed }}"
+        verdict="completed"
     elif lr_node_lost; then
         why="the script exited $rc while a node of the job was lost"
-        verdict="{{ verdicts.interrupted }}"
+        verdict="interrupted"
     else
         why="the script failed (exit $rc)"
-        verdict="{{ verdicts.failed }}"
+        verdict="failed"
     fi
     # From here on the verdict is final: a SIGTERM that arrived before this line wins.
     LR_VERDICT_FINAL=1
@@ -706,34 +757,75 @@ lr_epilogue() {
         verdict=$LR_TERM_VERDICT why="SIGTERM from outside"
     fi
     lr_write "$LR_LINK_DIR/verdict" "$verdict"
-    lr_event decision verdict "$verdict" reason "$why" exit_code "$rc" start "$LR_START" \
+    lr_event verdict verdict "$verdict" reason "$why" exit_code "$rc" start "$LR_START" \
         slurm_state "$slurm" preempted "${LR_PREEMPTED:-0}"
-    case $verdict in
-        {{ verdicts.completed }})
-            lr_cancel_standby
-            lr_end_chain {{ chain_states.completed }} "$why"
+    LR_VERDICT=$verdict LR_WHY=$why
+}
+
+lr_go_on() {
+    local rc=$LR_BODY_RC why=$LR_WHY
+    case $LR_VERDICT in
+        completed)
+            lr_cancel_successor
+            lr_end_chain COMPLETED "$why"
             exit 0 ;;
-        {{ verdicts.continue }})
-            if [ "$LR_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ]; then
-                lr_end_chain {{ chain_states.max_restarts }} "$why, but no restarts are left"
+        continue)
+            if [ "$LR_RESTART_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ]; then
+                lr_end_chain MAX_RESTARTS "$why, but no restarts are left"
             else
                 lr_say "$LR_LABEL: $why; the chain continues"
                 lr_backoff
             fi
-            # A preempted script's own exit code stays in Slurm's record (e.g. FAILED 143).
+            # A preempted script's own exit code stays in Slurm's record (e.g. 143).
             [ "$LR_PREEMPTED" = 1 ] && exit "$rc"
             exit 0 ;;
-        {{ verdicts.failed }})
-            if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ] && [ "$LR_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ]; then
+        failed)
+            if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ] && [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ]; then
                 lr_say "$LR_LABEL: $why; retrying ($((LR_RETRIES + 1))/$LONGRUN_RETRY_FAILED)"
                 lr_backoff
             else
-                lr_cancel_standby
-                lr_end_chain {{ chain_states.failed }} "$why"
+                lr_cancel_successor
+                lr_end_chain FAILED "$why"
             fi
             exit "$rc" ;;
         *)
             lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
             exit "$rc" ;;
+    esac
+}
+
+lr_rule_outcome() {
+    # lr_rule_outcome VERDICT STATE PREEMPTED: how to go on after the previous link, from the
+    # previous link's own verdict ("" if none), Slurm's end state and whether slurmctld shows
+    # a PreemptTime. Rendered row by row from longrun's rule table (longrun/states.py).
+    case "$1:$2:$3" in
+        completed:*:*)
+            LR_OUTCOME=end:COMPLETED LR_WHY='the previous link finished the work' ;;
+        ended:*:*)
+            LR_OUTCOME=end-as-recorded LR_WHY='the previous link ended the chain' ;;
+        failed:*:*)
+            LR_OUTCOME=retry-or-fail LR_WHY='the work of the previous link failed' ;;
+        *:DEADLINE:*)
+            LR_OUTCOME=end:DEADLINE LR_WHY='the previous link reached its --deadline' ;;
+        continue:*:*)
+            LR_OUTCOME=run LR_WHY='the previous link asked to continue' ;;
+        *:CANCELLED:*)
+            LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was cancelled' ;;
+        interrupted:*:*)
+            LR_OUTCOME=run LR_WHY='the previous link was interrupted by Slurm' ;;
+        terminated::0)
+            LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm no longer knows how it ended: taken as a cancel' ;;
+        terminated:*:*)
+            LR_OUTCOME=run LR_WHY='the previous link was stopped from outside' ;;
+        :TIMEOUT:*|:PREEMPTED:*|:NODE_FAIL:*|:REVOKED:*|:BOOT_FAIL:*)
+            LR_OUTCOME=run LR_WHY='the previous link was interrupted by Slurm' ;;
+        :FAILED:1|:OUT_OF_MEMORY:1|:COMPLETED:1)
+            LR_OUTCOME=run LR_WHY='the previous link was preempted' ;;
+        :FAILED:0|:OUT_OF_MEMORY:0)
+            LR_OUTCOME=end:FAILED LR_WHY='the previous link failed' ;;
+        :COMPLETED:0)
+            LR_OUTCOME=end:COMPLETED LR_WHY='the previous link completed' ;;
+        *:*:*)
+            LR_OUTCOME=run-warn LR_WHY='how the previous link ended could not be determined' ;;
     esac
 }

@@ -1,0 +1,195 @@
+"""The protocol between longrun's Python side and the job side (bash): both sides read it here.
+
+- the names of the files in a chain folder that both sides read or write;
+- the link script's arguments and the tag that finds a link's job in the queue;
+- the events each side writes, with their fields (tests/unit/test_protocol.py checks that the
+  templates and the Python code write exactly these);
+- the environment snapshot that later links are submitted with: its writer and its reader.
+
+The job side gets the names rendered into its helper library (see longrun/render.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# --- the chain folder ------------------------------------------------------------------------
+CHAINS = "chains"  # in the state directory: one folder per chain
+JOBS = "jobs"  # in the state directory: jobs/<job-id> holds the job's chain id
+META = "chain.json"
+SCRIPT = "script"
+LINK_SCRIPT = "link.sh"
+LIBRARY = "library.sh"
+ENV = "env"
+ENDED = "ended"
+EVENTS = "events.jsonl"  # a link's events, in its own folder (and the log of old chains)
+EVENTS_DIR = "events.d"  # one event file per longrun process
+LINKS = "links"
+# In links/<job-id>/, written by that link only (the claim: by the link that continues it).
+VERDICT = "verdict"
+SUCCESSOR = "successor"
+STREAK = "streak"
+STOP_AFTER = "stop_after"
+CLAIM = "claim"
+SBATCH_ERRORS = "sbatch.err"
+
+PATHS = {
+    "jobs": JOBS, "library": LIBRARY, "link_script": LINK_SCRIPT, "env": ENV, "ended": ENDED,
+    "events": EVENTS, "links": LINKS, "verdict": VERDICT, "successor": SUCCESSOR,
+    "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM, "sbatch_errors": SBATCH_ERRORS,
+}  # fmt: skip
+
+# --- the link script's arguments -------------------------------------------------------------
+ARGUMENTS = {
+    "restart_count": "--restart-count",  # 0 for the first link
+    "initial_job": "--initial-job",  # the first link's job id
+    "previous_job": "--previous-job",  # the job this link continues
+    "retries": "--retries",  # --retry-failed retries used so far
+}
+
+
+def link_arguments(
+    restart_count: int, initial_job: str = "", previous_job: str = "", retries: int = 0
+) -> list[str]:
+    """The arguments of the link script for one link (job ids left out when unknown)."""
+    values = {
+        "restart_count": str(restart_count),
+        "initial_job": initial_job,
+        "previous_job": previous_job,
+        "retries": str(retries),
+    }
+    return [f"{ARGUMENTS[name]}={value}" for name, value in values.items() if value]
+
+
+TAG_PREFIX = "longrun:"
+
+
+def link_tag(chain_id: str, link_number: int) -> str:
+    """The --comment that finds a link's job in the queue when sbatch's answer was lost:
+    `longrun:<chain>:<link number, 1-based>`, after the user's own comment."""
+    return f"{TAG_PREFIX}{chain_id}:{link_number}"
+
+
+# --- events ----------------------------------------------------------------------------------
+# Every event has: time, epoch, t (sub-second), event. Events of the job side also have job and
+# restart_count (of the link that writes them); in every event, job and restart_count describe
+# the same link.
+LINK_STARTED = "link_started"
+CLAIMED = "claimed"
+CLAIM_LOST = "claim_lost"
+JUDGED = "judged"
+WARNING = "warning"
+RETRY = "retry"
+NO_SUCCESSOR = "no_successor"
+SUCCESSOR_QUEUED = "successor_queued"
+SUCCESSOR_RETRY = "successor_retry"
+SUCCESSOR_FOUND = "successor_found"
+SUCCESSOR_FAILED = "successor_failed"
+SUCCESSOR_UNCHECKED = "successor_unchecked"
+SUCCESSOR_MISSING = "successor_missing"
+SUCCESSOR_CANCELLED = "successor_cancelled"
+SUCCESSOR_CANCEL_FAILED = "successor_cancel_failed"
+SUCCESSOR_CANCELLED_BY_USER = "successor_cancelled_by_user"
+CHAIN_ENDED = "chain_ended"
+CHAIN_END_KEPT = "chain_end_kept"
+MAIL_REQUESTED = "mail_requested"
+MAIL_FAILED = "mail_failed"
+BACKOFF = "backoff"
+BACKOFF_FAILED = "backoff_failed"
+PRETIMEOUT_SIGNAL = "pretimeout_signal"
+SIGNAL_FORWARDED = "signal_forwarded"
+SIGTERM = "sigterm"
+BODY_SKIPPED = "body_skipped"
+BODY_NOT_WRITTEN = "body_not_written"
+BODY_STARTED = "body_started"
+BODY_EXITED = "body_exited"
+NODE_CHECK = "node_check"
+VERDICT_RECORDED = "verdict"
+# Written by longrun's Python side.
+SUBMITTING = "submitting"
+SUBMITTED = "submitted"
+FINAL_STATE = "final_state"
+CANCELLED = "cancelled"
+REPAIRED = "repaired"
+CANCELLED_BEYOND_MAX = "cancelled_beyond_max"
+
+JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
+    LINK_STARTED: ("previous", "slurm_restarts", "node", "retries"),
+    CLAIMED: ("previous",),
+    CLAIM_LOST: ("previous", "owner"),
+    JUDGED: ("previous", "verdict", "slurm_state", "preempted", "outcome", "reason", "start",
+             "end"),
+    WARNING: ("message",),
+    RETRY: ("attempt", "of"),
+    NO_SUCCESSOR: ("reason",),
+    SUCCESSOR_QUEUED: ("successor",),
+    SUCCESSOR_RETRY: ("exit_code", "error", "retry_in"),
+    SUCCESSOR_FOUND: ("successor",),
+    SUCCESSOR_FAILED: ("exit_code", "error"),
+    SUCCESSOR_UNCHECKED: ("successor",),
+    SUCCESSOR_MISSING: ("successor", "state"),
+    SUCCESSOR_CANCELLED: ("successor",),
+    SUCCESSOR_CANCEL_FAILED: ("successor",),
+    SUCCESSOR_CANCELLED_BY_USER: ("successor",),
+    CHAIN_ENDED: ("state", "reason"),
+    CHAIN_END_KEPT: ("state", "recorded"),
+    MAIL_REQUESTED: ("state",),
+    MAIL_FAILED: ("state",),
+    BACKOFF: ("successor", "seconds", "short_links"),
+    BACKOFF_FAILED: ("successor", "seconds"),
+    PRETIMEOUT_SIGNAL: ("signal",),
+    SIGNAL_FORWARDED: ("signal", "processes"),
+    SIGTERM: ("slurm_state", "reason", "preempted", "cause", "verdict", "final"),
+    BODY_SKIPPED: ("reason",),
+    BODY_NOT_WRITTEN: ("path",),
+    BODY_STARTED: ("pid",),
+    BODY_EXITED: ("exit_code",),
+    NODE_CHECK: ("seconds",),
+    VERDICT_RECORDED: ("verdict", "reason", "exit_code", "start", "slurm_state", "preempted"),
+}  # fmt: skip
+
+PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
+    SUBMITTING: ("command",),
+    SUBMITTED: ("job", "restart_count"),
+    FINAL_STATE: ("job", "state", "start", "end", "source"),
+    CHAIN_ENDED: ("state", "reason", "by", "cancelled"),
+    CANCELLED: ("jobs", "by"),
+    SUCCESSOR_FOUND: ("job", "successor", "by"),
+    REPAIRED: ("job", "restart_count", "successor", "command"),
+    CANCELLED_BEYOND_MAX: ("job", "max_restarts"),
+}
+
+# Events that tell which job continues a link (its `successor` field).
+SUCCESSOR_EVENTS = frozenset({SUCCESSOR_QUEUED, SUCCESSOR_FOUND, REPAIRED})
+
+
+def restart_count_of(event: Mapping[str, object]) -> int | None:
+    """The restart count an event names, or None."""
+    try:
+        return int(str(event.get("restart_count")))
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the environment snapshot ----------------------------------------------------------------
+# NAME=VALUE entries, each followed by NUL, in name order: read whole by sbatch --export-file,
+# and entry by entry by the job side's lr_load_env and by read_snapshot below.
+
+
+def snapshot_bytes(environ: Mapping[str, str]) -> bytes:
+    """Every entry sbatch would pass on."""
+    parts = [
+        f"{name}={value}\0"
+        for name, value in sorted(environ.items())
+        if name and "=" not in name and "\0" not in name + value
+    ]
+    return "".join(parts).encode("utf-8", errors="surrogateescape")
+
+
+def read_snapshot(data: bytes) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in data.decode("utf-8", errors="surrogateescape").split("\0"):
+        name, sep, value = entry.partition("=")
+        if sep:
+            env[name] = value
+    return env
