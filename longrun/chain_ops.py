@@ -124,7 +124,9 @@ def cancel_chain(folder: ChainFolder) -> CancelResult:
                 cancelled=",".join(cancelled),
             )  # fmt: skip
         elif cancelled:
-            folder.append_event(protocol.CANCELLED, jobs=",".join(cancelled), by="longrun cancel")
+            folder.append_event(
+                protocol.JOBS_CANCELLED, jobs=",".join(cancelled), by="longrun cancel"
+            )
         return CancelResult(cancelled, previous)
 
 

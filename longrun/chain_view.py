@@ -265,7 +265,7 @@ def _cancelled_jobs(event: Mapping[str, Any]) -> list[str]:
     """The jobs `longrun cancel` cancelled, as its events list them."""
     kind = event.get("event")
     listed = event.get("cancelled") if kind == protocol.CHAIN_ENDED else None
-    if kind == protocol.CANCELLED:
+    if kind == protocol.JOBS_CANCELLED:
         listed = event.get("jobs")
     return [job for job in str(listed or "").split(",") if job]
 

@@ -109,7 +109,7 @@ VERDICT_RECORDED = "verdict"
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
 FINAL_STATE = "final_state"
-CANCELLED = "cancelled"
+JOBS_CANCELLED = "cancelled"
 REPAIRED = "repaired"
 CANCELLED_BEYOND_MAX = "cancelled_beyond_max"
 
@@ -153,7 +153,7 @@ PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     SUBMITTED: ("job", "restart_count"),
     FINAL_STATE: ("job", "state", "start", "end", "source"),
     CHAIN_ENDED: ("state", "reason", "by", "cancelled"),
-    CANCELLED: ("jobs", "by"),
+    JOBS_CANCELLED: ("jobs", "by"),
     SUCCESSOR_FOUND: ("job", "successor", "by"),
     REPAIRED: ("job", "restart_count", "successor", "command"),
     CANCELLED_BEYOND_MAX: ("job", "max_restarts"),

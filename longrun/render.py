@@ -63,7 +63,7 @@ def _environment() -> jinja2.Environment:
 
 
 def rule_patterns(rule: states.Rule) -> list[str]:
-    """bash case patterns for one rule, matching "VERDICT:STATE:PREEMPTED"."""
+    """bash case patterns for one rule, matching "verdict:state:preempted (0 or 1)"."""
     verdict = "*" if rule.verdict == "*" else rule.verdict
     preempted = "*" if rule.preempted is None else ("1" if rule.preempted else "0")
     return [f"{verdict}:{state}:{preempted}" for state in rule.states]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from longrun import states
@@ -84,3 +87,24 @@ def test_final_and_active_states_do_not_overlap() -> None:
     assert not set(states.FINAL_STATES) & set(states.ACTIVE_STATES)
     assert states.is_final("TIMEOUT") and states.is_active("PENDING")
     assert not states.is_final("RUNNING") and not states.is_active("COMPLETED")
+
+
+def test_slurm_state_names_are_spelled_only_in_the_rule_table() -> None:
+    """Every other module and template takes them from longrun/states.py (rendered or imported)."""
+    names = {*states.FINAL_STATES, *states.ACTIVE_STATES, states.UNKNOWN}
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(sorted(names)) + r")(?![\w])")
+    root = Path(states.__file__).parent
+    files = [p for p in root.glob("*.py") if p.name != "states.py"]
+    files += sorted((root.parent / "templates").glob("*"))
+    if not (root.parent / "templates").is_dir():  # an installed package keeps them inside
+        files += sorted((root / "templates").glob("*"))
+    found = []
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for match in pattern.finditer(line):
+                # sbatch's --mail-type STAGE_OUT is a kind of mail, not a job state.
+                if path.name == "mail.py" and match.group(1) == "STAGE_OUT":
+                    continue
+                found.append(f"{path.name}:{number}: {line.strip()}")
+    assert len(files) > 10
+    assert found == []

@@ -795,7 +795,7 @@ lr_go_on() {
 }
 
 lr_rule_outcome() {
-    # lr_rule_outcome VERDICT STATE PREEMPTED: how to go on after the previous link, from the
+    # lr_rule_outcome VERDICT STATE 0|1: how to go on after the previous link, from the
     # previous link's own verdict ("" if none), Slurm's end state and whether slurmctld shows
     # a PreemptTime. Rendered row by row from longrun's rule table (longrun/states.py).
     case "$1:$2:$3" in

@@ -31,7 +31,7 @@ LONGRUN_INTERPRETER=(/bin/sh)
 LONGRUN_SCRIPT_NAME=script
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=9f582878a32a57495e902b5f0d28e102af7963b2393a617211cd110f4c29709c
+LONGRUN_LIBRARY_SHA256=5e979ab48398d64e3612840bf78cb3889197d81fc96ad1e25ba4022da9505870
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
