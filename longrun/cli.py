@@ -100,6 +100,12 @@ script asks for a new link at once.
 )
 
 
+def count_option(name: str, default: int, help: str) -> Callable[[F], F]:
+    return click.option(
+        name, type=click.IntRange(min=0), default=default, show_default=True, help=help
+    )
+
+
 def submit_options(function: F) -> F:
     options = [
         click.option(
@@ -114,19 +120,11 @@ def submit_options(function: F) -> F:
             default=False,
             help="Watch the chain from a background process that logs to the chain folder.",
         ),
-        click.option(
-            "--max-restarts",
-            type=click.IntRange(min=0),
-            default=999,
-            show_default=True,
-            help="At most N continuations, i.e. N+1 links.",
-        ),
-        click.option(
+        count_option("--max-restarts", 999, "At most N continuations, i.e. N+1 links."),
+        count_option(
             "--retry-failed",
-            type=click.IntRange(min=0),
-            default=0,
-            show_default=True,
-            help="How often a link whose script exits non-zero on its own is run again.",
+            0,
+            "How often a link whose script exits non-zero on its own is run again.",
         ),
         click.option("--no-watch", is_flag=True, help="Submit and exit; nothing stays running."),
         click.option(

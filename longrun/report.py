@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,77 +122,65 @@ def list_text(
     )
 
 
+# One line per event, filled from the event's fields ({here}: "link N/M" of the event's link).
+EVENT_LINES = {
+    protocol.SUBMITTED: "Job submitted with ID {job} ({here})",
+    protocol.VERDICT_RECORDED: "Job {job} ({here}): {reason}",
+    protocol.PRETIMEOUT_SIGNAL: "Job {job} ({here}): pre-timeout signal {signal}",
+    protocol.SUCCESSOR_RETRY: "Job {job}: could not queue a successor: {error}",
+    protocol.SUCCESSOR_FAILED: "Job {job}: could not queue a successor: {error}",
+    protocol.SUCCESSOR_MISSING: "Job {job}: successor {successor} went missing; queuing a new one",
+    protocol.SUCCESSOR_FOUND: "Job {job}: successor {successor} was queued although sbatch failed",
+    protocol.SUCCESSOR_UNCHECKED: "Job {job}: could not check successor {successor}; it is kept",
+    protocol.SUCCESSOR_CANCELLED_BY_USER: "Job {job} ({here}): its successor {successor} was "
+    "cancelled: the chain stops after this link",
+    protocol.CLAIM_LOST: "Job {job}: job {owner} already continues the chain; it ends unused",
+    protocol.BODY_SKIPPED: "Job {job} ({here}): the script does not run: {reason}",
+    protocol.BACKOFF: "Job {job}: {short_links} links in a row ran under a minute; job "
+    "{successor} starts in {seconds}s",
+    protocol.REPAIRED: "Successor of job {job} was missing: submitted job {successor} ({next})",
+    protocol.RETRY: "Job {job}: retrying the failed script ({attempt}/{of})",
+    protocol.WARNING: "Job {job}: warning: {message}",
+    protocol.CANCELLED_BEYOND_MAX: "Cancelled job {job}: it is beyond --max-restarts "
+    "{max_restarts}",
+    protocol.CHAIN_ENDED: "Chain ended {state}: {reason}",
+}
+# Shown only with --verbose.
+VERBOSE_LINES = {
+    protocol.SIGNAL_FORWARDED: "Job {job}: {signal} passed on to the script",
+    protocol.SUCCESSOR_QUEUED: "Job {successor} queued to follow job {job}",
+}
+
+
 def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> str | None:
     """One line for one event of the log, or None for events only shown when verbose."""
-    kind = event.get("event")
-    job = event.get("job")
+    kind = str(event.get("event"))
     total = max_restarts + 1
 
     def label(restart_count: int | None) -> str:
         return "link ?" if restart_count is None else f"link {restart_count + 1}/{total}"
 
-    here = label(protocol.restart_count_of(event))
-    if kind == protocol.SUBMITTED:
-        return f"Job submitted with ID {job} ({here})"
+    count = protocol.restart_count_of(event)
+    fields = defaultdict(lambda: "?", {k: v for k, v in event.items() if v is not None})
+    fields.update(here=label(count), next=label(None if count is None else count + 1))
     if kind == protocol.LINK_STARTED:
-        restarts = int(event.get("slurm_restarts") or 0)
-        if restarts:
-            return (
-                f"Job {job} ({here}) restarted by Slurm with the same job id (requeue {restarts})"
-            )
-        return f"Watching job {job} ({here})"
+        if int(event.get("slurm_restarts") or 0):
+            text = "Job {job} ({here}) restarted by Slurm with the same job id (requeue {n})"
+            fields["n"] = fields["slurm_restarts"]
+            return text.format_map(fields)
+        return "Watching job {job} ({here})".format_map(fields)
     if kind == protocol.JUDGED:
         return _judged_line(event, label)
-    if kind == protocol.VERDICT_RECORDED:
-        return f"Job {job} ({here}): {event.get('reason')}"
-    if kind == protocol.PRETIMEOUT_SIGNAL:
-        return f"Job {job} ({here}): pre-timeout signal {event.get('signal')}"
     if kind == protocol.SIGTERM:
         if event.get("cause"):
-            return f"Job {job} ({here}): SIGTERM from Slurm ({event.get('cause')})"
+            return "Job {job} ({here}): SIGTERM from Slurm ({cause})".format_map(fields)
         if event.get("verdict") == states.VERDICT_TERMINATED:
-            return f"Job {job} ({here}): SIGTERM with no sign of a time limit or preemption"
-        return f"Job {job} ({here}): stopped from outside (time limit, preemption or scancel)"
-    if kind == protocol.SIGNAL_FORWARDED:
-        return f"Job {job}: {event.get('signal')} passed on to the script" if verbose else None
-    if kind == protocol.SUCCESSOR_QUEUED:
-        return f"Job {event.get('successor')} queued to follow job {job}" if verbose else None
-    if kind in (protocol.SUCCESSOR_RETRY, protocol.SUCCESSOR_FAILED):
-        return f"Job {job}: could not queue a successor: {event.get('error')}"
-    if kind == protocol.SUCCESSOR_MISSING:
-        return f"Job {job}: successor {event.get('successor')} went missing; queuing a new one"
-    if kind == protocol.SUCCESSOR_FOUND:
-        return f"Job {job}: successor {event.get('successor')} was queued although sbatch failed"
-    if kind == protocol.SUCCESSOR_UNCHECKED:
-        return f"Job {job}: could not check successor {event.get('successor')}; it is kept"
-    if kind == protocol.SUCCESSOR_CANCELLED_BY_USER:
-        return (
-            f"Job {job} ({here}): its successor {event.get('successor')} was cancelled: "
-            "the chain stops after this link"
-        )
-    if kind == protocol.CLAIM_LOST:
-        return f"Job {job}: job {event.get('owner')} already continues the chain; it ends unused"
-    if kind == protocol.BODY_SKIPPED:
-        return f"Job {job} ({here}): the script does not run: {event.get('reason')}"
-    if kind == protocol.BACKOFF:
-        return (
-            f"Job {job}: {event.get('short_links')} links in a row ran under a minute; "
-            f"job {event.get('successor')} starts in {event.get('seconds')}s"
-        )
-    if kind == protocol.REPAIRED:
-        return (
-            f"Successor of job {job} was missing: submitted job {event.get('successor')} "
-            f"({label((protocol.restart_count_of(event) or 0) + 1)})"
-        )
-    if kind == protocol.RETRY:
-        return f"Job {job}: retrying the failed script ({event.get('attempt')}/{event.get('of')})"
-    if kind == protocol.WARNING:
-        return f"Job {job}: warning: {event.get('message')}"
-    if kind == protocol.CANCELLED_BEYOND_MAX:
-        return f"Cancelled job {job}: it is beyond --max-restarts {event.get('max_restarts')}"
-    if kind == protocol.CHAIN_ENDED:
-        return f"Chain ended {event.get('state')}: {event.get('reason')}"
-    return None
+            text = "Job {job} ({here}): SIGTERM with no sign of a time limit or preemption"
+        else:
+            text = "Job {job} ({here}): stopped from outside (time limit, preemption or scancel)"
+        return text.format_map(fields)
+    line = EVENT_LINES.get(kind) or (VERBOSE_LINES.get(kind) if verbose else None)
+    return line.format_map(fields) if line else None
 
 
 def _judged_line(event: Mapping[str, Any], label: Any) -> str:

@@ -595,3 +595,40 @@ def test_slurmdbd_down_for_a_whole_link_and_longer_than_the_judge_window(
     assert len(done.links()) == 2 and cancelled.body_runs() == [first]
     assert_invariants(done)
     assert_invariants(cancelled)
+
+
+def test_a_link_whose_library_was_altered_runs_nothing_and_ends_the_chain(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Link 2 finds library.sh changed after submission: it says so in its log, runs no body,
+    queues nothing, and the chain ends FAILED (no repair brings it back)."""
+    script = f"""#!/bin/bash
+{MARK}
+if [ "$SLURM_LONGRUN_RESTART_COUNT" -ge 1 ]; then exit 0; fi
+while [ ! -e go ]; do sleep 1; done
+exit 75
+"""
+    chain = submit_chain(cluster, tmp_path, script, "--output=%j.out")
+    chain.wait_link_running(0)
+    second = chain.wait_event("successor_queued")[0]["successor"]
+    library = chain.folder / "library.sh"
+    assert library.stat().st_mode & 0o777 == 0o400
+    library.chmod(0o600)
+    with library.open("a") as handle:
+        handle.write("echo changed\n")
+    (tmp_path / "go").touch()
+    assert chain.wait_end() == "FAILED"
+    assert [kind for kind, _, _ in bodies(tmp_path)] == ["start"]
+    log = wait_for(
+        lambda: (tmp_path / f"{second}.out").exists() and (tmp_path / f"{second}.out").read_text(),
+        timeout=60,
+        what="the second link's log",
+    )
+    assert f"{library} is missing or altered; nothing of your script ran" in log
+    record = wait_for(lambda: sacct_record(second), timeout=60, what=f"sacct of job {second}")
+    assert record.state == "FAILED"
+    assert chain.queued() == {}
+    status = run_cli(
+        "longrun", "status", chain.chain_id, "--state-dir", str(chain.state_dir), cwd=tmp_path
+    )
+    assert "FAILED" in status.stdout
