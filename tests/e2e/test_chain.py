@@ -12,6 +12,7 @@ import pytest
 from chaintest import Chain, environment, submit_chain
 from faulttest import Faults
 from longrun import slurm
+from longrun.protocol import link_arguments
 from slurmtest import Cluster
 
 pytestmark = pytest.mark.slurm
@@ -274,7 +275,7 @@ exit 0
     cluster.cancel(chain.first_job)
     link_script = chain.folder / "link.sh"
     manual = subprocess.run(
-        ["sbatch", "--parsable", "-c", "2", str(link_script), "0", "", "", "0"],
+        ["sbatch", "--parsable", "-c", "2", str(link_script), *link_arguments(0)],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     assert chain.wait_end(timeout=120) == "COMPLETED"

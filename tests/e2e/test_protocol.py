@@ -20,6 +20,7 @@ from faulttest import Faults
 from longrun import slurm
 from longrun.chain_ops import repair
 from longrun.chain_store import ChainFolder, StateDir
+from longrun.protocol import link_arguments
 from longrun.slurm_output import slurm_epoch
 from slurmtest import Cluster, sacct_record, wait_for
 
@@ -154,7 +155,7 @@ def test_watcher_repair_looks_for_the_tagged_successor_before_submitting(
     )
     first = chain.wait_link_running(0)
     chain.wait_event("successor_failed")
-    tagged = f"longrun:{chain.chain_id}:1"
+    tagged = f"longrun:{chain.chain_id}:2"
     out = slurm.run(["squeue", "-h", "--me", "-O", "JobID:|,Comment:|"]).stdout
     (hidden,) = [
         line.split("|")[0] for line in out.splitlines() if line.rstrip("|").endswith(tagged)
@@ -203,7 +204,7 @@ def test_two_successors_only_one_runs_the_body(cluster: Cluster, tmp_path: Path)
     meta = json.loads((chain.folder / "chain.json").read_text())
     duplicate = cluster.sbatch(
         f"--dependency=afterany:{first}", *meta["successor_options"],
-        str(chain.folder / "link.sh"), "1", first, first, "0", cwd=tmp_path,
+        str(chain.folder / "link.sh"), *link_arguments(1, first, first), cwd=tmp_path,
     )  # fmt: skip
     (tmp_path / "go").touch()
     assert chain.wait_end() == "COMPLETED"
@@ -416,7 +417,7 @@ def test_cancel_sticks_after_a_recorded_end(cluster: Cluster, tmp_path: Path) ->
     assert chain.wait_end() == "CANCELLED"
     # A stray later link (a hand-made resubmission, or a successor that escaped the cancel).
     stray = cluster.sbatch(
-        str(chain.folder / "link.sh"), "1", first, first, "0", cwd=tmp_path,
+        str(chain.folder / "link.sh"), *link_arguments(1, first, first), cwd=tmp_path,
         env=environment(),
     )  # fmt: skip
     cluster.wait_final(stray)

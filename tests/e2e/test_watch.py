@@ -17,6 +17,7 @@ import pytest
 
 from chaintest import Chain, chain_of, command, environment, run_cli, submit_chain
 from faulttest import Faults
+from longrun.protocol import link_arguments
 from longrun.slurm_output import slurm_epoch
 from slurmtest import FINAL_STATES, Cluster, wait_for
 
@@ -297,7 +298,7 @@ def test_watcher_cancels_a_link_started_beyond_max_restarts(
         start("longrun", "watch", chain.chain_id, "--state-dir", str(chain.state_dir), cwd=tmp_path)
     )  # fmt: skip
     # A link that should never exist: restart count 1 with --max-restarts 0.
-    beyond = cluster.sbatch(str(chain.folder / "link.sh"), "1", first, "", "0", cwd=tmp_path)
+    beyond = cluster.sbatch(str(chain.folder / "link.sh"), *link_arguments(1, first), cwd=tmp_path)
     assert cluster.wait_final(beyond, timeout=60) == "CANCELLED"
     (event,) = chain.events("cancelled_beyond_max")
     assert (event["job"], event["max_restarts"]) == (beyond, 0)
