@@ -98,7 +98,7 @@ def cancel_chain(folder: ChainFolder) -> CancelResult:
     """Cancel the successor first (so nothing follows), then the running link; record the end.
 
     Idempotent, and safe in any state. The end is recorded before the first scancel, so a link
-    whose pre-timeout check runs meanwhile does not queue a new standby; the queue is checked
+    whose pre-timeout check runs meanwhile does not queue a new successor; the queue is checked
     again afterwards all the same.
     """
     with chain_lock(folder):
