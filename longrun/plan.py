@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import protocol
+from .arrays import ArraySpec, parse_array
 from .batch_script import (
     DIRECTIVE,
     UserScript,
@@ -49,8 +50,11 @@ INPUT_VARIABLES = {
     "signal": "SBATCH_SIGNAL",
     "wait": "SBATCH_WAIT",
 }
-# Never passed to any sbatch that longrun runs: it would make sbatch wait for the job.
-DROPPED_VARIABLES = ("SBATCH_WAIT",)
+# Never passed to any sbatch that longrun runs: SBATCH_WAIT would make sbatch wait for the job;
+# SBATCH_ARRAY_INX would make every later link an array (the first link gets --array instead).
+DROPPED_VARIABLES = ("SBATCH_WAIT", "SBATCH_ARRAY_INX")
+# Slurm's output file of an array task when none is given.
+ARRAY_DEFAULT_OUTPUT = "slurm-%A_%a.out"
 # Options longrun handles itself rather than passing to sbatch.
 OWN_OPTIONS = frozenset({"wrap", "parsable", "wait", "test-only"})
 # Options that longrun gives each link itself: Slurm adds up every --mail-type it is given, so
@@ -58,6 +62,13 @@ OWN_OPTIONS = frozenset({"wrap", "parsable", "wait", "test-only"})
 PER_CHAIN_OPTIONS = frozenset({"mail-type"})
 # Options taken out of the script's header, the line kept disabled and marked.
 MOVED_OPTIONS = ONE_TIME_OPTIONS | PER_CHAIN_OPTIONS
+
+
+THROTTLE_WARNING = (
+    "--array throttle %{n}: Slurm starts at most {n} elements' first links at once, but an "
+    "element's later links are plain jobs that Slurm does not count against it, so more than "
+    "{n} elements may run at once once elements continue (see the README: Job arrays)"
+)
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,10 @@ class LinkPlan:
     clusters: str | None
     comment_prefix: str
     export: ExportMode
+    array: ArraySpec | None
+    # For an array: --output/--error as given (later links get them with %A and %a resolved).
+    output_pattern: str
+    error_pattern: str
     mail: MailPlan
     job_name: str
     test_only: bool
@@ -237,11 +252,7 @@ def build_plan(
     cli = [o for o in args.options if o.name not in {"wrap"}]
     eff = effective_options(cli, directive_options, environ)
 
-    if "array" in eff:
-        raise UsageError(
-            "job arrays (--array) cannot run as a longrun chain yet",
-            "Submit one chain per array element, or use plain sbatch for the array.",
-        )
+    array = parse_array(eff.get("array") or "") if "array" in eff else None
     if any(o.name in ("help", "usage", "version") for o in cli):
         raise UsageError("sbatch's --help/--usage/--version are not for a chain: run sbatch itself")
 
@@ -282,14 +293,17 @@ def build_plan(
         *implicit,
         *(t for o in cli if o.name not in MOVED_OPTIONS | OWN_OPTIONS for t in o.tokens),
     ]
-    first = [
-        *implicit,
-        *(t for o in cli if o.name not in OWN_OPTIONS | PER_CHAIN_OPTIONS for t in o.tokens),
-    ]
+    first_only = OWN_OPTIONS | PER_CHAIN_OPTIONS | {"array"}
+    first = [*implicit, *(t for o in cli if o.name not in first_only for t in o.tokens)]
     cli_names = {o.name for o in cli}
     for option in directive_options:
-        if option.name in ONE_TIME_OPTIONS - OWN_OPTIONS and option.name not in cli_names:
+        if option.name in ONE_TIME_OPTIONS - first_only and option.name not in cli_names:
             first.append(option.as_long())
+    if array is not None:
+        # The effective value (command line, SBATCH_ARRAY_INX, #SBATCH), on the command line.
+        first.append(f"--array={array.spec}")
+        if array.throttle is not None:
+            warnings.append(THROTTLE_WARNING.format(n=array.throttle))
     mail = mail_plan(eff.get("mail-type"))
     if mail.wanted:
         first.append(f"--mail-type={mail.first}")
@@ -326,6 +340,9 @@ def build_plan(
         clusters=eff.get("clusters") or None,
         comment_prefix=f"{eff.get('comment')} " if eff.get("comment") else "",
         export=export_mode(eff.get("export"), "export-file" in eff),
+        array=array,
+        output_pattern=(eff.get("output") or ARRAY_DEFAULT_OUTPUT) if array else "",
+        error_pattern=(eff.get("error") or "") if array else "",
         mail=mail,
         job_name=job_name,
         test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),

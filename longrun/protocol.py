@@ -25,6 +25,7 @@ ENDED = "ended"
 EVENTS = "events.jsonl"  # a link's events, in its own folder (and the log of old chains)
 EVENTS_DIR = "events.d"  # one event file per longrun process
 LINKS = "links"
+ELEMENTS = "elements"  # elements/<index>/ended: an array element's end state
 # In links/<job-id>/, written by that link only (the claim: by the link that continues it).
 VERDICT = "verdict"
 SUCCESSOR = "successor"
@@ -35,8 +36,9 @@ SBATCH_ERRORS = "sbatch.err"
 
 PATHS = {
     "jobs": JOBS, "library": LIBRARY, "link_script": LINK_SCRIPT, "env": ENV, "ended": ENDED,
-    "events": EVENTS, "links": LINKS, "verdict": VERDICT, "successor": SUCCESSOR,
-    "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM, "sbatch_errors": SBATCH_ERRORS,
+    "events": EVENTS, "links": LINKS, "elements": ELEMENTS, "verdict": VERDICT,
+    "successor": SUCCESSOR, "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM,
+    "sbatch_errors": SBATCH_ERRORS,
 }  # fmt: skip
 
 # --- the link script's arguments -------------------------------------------------------------
@@ -45,18 +47,26 @@ ARGUMENTS = {
     "initial_job": "--initial-job",  # the first link's job id
     "previous_job": "--previous-job",  # the job this link continues
     "retries": "--retries",  # --retry-failed retries used so far
+    # An array element's later links: ARRAYJOB,TASK,COUNT,MIN,MAX,STEP as Slurm gave them to
+    # the element's first link (SLURM_ARRAY_*).
+    "array_element": "--array-element",
 }
 
 
 def link_arguments(
-    restart_count: int, initial_job: str = "", previous_job: str = "", retries: int = 0
+    restart_count: int,
+    initial_job: str = "",
+    previous_job: str = "",
+    retries: int = 0,
+    array_element: str = "",
 ) -> list[str]:
-    """The arguments of the link script for one link (job ids left out when unknown)."""
+    """The arguments of the link script for one link (values left out when unknown)."""
     values = {
         "restart_count": str(restart_count),
         "initial_job": initial_job,
         "previous_job": previous_job,
         "retries": str(retries),
+        "array_element": array_element,
     }
     return [f"{ARGUMENTS[name]}={value}" for name, value in values.items() if value]
 
@@ -66,7 +76,8 @@ TAG_PREFIX = "longrun:"
 
 def link_tag(chain_id: str, link_number: int) -> str:
     """The --comment that finds a link's job in the queue when sbatch's answer was lost:
-    `longrun:<chain>:<link number, 1-based>`, after the user's own comment."""
+    `longrun:<chain>:<link number, 1-based>` (an array element: `<chain>_<index>`), after the
+    user's own comment."""
     return f"{TAG_PREFIX}{chain_id}:{link_number}"
 
 
@@ -114,7 +125,7 @@ REPAIRED = "repaired"
 CANCELLED_BEYOND_MAX = "cancelled_beyond_max"
 
 JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
-    LINK_STARTED: ("previous", "slurm_restarts", "node", "retries"),
+    LINK_STARTED: ("previous", "slurm_restarts", "node", "retries", "element", "array"),
     CLAIMED: ("previous",),
     CLAIM_LOST: ("previous", "owner"),
     JUDGED: ("previous", "verdict", "slurm_state", "preempted", "outcome", "reason", "start",

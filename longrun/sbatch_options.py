@@ -58,7 +58,11 @@ SHORT_OPTIONS: dict[str, str] = {
 }  # fmt: skip
 
 # Options that concern one submission only: a successor link must not repeat them.
-ONE_TIME_OPTIONS = frozenset({"dependency", "begin", "hold", "wait", "parsable", "test-only"})
+# Options for the first link only: later links are plain jobs that follow it (an array's later
+# links are one plain job per element).
+ONE_TIME_OPTIONS = frozenset(
+    {"dependency", "begin", "hold", "wait", "parsable", "test-only", "array"}
+)
 
 
 @dataclass(frozen=True)

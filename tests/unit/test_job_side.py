@@ -532,3 +532,36 @@ def test_a_link_whose_library_is_missing_or_altered_runs_nothing(
     assert not marker.exists()
     assert folder.ended() == states.CHAIN_FAILED
     assert [p.name for p in chain.iterdir() if p.name.startswith(".ended")] == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "resolved"),
+    [
+        ("slurm-%A_%a.out", "slurm-4000_7.out"),
+        ("out_%a_%j.txt", "out_7_%j.txt"),
+        ("%4a-%x-%%a.log", "0007-%x-%%a.log"),
+        ("logs/%A/%3A.%a", "logs/4000/4000.7"),
+        ("lit\\eral_%a", "lit\\eral_%a"),
+    ],
+)
+def test_an_elements_later_links_write_its_files(
+    helpers: Path, pattern: str, resolved: str
+) -> None:
+    code = f"""LR_ARRAY_JOB=4000 LR_ELEMENT=7
+lr_array_pattern {shquote(pattern)}; printf '%s' "$LR_PATTERN"
+"""
+    assert bash(helpers, code) == resolved
+
+
+def test_an_array_element_comes_from_slurm_first_and_from_its_argument_later(
+    helpers: Path,
+) -> None:
+    show = 'echo "$LR_SELF|$LR_TAG_ID|$LR_ELEMENT|$LR_ARRAY_ELEMENT|${LR_ENDED_FILE##*chains/}"'
+    first = f"""export SLURM_ARRAY_JOB_ID=4000 SLURM_ARRAY_TASK_ID=7 SLURM_ARRAY_TASK_COUNT=5
+export SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=9 SLURM_ARRAY_TASK_STEP=2
+LR_ARRAY_ELEMENT=''; lr_array_element && {show}"""
+    later = f"""LR_ARRAY_ELEMENT=4000,7,5,1,9,2; lr_array_element && {show}"""
+    chain = "20261125-120000-abcd"
+    assert bash(helpers, first) == f"4000_7|{chain}_7|7|4000,7,5,1,9,2|{chain}/elements/7/ended\n"
+    assert bash(helpers, later) == f"99|{chain}_7|7|4000,7,5,1,9,2|{chain}/elements/7/ended\n"
+    assert bash(helpers, "LR_ARRAY_ELEMENT=''; lr_array_element || echo refused") == "refused\n"

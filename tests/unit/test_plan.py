@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from longrun.arrays import parse_array
 from longrun.errors import UsageError
 from longrun.plan import (
     ChainLocation,
@@ -158,16 +159,53 @@ def test_open_mode_from_the_environment_counts_as_a_choice() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "argv", "environ"),
+    ("text", "argv", "environ", "spec"),
     [
-        ("#!/bin/bash\necho\n", ["--array=1-3"], {}),
-        ("#!/bin/bash\n#SBATCH -a 0-9\necho\n", [], {}),
-        ("#!/bin/bash\necho\n", [], {"SBATCH_ARRAY_INX": "1-2"}),
+        ("#!/bin/bash\necho\n", ["--array=1-3"], {}, "1-3"),
+        ("#!/bin/bash\n#SBATCH -a 0-9%2\necho\n", [], {}, "0-9%2"),
+        ("#!/bin/bash\n#SBATCH -a 0-9\necho\n", [], {"SBATCH_ARRAY_INX": "1-2"}, "1-2"),
+        ("#!/bin/bash\n#SBATCH -a 0-9\necho\n", ["-a", "4"], {"SBATCH_ARRAY_INX": "1-2"}, "4"),
     ],
 )
-def test_arrays_are_refused(text: str, argv: list[str], environ: dict[str, str]) -> None:
-    with pytest.raises(UsageError, match="job arrays"):
-        plan_for(text, argv, environ)
+def test_an_array_is_given_to_the_first_link_only(
+    text: str, argv: list[str], environ: dict[str, str], spec: str
+) -> None:
+    plan = plan_for(text, argv, environ)
+    assert plan.array is not None and plan.array.spec == spec
+    assert [t for t in plan.first_command() if "array" in t or t == "-a"] == [f"--array={spec}"]
+    assert not [t for t in plan.successor_options if "array" in t or t == "-a"]
+    assert not [line for line in plan.header if line.startswith(("#SBATCH -a", "#SBATCH --array"))]
+    assert plan.output_pattern == "slurm-%A_%a.out" and plan.error_pattern == ""
+    assert bool(plan.array.throttle) == ("%" in spec)
+    assert any("throttle" in warning for warning in plan.warnings) == ("%" in spec)
+
+
+def test_an_arrays_output_patterns_are_kept_for_later_links() -> None:
+    plan = plan_for("#!/bin/bash\n#SBATCH -o out_%A_%a.txt\necho\n", ["-a", "1,3", "-e", "e%a"])
+    assert (plan.output_pattern, plan.error_pattern) == ("out_%A_%a.txt", "e%a")
+
+
+@pytest.mark.parametrize(
+    ("spec", "indices", "throttle"),
+    [
+        ("0-4", (0, 1, 2, 3, 4), None),
+        ("1,3,5-9:2", (1, 3, 5, 7, 9), None),
+        ("7", (7,), None),
+        ("0-99%10", tuple(range(100)), 10),
+        ("3,1,3", (3, 1), None),
+    ],
+)
+def test_array_specs_read_as_sbatch_reads_them(
+    spec: str, indices: tuple[int, ...], throttle: int | None
+) -> None:
+    parsed = parse_array(spec)
+    assert (parsed.indices, parsed.throttle) == (indices, throttle)
+
+
+@pytest.mark.parametrize("spec", ["", "a-b", "5-1", "1-5:0", "1-3%x", "1,,2"])
+def test_array_specs_sbatch_refuses_are_refused(spec: str) -> None:
+    with pytest.raises(UsageError, match="--array="):
+        parse_array(spec)
 
 
 def test_body_delimiter_avoids_lines_of_the_script() -> None:

@@ -12,11 +12,15 @@ if ! command -v sbatch >/dev/null 2>&1 && [ -n "$LONGRUN_SLURM_BIN" ]; then
     PATH="$LONGRUN_SLURM_BIN:${PATH:-/usr/bin:/bin}"
 fi
 # The chain folder (see longrun/chain_store.py).
-LR_ENDED_FILE=$LONGRUN_CHAIN_DIR/ended      # the chain's end state, created once
+LR_CHAIN_ENDED_FILE=$LONGRUN_CHAIN_DIR/ended  # the chain's end state, created once
+LR_ENDED_FILE=$LR_CHAIN_ENDED_FILE  # this link's end state: an array element's own (lr_start)
 LR_ENV_FILE=$LONGRUN_CHAIN_DIR/env          # the environment snapshot
 LR_LINKS_DIR=$LONGRUN_CHAIN_DIR/links       # one folder per link: links/<job id>
 LR_LINK_SCRIPT=$LONGRUN_CHAIN_DIR/link.sh
 LR_JOBS_DIR=$LONGRUN_STATE_DIR/jobs         # jobs/<job id> names the job's chain
+# This job as Slurm's commands name it (an array task: ARRAYJOB_TASK), the chain's tag, and the
+# array element this link belongs to (empty for a chain that is not an array).
+LR_SELF=${SLURM_JOB_ID:-} LR_TAG_ID=$LONGRUN_CHAIN_ID LR_ELEMENT='' LR_ARRAY_ELEMENT=''
 
 # --- the story of a link ------------------------------------------------------------------
 main() {
@@ -205,11 +209,24 @@ lr_load_env() {
     return 0
 }
 
+lr_element_options() {
+    # An array element's later links write the element's output files and know the element.
+    LR_ELEMENT_OPTIONS=() LR_ELEMENT_ARGUMENTS=()
+    [ -n "$LR_ELEMENT" ] || return 0
+    lr_array_pattern "$LONGRUN_OUTPUT_PATTERN"
+    LR_ELEMENT_OPTIONS+=("--output=$LR_PATTERN")
+    if [ -n "$LONGRUN_ERROR_PATTERN" ]; then
+        lr_array_pattern "$LONGRUN_ERROR_PATTERN"
+        LR_ELEMENT_OPTIONS+=("--error=$LR_PATTERN")
+    fi
+    LR_ELEMENT_ARGUMENTS=("--array-element=$LR_ARRAY_ELEMENT")
+}
+
 lr_find_tagged() {
     # lr_find_tagged LINK: a queued job of this chain tagged for link number LINK (1-based, in
     # its --comment), into
     # LR_FOUND. Returns 0 found, 1 when slurmctld shows none, 2 when it did not answer.
-    local out line id rest state comment tag="longrun:$LONGRUN_CHAIN_ID:$1"
+    local out line id rest state comment tag="longrun:$LR_TAG_ID:$1"
     LR_FOUND=''
     out=$(squeue "${LONGRUN_CLUSTER_ARGS[@]}" -h --me -t all -O 'JobID:|,State:|,Comment:|' 2>/dev/null) || return 2
     while IFS= read -r line; do
@@ -239,15 +256,16 @@ lr_submit_successor() {
     local sbatch_path out rc id submit=1 err_file="$LR_LINK_DIR/sbatch.err"
     sbatch_path=$(command -v sbatch) || { lr_event successor_failed error "sbatch not found on PATH"; return 1; }
     lr_load_env
+    lr_element_options
     while :; do
         if [ $submit = 1 ]; then
             out=$(
                 cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
                 exec env -i "${LR_ENV[@]}" "$sbatch_path" --parsable "${LR_EXPORT_ARGS[@]}" \
-                    "--dependency=afterany:$SLURM_JOB_ID" "${LONGRUN_SBATCH_OPTIONS[@]}" \
-                    "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LONGRUN_CHAIN_ID:$next" "$LR_LINK_SCRIPT" \
+                    "--dependency=afterany:$LR_SELF" "${LONGRUN_SBATCH_OPTIONS[@]}" "${LR_ELEMENT_OPTIONS[@]}" \
+                    "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LR_TAG_ID:$next" "$LR_LINK_SCRIPT" \
                     "--restart-count=$((LR_RESTART_COUNT + 1))" "--initial-job=$LR_INITIAL" \
-                    "--previous-job=$SLURM_JOB_ID" "--retries=$LR_RETRIES" \
+                    "--previous-job=$SLURM_JOB_ID" "--retries=$LR_RETRIES" "${LR_ELEMENT_ARGUMENTS[@]}" \
                     2>"$err_file"
             )
             rc=$?
@@ -287,7 +305,7 @@ lr_ensure_successor() {
     # Keep exactly one successor queued. Only a definite answer from Slurm makes the one on
     # record count as missing; a successor cancelled by the user means "stop after this link".
     [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || return 0
-    [ -e "$LR_ENDED_FILE" ] && return 0
+    lr_ended && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
     # Stopped from outside with no sign of an interruption: nothing to continue.
     [ "$LR_TERM_VERDICT" = terminated ] && return 0
@@ -329,7 +347,7 @@ lr_cancel_successor() {
 lr_end_chain() {
     # lr_end_chain STATE WHY: this link ends the chain, unless an end is recorded already: the
     # first recorded end stands (a hard link fails when the file exists, on NFS too).
-    local tmp=$LONGRUN_CHAIN_DIR/.ended.$SLURM_JOB_ID.$$ recorded
+    local tmp=${LR_ENDED_FILE%/*}/.ended.$SLURM_JOB_ID.$$ recorded
     printf '%s\n' "$1" >"$tmp"
     if ln "$tmp" "$LR_ENDED_FILE" 2>/dev/null; then
         rm -f "$tmp"
@@ -347,7 +365,7 @@ lr_mail_at_end() {
     # lr_mail_at_end STATE: the chain ends with this job: ask Slurm to mail when it ends, if
     # the user asked for mail at the end (END), or at a failure (FAIL) and STATE says one.
     if [ "$LONGRUN_MAIL_END" = 1 ] || { [ "$LONGRUN_MAIL_FAIL" = 1 ] && [ "$1" != COMPLETED ]; }; then
-        if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$SLURM_JOB_ID" MailType=END,FAIL >/dev/null 2>&1; then
+        if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$LR_SELF" MailType=END,FAIL >/dev/null 2>&1; then
             lr_event mail_requested state "$1"
         else
             lr_event mail_failed state "$1"
@@ -454,7 +472,7 @@ lr_on_term() {
     # Record why at once (SIGKILL follows after KillWait); never start the body after it.
     local LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON LR_CAUSE
     LR_WOKEN=1
-    lr_job_info "$SLURM_JOB_ID"
+    lr_job_info "$LR_SELF"
     if [ "$LR_STATE" = RUNNING ] && [ "$LONGRUN_CHECK_SIGNAL" = TERM ]; then
         lr_on_check_signal
         return
@@ -512,13 +530,18 @@ lr_start() {
             --initial-job=*) LR_INITIAL=${argument#*=} ;;
             --previous-job=*) LR_PREVIOUS=${argument#*=} ;;
             --retries=*) LR_RETRIES=${argument#*=} ;;
+            --array-element=*) LR_ARRAY_ELEMENT=${argument#*=} ;;
             *) LR_RESTART_COUNT=invalid ;;
         esac
     done
     [[ $LR_RESTART_COUNT =~ ^[0-9]+$ && $LR_RETRIES =~ ^[0-9]+$ && $LR_INITIAL =~ ^[0-9]*$ && $LR_PREVIOUS =~ ^[0-9]*$ ]] || {
-        printf 'longrun: this link script takes --restart-count=N [--initial-job=JOB] [--previous-job=JOB] [--retries=N]\n' >&2
+        printf 'longrun: this link script takes --restart-count=N [--initial-job=JOB] [--previous-job=JOB] [--retries=N] [--array-element=ARRAY]\n' >&2
         exit 2
     }
+    if [ "$LONGRUN_ARRAY" = 1 ] && ! lr_array_element; then
+        printf 'longrun: this link belongs to a job array, but neither Slurm nor --array-element says which element\n' >&2
+        exit 2
+    fi
     [ -n "$LR_INITIAL" ] || LR_INITIAL=$SLURM_JOB_ID
     LR_T0=$SECONDS
     LR_LABEL="link $((LR_RESTART_COUNT + 1))/$((LONGRUN_MAX_RESTARTS + 1))"
@@ -535,13 +558,60 @@ lr_start() {
     [ -s "$LR_LINK_DIR/verdict" ] && [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && rm -f "$LR_LINK_DIR/verdict"
     [ -e "$LR_JOBS_DIR/$SLURM_JOB_ID" ] || lr_write "$LR_JOBS_DIR/$SLURM_JOB_ID" "$LONGRUN_CHAIN_ID"
     lr_event link_started previous "$LR_PREVIOUS" slurm_restarts "${SLURM_RESTART_COUNT:-0}" \
-        node "${SLURMD_NODENAME:-}" retries "$LR_RETRIES"
+        node "${SLURMD_NODENAME:-}" retries "$LR_RETRIES" element "$LR_ELEMENT" array "$LR_ARRAY_ELEMENT"
     if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
         lr_say "$LR_LABEL: restarted by Slurm with the same job id (restart ${SLURM_RESTART_COUNT})"
     fi
     [ "${LR_EARLY_TERM:-0}" = 1 ] && lr_on_term
     [ "${LR_EARLY_CHECK:-0}" = 1 ] && lr_on_check_signal
     return 0
+}
+
+lr_array_element() {
+    # This link's array element: from Slurm in the element's first link (an array task), from
+    # --array-element=ARRAYJOB,TASK,COUNT,MIN,MAX,STEP in its later links (plain jobs).
+    local spec=$LR_ARRAY_ELEMENT
+    if [ -z "$spec" ]; then
+        spec=${SLURM_ARRAY_JOB_ID:-},${SLURM_ARRAY_TASK_ID:-},${SLURM_ARRAY_TASK_COUNT:-}
+        spec+=,${SLURM_ARRAY_TASK_MIN:-},${SLURM_ARRAY_TASK_MAX:-},${SLURM_ARRAY_TASK_STEP:-}
+        LR_SELF=${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID:-}
+    fi
+    [[ $spec =~ ^[0-9]+,[0-9]+,[0-9]*,[0-9]*,[0-9]*,[0-9]*$ ]] || return 1
+    IFS=, read -r LR_ARRAY_JOB LR_ELEMENT LR_ARRAY_COUNT LR_ARRAY_MIN LR_ARRAY_MAX LR_ARRAY_STEP <<<"$spec"
+    LR_ARRAY_ELEMENT=$spec
+    LR_TAG_ID=${LONGRUN_CHAIN_ID}_$LR_ELEMENT
+    LR_ENDED_FILE=$LONGRUN_CHAIN_DIR/elements/$LR_ELEMENT/ended
+    mkdir -p "${LR_ENDED_FILE%/*}"
+}
+
+lr_array_pattern() {
+    # lr_array_pattern PATTERN: an --output/--error pattern with %A and %a (zero-padded as
+    # %3a) resolved to this element, into LR_PATTERN, so that every link of the element writes
+    # the file its first link wrote. "%%" stays; Slurm takes a pattern with a backslash as is.
+    local rest=$1 value
+    LR_PATTERN=''
+    if [[ $rest == *\\* ]]; then LR_PATTERN=$rest; return 0; fi
+    while [ -n "$rest" ]; do
+        if [[ $rest =~ ^%([0-9]*)([Aa]) ]]; then
+            value=$LR_ARRAY_JOB
+            [ "${BASH_REMATCH[2]}" = a ] && value=$LR_ELEMENT
+            printf -v value '%0*d' "${BASH_REMATCH[1]:-0}" "$value"
+            LR_PATTERN+=$value
+            rest=${rest:${#BASH_REMATCH[0]}}
+        elif [[ $rest == %%* ]]; then
+            LR_PATTERN+=%%
+            rest=${rest:2}
+        else
+            LR_PATTERN+=${rest:0:1}
+            rest=${rest:1}
+        fi
+    done
+}
+
+lr_ended() {
+    # Has this chain (or this array element) ended? LR_RECORDED: the recorded end state.
+    LR_RECORDED=$(cat "$LR_ENDED_FILE" 2>/dev/null || cat "$LR_CHAIN_ENDED_FILE" 2>/dev/null) || return 1
+    [ -n "$LR_RECORDED" ]
 }
 
 lr_claim_previous() {
@@ -567,12 +637,15 @@ lr_judge_previous() {
         lr_announce
         return 0
     fi
-    local verdict wait_s outcome why
+    local verdict wait_s outcome why previous
     LR_PREV_VERDICT=$(cat "$LR_LINKS_DIR/$LR_PREVIOUS/verdict" 2>/dev/null)
     verdict=$LR_PREV_VERDICT
     # A decisive verdict needs Slurm's word only for the record: wait less for it.
     case $verdict in completed|continue|failed|ended) wait_s=10 ;; *) wait_s=$LONGRUN_JUDGE_SECONDS ;; esac
-    lr_final_state "$LR_PREVIOUS" "$wait_s"
+    # An array element's first link is an array task: Slurm names it ARRAYJOB_TASK.
+    previous=$LR_PREVIOUS
+    [ -n "$LR_ELEMENT" ] && [ "$LR_RESTART_COUNT" -eq 1 ] && previous=${LR_ARRAY_JOB}_$LR_ELEMENT
+    lr_final_state "$previous" "$wait_s"
     LR_PREV_STATE=$LR_STATE
     lr_rule_outcome "$verdict" "$LR_STATE" "$LR_PREEMPTED"
     outcome=$LR_OUTCOME why=$LR_WHY
@@ -590,7 +663,8 @@ lr_judge_previous() {
                 lr_skip_body FAILED "$why"
             fi ;;
         end-as-recorded)
-            lr_skip_body "$(cat "$LR_ENDED_FILE" 2>/dev/null || echo COMPLETED)" "$why" ;;
+            lr_ended || LR_RECORDED=COMPLETED
+        lr_skip_body "$LR_RECORDED" "$why" ;;
         end:*)
             lr_skip_body "${outcome#end:}" "$why" ;;
     esac
@@ -606,7 +680,7 @@ lr_skip_body() {
 }
 
 lr_announce() {
-    lr_say "$LR_LABEL of chain $LONGRUN_CHAIN_ID is job $SLURM_JOB_ID${LR_PREVIOUS:+ (job $LR_PREVIOUS before it ended ${LR_PREV_STATE:-in an unknown state})}"
+    lr_say "$LR_LABEL of chain $LONGRUN_CHAIN_ID${LR_ELEMENT:+ (array element $LR_ELEMENT)} is job $SLURM_JOB_ID${LR_PREVIOUS:+ (job $LR_PREVIOUS before it ended ${LR_PREV_STATE:-in an unknown state})}"
     [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || lr_event no_successor reason max_restarts
 }
 
@@ -621,16 +695,21 @@ lr_export_variables() {
     export SLURM_LONGRUN_CHAIN_DIR=$LONGRUN_CHAIN_DIR
     export SLURM_LONGRUN_CONTINUE_CODE=$LONGRUN_CONTINUE_CODE
     export SLURM_LONGRUN_RETRIES=$LR_RETRIES
+    if [ -n "$LR_ELEMENT" ]; then
+        # Every link of an element sees the original array, as its first link did.
+        export SLURM_ARRAY_JOB_ID=$LR_ARRAY_JOB SLURM_ARRAY_TASK_ID=$LR_ELEMENT
+        export SLURM_ARRAY_TASK_COUNT=$LR_ARRAY_COUNT SLURM_ARRAY_TASK_MIN=$LR_ARRAY_MIN
+        export SLURM_ARRAY_TASK_MAX=$LR_ARRAY_MAX SLURM_ARRAY_TASK_STEP=$LR_ARRAY_STEP
+        export SLURM_LONGRUN_ARRAY_TASK_ID=$LR_ELEMENT
+    fi
 }
 
 lr_check_go() {
     # The last look before the body starts: a recorded end or a SIGTERM means no body.
-    local recorded
-    if [ -e "$LR_ENDED_FILE" ]; then
-        recorded=$(cat "$LR_ENDED_FILE" 2>/dev/null)
+    if lr_ended; then
         lr_cancel_successor
         lr_set_verdict ended
-        lr_event body_skipped reason "the chain has ended ($recorded)"
+        lr_event body_skipped reason "the chain has ended ($LR_RECORDED)"
         lr_say "$LR_LABEL: the chain has ended; the script does not run"
         exit 0
     fi
@@ -718,7 +797,7 @@ lr_record_verdict() {
     # Does Slurm still run this job? An exit 0 while Slurm ends the job says nothing about the
     # work, so "completed" needs slurmctld to show the job running.
     if [ "$LR_TERMINATED" != 1 ]; then
-        lr_job_info_sure "$SLURM_JOB_ID" && slurm=$LR_STATE
+        lr_job_info_sure "$LR_SELF" && slurm=$LR_STATE
     fi
     [ "$LR_FORWARDED" = 1 ] && signum=$(kill -l "$LONGRUN_CHECK_SIGNAL" 2>/dev/null)
     if [ "$LR_TERMINATED" = 1 ]; then

@@ -27,6 +27,7 @@ LONGRUN_BACKOFF_SECONDS=30 LONGRUN_NODE_WAIT_SECONDS=330
 LONGRUN_CLUSTER_ARGS=()
 LONGRUN_COMMENT_PREFIX=''
 LONGRUN_MAIL_END=0 LONGRUN_MAIL_FAIL=0
+LONGRUN_ARRAY=0 LONGRUN_OUTPUT_PATTERN='' LONGRUN_ERROR_PATTERN=''
 LONGRUN_EXPORT_MODE=all LONGRUN_EXPORT_NAMES=( )
 LONGRUN_SBATCH_OPTIONS=( -p gpu -J 'my run' --gres=gpu:1 )
 LONGRUN_SCRIPT_ARGS=( --lr 0.1 'two words' )
@@ -34,7 +35,7 @@ LONGRUN_INTERPRETER=(/usr/bin/env python3)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=5e979ab48398d64e3612840bf78cb3889197d81fc96ad1e25ba4022da9505870
+LONGRUN_LIBRARY_SHA256=a2bb7765c45c1d5b46bb4422dffed2f5024f346d1382bd6f725eb4c50ea81148
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
