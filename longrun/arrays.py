@@ -59,3 +59,32 @@ def _invalid(spec: str, why: str) -> UsageError:
 def element_key(chain_id: str, element: int | None) -> str:
     """How an element is named where a chain id would be: `<chain>_<element>`."""
     return chain_id if element is None else f"{chain_id}_{element}"
+
+
+_PATTERN_TOKEN = re.compile(r"%(\d*)([Aa])|%%")
+
+
+def resolve_pattern(pattern: str, array_job: str, element: int) -> str:
+    """An --output/--error pattern with %A and %a resolved for one element, as the job side's
+    lr_array_pattern does: `%%` stays, a pattern with a backslash is left to Slurm as is."""
+    if "\\" in pattern:
+        return pattern
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "%%":
+            return "%%"
+        value = array_job if match.group(2) == "A" else str(element)
+        return value.zfill(int(match.group(1) or 0))
+
+    return _PATTERN_TOKEN.sub(one, pattern)
+
+
+_ELEMENT_REF = re.compile(r"^(.+)_(\d+)$")
+
+
+def split_element(ref: str | None) -> tuple[str | None, int | None]:
+    """`CHAIN_N` or `ARRAYJOB_N` -> (CHAIN or ARRAYJOB, N); anything else as it is."""
+    match = _ELEMENT_REF.match(ref.strip()) if ref else None
+    if match is None:
+        return ref, None
+    return match.group(1), int(match.group(2))

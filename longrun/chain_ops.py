@@ -18,10 +18,12 @@ from typing import Any
 from loguru import logger
 
 from . import protocol, slurm, states
+from .array_view import ArrayView, build_array_view, elements_of_jobs, is_array
+from .arrays import element_key, resolve_pattern
 from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs
 from .environment import EXPORT_ALL, ExportMode, successor_arguments, successor_environment
-from .errors import LongrunError
+from .errors import LongrunError, UsageError
 from .slurm_output import QueueRow
 
 
@@ -47,12 +49,12 @@ def jobs_to_ask(view: ChainView) -> set[str]:
     return {*unsettled, *(job for job in (view.successor_job, view.submitted_job) if job)}
 
 
-def settle_last_link(folder: ChainFolder, view: ChainView) -> ChainView:
-    """For a chain with nothing queued: learn once from sacct how the last link (and its
-    successor, if one was queued) ended, and record it."""
+def settle_last_link(folder: ChainFolder, view: ChainView) -> bool:
+    """For a chain (or an array element) with nothing queued: learn once from sacct how the
+    last link (and its successor, if one was queued) ended, and record it. True if it did."""
     last = view.links[-1] if view.links else None
     if last is None:
-        return view
+        return False
     wanted = [last.job_id] if last.state in states.UNSETTLED_STATES else []
     wanted += [view.successor_job] if view.successor_job else []
     found = {
@@ -68,13 +70,16 @@ def settle_last_link(folder: ChainFolder, view: ChainView) -> ChainView:
                 source="sacct",
             )  # fmt: skip
             settled = True
-    return live_view(folder, ask_slurm=False) if settled else view
+    return settled
 
 
-def record_end(folder: ChainFolder, view: ChainView, by: str) -> None:
-    """Write the chain's end when no link could (e.g. the last link was killed by its limit)."""
-    if view.state in states.CHAIN_END_STATES and folder.set_ended(view.state):
-        folder.append_event(protocol.CHAIN_ENDED, state=view.state, reason=view.reason, by=by)
+def record_end(folder: ChainFolder, view: ChainView, by: str, element: int | None = None) -> None:
+    """Write the chain's (or an element's) end when no link could (e.g. the last link was
+    killed by its time limit)."""
+    if view.state in states.CHAIN_END_STATES and folder.set_ended(view.state, element):
+        folder.append_event(
+            protocol.CHAIN_ENDED, state=view.state, reason=view.reason, by=by, element=element
+        )
 
 
 @contextlib.contextmanager
@@ -94,44 +99,74 @@ class CancelResult:
     already_ended: str | None
 
 
-def cancel_chain(folder: ChainFolder) -> CancelResult:
+def cancel_chain(folder: ChainFolder, element: int | None = None) -> CancelResult:
     """Cancel the successor first (so nothing follows), then the running link; record the end.
+    For an array: every element, or one.
 
     Idempotent, and safe in any state. The end is recorded before the first scancel, so a link
     whose pre-timeout check runs meanwhile does not queue a new successor; the queue is checked
     again afterwards all the same.
     """
     with chain_lock(folder):
-        previous = None if folder.set_ended(states.CHAIN_CANCELLED) else folder.ended()
-        clusters = cluster_args(folder.read_meta())
+        meta = folder.read_meta()
+        if element is not None and element not in meta.get("array", {}).get("indices", []):
+            raise UsageError(
+                f"chain {folder.chain_id} has no array element {element}",
+                "`longrun status CHAIN` lists the elements.",
+            )
+        recorded = folder.ended() if element is None else folder.element_ends().get(element)
+        previous = None if folder.set_ended(states.CHAIN_CANCELLED, element) else recorded
+        clusters = cluster_args(meta)
         cancelled: list[str] = []
         for _ in range(3):
-            jobs = chain_jobs(folder.read_events())
-            rows = slurm.queue_rows(jobs, clusters)
+            jobs = _jobs_of(folder, meta, element)
+            rows = {j: r for j, r in slurm.queue_rows(jobs, clusters).items() if j in jobs}
             queued = {j: r for j, r in rows.items() if states.is_active(r.state)}
             queued = {j: r for j, r in queued.items() if j not in cancelled}
             if not queued:
                 break
-            for job in sorted(
-                queued, key=lambda j: (not states.is_pending(queued[j].state), int(j))
-            ):
+            tasks = {j for j, r in queued.items() if r.task_key and element is None}
+            if tasks:  # every task of the array at once, by the array's id
+                array_job = queued[next(iter(tasks))].array_job
+                slurm.scancel(array_job, clusters)
+                cancelled.append(array_job)
+                queued = {j: r for j, r in queued.items() if j not in tasks}
+                cancelled.extend(tasks)
+            for job in sorted(queued, key=lambda j: not states.is_pending(queued[j].state)):
                 slurm.scancel(job, clusters)
                 cancelled.append(job)
         if previous is None:
             folder.append_event(
                 protocol.CHAIN_ENDED, state=states.CHAIN_CANCELLED,
                 reason="cancelled with longrun cancel", by="longrun cancel",
-                cancelled=",".join(cancelled),
+                cancelled=",".join(cancelled), element=element,
             )  # fmt: skip
         elif cancelled:
             folder.append_event(
-                protocol.JOBS_CANCELLED, jobs=",".join(cancelled), by="longrun cancel"
-            )
+                protocol.JOBS_CANCELLED, jobs=",".join(cancelled), by="longrun cancel",
+                element=element,
+            )  # fmt: skip
         return CancelResult(cancelled, previous)
 
 
+def _jobs_of(folder: ChainFolder, meta: Mapping[str, Any], element: int | None) -> set[str]:
+    """The jobs to cancel: the chain's, or one array element's (its task as ARRAYJOB_TASK,
+    never the array's own id, which would name every task)."""
+    events = folder.read_events()
+    if not is_array(meta):
+        return set(chain_jobs(events))
+    view = build_array_view(meta, events, None, {})
+    if element is None:  # the array's own id names every task, pending ones too
+        return {view.array_job, *(f"{view.array_job}_{i}" for i in view.elements)} | {
+            job for job in chain_jobs(events) if job != view.array_job
+        }
+    jobs = {job for job, own in elements_of_jobs(events).items() if own == element}
+    return {f"{view.array_job}_{element}", *jobs} - {view.array_job}
+
+
 def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: bool) -> bool:
-    """The last link ended in a way that continues the chain, restarts remain, nothing is queued.
+    """The last link ended in a way that continues the chain, restarts remain, nothing of the
+    chain is queued (`queue`: the chain's own jobs as squeue shows them).
 
     What an end means is decided by the rule table (longrun.states), as on the job side.
     """
@@ -149,27 +184,29 @@ def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: b
     return outcome in states.RUN_OUTCOMES and (state != "" or last.verdict is not None)
 
 
-def repair(folder: ChainFolder, state: StateDir) -> str | None:
+def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> str | None:
     """Submit the missing successor with the job side's rules; None if none is missing.
 
     Holds the chain lock and looks again under it, so two watchers never both submit; a
     successor on the link's own record or tagged for the next link in the queue counts as
-    there, and only a definite answer from Slurm counts as missing.
+    there, and only a definite answer from Slurm counts as missing. For an array: one element.
     """
     with chain_lock(folder):
         meta = folder.read_meta()
         clusters = cluster_args(meta)
         events = folder.read_events()
-        view = build_view(meta, events, folder.ended())
+        view, jobs = _chain_or_element(folder, meta, events, element, None)
         last = view.links[-1] if view.links else None
         recorded = folder.successor(last.job_id) if last else None
-        queue = slurm.queue_rows([*chain_jobs(events), *([recorded] if recorded else [])], clusters)
-        view = build_view(meta, events, folder.ended(), queue)
+        jobs |= {recorded} if recorded else set()
+        rows = slurm.queue_rows(jobs, clusters)
+        view, _ = _chain_or_element(folder, meta, events, element, rows)
+        own = {job: row for job, row in rows.items() if job in jobs}
         retries = _retries_of(events, last.job_id) if last else 0
-        if last is None or not needs_repair(view, queue, retries < meta.get("retry_failed", 0)):
+        if last is None or not needs_repair(view, own, retries < meta.get("retry_failed", 0)):
             return None
         next_count = last.restart_count + 1
-        tag = protocol.link_tag(folder.chain_id, next_count + 1)
+        tag = protocol.link_tag(element_key(folder.chain_id, element), next_count + 1)
         found = slurm.tagged_jobs(tag, clusters)
         if found:
             folder.append_event(
@@ -178,10 +215,14 @@ def repair(folder: ChainFolder, state: StateDir) -> str | None:
             return None
         comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
         how = ExportMode(meta.get("export_mode", EXPORT_ALL), tuple(meta.get("export_names", ())))
+        array_element = _array_element_of(events, last.job_id) if element is not None else ""
         arguments = [
-            "--parsable", *meta.get("successor_options", []), comment,
+            "--parsable", *meta.get("successor_options", []),
+            *_element_options(meta, array_element), comment,
             *successor_arguments(how, str(folder.env_file)), str(folder.link_script),
-            *protocol.link_arguments(next_count, _initial_job(view), last.job_id, retries),
+            *protocol.link_arguments(
+                next_count, _initial_job(view), last.job_id, retries, array_element
+            ),
         ]  # fmt: skip
         env = successor_environment(folder.read_env(), how, os.environ.get("SLURM_CONF"))
         job_id = slurm.sbatch(arguments, cwd=meta.get("submit_dir") or "/", env=env, timeout=60)
@@ -191,6 +232,41 @@ def repair(folder: ChainFolder, state: StateDir) -> str | None:
             successor=job_id, command=shlex.join(["sbatch", *arguments]),
         )  # fmt: skip
         return job_id
+
+
+def _chain_or_element(
+    folder: ChainFolder,
+    meta: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    element: int | None,
+    queue: Mapping[str, QueueRow] | None,
+) -> tuple[ChainView, set[str]]:
+    """The chain (or one array element) as a chain view, and the jobs that are its own."""
+    if element is None:
+        return build_view(meta, events, folder.ended(), queue), set(chain_jobs(events))
+    array = build_array_view(meta, events, folder.ended(), folder.element_ends(), queue)
+    jobs = {job for job, own in elements_of_jobs(events).items() if own == element}
+    return array.elements[element], {f"{array.array_job}_{element}", *jobs} - {array.array_job}
+
+
+def _array_element_of(events: Sequence[Mapping[str, Any]], job_id: str) -> str:
+    """The array element a link said it belonged to (--array-element's value)."""
+    for event in events:
+        if event.get("event") == protocol.LINK_STARTED and str(event.get("job")) == job_id:
+            return str(event.get("array") or "")
+    return ""
+
+
+def _element_options(meta: Mapping[str, Any], array_element: str) -> list[str]:
+    """An element's later links write the files its first link wrote (see lr_element_options)."""
+    if not array_element:
+        return []
+    array_job, element = array_element.split(",")[:2]
+    array = meta.get("array", {})
+    options = [f"--output={resolve_pattern(array['output'], array_job, int(element))}"]
+    if array.get("error"):
+        options.append(f"--error={resolve_pattern(array['error'], array_job, int(element))}")
+    return options
 
 
 def _initial_job(view: ChainView) -> str:
@@ -227,35 +303,100 @@ def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
     return over
 
 
-def status_view(folder: ChainFolder) -> ChainView:
-    """The chain for `longrun status`: live jobs from squeue; the last link settled if needed."""
+def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | ArrayView:
+    """The chain for `longrun status`: live jobs from squeue; the last link settled if needed.
+    An array chain: all its elements, or one."""
+    if is_array(folder.read_meta()):
+        array = _settled_array(folder, live_array_view(folder), by="longrun status")
+        if element is None:
+            return array
+        if element not in array.elements:
+            raise UsageError(
+                f"chain {folder.chain_id} has no array element {element}",
+                f"`longrun status {folder.chain_id}` lists the elements.",
+            )
+        return array.elements[element]
+    if element is not None:
+        raise UsageError(f"chain {folder.chain_id} is not an array: it has no --element")
     view = live_view(folder)
-    if view.state == states.CHAIN_STALLED:
-        view = settle_last_link(folder, view)
+    if view.state == states.CHAIN_STALLED and settle_last_link(folder, view):
+        view = live_view(folder, ask_slurm=False)
     record_end(folder, view, by="longrun status")
     return view
 
 
-def list_views(state: StateDir, live_only: bool = False) -> list[ChainView]:
+def _settled_array(folder: ChainFolder, view: ArrayView, by: str) -> ArrayView:
+    """Settle the stalled elements from sacct (once each) and record the ends found."""
+    settled = [settle_last_link(folder, v) for v in view.elements.values() if v.state == STALLED]
+    if any(settled):
+        view = live_array_view(folder, ask_slurm=False)
+    for index, element in view.elements.items():
+        record_end(folder, element, by=by, element=index)
+    return view
+
+
+STALLED = states.CHAIN_STALLED
+
+
+def live_array_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ArrayView:
+    """An array chain now: its events, plus one squeue call for the array and the live
+    elements' successors (never for elements that have ended)."""
+    meta = folder.read_meta()
+    events = folder.read_events()
+    ended, ends = folder.ended(), folder.element_ends()
+    view = build_array_view(meta, events, ended, ends)
+    if not ask_slurm or not view.is_live:
+        return view
+    asked = array_jobs_to_ask(view)
+    rows = slurm.queue_rows(asked, cluster_args(meta)) if asked else {}
+    return build_array_view(meta, events, ended, ends, rows)
+
+
+def array_jobs_to_ask(view: ArrayView) -> set[str]:
+    """The live elements' jobs, with the array's own id for all of its tasks at once."""
+    jobs = {
+        job for element in view.elements.values() if element.is_live for job in jobs_to_ask(element)
+    }
+    tasks = {job for job in jobs if "_" in job}
+    return (jobs - tasks) | ({view.array_job} if tasks else set())
+
+
+def list_views(state: StateDir, live_only: bool = False) -> list[ChainView | ArrayView]:
     """Every chain, newest first; the live ones share one squeue call."""
     loaded = []
     for folder in state.list():
         try:
             folder.check_safe()
-            loaded.append((folder.read_meta(), folder.read_events(), folder.ended()))
+            loaded.append((folder, folder.read_meta(), folder.read_events(), folder.ended()))
         except LongrunError as exc:
             logger.warning("skipped {}: {}", folder.path, exc.message)
-    views = [build_view(meta, events, ended) for meta, events, ended in loaded]
-    wanted = {job for view in views if view.is_live for job in jobs_to_ask(view)}
+
+    def view_of(
+        folder: ChainFolder,
+        meta: Mapping[str, Any],
+        events: Any,
+        ended: str | None,
+        queue: Mapping[str, QueueRow] | None = None,
+    ) -> ChainView | ArrayView:
+        if is_array(meta):
+            return build_array_view(meta, events, ended, folder.element_ends(), queue)
+        return build_view(meta, events, ended, queue)
+
+    views = [view_of(*item) for item in loaded]
+    wanted: set[str] = set()
+    for view in views:
+        if isinstance(view, ArrayView):
+            wanted |= array_jobs_to_ask(view) if view.is_live else set()
+        elif view.is_live:
+            wanted |= jobs_to_ask(view)
     queue: dict[str, QueueRow] = {}
     if wanted:
         try:
-            queue = slurm.queue_rows(wanted, cluster_args(loaded[0][0]))
+            queue = slurm.queue_rows(wanted, cluster_args(loaded[0][1]))
         except LongrunError as exc:
             logger.warning("squeue failed; live chains are shown from their logs only: {}", exc)
     if queue:
         views = [
-            build_view(meta, events, ended, queue) if view.is_live else view
-            for (meta, events, ended), view in zip(loaded, views)
+            view_of(*item, queue) if view.is_live else view for item, view in zip(loaded, views)
         ]
     return [view for view in views if view.is_live or not live_only]

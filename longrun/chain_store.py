@@ -13,6 +13,8 @@
                                       verdict, successor, streak, stop_after, sbatch.err, body
         links/<job-id>/claim          symbolic link to the one job that continues this link,
                                       created atomically by that job
+        elements/<index>/ended        an array element's end state, created once (the
+                                      chain's own `ended` ends every element)
     <state>/jobs/<job-id>             the chain id of that job, for lookups by job id
 
 Every file has one writer (the folder may be on NFS, shared by many hosts); readers merge the
@@ -294,9 +296,23 @@ class ChainFolder:
     def set_watcher_pid(self, pid: int) -> None:
         write_atomic(self.path / "watch.pid", f"{pid}\n")
 
-    def set_ended(self, state: str) -> bool:
-        """Record the chain's end unless one is recorded already; True if this call did."""
-        return create_once(self.ended_file, state + "\n")
+    def set_ended(self, state: str, element: int | None = None) -> bool:
+        """Record the chain's (or an array element's) end unless one is recorded already; True
+        if this call did."""
+        path = self.ended_file if element is None else self.element_ended_file(element)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return create_once(path, state + "\n")
+
+    def element_ended_file(self, element: int) -> Path:
+        return self.path / protocol.ELEMENTS / str(element) / protocol.ENDED
+
+    def element_ends(self) -> dict[int, str]:
+        """The recorded end of every array element that has one."""
+        ends = {}
+        for path in (self.path / protocol.ELEMENTS).glob(f"*/{protocol.ENDED}"):
+            with contextlib.suppress(OSError, ValueError):
+                ends[int(path.parent.name)] = path.read_text().strip()
+        return {element: state for element, state in ends.items() if state}
 
     # --- reading ----------------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -13,11 +14,13 @@ import click
 from loguru import logger
 
 from . import __version__, chain_ops, states
-from .chain_store import StateDir, default_root
+from .array_view import ArrayView
+from .arrays import element_key, split_element
+from .chain_store import ChainFolder, StateDir, default_root
 from .command_line import split_wrapper_args
 from .errors import LongrunError, SlurmCommandError, UsageError
 from .plan import CONTINUE_EXIT_CODE, WrapperOptions
-from .report import list_rows, list_text, status_text
+from .report import array_status_text, list_rows, list_text, status_text
 from .submit import DryRun, Submitted, TestOnly, submit
 from .watcher import start_detached, watch_until_end
 
@@ -238,18 +241,47 @@ def state_of(state_dir: str | None) -> StateDir:
     return StateDir(default_root(state_dir))
 
 
+@dataclass(frozen=True)
+class Target:
+    folder: ChainFolder
+    element: int | None
+
+
+def element_option(function: F) -> F:
+    return click.option(
+        "--element",
+        type=click.IntRange(min=0),
+        default=None,
+        help="One element of an array chain (also CHAIN_N or ARRAYJOB_N as CHAIN).",
+    )(function)
+
+
+def find_chain(chain: str | None, element: int | None, state_dir: str | None) -> Target:
+    """The chain (and array element) that CHAIN and --element name."""
+    ref, named = split_element(chain)
+    if named is not None and element is not None and named != element:
+        raise UsageError(f"{chain} names element {named}, --element {element}", "Give one.")
+    return Target(state_of(state_dir).find(ref), element if element is not None else named)
+
+
 @main.command("status", context_settings=CONTEXT)
 @chain_argument(required=False)
+@element_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 @state_dir_option
 @reports_errors
-def status_command(chain: str | None, as_json: bool, state_dir: str | None) -> None:
-    """A chain's state and its links (default: the newest chain). CHAIN: chain id or any job id."""
+def status_command(
+    chain: str | None, element: int | None, as_json: bool, state_dir: str | None
+) -> None:
+    """A chain's state and its links (default: the newest chain); an array chain's elements.
+    CHAIN: chain id or any job id."""
     setup_logging("DEFAULT")
-    folder = state_of(state_dir).find(chain)
-    view = chain_ops.status_view(folder)
+    target = find_chain(chain, element, state_dir)
+    view = chain_ops.status_view(target.folder, target.element)
     if as_json:
         click.echo(json.dumps(view.to_json(), indent=2))
+    elif isinstance(view, ArrayView):
+        click.echo(array_status_text(view))
     else:
         click.echo(status_text(view))
 
@@ -285,21 +317,21 @@ def watch_command(chain: str, verbose: bool, from_start: bool, state_dir: str | 
 
 @main.command("cancel", context_settings=CONTEXT)
 @chain_argument(required=True)
+@element_option
 @state_dir_option
 @reports_errors
-def cancel_command(chain: str, state_dir: str | None) -> None:
-    """Cancel a whole chain: its queued successor first, then its running link."""
+def cancel_command(chain: str, element: int | None, state_dir: str | None) -> None:
+    """Cancel a whole chain (its queued successor first, then its running link); an array
+    chain: every element, or one with --element."""
     setup_logging("DEFAULT")
-    folder = state_of(state_dir).find(chain)
-    result = chain_ops.cancel_chain(folder)
+    target = find_chain(chain, element, state_dir)
+    result = chain_ops.cancel_chain(target.folder, target.element)
     jobs = ", ".join(result.cancelled) or "none were queued"
+    name = element_key(target.folder.chain_id, target.element)
     if result.already_ended:
-        click.echo(
-            f"Chain {folder.chain_id} had already ended {result.already_ended}; "
-            f"jobs cancelled: {jobs}"
-        )
+        click.echo(f"Chain {name} had already ended {result.already_ended}; jobs cancelled: {jobs}")
     else:
-        click.echo(f"Chain {folder.chain_id} {states.CHAIN_CANCELLED}; jobs cancelled: {jobs}")
+        click.echo(f"Chain {name} {states.CHAIN_CANCELLED}; jobs cancelled: {jobs}")
 
 
 @main.command("show", context_settings=CONTEXT)

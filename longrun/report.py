@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol, states
+from .array_view import ArrayView
 from .chain_view import ChainView, iso
 
 
@@ -79,21 +80,45 @@ def status_text(view: ChainView) -> str:
     return "\n".join(parts)
 
 
-def list_rows(views: Sequence[ChainView]) -> list[dict[str, Any]]:
-    """One row per chain for `longrun list` (and its --json)."""
-    return [
-        {
-            "chain_id": view.chain_id,
-            "job_name": view.job_name,
-            "state": view.state,
-            "links": len(view.links),
-            "current_job": view.current_job,
-            "created": view.created,
-            "last_change": iso(view.last_change_epoch),
-            "last_change_epoch": view.last_change_epoch,
-        }
-        for view in views
+def list_rows(views: Sequence[ChainView | ArrayView]) -> list[dict[str, Any]]:
+    """One row per chain for `longrun list` (and its --json); an array is one row."""
+    rows = []
+    for view in views:
+        rows.append(
+            {
+                "chain_id": view.chain_id,
+                "job_name": view.job_name,
+                "state": view.state,
+                "links": view.links if isinstance(view, ArrayView) else len(view.links),
+                "elements": view.counts if isinstance(view, ArrayView) else None,
+                "current_job": view.array_job if isinstance(view, ArrayView) else view.current_job,
+                "created": view.created,
+                "last_change": iso(view.last_change_epoch),
+                "last_change_epoch": view.last_change_epoch,
+            }
+        )
+    return rows
+
+
+def array_status_text(view: ArrayView) -> str:
+    """One summary line, then one row per element."""
+    head = f"Array chain {view.chain_id} ({view.job_name}, array job {view.array_job}): "
+    head += f"{view.state} - {len(view.elements)} elements: {view.counts_text()}"
+    rows = [
+        [
+            str(index),
+            str(len(element.links)),
+            element.state,
+            element.current_job or "-",
+            clock(element.last_change_epoch),
+            element.reason or "-",
+        ]
+        for index, element in view.elements.items()
     ]
+    body = table(["ELEMENT", "LINKS", "STATE", "CURRENT JOB", "LAST CHANGE", "WHY"], rows)
+    return (
+        f"{head}\n{body}\n`longrun status {view.chain_id} --element N` shows one element's links."
+    )
 
 
 def list_text(
@@ -107,13 +132,14 @@ def list_text(
             )
         return f"No {'live ' if live_only else ''}chains in {root}."
     return table(
-        ["CHAIN", "NAME", "STATE", "LINKS", "CURRENT JOB", "LAST CHANGE"],
+        ["CHAIN", "NAME", "STATE", "LINKS", "ELEMENTS", "CURRENT JOB", "LAST CHANGE"],
         [
             [
                 str(r["chain_id"]),
                 str(r["job_name"]),
                 str(r["state"]),
                 str(r["links"]),
+                ", ".join(f"{k} {v}" for k, v in r["elements"].items()) if r["elements"] else "-",
                 str(r["current_job"] or "-"),
                 clock(r["last_change_epoch"]),
             ]

@@ -95,11 +95,11 @@ def sbatch_test_only(
 
 def queue_rows(job_ids: Iterable[str], clusters: Sequence[str] = ()) -> dict[str, QueueRow]:
     """One squeue call: what slurmctld knows of these jobs (finished ones within MinJobAge)."""
-    ids = sorted(set(job_ids), key=int)
+    ids = sorted(set(job_ids), key=_job_order)
     if not ids:
         return {}
     result = run(
-        ["squeue", *clusters, "-h", "-t", "all", "-j", ",".join(ids), "-O", QUEUE_FORMAT],
+        ["squeue", *clusters, "-r", "-h", "-t", "all", "-j", ",".join(ids), "-O", QUEUE_FORMAT],
         check=False,
     )
     if result.returncode != 0:
@@ -113,7 +113,7 @@ def accounting_rows(
     job_ids: Iterable[str], clusters: Sequence[str] = ()
 ) -> dict[str, AccountingRow]:
     """End records from the accounting database; empty when sacct is unavailable."""
-    ids = sorted(set(job_ids), key=int)
+    ids = sorted(set(job_ids), key=_job_order)
     if not ids:
         return {}
     try:
@@ -145,3 +145,9 @@ def tagged_jobs(tag: str, clusters: Sequence[str] = ()) -> list[str]:
 def node_hosts(clusters: Sequence[str] = ()) -> set[str]:
     """The host names (%n) of the cluster's nodes."""
     return set(run(["sinfo", *clusters, "-h", "-N", "-o", "%n"], timeout=30).stdout.split())
+
+
+def _job_order(job: str) -> tuple[int, int]:
+    """Job ids (`123`) and array tasks (`123_4`) in numeric order."""
+    head, _, task = job.partition("_")
+    return int(head), int(task or -1)

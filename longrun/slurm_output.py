@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from .errors import LongrunError
-from .states import is_active
+from .states import is_active, is_pending
 
 _SUBMITTED = re.compile(r"(?:Submitted batch job\s+)?(\d+)(?:;\S+|\s+on cluster\s+\S+)?\s*$")
 
@@ -34,28 +34,46 @@ class QueueRow:
     start: str
     end: str
     preempt_time: str = ""
+    array_job: str = ""  # an array task's array job id
+    array_task: str = ""  # an array task's index; N/A for other jobs
 
     @property
     def preempted(self) -> bool:
         return self.preempt_time not in ("", "N/A", "None", "Unknown")
 
+    @property
+    def task_key(self) -> str | None:
+        """`ARRAYJOB_TASK` for an array task, else None."""
+        if self.array_task.isdigit() and self.array_job.isdigit():
+            return f"{self.array_job}_{self.array_task}"
+        return None
 
-QUEUE_FORMAT = "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|,EndTime:|,PreemptTime:|"
+
+QUEUE_FORMAT = (
+    "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|,EndTime:|,PreemptTime:|,"
+    "ArrayJobID:|,ArrayTaskID:|"
+)
 _QUEUE_FIELDS = len(dataclasses.fields(QueueRow))
+_QUEUE_REQUIRED = 7  # output captured before PreemptTime and the array fields still parses
 
 
 def parse_squeue(stdout: str) -> dict[str, QueueRow]:
-    """Rows of `squeue -h -O` with QUEUE_FORMAT ("|" after every field), by job id.
+    """Rows of `squeue -r -h -O` with QUEUE_FORMAT ("|" after every field), by job id, and
+    array tasks also as `ARRAYJOB_TASK`.
 
-    Lines that are not rows (`CLUSTER: name` with -M) are skipped; output captured before
-    PreemptTime was asked for still parses.
+    A pending array task has the array's job id (its own comes when it starts), so it is found
+    only as `ARRAYJOB_TASK`. Lines that are not rows (`CLUSTER: name` with -M) are skipped.
     """
     rows: dict[str, QueueRow] = {}
     for line in stdout.splitlines():
-        fields = [f.strip() for f in line.split("|")]
-        if len(fields) < _QUEUE_FIELDS - 1 or not fields[0].isdigit():
+        fields = [f.strip() for f in line.split("|")][:_QUEUE_FIELDS]
+        if len(fields) < _QUEUE_REQUIRED or not fields[0].isdigit():
             continue
-        row = QueueRow(*fields[:_QUEUE_FIELDS])
+        row = QueueRow(*fields)
+        if row.task_key is not None:
+            rows[row.task_key] = row
+            if is_pending(row.state):
+                continue
         rows[row.job_id] = row
     return rows
 
@@ -100,7 +118,8 @@ class AccountingRow:
     reason: str
 
 
-ACCOUNTING_FORMAT = "JobID,State,ExitCode,Start,End,Elapsed,Reason"
+# JobIDRaw: an array task's own job id (JobID would say ARRAYJOB_TASK); the same for other jobs.
+ACCOUNTING_FORMAT = "JobIDRaw,State,ExitCode,Start,End,Elapsed,Reason"
 _ACCOUNTING_FIELDS = len(dataclasses.fields(AccountingRow))
 
 

@@ -237,4 +237,13 @@ def _metadata(
         "comment_prefix": plan.comment_prefix,
         "export_mode": plan.export.mode,
         "export_names": list(plan.export.names),
+        "array": {
+            "spec": plan.array.spec,
+            "indices": list(plan.array.indices),
+            "throttle": plan.array.throttle,
+            "output": plan.output_pattern,
+            "error": plan.error_pattern,
+        }
+        if plan.array
+        else None,
     }

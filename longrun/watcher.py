@@ -20,8 +20,10 @@ from types import FrameType
 from typing import Any
 
 from . import protocol, states
+from .array_view import ArrayView, elements_of_jobs, is_array
 from .chain_ops import (
     enforce_max_restarts,
+    live_array_view,
     live_view,
     record_end,
     repair,
@@ -153,7 +155,7 @@ LINK_END_EVENTS = frozenset(
 )
 
 
-def _interval(view: ChainView, settings: WatchSettings) -> float:
+def _interval(view: ChainView | ArrayView, settings: WatchSettings) -> float:
     running = view.state == states.CHAIN_RUNNING
     return settings.running_interval if running else settings.waiting_interval
 
@@ -171,7 +173,8 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[s
             last = view.links[-1] if view.links else None
             if last is not None and last.job_id not in asked_sacct:
                 asked_sacct.add(last.job_id)
-                view = settle_last_link(folder, view)
+                if settle_last_link(folder, view):
+                    view = live_view(folder, ask_slurm=False)
             if view.state == states.CHAIN_STALLED and repair(folder, state):
                 view = live_view(folder, ask_slurm=False)
         record_end(folder, view, by="watcher")
@@ -179,6 +182,103 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[s
     except LongrunError as exc:
         out.line(f"warning: could not ask Slurm about the chain: {exc}")
         return live_view(folder, ask_slurm=False)
+
+
+def watch_array(
+    folder: ChainFolder,
+    state: StateDir,
+    *,
+    settings: WatchSettings | None = None,
+    output: Output | None = None,
+    replay: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Follow an array chain until every element has ended; return the array's end state.
+
+    One squeue call per interval for the whole array; a line per ended element and a progress
+    line (each element's events only when verbose).
+    """
+    settings = settings or WatchSettings.from_env()
+    out = output or Output()
+    tail = EventTail(folder, from_end=not replay)
+    max_restarts = int(folder.read_meta().get("max_restarts", 0))
+    view = live_array_view(folder)
+    if not replay:
+        out.line(f"Watching array chain {folder.chain_id}: {view.state} - {view.reason}")
+    reported = set() if replay else {i for i, e in view.elements.items() if not e.is_live}
+    elements: dict[str, int] = {}
+    next_query = clock() + _interval(view, settings)
+    last_plain = clock()
+    asked_sacct: set[str] = set()
+    while True:
+        events = tail.read()
+        elements.update(elements_of_jobs([*events, *_as_links(elements)]))
+        if out.verbose:
+            for event in events:
+                text = event_line(event, max_restarts, verbose=True)
+                element = elements.get(str(event.get("job") or ""))
+                if text:
+                    out.line(text if element is None else f"Element {element}: {text}")
+        now = clock()
+        if any(event.get("event") in LINK_END_EVENTS for event in events):
+            next_query = min(next_query, now + settings.settle_delay)
+        if now >= next_query:
+            view = _check_array(folder, state, out, asked_sacct)
+            next_query = now + _interval(view, settings)
+        elif events:
+            view = live_array_view(folder, ask_slurm=False)
+        for index, element_view in view.elements.items():
+            if not element_view.is_live and index not in reported:
+                reported.add(index)
+                out.line(
+                    f"Element {index} ended {element_view.state} after "
+                    f"{len(element_view.links)} link(s): {element_view.reason}"
+                )
+        if not view.is_live:
+            out.line(f"Array chain {folder.chain_id} {view.state}: {view.reason}")
+            return view.state
+        progress = f"[array job {view.array_job}] {view.state}: {view.reason}"
+        out.progress(progress)
+        if not out.tty and now - last_plain >= settings.plain_status_interval:
+            out.line(progress)
+            last_plain = now
+        sleep(settings.log_interval)
+
+
+def _as_links(elements: dict[str, int]) -> list[dict[str, Any]]:
+    """Known job -> element pairs as link_started events, to carry them across reads."""
+    return [
+        {"event": protocol.LINK_STARTED, "job": job, "element": element}
+        for job, element in elements.items()
+    ]
+
+
+def _check_array(
+    folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[str]
+) -> ArrayView:
+    """One look at Slurm for the whole array; then, element by element, what _check does."""
+    try:
+        view = live_array_view(folder)
+        settled = False
+        for element in view.elements.values():
+            if element.is_live:
+                enforce_max_restarts(folder, element)
+            last = element.links[-1] if element.links else None
+            if element.state == states.CHAIN_STALLED and last and last.job_id not in asked_sacct:
+                asked_sacct.add(last.job_id)
+                settled = settle_last_link(folder, element) or settled
+        if settled:
+            view = live_array_view(folder, ask_slurm=False)
+        stalled = [i for i, e in view.elements.items() if e.state == states.CHAIN_STALLED]
+        if [repair(folder, state, index) for index in stalled if index is not None]:
+            view = live_array_view(folder, ask_slurm=False)
+        for index, element in view.elements.items():
+            record_end(folder, element, by="watcher", element=index)
+        return view
+    except LongrunError as exc:
+        out.line(f"warning: could not ask Slurm about the array: {exc}")
+        return live_array_view(folder, ask_slurm=False)
 
 
 def _finish(folder: ChainFolder, out: Output) -> str:
@@ -202,7 +302,8 @@ def watch_until_end(
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
     out = Output(verbose=verbose)
     try:
-        final = watch(folder, state, output=out, replay=replay)
+        follow = watch_array if is_array(folder.read_meta()) else watch
+        final = follow(folder, state, output=out, replay=replay)
     except (KeyboardInterrupt, Stop) as why:
         name = "Ctrl-C" if isinstance(why, KeyboardInterrupt) else str(why)
         with contextlib.suppress(OSError):  # the terminal may be gone

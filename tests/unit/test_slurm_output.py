@@ -148,3 +148,19 @@ def test_a_tagged_job_is_found_whatever_its_comment_holds() -> None:
     assert row.tag_matches("longrun:20261126-063000-abcd:1")
     assert not row.tag_matches("longrun:20261126-063000-abcd:11")
     assert not replace(row, state="CANCELLED").tag_matches("longrun:20261126-063000-abcd:1")
+
+
+def test_array_tasks_are_found_by_their_own_job_id_and_as_arrayjob_task() -> None:
+    rows = parse_squeue((DATA / "squeue_queue_format_array.txt").read_text())
+    assert rows["3043_5"].state == "PENDING" and rows["3043_5"].job_id == "3043"
+    assert "3043" not in rows  # the pending task's id is the array's until it starts
+    assert rows["3045"] is rows["3043_1"] and rows["3045"].state == "RUNNING"
+    assert rows["3044"].task_key is None and "3044_" not in "".join(rows)
+    ended = parse_squeue((DATA / "squeue_queue_format_array_ends.txt").read_text())
+    assert ended["3043"] is ended["3043_5"] and ended["3043"].state == "COMPLETED"
+
+
+def test_accounting_rows_of_array_tasks_are_keyed_by_their_own_job_id() -> None:
+    rows = parse_sacct((DATA / "sacct_accounting_array.txt").read_text())
+    assert sorted(rows) == ["3043", "3044", "3045", "3046"]
+    assert rows["3043"].start == "2026-11-26T09:08:29"

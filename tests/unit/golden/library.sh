@@ -352,7 +352,7 @@ lr_end_chain() {
     if ln "$tmp" "$LR_ENDED_FILE" 2>/dev/null; then
         rm -f "$tmp"
         lr_event chain_ended state "$1" reason "$2"
-        lr_say "chain $LONGRUN_CHAIN_ID ended: $1 ($2)"
+        lr_say "chain $LONGRUN_CHAIN_ID${LR_ELEMENT:+ element $LR_ELEMENT} ended: $1 ($2)"
         lr_mail_at_end "$1"
     else
         rm -f "$tmp"

@@ -1,0 +1,189 @@
+"""What an array chain looks like now: one chain view per element, from the array's events.
+
+An element's events are those of its links (each link says its element when it starts) and of
+the successors they queued; the submission's events belong to every element. Built without
+Slurm, like longrun.chain_view; the caller may add one squeue answer for the live elements.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import protocol, states
+from .arrays import element_key
+from .chain_view import ChainView, build_view, chain_jobs, iso
+from .slurm_output import QueueRow
+
+# The state of an ended array whose elements did not all complete: the first that applies.
+END_PRIORITY = (
+    states.CHAIN_FAILED, states.CHAIN_CANCELLED, states.CHAIN_MAX_RESTARTS,
+    states.CHAIN_DEADLINE,
+)  # fmt: skip
+REMOVED_BEFORE_START = "removed from the queue before its first link started"
+
+
+@dataclass
+class ArrayView:
+    chain_id: str
+    job_name: str
+    array_job: str
+    state: str
+    reason: str
+    elements: dict[int, ChainView] = field(default_factory=dict)
+    created: str = ""
+    last_change_epoch: int | None = None
+
+    @property
+    def is_live(self) -> bool:
+        return self.state not in states.CHAIN_END_STATES
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Elements by state, most common first."""
+        return dict(Counter(view.state for view in self.elements.values()).most_common())
+
+    @property
+    def links(self) -> int:
+        return sum(len(view.links) for view in self.elements.values())
+
+    def counts_text(self) -> str:
+        return ", ".join(f"{state} {count}" for state, count in self.counts.items())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "job_name": self.job_name,
+            "array_job": self.array_job,
+            "state": self.state,
+            "reason": self.reason,
+            "elements_by_state": self.counts,
+            "elements": [
+                {"element": index, **element_row(view)} for index, view in self.elements.items()
+            ],
+            "created": self.created,
+            "last_change": iso(self.last_change_epoch),
+        }
+
+
+def element_row(view: ChainView) -> dict[str, Any]:
+    """One element as `longrun status ARRAY` lists it."""
+    return {
+        "links": len(view.links),
+        "state": view.state,
+        "reason": view.reason,
+        "current_job": view.current_job,
+        "last_change": iso(view.last_change_epoch),
+        "last_change_epoch": view.last_change_epoch,
+    }
+
+
+def is_array(meta: Mapping[str, Any]) -> bool:
+    return bool(meta.get("array"))
+
+
+def elements_of_jobs(events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Which element each job of the array belongs to: a link says so when it starts, and the
+    successor it queues (or a repair queues for it) belongs to the same element."""
+    jobs: dict[str, int] = {}
+    for event in events:
+        element = _element_field(event)
+        if event.get("event") == protocol.LINK_STARTED and element is not None:
+            jobs[str(event.get("job"))] = element
+    for event in events:
+        job, successor = str(event.get("job") or ""), event.get("successor")
+        if successor and job in jobs:
+            jobs.setdefault(str(successor), jobs[job])
+    return jobs
+
+
+def split_events(
+    events: Sequence[Mapping[str, Any]], indices: Sequence[int]
+) -> dict[int, list[Mapping[str, Any]]]:
+    """Each element's events, oldest first; the submission's go to every element, with the
+    element's own name for the submitted job (ARRAYJOB_TASK)."""
+    jobs = elements_of_jobs(events)
+    split: dict[int, list[Mapping[str, Any]]] = {index: [] for index in indices}
+    for event in events:
+        kind = event.get("event")
+        element = _element_field(event)
+        if element is None and kind not in (protocol.SUBMITTING, protocol.SUBMITTED):
+            element = jobs.get(str(event.get("job") or event.get("previous") or ""))
+        if element is not None:
+            if element in split:
+                split[element].append(event)
+            continue
+        for index, own in split.items():
+            if kind == protocol.SUBMITTED:
+                own.append({**event, "job": f"{event.get('job')}_{index}"})
+            else:
+                own.append(event)
+    return split
+
+
+def build_array_view(
+    meta: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    ended: str | None,
+    element_ends: Mapping[int, str],
+    queue: Mapping[str, QueueRow] | None = None,
+) -> ArrayView:
+    """The array from its metadata, events and recorded ends. `queue`: one squeue answer for
+    the array and its live successors, or None when Slurm was not asked (then an element that
+    never started counts as waiting)."""
+    indices = [int(index) for index in meta.get("array", {}).get("indices", [])]
+    array_job = next(
+        (str(e.get("job")) for e in events if e.get("event") == protocol.SUBMITTED), ""
+    )
+    elements = {}
+    for index, own in split_events(events, indices).items():
+        element_meta = {**meta, "chain_id": element_key(str(meta.get("chain_id", "")), index)}
+        task = f"{array_job}_{index}"
+        element = build_view(
+            element_meta, own, element_ends.get(index) or ended, _own_rows(queue, own, task)
+        )
+        if queue is not None and not element.links and element.is_live and task not in queue:
+            element.state, element.reason = states.CHAIN_CANCELLED, REMOVED_BEFORE_START
+        elements[index] = element
+    last = [v.last_change_epoch for v in elements.values() if v.last_change_epoch is not None]
+    view = ArrayView(
+        chain_id=str(meta.get("chain_id", "")),
+        job_name=str(meta.get("job_name", "")),
+        array_job=array_job,
+        state="",
+        reason="",
+        elements=elements,
+        created=str(meta.get("created", "")),
+        last_change_epoch=max(last) if last else None,
+    )
+    view.state = array_state([v.state for v in elements.values()])
+    view.reason = f"elements: {view.counts_text()}"
+    return view
+
+
+def _own_rows(
+    queue: Mapping[str, QueueRow] | None, events: Sequence[Mapping[str, Any]], task: str
+) -> dict[str, QueueRow] | None:
+    """The rows of one element's jobs (its task, its links, their successors)."""
+    if queue is None:
+        return None
+    jobs = {task, *chain_jobs(events)}
+    return {job: row for job, row in queue.items() if job in jobs}
+
+
+def array_state(element_states: Sequence[str]) -> str:
+    """Running while any element runs; ended when all have: completed only if all did."""
+    for live in (states.CHAIN_RUNNING, states.CHAIN_PENDING, states.CHAIN_STALLED):
+        if live in element_states:
+            return live
+    for end in END_PRIORITY:
+        if end in element_states:
+            return end
+    return states.CHAIN_COMPLETED
+
+
+def _element_field(event: Mapping[str, Any]) -> int | None:
+    value = str(event.get("element") if event.get("element") is not None else "")
+    return int(value) if value.isdigit() else None
