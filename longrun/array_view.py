@@ -144,8 +144,8 @@ def build_array_view(
         element = build_view(
             element_meta, own, element_ends.get(index) or ended, _own_rows(queue, own, task)
         )
-        if queue is not None and not element.links and element.is_live and task not in queue:
-            element.state, element.reason = states.CHAIN_CANCELLED, REMOVED_BEFORE_START
+        if queue is not None and not element.links and element.is_live:
+            _ended_before_start(element, queue.get(task))
         elements[index] = element
     last = [v.last_change_epoch for v in elements.values() if v.last_change_epoch is not None]
     view = ArrayView(
@@ -161,6 +161,18 @@ def build_array_view(
     view.state = array_state([v.state for v in elements.values()])
     view.reason = f"elements: {view.counts_text()}"
     return view
+
+
+def _ended_before_start(element: ChainView, row: QueueRow | None) -> None:
+    """An element whose first link never started, and that Slurm no longer queues: removed
+    (scancel of a waiting task), or ended as Slurm says."""
+    if row is None:
+        element.state, element.reason = states.CHAIN_CANCELLED, REMOVED_BEFORE_START
+    elif states.is_final(row.state):
+        state = states.base_state(row.state)
+        ends = {states.CANCELLED: states.CHAIN_CANCELLED, states.DEADLINE: states.CHAIN_DEADLINE}
+        element.state = ends.get(state, states.CHAIN_FAILED)
+        element.reason = f"ended {state} before its first link started"
 
 
 def _own_rows(

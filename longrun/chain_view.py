@@ -212,6 +212,8 @@ def build_view(
     return chain
 
 
+# Verdicts with which a link ends the chain itself (and cancels its own successor).
+LINK_ENDS_CHAIN = (states.VERDICT_COMPLETED, states.VERDICT_FAILED, states.VERDICT_ENDED)
 # Verdicts after which Slurm's end state says best why a link ended.
 STOPPED_FROM_OUTSIDE = (None, states.VERDICT_TERMINATED, states.VERDICT_INTERRUPTED)
 LINK_EVENTS = frozenset(
@@ -299,6 +301,8 @@ def _stop_after_successor(
     (stop after this link) or removed at its --deadline has ended too."""
     last = view.links[-1] if view.links else None
     if ended or last is None or view.state != states.CHAIN_STALLED:
+        return
+    if last.verdict in LINK_ENDS_CHAIN:  # the link itself cancelled its successor
         return
     successor = view.successor_job
     end = final_states.get(successor or "")

@@ -35,7 +35,7 @@ LONGRUN_INTERPRETER=(/bin/bash)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=522549b10f005fcdd64110669b474a17f1f076e1a2039295f5f450eaca8121ec
+LONGRUN_LIBRARY_SHA256=a4151266d89131fae180b5b08980a3118ddabfc0d1139de099b9942bf4967fdf
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2

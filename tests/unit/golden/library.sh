@@ -672,10 +672,11 @@ lr_judge_previous() {
 }
 
 lr_skip_body() {
-    # End the chain without running the body; this job itself ends as completed.
-    lr_cancel_successor
+    # End the chain without running the body; this job itself ends as completed. The end is
+    # recorded before the successor is cancelled: nobody may take that cancel for a user's.
     lr_set_verdict ended
     lr_end_chain "$1" "$2"
+    lr_cancel_successor
     exit 0
 }
 
@@ -845,8 +846,8 @@ lr_go_on() {
     local rc=$LR_BODY_RC why=$LR_WHY
     case $LR_VERDICT in
         completed)
-            lr_cancel_successor
             lr_end_chain COMPLETED "$why"
+            lr_cancel_successor
             exit 0 ;;
         continue)
             if [ "$LR_RESTART_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ]; then
@@ -863,8 +864,8 @@ lr_go_on() {
                 lr_say "$LR_LABEL: $why; retrying ($((LR_RETRIES + 1))/$LONGRUN_RETRY_FAILED)"
                 lr_backoff
             else
-                lr_cancel_successor
                 lr_end_chain FAILED "$why"
+                lr_cancel_successor
             fi
             exit "$rc" ;;
         *)
