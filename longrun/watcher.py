@@ -106,10 +106,7 @@ def watch(
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Follow the chain until it ends; return its end state."""
-    settings = settings or WatchSettings.from_env()
-    out = output or Output()
-    tail = EventTail(folder, from_end=not replay)
-    max_restarts = int(folder.read_meta().get("max_restarts", 0))
+    settings, out, tail, max_restarts = _begin(folder, settings, output, replay)
     view = live_view(folder)
     if not replay:
         out.line(f"Watching chain {folder.chain_id}: {view.state} - {view.reason}")
@@ -132,11 +129,30 @@ def watch(
             next_query = now + _interval(view, settings)
         elif out.tty:
             view = live_view(folder, ask_slurm=False)
-        out.progress(progress_line(view))
-        if not out.tty and now - last_plain >= settings.plain_status_interval:
-            out.line(progress_line(view))
-            last_plain = now
+        last_plain = _progress(out, progress_line(view), now, last_plain, settings)
         sleep(settings.log_interval)
+
+
+def _begin(
+    folder: ChainFolder, settings: WatchSettings | None, output: Output | None, replay: bool
+) -> tuple[WatchSettings, Output, EventTail, int]:
+    """What every watch starts with: its settings, its output, the event log to follow (from
+    the start with `replay`), and the chain's --max-restarts."""
+    tail = EventTail(folder, from_end=not replay)
+    max_restarts = int(folder.read_meta().get("max_restarts", 0))
+    return settings or WatchSettings.from_env(), output or Output(), tail, max_restarts
+
+
+def _progress(
+    out: Output, text: str, now: float, last_plain: float, settings: WatchSettings
+) -> float:
+    """The progress line: in place on a terminal, else every plain_status_interval; returns
+    when a plain line was last written."""
+    out.progress(text)
+    if not out.tty and now - last_plain >= settings.plain_status_interval:
+        out.line(text)
+        return now
+    return last_plain
 
 
 def _report(tail: EventTail, out: Output, max_restarts: int) -> bool:
@@ -199,10 +215,7 @@ def watch_array(
     One squeue call per interval for the whole array; a line per ended element and a progress
     line (each element's events only when verbose).
     """
-    settings = settings or WatchSettings.from_env()
-    out = output or Output()
-    tail = EventTail(folder, from_end=not replay)
-    max_restarts = int(folder.read_meta().get("max_restarts", 0))
+    settings, out, tail, max_restarts = _begin(folder, settings, output, replay)
     view = live_array_view(folder)
     if not replay:
         out.line(f"Watching array chain {folder.chain_id}: {view.state} - {view.reason}")
@@ -239,10 +252,7 @@ def watch_array(
             out.line(f"Array chain {folder.chain_id} {view.state}: {view.reason}")
             return view.state
         progress = f"[array job {view.array_job}] {view.state}: {view.reason}"
-        out.progress(progress)
-        if not out.tty and now - last_plain >= settings.plain_status_interval:
-            out.line(progress)
-            last_plain = now
+        last_plain = _progress(out, progress, now, last_plain, settings)
         sleep(settings.log_interval)
 
 
@@ -271,7 +281,8 @@ def _check_array(
         if settled:
             view = live_array_view(folder, ask_slurm=False)
         stalled = [i for i, e in view.elements.items() if e.state == states.CHAIN_STALLED]
-        if [repair(folder, state, index) for index in stalled if index is not None]:
+        repaired = [repair(folder, state, index) for index in stalled]
+        if any(repaired):
             view = live_array_view(folder, ask_slurm=False)
         for index, element in view.elements.items():
             record_end(folder, element, by="watcher", element=index)

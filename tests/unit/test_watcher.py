@@ -111,3 +111,53 @@ def test_a_stalled_chain_asks_sacct_once_and_goes_on_without_it(
     assert names.count("sacct") == 1
     assert names.count("squeue") >= 5  # it keeps watching (every 60 s while nothing runs)
     assert "Traceback" not in out.getvalue()
+
+
+def running_array(tmp_path: Path, elements: int) -> tuple[ChainFolder, StateDir, str]:
+    """An array chain whose every element's first link runs with a successor queued; the
+    squeue rows of all of them (tasks of array 5000 running as jobs 10000..., successors)."""
+    state = StateDir(tmp_path / "state")
+    state.chains.mkdir(parents=True, mode=0o700)
+    state.root.chmod(0o700)
+    folder = ChainFolder(state.chains / "20261126-120000-beef")
+    (folder.path / "links").mkdir(parents=True, mode=0o700)
+    folder.path.chmod(0o700)
+    folder.write_meta(
+        {"chain_id": folder.chain_id, "job_name": "sweep", "max_restarts": 999,
+         "array": {"spec": f"0-{elements - 1}", "indices": list(range(elements))}}
+    )  # fmt: skip
+    folder.append_event("submitted", job="5000", restart_count=0)
+    rows = ""
+    for index in range(elements):
+        job, successor = str(10000 + index), str(20000 + index)
+        link_dir = folder.link_dir(job)
+        link_dir.mkdir()
+        (link_dir / "events.jsonl").write_text(
+            json.dumps({"t": 1.0, "epoch": 1, "event": "link_started", "job": job,
+                        "restart_count": 0, "element": str(index)}) + "\n"
+            + json.dumps({"t": 2.0, "epoch": 2, "event": "successor_queued", "job": job,
+                          "restart_count": 0, "successor": successor}) + "\n"
+        )  # fmt: skip
+        rows += f"{job}|RUNNING|None|0:10|UNLIMITED|2026-11-26T12:00:00|NONE|N/A|5000|{index}|\n"
+        rows += f"{successor}|PENDING|Dependency|0:00|UNLIMITED|N/A|N/A|N/A|{successor}|N/A|\n"
+    return folder, state, rows
+
+
+def test_the_array_watcher_makes_one_squeue_call_per_interval_for_every_element(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, state, rows = running_array(tmp_path, 300)
+    simulation = Simulation("0", "0", until=10 * 60)
+    simulation.rows = rows
+    monkeypatch.setattr(slurm, "run", simulation.run)
+    out = io.StringIO()
+    with pytest.raises(Stop):
+        watcher.watch_array(
+            folder, state, settings=WatchSettings(), output=watcher.Output(out),
+            clock=simulation.clock, sleep=simulation.sleep,
+        )  # fmt: skip
+    squeue = [at for at, name in simulation.calls if name == "squeue"]
+    assert [name for _, name in simulation.calls if name != "squeue"] == []
+    assert 10 <= len(squeue) <= 21
+    assert all(later - earlier >= 30 for earlier, later in zip(squeue, squeue[1:]))
+    assert "RUNNING - elements: RUNNING 300" in out.getvalue()
