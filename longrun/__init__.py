@@ -1,6 +1,6 @@
 """longrun: run Slurm work that outlasts one job's walltime as a self-continuing chain of jobs."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from loguru import logger as _logger
 

@@ -386,7 +386,7 @@ class EventTail:
                 except ValueError:
                     logger.warning("{}: a damaged event line was skipped", path)
                     continue
-                found.append((event_time(event), number, index, event))
+                found.append((event_time(event), number, index, protocol.upgrade_event(event)))
         found.sort(key=lambda item: item[:3])
         return [event for *_, event in found]
 

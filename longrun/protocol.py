@@ -12,6 +12,7 @@ The job side gets the names rendered into its helper library (see longrun/render
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 # --- the chain folder ------------------------------------------------------------------------
 CHAINS = "chains"  # in the state directory: one folder per chain
@@ -172,6 +173,25 @@ PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
 
 # Events that tell which job continues a link (its `successor` field).
 SUCCESSOR_EVENTS = frozenset({SUCCESSOR_QUEUED, SUCCESSOR_FOUND, REPAIRED})
+
+
+# Chains made by longrun 0.1 named some events and fields otherwise; readers upgrade them.
+LEGACY_EVENTS = {"decision": VERDICT_RECORDED, "standby_submitted": SUCCESSOR_QUEUED}
+LEGACY_FIELDS = {"link": "restart_count", "standby": "successor"}
+
+
+def upgrade_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An event of a chain made by longrun 0.1, in this protocol's words (others unchanged)."""
+    kind = str(event.get("event", ""))
+    if (
+        kind.startswith("standby")
+        or kind in LEGACY_EVENTS
+        or not LEGACY_FIELDS.keys().isdisjoint(event)
+    ):
+        kind = LEGACY_EVENTS.get(kind, kind.replace("standby", "successor"))
+        event = {LEGACY_FIELDS.get(key, key): value for key, value in event.items()}
+        event["event"] = kind
+    return event
 
 
 def restart_count_of(event: Mapping[str, object]) -> int | None:

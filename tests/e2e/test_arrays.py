@@ -251,6 +251,18 @@ def test_scancel_of_one_task_ends_that_element_and_longrun_cancel_ends_all(
     for element in (0, 1):
         assert len(other.links(element)) == 1
 
+    # A third, ended by scancel of the whole array job: every element ends, none runs again.
+    third, _, _ = submit_array(tmp_path / "scancel", script, "--array=0-2%2", "-p", "multi")
+    wait_for(lambda: all(third.status(i)["links"] for i in (0, 1)), timeout=120, what="running")
+    cluster.cancel(third.array_job)
+    view = third.wait_end()
+    assert view["elements_by_state"] == {"CANCELLED": 3}, view
+    for element in (0, 1):
+        out = (tmp_path / "scancel" / f"out_{third.array_job}_{element}.txt").read_text()
+        assert [line for line in out.splitlines() if line.startswith("link=")] == [
+            f"link=0 task={element}"
+        ]
+
 
 def test_a_throttle_limits_the_elements_first_links(cluster: Cluster, tmp_path: Path) -> None:
     """%2 on 6 elements: Slurm never runs more than 2 first links at once (the promise: a

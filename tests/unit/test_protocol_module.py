@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 from collections import defaultdict
@@ -73,3 +74,19 @@ def test_the_link_arguments_are_the_ones_the_library_reads() -> None:
 def test_the_snapshot_reads_back_what_was_written() -> None:
     environ = {"A": "1", "MULTI": "x\ny", "EQ": "a=b", "BASH_FUNC_f%%": "() { :; }", "E": ""}
     assert protocol.read_snapshot(protocol.snapshot_bytes(environ)) == environ
+
+
+def test_events_of_chains_made_by_longrun_0_1_are_read_in_todays_words() -> None:
+    data = Path(__file__).parent / "data" / "chains" / "repaired" / "events.jsonl"
+    for line in data.read_text().splitlines():
+        event = json.loads(line)
+        old = {
+            {"restart_count": "link", "successor": "standby"}.get(k, k): v for k, v in event.items()
+        }
+        old["event"] = (
+            {"verdict": "decision"}.get(event["event"], event["event"])
+            .replace("successor_queued", "standby_submitted")
+            .replace("successor", "standby")
+        )
+        assert protocol.upgrade_event(old) == event
+        assert protocol.upgrade_event(event) == event

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# longrun 0.1.0: the helper library of every link script, the same for every chain.
+# longrun 0.2.0: the helper library of every link script, the same for every chain.
 #
 # A link script sets the chain's settings (LONGRUN_*), checks this file's checksum, runs it
 # (it only defines functions and the paths below) and calls `main`, which tells the story of a

@@ -1,7 +1,7 @@
 #!/bin/bash
 # This script was created by sbatch --wrap.
 
-# >>> longrun 0.1.0: every line from here to "<<< longrun" was generated.
+# >>> longrun 0.2.0: every line from here to "<<< longrun" was generated.
 # shellcheck disable=SC2016,SC2034  # values single-quoted on purpose; the library reads them
 # A signal that comes before the handlers exist is remembered, not fatal.
 trap 'LR_EARLY_TERM=1' TERM
@@ -32,7 +32,7 @@ LONGRUN_INTERPRETER=(/bin/sh)
 LONGRUN_SCRIPT_NAME=script
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=a4151266d89131fae180b5b08980a3118ddabfc0d1139de099b9942bf4967fdf
+LONGRUN_LIBRARY_SHA256=4e9c97058bad5eaa9c9bf6790a22a048e41c5274962cbca82e1b7461a0172f40
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
