@@ -188,6 +188,7 @@ def test_one_failed_element_fails_the_array_and_its_watcher_but_not_the_others(
     assert row.split()[1:4] == ["job.sh", "FAILED", "7"] and "COMPLETED 3, FAILED 1" in row
 
 
+@pytest.mark.disruptive  # the preemptor takes the whole node
 def test_preemption_of_a_running_element_continues_that_element_only(
     cluster: Cluster, tmp_path: Path
 ) -> None:
