@@ -15,9 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loguru import logger
-
-from . import protocol, slurm, states
+from . import log, protocol, slurm, states
 from .array_view import ArrayView, build_array_view, elements_of_jobs, is_array
 from .arrays import element_key, resolve_pattern
 from .chain_store import ChainFolder, StateDir
@@ -299,7 +297,7 @@ def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
                 protocol.CANCELLED_BEYOND_MAX, job=job, max_restarts=view.max_restarts
             )
         except LongrunError as exc:
-            logger.warning("could not cancel job {} beyond --max-restarts: {}", job, exc)
+            log.warning("could not cancel job {} beyond --max-restarts: {}", job, exc)
     return over
 
 
@@ -369,7 +367,7 @@ def list_views(state: StateDir, live_only: bool = False) -> list[ChainView | Arr
             folder.check_safe()
             loaded.append((folder, folder.read_meta(), folder.read_events(), folder.ended()))
         except LongrunError as exc:
-            logger.warning("skipped {}: {}", folder.path, exc.message)
+            log.warning("skipped {}: {}", folder.path, exc.message)
 
     def view_of(
         folder: ChainFolder,
@@ -394,7 +392,7 @@ def list_views(state: StateDir, live_only: bool = False) -> list[ChainView | Arr
         try:
             queue = slurm.queue_rows(wanted, cluster_args(loaded[0][1]))
         except LongrunError as exc:
-            logger.warning("squeue failed; live chains are shown from their logs only: {}", exc)
+            log.warning("squeue failed; live chains are shown from their logs only: {}", exc)
     if queue:
         views = [
             view_of(*item, queue) if view.is_live else view for item, view in zip(loaded, views)

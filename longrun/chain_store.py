@@ -39,9 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
-from . import protocol
+from . import log, protocol
 from .errors import ChainNotFoundError, StateError
 from .protocol import read_snapshot, snapshot_bytes
 
@@ -384,7 +382,7 @@ class EventTail:
                 try:
                     event = json.loads(raw.decode("utf-8", errors="replace"))
                 except ValueError:
-                    logger.warning("{}: a damaged event line was skipped", path)
+                    log.warning("{}: a damaged event line was skipped", path)
                     continue
                 found.append((event_time(event), number, index, protocol.upgrade_event(event)))
         found.sort(key=lambda item: item[:3])

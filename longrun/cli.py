@@ -11,18 +11,14 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
-from loguru import logger
 
-from . import __version__, chain_ops, states
+from . import __version__, chain_ops, log, protocol, states
 from .array_view import ArrayView
 from .arrays import element_key, split_element
 from .chain_store import ChainFolder, StateDir, default_root
 from .command_line import split_wrapper_args
 from .errors import LongrunError, SlurmCommandError, UsageError
-from .plan import CONTINUE_EXIT_CODE, WrapperOptions
 from .report import array_status_text, list_rows, list_text, status_text
-from .submit import DryRun, Submitted, TestOnly, submit
-from .watcher import start_detached, watch_until_end
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -30,14 +26,7 @@ VERBOSITY = {"DEFAULT": "INFO", "VERBOSE": "DEBUG", "SILENT": "ERROR"}
 
 
 def setup_logging(verbosity: str) -> None:
-    logger.remove()
-    logger.enable("longrun")
-    logger.add(
-        sys.stderr,
-        level=VERBOSITY.get(verbosity.upper(), "INFO"),
-        format="<level>longrun: {message}</level>",
-        colorize=None,
-    )
+    log.configure(VERBOSITY.get(verbosity.upper(), "INFO"))
 
 
 def reports_errors(function: F) -> F:
@@ -99,7 +88,7 @@ script asks for a new link at once.
     completed=states.CHAIN_COMPLETED,
     failed=states.CHAIN_FAILED,
     cancelled=states.CHAIN_CANCELLED,
-    code=CONTINUE_EXIT_CODE,
+    code=protocol.CONTINUE_EXIT_CODE,
 )
 
 
@@ -159,6 +148,11 @@ def run_submit(
     sbatch_args: tuple[str, ...],
 ) -> None:
     setup_logging(use_verbosity)
+    # Imported here: reading a chain (status, list...) needs neither Jinja2 nor the planner.
+    from .plan import WrapperOptions
+    from .submit import DryRun, Submitted, TestOnly, submit
+    from .watcher import start_detached, watch_until_end
+
     wrapper = WrapperOptions(
         max_restarts=max_restarts,
         retry_failed=retry_failed,
@@ -189,7 +183,7 @@ def run_submit(
         click.echo(outcome.job_id)
     else:
         click.echo(f"Submitted batch job {outcome.job_id}")
-        logger.info(
+        log.info(
             "chain {} (up to {} links); `longrun status {}` shows it",
             outcome.chain_id,
             max_restarts + 1,
@@ -312,6 +306,8 @@ def watch_command(chain: str, verbose: bool, from_start: bool, state_dir: str | 
     """Follow a chain until it ends; exit 0 only if it completed. Ctrl-C leaves it running."""
     setup_logging("VERBOSE" if verbose else "DEFAULT")
     state = state_of(state_dir)
+    from .watcher import watch_until_end
+
     sys.exit(watch_until_end(state.find(chain), state, verbose, replay=from_start))
 
 
@@ -332,6 +328,30 @@ def cancel_command(chain: str, element: int | None, state_dir: str | None) -> No
         click.echo(f"Chain {name} had already ended {result.already_ended}; jobs cancelled: {jobs}")
     else:
         click.echo(f"Chain {name} {states.CHAIN_CANCELLED}; jobs cancelled: {jobs}")
+
+
+@main.command("verify", context_settings=CONTEXT)
+@chain_argument(required=False)
+@click.option("--all", "every", is_flag=True, help="Every chain in the state directory.")
+@state_dir_option
+@reports_errors
+def verify_command(chain: str | None, every: bool, state_dir: str | None) -> None:
+    """Check that a chain kept longrun's promises (its event logs against Slurm's accounting):
+    no two links at once, each link judged and continued once, one end, nothing left queued.
+    Exit status 1 if anything is wrong."""
+    setup_logging("DEFAULT")
+    from .verify import report_text, verify
+
+    state = state_of(state_dir)
+    if every == (chain is not None):
+        raise UsageError("give a CHAIN or --all", "longrun verify CHAIN, or longrun verify --all")
+    folders = state.list() if every else [state.find(chain)]
+    reports = [report for folder in folders for report in verify(folder)]
+    for report in reports:
+        click.echo(report_text(report))
+    bad = [report for report in reports if not report.ok]
+    click.echo(f"{len(reports) - len(bad)} of {len(reports)} chain(s) kept every promise.")
+    sys.exit(1 if bad else 0)
 
 
 @main.command("show", context_settings=CONTEXT)

@@ -29,7 +29,7 @@ from .mail import MailPlan, mail_plan
 from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
 from .script_checks import self_continuing
 
-CONTINUE_EXIT_CODE = 75  # EX_TEMPFAIL: "temporary failure, try again"
+CONTINUE_EXIT_CODE = protocol.CONTINUE_EXIT_CODE
 DEFAULT_CHECK = "USR1"
 DEFAULT_CHECK_SECONDS = 120
 SIGNAL_SLACK_SECONDS = 60  # Slurm may send --signal up to this much earlier than asked

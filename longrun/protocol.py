@@ -72,6 +72,10 @@ def link_arguments(
     return [f"{ARGUMENTS[name]}={value}" for name, value in values.items() if value]
 
 
+# The exit code with which a script asks for a new link at once (EX_TEMPFAIL, "try again"),
+# given to it as SLURM_LONGRUN_CONTINUE_CODE.
+CONTINUE_EXIT_CODE = 75
+
 TAG_PREFIX = "longrun:"
 
 

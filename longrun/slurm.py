@@ -8,8 +8,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from loguru import logger
-
+from . import log
 from .errors import SlurmCommandError
 from .slurm_output import (
     ACCOUNTING_FORMAT,
@@ -37,7 +36,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run one Slurm command; raise SlurmCommandError with its stderr when it fails (if check)."""
     command = [str(a) for a in args]
-    logger.debug("running {}", command)
+    log.debug("running {}", command)
     try:
         result = subprocess.run(
             command,
@@ -122,7 +121,7 @@ def accounting_rows(
             timeout=30,
         )
     except SlurmCommandError as exc:
-        logger.debug("sacct unavailable: {}", exc)
+        log.debug("sacct unavailable: {}", exc)
         return {}
     return parse_sacct(result.stdout)
 

@@ -17,9 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loguru import logger
-
-from . import __version__, protocol, slurm
+from . import __version__, log, protocol, slurm
 from .batch_script import UserScript, load_script, wrap_script
 from .chain_store import ChainFolder, StateDir, default_root, new_chain_id, node_local
 from .errors import UsageError
@@ -120,7 +118,7 @@ def submit(
         return _test_only(sbatch_argv, env, submit_dir, stdin_reader, stdin_text)
     text = render_link_script(plan)
     for warning in plan.warnings:
-        logger.warning(warning)
+        log.warning(warning)
     if wrapper.dry_run:
         return DryRun(text, plan.first_command(), plan)
 
@@ -160,7 +158,7 @@ def _warn_if_node_local(root: Path, clusters: list[str]) -> None:
         return
     here = socket.gethostname()
     if hosts - {here, here.split(".")[0]}:
-        logger.warning(
+        log.warning(
             f"the state directory {root} is on {why}, and the cluster has other hosts: "
             "a link that runs on another node cannot see the chain folder and fails. Use "
             "--state-dir (or $LONGRUN_HOME) on a shared file system; your home usually is."

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from longrun.chain_store import ChainFolder
-from slurmtest import Cluster, wait_for
+from longrun.verify import verify
+from slurmtest import Cluster, WaitTimeout, wait_for
 
 
 def command(name: str) -> str:
@@ -176,3 +177,18 @@ def environment(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+def assert_verified(folder: Path, timeout: float = 90) -> None:
+    """`longrun verify`'s checks pass on the chain (sacct may take a moment to record ends)."""
+    reports = []
+
+    def clean() -> bool:
+        nonlocal reports
+        reports = verify(ChainFolder(folder))
+        return all(report.ok for report in reports)
+
+    try:
+        wait_for(clean, timeout=timeout, interval=2, what=f"longrun verify of {folder.name}")
+    except WaitTimeout:
+        raise AssertionError([r.problems for r in reports if not r.ok]) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chaintest import environment, run_cli
+from chaintest import assert_verified, environment, run_cli
 from longrun import slurm
 from slurmtest import Cluster, wait_for
 
@@ -96,6 +96,10 @@ def most_at_once(spans: list[tuple[str, str]]) -> int:
 
 
 def assert_no_overlap_within_elements(array: Array) -> None:
+    assert_verified(array.state / "chains" / array.chain_id)
+    said = array.longrun("verify", array.chain_id)
+    count = len(array.status()["elements"])
+    assert said.endswith(f"{count} of {count} chain(s) kept every promise.\n"), said
     for element in array.status()["elements"]:
         links = array.links(element["element"])
         for before, after in zip(links, links[1:]):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chaintest import Chain, environment, run_cli, submit_chain
+from chaintest import Chain, assert_verified, environment, run_cli, submit_chain
 from faulttest import Faults
 from longrun import slurm
 from longrun.chain_ops import repair
@@ -50,6 +50,7 @@ def assert_invariants(chain: Chain) -> None:
     """The promises, checked after the chain ended: no two links overlapped in time (from
     Slurm's accounting), the chain ended once, and its recorded end is that one end."""
     assert_one_body_at_a_time(chain)
+    assert_verified(chain.folder)
     ends = chain.events("chain_ended")
     assert len(ends) == 1, ends
     assert chain.ended() == ends[0]["state"]

@@ -6,12 +6,15 @@ that nothing is submitted on bad input, never that a chain works (tests/e2e does
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import pwd
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -381,3 +384,36 @@ def test_no_command_prints_the_environment_snapshot(workdir: Path) -> None:
     assert stat.S_IMODE(snapshot.stat().st_mode) == 0o600
     assert secret not in (chain / "link.sh").read_text()
     assert secret not in (chain / "chain.json").read_text()
+
+
+@pytest.mark.parametrize("command", [["list"], ["status", "1"], ["show", "1", "--library"]])
+def test_commands_that_read_chains_import_neither_jinja2_nor_loguru(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """They start fast: rendering and the planner are for submission only, loguru only loads
+    to write a message."""
+    recorded = Path(__file__).parent / "data" / "chains" / "three_links"
+    chain_id = json.loads((recorded / "chain.json").read_text())["chain_id"]
+    state = tmp_path / "state"
+    folder = state / "chains" / chain_id
+    shutil.copytree(recorded, folder)
+    (folder / "library.sh").write_text("# the library\n")
+    (state / "jobs").mkdir()
+    (state / "jobs" / "1").write_text(chain_id + "\n")
+    for path in (state, state / "chains", folder):
+        path.chmod(0o700)
+    program = f"""
+import sys
+from longrun.cli import main
+try:
+    main({[*command, "--state-dir", str(state)]!r})
+except SystemExit:
+    pass
+print(sorted(m for m in ("jinja2", "loguru", "longrun.render", "longrun.plan") if m in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=False
+    )
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "[]", result.stdout + result.stderr
+    assert chain_id in result.stdout or lines[0] == "# the library", result.stdout
