@@ -6,6 +6,7 @@ that nothing is submitted on bad input, never that a chain works (tests/e2e does
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -52,6 +53,9 @@ def as_other_user(function: Callable[[], tuple[int, str]]) -> tuple[int, str]:
     if os.getuid() != 0:
         return function()
     entry = pwd.getpwnam(OTHER_USER)
+    # The command line imports these only when it needs them (loguru: to write a message).
+    for module in ("longrun.submit", "longrun.watcher", "longrun.verify", "loguru"):
+        importlib.import_module(module)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest

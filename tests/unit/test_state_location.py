@@ -48,7 +48,7 @@ def test_the_warning_needs_another_host(
     monkeypatch.setattr(
         submit.slurm, "run", lambda args, **_: subprocess.CompletedProcess(args, 0, hosts, "")
     )
-    monkeypatch.setattr(submit.logger, "warning", messages.append)
+    monkeypatch.setattr(submit.log, "warning", messages.append)
     submit._warn_if_node_local(Path("/dev/shm/s"), [])
     assert bool(messages) is warned
     if warned:
