@@ -105,8 +105,10 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Follow the chain until it ends; return its end state."""
+    """Follow the chain (an array: every element) until it ends; return its end state."""
     settings, out, tail, max_restarts = _begin(folder, settings, output, replay)
+    if is_array(folder.read_meta()):
+        return _watch_array(folder, state, settings, out, tail, max_restarts, replay, clock, sleep)
     view = live_view(folder)
     if not replay:
         out.line(f"Watching chain {folder.chain_id}: {view.state} - {view.reason}")
@@ -200,22 +202,22 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[s
         return live_view(folder, ask_slurm=False)
 
 
-def watch_array(
+def _watch_array(
     folder: ChainFolder,
     state: StateDir,
-    *,
-    settings: WatchSettings | None = None,
-    output: Output | None = None,
-    replay: bool = False,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    settings: WatchSettings,
+    out: Output,
+    tail: EventTail,
+    max_restarts: int,
+    replay: bool,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
 ) -> str:
     """Follow an array chain until every element has ended; return the array's end state.
 
     One squeue call per interval for the whole array; a line per ended element and a progress
     line (each element's events only when verbose).
     """
-    settings, out, tail, max_restarts = _begin(folder, settings, output, replay)
     view = live_array_view(folder)
     if not replay:
         out.line(f"Watching array chain {folder.chain_id}: {view.state} - {view.reason}")
@@ -313,8 +315,7 @@ def watch_until_end(
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
     out = Output(verbose=verbose)
     try:
-        follow = watch_array if is_array(folder.read_meta()) else watch
-        final = follow(folder, state, output=out, replay=replay)
+        final = watch(folder, state, output=out, replay=replay)
     except (KeyboardInterrupt, Stop) as why:
         name = "Ctrl-C" if isinstance(why, KeyboardInterrupt) else str(why)
         with contextlib.suppress(OSError):  # the terminal may be gone

@@ -192,3 +192,12 @@ def assert_verified(folder: Path, timeout: float = 90) -> None:
         wait_for(clean, timeout=timeout, interval=2, what=f"longrun verify of {folder.name}")
     except WaitTimeout:
         raise AssertionError([r.problems for r in reports if not r.ok]) from None
+
+
+# Watchers in tests poll faster than the defaults, so that a test does not wait 30 s for each look.
+WATCH_FAST = {
+    "LONGRUN_WATCH_RUNNING_SECONDS": "1",
+    "LONGRUN_WATCH_WAITING_SECONDS": "1",
+    "LONGRUN_WATCH_LOG_SECONDS": "0.3",
+    "LONGRUN_WATCH_SETTLE_SECONDS": "1",
+}

@@ -11,18 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from chaintest import assert_verified, environment, run_cli
+from chaintest import WATCH_FAST, assert_verified, environment, run_cli
 from longrun import slurm
 from slurmtest import Cluster, wait_for
 
 pytestmark = pytest.mark.slurm
 
-FAST = {
-    "LONGRUN_WATCH_RUNNING_SECONDS": "2",
-    "LONGRUN_WATCH_WAITING_SECONDS": "2",
-    "LONGRUN_WATCH_LOG_SECONDS": "0.5",
-    "LONGRUN_WATCH_SETTLE_SECONDS": "1",
-}
+FAST = WATCH_FAST
 
 
 class Array:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chaintest import Chain, chain_of, command, environment, run_cli, submit_chain
+from chaintest import WATCH_FAST, Chain, chain_of, command, environment, run_cli, submit_chain
 from faulttest import Faults
 from longrun.protocol import link_arguments
 from longrun.slurm_output import slurm_epoch
@@ -23,12 +23,7 @@ from slurmtest import FINAL_STATES, Cluster, wait_for
 
 pytestmark = pytest.mark.slurm
 
-FAST = {
-    "LONGRUN_WATCH_RUNNING_SECONDS": "1",
-    "LONGRUN_WATCH_WAITING_SECONDS": "1",
-    "LONGRUN_WATCH_LOG_SECONDS": "0.3",
-    "LONGRUN_WATCH_SETTLE_SECONDS": "1",
-}
+FAST = WATCH_FAST
 
 # Link 0 waits until the test creates `go`, then asks for a new link; link 1 ends the chain.
 WAIT_FOR_GO = """#!/bin/bash

@@ -27,20 +27,25 @@ from plantest import plan_of
 DATA = Path(__file__).parent / "data"
 
 
-def render_helpers(
-    tmp_path: Path, argv: list[str] | None = None, environ: dict[str, str] | None = None
-) -> Path:
-    """A file that defines the link script's variables and functions, chain folder included."""
+def chain_location(tmp_path: Path, slurm_bin_dir: str) -> ChainLocation:
+    """A chain folder (with links/ and the state directory's jobs/) under tmp_path."""
     chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
     (chain / "links").mkdir(parents=True, exist_ok=True)
     (chain.parent.parent / "jobs").mkdir(exist_ok=True)
-    where = ChainLocation(
+    return ChainLocation(
         chain_id=chain.name,
         chain_dir=str(chain),
         state_dir=str(chain.parent.parent),
         submit_dir=str(tmp_path),
-        slurm_bin_dir="/usr/bin",
+        slurm_bin_dir=slurm_bin_dir,
     )
+
+
+def render_helpers(
+    tmp_path: Path, argv: list[str] | None = None, environ: dict[str, str] | None = None
+) -> Path:
+    """A file that defines the link script's variables and functions, chain folder included."""
+    where = chain_location(tmp_path, "/usr/bin")
     plan = plan_of("#!/bin/bash\necho hi\n", argv or [], where=where, environ=environ)
     text = render_link_script(plan)
     path = tmp_path / "helpers.sh"
@@ -499,15 +504,8 @@ def test_a_failed_script_on_a_lost_node_is_the_nodes_failure(
 def test_a_link_whose_library_is_missing_or_altered_runs_nothing(
     tmp_path: Path, damage: str
 ) -> None:
-    chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
-    (chain / "links").mkdir(parents=True)
-    where = ChainLocation(
-        chain_id=chain.name,
-        chain_dir=str(chain),
-        state_dir=str(chain.parent.parent),
-        submit_dir=str(tmp_path),
-        slurm_bin_dir="/nonexistent",
-    )
+    where = chain_location(tmp_path, "/nonexistent")
+    chain = Path(where.chain_dir)
     marker = tmp_path / "body-ran"
     plan = plan_of(f"#!/bin/bash\ntouch {shquote(marker)}\n", [], where=where)
     folder = ChainFolder(chain)

@@ -55,11 +55,16 @@ class Simulation:
         return subprocess.CompletedProcess(list(args), 0, self.rows, "")
 
 
-def running_chain(tmp_path: Path) -> tuple[ChainFolder, StateDir, str, str]:
-    """A copy of a real chain's folder, cut where link 0 runs and its successor waits."""
+def new_state(tmp_path: Path) -> StateDir:
     state = StateDir(tmp_path / "state")
     state.chains.mkdir(parents=True, mode=0o700)
     state.root.chmod(0o700)
+    return state
+
+
+def running_chain(tmp_path: Path) -> tuple[ChainFolder, StateDir, str, str]:
+    """A copy of a real chain's folder, cut where link 0 runs and its successor waits."""
+    state = new_state(tmp_path)
     folder = ChainFolder(state.chains / json.loads((CHAIN / "chain.json").read_text())["chain_id"])
     folder.path.mkdir(mode=0o700)
     shutil.copy(CHAIN / "chain.json", folder.meta_file)
@@ -116,9 +121,7 @@ def test_a_stalled_chain_asks_sacct_once_and_goes_on_without_it(
 def running_array(tmp_path: Path, elements: int) -> tuple[ChainFolder, StateDir, str]:
     """An array chain whose every element's first link runs with a successor queued; the
     squeue rows of all of them (tasks of array 5000 running as jobs 10000..., successors)."""
-    state = StateDir(tmp_path / "state")
-    state.chains.mkdir(parents=True, mode=0o700)
-    state.root.chmod(0o700)
+    state = new_state(tmp_path)
     folder = ChainFolder(state.chains / "20261126-120000-beef")
     (folder.path / "links").mkdir(parents=True, mode=0o700)
     folder.path.chmod(0o700)
@@ -150,12 +153,7 @@ def test_the_array_watcher_makes_one_squeue_call_per_interval_for_every_element(
     simulation = Simulation("0", "0", until=10 * 60)
     simulation.rows = rows
     monkeypatch.setattr(slurm, "run", simulation.run)
-    out = io.StringIO()
-    with pytest.raises(Stop):
-        watcher.watch_array(
-            folder, state, settings=WatchSettings(), output=watcher.Output(out),
-            clock=simulation.clock, sleep=simulation.sleep,
-        )  # fmt: skip
+    out = run_until_stopped(folder, state, simulation)
     squeue = [at for at, name in simulation.calls if name == "squeue"]
     assert [name for _, name in simulation.calls if name != "squeue"] == []
     assert 10 <= len(squeue) <= 21
