@@ -231,7 +231,12 @@ class ChainFolder:
         """Every event file of the chain: the old single log, each process's, each link's."""
         files = [self.events_file] if self.events_file.exists() else []
         files += sorted((self.path / protocol.EVENTS_DIR).glob("*.jsonl"))
-        files += sorted((self.path / protocol.LINKS).glob(f"*/{protocol.EVENTS}"))
+        # One listing of links/ (no stat per link): a link without events yet is skipped when
+        # its file cannot be opened.
+        links = self.path / protocol.LINKS
+        with contextlib.suppress(FileNotFoundError):
+            names = sorted(entry.name for entry in os.scandir(links) if entry.name.isdigit())
+            files += [links / name / protocol.EVENTS for name in names]
         return files
 
     @property
@@ -376,17 +381,26 @@ class EventTail:
             if end < 0:
                 continue
             self.offsets[path] = offset + end + 1
-            for index, raw in enumerate(data[: end + 1].splitlines()):
-                if not raw.strip():
-                    continue
-                try:
-                    event = json.loads(raw.decode("utf-8", errors="replace"))
-                except ValueError:
-                    log.warning("{}: a damaged event line was skipped", path)
-                    continue
+            for index, event in enumerate(_parse_lines(data[: end + 1], path)):
                 found.append((event_time(event), number, index, protocol.upgrade_event(event)))
         found.sort(key=lambda item: item[:3])
         return [event for *_, event in found]
+
+
+def _parse_lines(data: bytes, path: Path) -> list[dict[str, Any]]:
+    """The JSON records of whole lines: parsed at once, line by line only if one is damaged."""
+    lines = [line for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    try:
+        return list(json.loads("[" + ",".join(lines) + "]"))
+    except ValueError:
+        pass
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            log.warning("{}: a damaged event line was skipped", path)
+    return records
 
 
 def create_once(path: Path, text: str) -> bool:
