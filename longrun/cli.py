@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, chain_ops, log, protocol, states
+from . import __version__, chain_ops, log, protocol, slurm, states
 from .array_view import ArrayView
 from .arrays import element_key, split_element
 from .chain_store import ChainFolder, StateDir, default_root
@@ -27,6 +27,24 @@ VERBOSITY = {"DEFAULT": "INFO", "VERBOSE": "DEBUG", "SILENT": "ERROR"}
 
 def setup_logging(verbosity: str) -> None:
     log.configure(VERBOSITY.get(verbosity.upper(), "INFO"))
+
+
+def version_option(program: str) -> Callable[[F], F]:
+    """--version: longrun's, and Slurm's as its sbatch reports it."""
+
+    def show(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and not ctx.resilient_parsing:
+            click.echo(f"{program}, version {__version__} (Slurm {slurm.version()})")
+            ctx.exit()
+
+    return click.option(
+        "--version",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=show,
+        help="Show longrun's version and Slurm's, and exit.",
+    )
 
 
 def reports_errors(function: F) -> F:
@@ -200,7 +218,7 @@ def run_submit(
 
 
 @click.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="longrun")
+@version_option("longrun")
 def main() -> None:
     """Run Slurm work that outlasts one job's walltime as a self-continuing chain of jobs."""
 
@@ -212,7 +230,7 @@ def submit_command(**kwargs: Any) -> None:
 
 
 @click.command("sbatch_longrun", cls=WrapperCommand, context_settings=CONTEXT, help=SUBMIT_HELP)
-@click.version_option(__version__, prog_name="sbatch_longrun")
+@version_option("sbatch_longrun")
 @submit_options
 def sbatch_longrun_main(**kwargs: Any) -> None:
     run_submit(**kwargs)

@@ -18,6 +18,7 @@ from .slurm_output import (
     QueueRow,
     parse_sacct,
     parse_sbatch_job_id,
+    parse_slurm_version,
     parse_squeue,
     parse_tagged,
 )
@@ -150,3 +151,14 @@ def _job_order(job: str) -> tuple[int, int]:
     """Job ids (`123`) and array tasks (`123_4`) in numeric order."""
     head, _, task = job.partition("_")
     return int(head), int(task or -1)
+
+
+def version() -> str:
+    """The version of the Slurm whose sbatch is on PATH, or why it is not known."""
+    try:
+        found = parse_slurm_version(run(["sbatch", "--version"], timeout=10).stdout)
+    except SlurmCommandError as exc:
+        if exc.returncode == 127:
+            return "not found: sbatch is not on PATH"
+        return "did not answer" if exc.returncode is None else "version unknown"
+    return found or "version unknown"

@@ -13,6 +13,12 @@ from .states import is_active, is_pending
 _SUBMITTED = re.compile(r"(?:Submitted batch job\s+)?(\d+)(?:;\S+|\s+on cluster\s+\S+)?\s*$")
 
 
+def parse_slurm_version(stdout: str) -> str | None:
+    """`slurm 22.05.8` or `slurm-wlm 22.05.8` (what `sbatch --version` prints) -> `22.05.8`."""
+    match = re.search(r"^slurm\S* (\d+\.\d+\S*)", stdout.strip())
+    return match.group(1) if match else None
+
+
 def parse_sbatch_job_id(stdout: str) -> str:
     """The job id from sbatch's output (`123`, `123;cluster`, `... 123 on cluster c`)."""
     for line in reversed(stdout.strip().splitlines()):

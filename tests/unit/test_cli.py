@@ -44,6 +44,9 @@ def other_user_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+DATA = Path(__file__).parent / "data"
+
+
 def as_other_user(function: Callable[[], tuple[int, str]]) -> tuple[int, str]:
     """Run `function` as an unprivileged user: root reads and writes everything.
 
@@ -110,8 +113,18 @@ def nothing_written(workdir: Path) -> None:
     assert not (workdir / "sbatch-called").exists(), "sbatch was called"
 
 
-def test_version_and_help() -> None:
-    assert longrun(["--version"]).output == f"longrun, version {__version__}\n"
+def test_version_and_help(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\ncat {DATA / 'sbatch_version.txt'}\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    assert (
+        longrun(["--version"], env=env).output
+        == f"longrun, version {__version__} (Slurm 22.05.8)\n"
+    )
+    said = submit(["--version"], env={"PATH": str(tmp_path / "none")}).output
+    assert said.startswith(f"sbatch_longrun, version {__version__} (Slurm not found: sbatch")
     for args in (["--help"], ["submit", "--help"], ["status", "--help"]):
         result = longrun(args)
         assert result.exit_code == 0 and "Usage:" in result.output

@@ -16,6 +16,7 @@ from longrun.errors import LongrunError
 from longrun.slurm_output import (
     parse_sacct,
     parse_sbatch_job_id,
+    parse_slurm_version,
     parse_squeue,
     parse_tagged,
     slurm_epoch,
@@ -164,3 +165,9 @@ def test_accounting_rows_of_array_tasks_are_keyed_by_their_own_job_id() -> None:
     rows = parse_sacct((DATA / "sacct_accounting_array.txt").read_text())
     assert sorted(rows) == ["3043", "3044", "3045", "3046"]
     assert rows["3043"].start == "2026-11-26T09:08:29"
+
+
+def test_the_slurm_version_from_sbatch() -> None:
+    assert parse_slurm_version((DATA / "sbatch_version.txt").read_text()) == "22.05.8"
+    assert parse_slurm_version("slurm 23.11.4") == "23.11.4"
+    assert parse_slurm_version("sbatch: command not found") is None
