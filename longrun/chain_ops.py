@@ -325,15 +325,13 @@ def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | 
 
 def _settled_array(folder: ChainFolder, view: ArrayView, by: str) -> ArrayView:
     """Settle the stalled elements from sacct (once each) and record the ends found."""
-    settled = [settle_last_link(folder, v) for v in view.elements.values() if v.state == STALLED]
+    stalled = [v for v in view.elements.values() if v.state == states.CHAIN_STALLED]
+    settled = [settle_last_link(folder, element) for element in stalled]
     if any(settled):
         view = live_array_view(folder, ask_slurm=False)
     for index, element in view.elements.items():
         record_end(folder, element, by=by, element=index)
     return view
-
-
-STALLED = states.CHAIN_STALLED
 
 
 def live_array_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ArrayView:

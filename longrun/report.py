@@ -84,14 +84,18 @@ def list_rows(views: Sequence[ChainView | ArrayView]) -> list[dict[str, Any]]:
     """One row per chain for `longrun list` (and its --json); an array is one row."""
     rows = []
     for view in views:
+        if isinstance(view, ArrayView):
+            links, elements, current = view.links, view.counts, view.array_job
+        else:
+            links, elements, current = len(view.links), None, view.current_job
         rows.append(
             {
                 "chain_id": view.chain_id,
                 "job_name": view.job_name,
                 "state": view.state,
-                "links": view.links if isinstance(view, ArrayView) else len(view.links),
-                "elements": view.counts if isinstance(view, ArrayView) else None,
-                "current_job": view.array_job if isinstance(view, ArrayView) else view.current_job,
+                "links": links,
+                "elements": elements,
+                "current_job": current,
                 "created": view.created,
                 "last_change": iso(view.last_change_epoch),
                 "last_change_epoch": view.last_change_epoch,

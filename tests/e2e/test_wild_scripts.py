@@ -8,15 +8,15 @@ chain must end as the plain job did.
 
 from __future__ import annotations
 
+import contextlib
 import re
-import time
 from pathlib import Path
 
 import pytest
 
 from chaintest import chain_of, run_cli
 from longrun import slurm
-from slurmtest import Cluster
+from slurmtest import Cluster, WaitTimeout, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -129,16 +129,23 @@ def test_the_run_ends_as_plain_sbatchs_does(cluster: Cluster, tmp_path: Path, ca
     assert ours.returncode == 0, ours.stderr
     chain = chain_of(cluster, tmp_path / "state", ours.stdout)
     plain_state = cluster.wait_final(plain)
-    plain_record = cluster.wait_sacct(plain, {plain_state})
+    cluster.wait_sacct(plain, {plain_state})
     expected = "COMPLETED" if plain_state == "COMPLETED" else "FAILED"
     assert chain.wait_end() == expected
-    ours_record = cluster.wait_sacct(chain.links()[-1], {plain_state})
-    if ours_record.exit_code != plain_record.exit_code:
-        # slurmdbd may show a FAILED job with ExitCode 0:0 for a moment (seen once): ask again.
-        time.sleep(5)
-        ours_record = cluster.wait_sacct(chain.links()[-1], {plain_state})
-        plain_record = cluster.wait_sacct(plain, {plain_state})
-    assert ours_record.exit_code == plain_record.exit_code
+    # slurmdbd may show a FAILED job with ExitCode 0:0 for a moment (seen once): wait until the
+    # two records agree, and compare the last ones read.
+    records: list = []
+
+    def agree() -> bool:
+        records[:] = [
+            cluster.wait_sacct(chain.links()[-1], {plain_state}),
+            cluster.wait_sacct(plain, {plain_state}),
+        ]
+        return records[0].exit_code == records[1].exit_code
+
+    with contextlib.suppress(WaitTimeout):
+        wait_for(agree, timeout=30, interval=2, what="the exit codes in sacct")
+    assert records[0].exit_code == records[1].exit_code
     plain_lines = (tmp_path / "plain.out").read_text().splitlines()
     ours_lines = [
         line
