@@ -84,6 +84,9 @@ def list_rows(views: Sequence[ChainView | ArrayView]) -> list[dict[str, Any]]:
     """One row per chain for `longrun list` (and its --json); an array is one row."""
     rows = []
     for view in views:
+        links: int
+        elements: dict[str, int] | None
+        current: str | None
         if isinstance(view, ArrayView):
             links, elements, current = view.links, view.counts, view.array_job
         else:
