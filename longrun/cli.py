@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from . import __version__, chain_ops, log, protocol, slurm, states
 from .array_view import ArrayView
@@ -116,6 +119,35 @@ def count_option(name: str, default: int, help: str) -> Callable[[F], F]:
     )
 
 
+def complete_chain(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Chain ids (newest first), then the job ids of their links, from the state directory."""
+    try:
+        state = state_of(ctx.params.get("state_dir"))
+        chains = [folder.chain_id for folder in state.list()]
+        jobs = sorted(
+            (path.name for path in state.jobs.iterdir()) if state.jobs.is_dir() else (),
+            key=lambda job: [int(part) for part in job.split("_") if part.isdigit()],
+            reverse=True,
+        )
+    except (OSError, LongrunError):
+        return []
+    return [
+        CompletionItem(value, help=kind)
+        for values, kind in ((chains, "chain"), (jobs, "job"))
+        for value in values
+        if value.startswith(incomplete)
+    ]
+
+
+def complete_sbatch_args(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """sbatch's options are sbatch's to complete; a script is a file."""
+    return [] if incomplete.startswith("-") else [CompletionItem(incomplete, type="file")]
+
+
 def submit_options(function: F) -> F:
     options = [
         click.option(
@@ -147,7 +179,9 @@ def submit_options(function: F) -> F:
             help="Where chains live (default $LONGRUN_HOME, else ~/.longrun); must be visible "
             "from compute nodes.",
         ),
-        click.argument("sbatch_args", nargs=-1, type=click.UNPROCESSED),
+        click.argument(
+            "sbatch_args", nargs=-1, type=click.UNPROCESSED, shell_complete=complete_sbatch_args
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -168,7 +202,7 @@ def run_submit(
     setup_logging(use_verbosity)
     # Imported here: reading a chain (status, list...) needs neither Jinja2 nor the planner.
     from .plan import WrapperOptions
-    from .submit import DryRun, Submitted, TestOnly, submit
+    from .submission import DryRun, Submitted, TestOnly, submit
     from .watcher import start_detached, watch_until_end
 
     wrapper = WrapperOptions(
@@ -246,7 +280,12 @@ def state_dir_option(function: F) -> F:
 
 
 def chain_argument(required: bool) -> Callable[[F], F]:
-    return click.argument("chain", required=required, metavar="CHAIN" if required else "[CHAIN]")
+    return click.argument(
+        "chain",
+        required=required,
+        metavar="CHAIN" if required else "[CHAIN]",
+        shell_complete=complete_chain,
+    )
 
 
 def state_of(state_dir: str | None) -> StateDir:
@@ -280,22 +319,59 @@ def find_chain(chain: str | None, element: int | None, state_dir: str | None) ->
 @chain_argument(required=False)
 @element_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@click.option("--timeline", is_flag=True, help="Draw the links as bars on a time axis.")
 @state_dir_option
 @reports_errors
 def status_command(
-    chain: str | None, element: int | None, as_json: bool, state_dir: str | None
+    chain: str | None, element: int | None, as_json: bool, timeline: bool, state_dir: str | None
 ) -> None:
     """A chain's state and its links (default: the newest chain); an array chain's elements.
     CHAIN: chain id or any job id."""
     setup_logging("DEFAULT")
     target = find_chain(chain, element, state_dir)
     view = chain_ops.status_view(target.folder, target.element)
-    if as_json:
+    if timeline:
+        from .timeline import timeline_text
+
+        tty = sys.stdout.isatty()
+        width = shutil.get_terminal_size((80, 24)).columns if tty else 80
+        click.echo(
+            timeline_text(view, width=width, color=tty and not os.environ.get("NO_COLOR")), nl=False
+        )
+    elif as_json:
         click.echo(json.dumps(view.to_json(), indent=2))
     elif isinstance(view, ArrayView):
         click.echo(array_status_text(view))
     else:
         click.echo(status_text(view))
+
+
+@main.command("logs", context_settings=CONTEXT)
+@chain_argument(required=False)
+@element_option
+@click.option(
+    "--link", "link", type=click.IntRange(min=1), default=None, help="Only link N (1-based)."
+)
+@click.option("--stderr", is_flag=True, help="The links' --error files instead of --output.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Keep printing as links write and start, like tail -f."
+)
+@state_dir_option
+@reports_errors
+def logs_command(
+    chain: str | None, element: int | None, link: int | None, stderr: bool, follow: bool,
+    state_dir: str | None,
+) -> None:  # fmt: skip
+    """The output of every link of a chain, in order, each after a line naming the link, its
+    job and why it ended (default: the newest chain). CHAIN: chain id or any job id."""
+    from .logs import show
+
+    target = find_chain(chain, element, state_dir)
+    try:
+        show(target.folder, sys.stdout, element=target.element, link=link, stderr=stderr,
+             follow_=follow)  # fmt: skip
+    except KeyboardInterrupt:
+        sys.exit(0)
 
 
 @main.command("list", context_settings=CONTEXT)

@@ -193,6 +193,8 @@ class LinkPlan:
     retry_failed: int
     continue_code: int
     check_signal: str
+    # The pre-timeout signal as --signal names it (for the workload), whoever traps it.
+    pretimeout_signal: str
     forward_signal: bool
     step_signal_window: int
     verbose: bool
@@ -212,10 +214,20 @@ class LinkPlan:
     test_only: bool
     parsable: bool
     warnings: tuple[str, ...] = field(default=())
+    # The cluster is in a Slurm federation, or whether it is could not be learned (submit asks).
+    federated: bool = False
 
     @property
     def link_script(self) -> str:
         return f"{self.chain_dir}/{protocol.LINK_SCRIPT}"
+
+    @property
+    def query_args(self) -> tuple[str, ...]:
+        """How the job side asks slurmctld about one job: -M CLUSTERS, or --local on a cluster
+        in no federation, which spares the federation look-up (one RPC) of every question."""
+        if self.clusters:
+            return ("-M", self.clusters)
+        return () if self.federated else ("--local",)
 
     def tag(self, link_number: int) -> str:
         """The --comment of a link: the user's comment, then the chain's tag for that link."""
@@ -330,6 +342,7 @@ def build_plan(
         retry_failed=wrapper.retry_failed,
         continue_code=CONTINUE_EXIT_CODE,
         check_signal=check,
+        pretimeout_signal=spec.signal if spec else ("" if "signal" in eff else DEFAULT_CHECK),
         forward_signal=forward,
         step_signal_window=window,
         verbose=wrapper.verbosity != "SILENT",

@@ -130,7 +130,8 @@ REPAIRED = "repaired"
 CANCELLED_BEYOND_MAX = "cancelled_beyond_max"
 
 JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
-    LINK_STARTED: ("previous", "slurm_restarts", "node", "retries", "element", "array"),
+    LINK_STARTED: ("previous", "slurm_restarts", "node", "retries", "element", "array", "output",
+                   "output_offset", "error", "error_offset"),
     CLAIMED: ("previous",),
     CLAIM_LOST: ("previous", "owner"),
     JUDGED: ("previous", "verdict", "slurm_state", "preempted", "outcome", "reason", "start",

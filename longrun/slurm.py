@@ -147,6 +147,16 @@ def node_hosts(clusters: Sequence[str] = ()) -> set[str]:
     return set(run(["sinfo", *clusters, "-h", "-N", "-o", "%n"], timeout=30).stdout.split())
 
 
+def federated() -> bool:
+    """Whether the cluster is in a Slurm federation (`scontrol show federation` prints nothing
+    otherwise). Not knowing counts as yes: then the job side keeps asking through it."""
+    try:
+        return bool(run(["scontrol", "show", "federation"], timeout=30).stdout.strip())
+    except SlurmCommandError as exc:
+        log.debug("federation unknown: {}", exc)
+        return True
+
+
 def _job_order(job: str) -> tuple[int, int]:
     """Job ids (`123`) and array tasks (`123_4`) in numeric order."""
     head, _, task = job.partition("_")

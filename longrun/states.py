@@ -187,3 +187,40 @@ def is_pending(state: str) -> bool:
 
 def is_running(state: str) -> bool:
     return base_state(state) == RUNNING
+
+
+# How a link ended, in the words people tell links apart by (`longrun status --timeline`).
+KIND_COMPLETED = "completed"  # the work is done
+KIND_CONTINUED = "continued"  # the script asked for a new allocation (continue exit code)
+KIND_TIME_LIMIT = "time limit"
+KIND_PREEMPTED = "preempted"
+KIND_NODE_FAILURE = "node failure"
+KIND_FAILED = "failed"
+KIND_CANCELLED = "cancelled"
+KIND_RUNNING = "running"
+KIND_UNKNOWN = "unknown"
+LINK_KINDS = (
+    KIND_COMPLETED, KIND_CONTINUED, KIND_TIME_LIMIT, KIND_PREEMPTED, KIND_NODE_FAILURE,
+    KIND_FAILED, KIND_CANCELLED, KIND_RUNNING, KIND_UNKNOWN,
+)  # fmt: skip
+
+
+def link_kind(state: str, verdict: str | None, preempted: bool) -> str:
+    """How a link ended (or that it runs), from Slurm's state, its own verdict and whether
+    slurmctld showed a PreemptTime (a preempted job may be recorded FAILED)."""
+    base = base_state(state)
+    if base in (RUNNING, COMPLETING):
+        return KIND_RUNNING
+    if preempted or base == PREEMPTED:
+        return KIND_PREEMPTED
+    if base in (TIMEOUT, DEADLINE):
+        return KIND_TIME_LIMIT
+    if base in (NODE_FAIL, "BOOT_FAIL"):
+        return KIND_NODE_FAILURE
+    if base in CANCELLED_STATES:
+        return KIND_CANCELLED
+    if base in FAILED_STATES:
+        return KIND_FAILED
+    if base == COMPLETED:
+        return KIND_CONTINUED if verdict == VERDICT_CONTINUE else KIND_COMPLETED
+    return KIND_UNKNOWN

@@ -57,7 +57,7 @@ def as_other_user(function: Callable[[], tuple[int, str]]) -> tuple[int, str]:
         return function()
     entry = pwd.getpwnam(OTHER_USER)
     # The command line imports these only when it needs them (loguru: to write a message).
-    for module in ("longrun.submit", "longrun.watcher", "longrun.verify", "loguru"):
+    for module in ("longrun.submission", "longrun.watcher", "longrun.verify", "loguru"):
         importlib.import_module(module)
     read, write = os.pipe()
     pid = os.fork()

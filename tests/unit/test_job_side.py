@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -87,38 +88,56 @@ def captured_lines(name: str) -> list[str]:
     return [line + "\n" for line in (DATA / name).read_text().splitlines() if line]
 
 
-def link_format_cases() -> list[tuple[str, tuple[str, ...]]]:
-    """Each captured line of the link script's squeue query, with what it must read from it."""
-    cases = []
-    for name in ("squeue_link_format", "squeue_link_format_preempted", "squeue_link_format_ends"):
-        for line in captured_lines(f"{name}.txt"):
-            state, preempt_time, time_left, start, end = line.rstrip("|\n").split("|")
-            preempted = "0" if preempt_time == "N/A" else "1"
-            cases.append((line, (state, preempted, time_left, start, end)))
-    return cases
+JOBS: dict[str, str] = json.loads((DATA / "jobs.json").read_text())
 
 
-def test_the_captures_cover_preemption_and_invalid_time_left() -> None:
-    cases = [expected for _, expected in link_format_cases()]
-    assert ("RUNNING", "1") in {c[:2] for c in cases} and ("FAILED", "1") in {c[:2] for c in cases}
-    assert "INVALID" in {c[2] for c in cases}
+def job_records() -> dict[str, str]:
+    """Each captured record of the link's own look at a job (`scontrol show job`), by job id."""
+    records = {}
+    for name in ("scontrol_job.txt", "scontrol_job_preempted.txt", "scontrol_job_ends.txt"):
+        for record in (DATA / name).read_text().split("\n\n"):
+            if record.strip():
+                records[record.split()[0].removeprefix("JobId=")] = record + "\n\n"
+    return records
 
 
-@pytest.mark.parametrize(("line", "expected"), link_format_cases())
+# role in jobs.json: what the link must read (state, preempted, seconds left of the time limit)
+LOOKS = {
+    "running": ("RUNNING", "0", ""),  # its name and comment hold "JobState=COMPLETED"
+    "pending": ("PENDING", "0", ""),
+    "failed": ("FAILED", "0", ""),
+    "completed": ("COMPLETED", "0", ""),
+    "cancelled": ("CANCELLED", "0", ""),
+    "preempted_step": ("FAILED", "1", ""),  # exited in its GraceTime: only PreemptTime tells
+    "preempted_graced": ("RUNNING", "1", str(93780 - 3)),  # 1-02:03:00, 3 s in
+    "timeout": ("RUNNING", "0", "0"),  # past its limit, not yet killed
+    "node_fail": ("NODE_FAIL", "0", ""),
+    "requeued": ("RUNNING", "0", ""),
+}
+
+
+def test_every_captured_record_has_an_expected_look() -> None:
+    assert sorted(job_records()) == sorted(JOBS[role] for role in LOOKS)
+
+
+@pytest.mark.parametrize("role", sorted(LOOKS))
 def test_job_info_reads_state_preemption_time_left_start_and_end(
-    helpers: Path, tmp_path: Path, line: str, expected: tuple[str, ...]
+    helpers: Path, tmp_path: Path, role: str
 ) -> None:
+    record = job_records()[JOBS[role]]
     out = bash(
         helpers,
         'lr_job_info 58 && printf \'%s|\' "$LR_STATE" "$LR_PREEMPTED" "$LR_TIME_LEFT"'
         ' "$LR_START" "$LR_END"',
-        fake_command(tmp_path, "squeue", line),
+        fake_command(tmp_path, "scontrol", record),
     )
-    assert tuple(out.split("|")[:-1]) == expected
+    times = re.search(r"^   StartTime=(\S+) EndTime=(\S+) ", record, re.M)
+    assert times is not None
+    assert tuple(out.split("|")[:-1]) == (*LOOKS[role], times[1], times[2])
 
 
 def test_job_info_fails_when_slurm_no_longer_knows_the_job(helpers: Path, tmp_path: Path) -> None:
-    out = bash(helpers, "lr_job_info 58 || echo gone", fake_command(tmp_path, "squeue", ""))
+    out = bash(helpers, "lr_job_info 58 || echo gone", fake_command(tmp_path, "scontrol", ""))
     assert out == "gone\n"
 
 
@@ -323,11 +342,13 @@ def test_step_signal_window_only_on_a_long_enough_time_limit(tmp_path: Path) -> 
     helpers = render_helpers(tmp_path, ["--signal=USR1@50"])
     check = "lr_in_step_signal_window && echo in || echo out"
     # An hour-long link with 100 s left: an exit 0 now may be a checkpoint on the signal.
-    assert bash(helpers, f"SECONDS=3500; LR_TIME_LEFT=1:40; {check}") == "in\n"
-    assert bash(helpers, f"SECONDS=3000; LR_TIME_LEFT=10:00; {check}") == "out\n"
+    assert bash(helpers, f"SECONDS=3500; LR_TIME_LEFT=100; {check}") == "in\n"
+    assert bash(helpers, f"SECONDS=3000; LR_TIME_LEFT=600; {check}") == "out\n"
     # A one-minute link is all window: an exit 0 there is taken as finished.
-    assert bash(helpers, f"SECONDS=30; LR_TIME_LEFT=0:30; {check}") == "out\n"
-    assert bash(render_helpers(tmp_path), f"SECONDS=3500; LR_TIME_LEFT=1:40; {check}") == "out\n"
+    assert bash(helpers, f"SECONDS=30; LR_TIME_LEFT=30; {check}") == "out\n"
+    # No time limit: no window.
+    assert bash(helpers, f"SECONDS=3500; LR_TIME_LEFT=''; {check}") == "out\n"
+    assert bash(render_helpers(tmp_path), f"SECONDS=3500; LR_TIME_LEFT=100; {check}") == "out\n"
 
 
 def failing_sbatch(tmp_path: Path, failures: int) -> Path:
@@ -423,18 +444,18 @@ def failing_command(tmp_path: Path, name: str, message: str) -> Path:
     [
         ("slurm_load_jobs error: Invalid job id specified", 1),  # slurmctld: no such job
         ("slurm_load_jobs error: Socket timed out on send/recv operation", 2),  # no answer
-        ("squeue: error: Unable to contact slurm controller", 2),
+        ("scontrol: error: Unable to contact slurm controller", 2),
     ],
 )
 def test_only_slurms_own_word_makes_a_job_unknown(
     helpers: Path, tmp_path: Path, message: str, status: int
 ) -> None:
-    out = bash(helpers, "lr_job_info 58; echo $?", failing_command(tmp_path, "squeue", message))
+    out = bash(helpers, "lr_job_info 58; echo $?", failing_command(tmp_path, "scontrol", message))
     assert out == f"{status}\n"
 
 
-def test_a_failed_squeue_never_queues_a_second_successor(helpers: Path, tmp_path: Path) -> None:
-    bin_dir = failing_command(tmp_path, "squeue", "squeue: error: Socket timed out")
+def test_a_failed_look_never_queues_a_second_successor(helpers: Path, tmp_path: Path) -> None:
+    bin_dir = failing_command(tmp_path, "scontrol", "slurm_load_jobs error: Socket timed out")
     failing_command(tmp_path, "sbatch", "sbatch must not be called")
     code = """LR_RESTART_COUNT=0 LR_INITIAL=99 LR_RETRIES=0 LR_TERM_VERDICT=''
 LR_LABEL='link 1/1000' LR_LINK_DIR=$LONGRUN_CHAIN_DIR/links/99; mkdir -p "$LR_LINK_DIR"

@@ -52,3 +52,19 @@ def test_fresh_install_works_outside_the_checkout(tmp_path: Path) -> None:
         names - {"click", "loguru", "jinja2", "markupsafe", "slurm-longrun", "pip", "setuptools"}
         == set()
     )
+
+
+def test_pipx_install_gives_both_commands(tmp_path: Path) -> None:
+    """`pipx install .` as the README says: each command on PATH, in an environment of its own."""
+    env_dirs = {"PIPX_HOME": tmp_path / "pipx", "PIPX_BIN_DIR": tmp_path / "bin"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update({k: str(v) for k, v in env_dirs.items()})
+    result = subprocess.run(
+        [sys.executable, "-m", "pipx", "install", str(ROOT)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for name in ("longrun", "sbatch_longrun"):
+        version = run([str(tmp_path / "bin" / name), "--version"], tmp_path)
+        assert version.returncode == 0, version.stderr
+        assert version.stdout.startswith(f"{name}, version ")

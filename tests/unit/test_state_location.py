@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from longrun import submit
+from longrun import submission as submit
 from longrun.chain_store import file_system_type, node_local
 
 MOUNTS = """\

@@ -10,10 +10,10 @@ eval "$(bash ../../../example/local-slurm.sh env)"
 export SLURM_CONF
 NODE=$(sinfo -h -N -o %N | head -n 1)
 QUEUE='JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|,EndTime:|'
-LINK='State:|,PreemptTime:|,TimeLeft:|,StartTime:|,EndTime:|'
 ACCT=JobID,State,ExitCode,Start,End,Elapsed,Reason
 job() { sbatch --parsable -o /dev/null "$@"; }
 state() { squeue -h -t all -j "$1" -o %T; }
+show() { for id in "$@"; do scontrol --local show job "$id"; done; }  # the link's own look
 wait_state() {  # wait_state JOB STATE...: poll until the job is in one of the states
   local job=$1 deadline=$((SECONDS + 180)) now
   shift
@@ -34,7 +34,9 @@ squeue -h --me -t all -j "$held" -O 'JobID:|,State:|,Comment:|' >squeue_tag_form
 scancel "$held"
 
 # The basic states.
-running=$(job --wrap 'sleep 120')
+# The running job's name and comment look like fields: the link must not be fooled by them.
+running=$(job -J 'x JobState=COMPLETED' --comment='JobState=COMPLETED PreemptTime=2026-01-01T00:00:00' \
+  --wrap 'sleep 120')
 pending=$(job --dependency=afterany:"$running" --wrap true)
 failed=$(job --wrap 'exit 3')
 completed=$(job --wrap true)
@@ -46,7 +48,7 @@ wait_state "$failed" FAILED
 wait_state "$completed" COMPLETED
 ids=$running,$pending,$failed,$completed,$cancelled
 squeue -h -t all -j "$ids" -O "$QUEUE" >squeue_queue_format.txt
-squeue -h -t all -j "$ids" -O "$LINK" >squeue_link_format.txt
+show "$running" "$pending" "$failed" "$completed" "$cancelled" >scontrol_job.txt
 sleep 2  # slurmdbd records a moment later
 sacct -n -X -P -j "$ids" -o "$ACCT" >sacct_accounting.txt
 scancel "$running" "$pending"
@@ -60,7 +62,7 @@ wait_state "$graced" RUNNING
 job -p high -c "$(sinfo -h -N -o %c | head -n 1)" --wrap 'sleep 2' >/dev/null
 wait_state "$step" FAILED
 squeue -h -t all -j "$step,$graced" -O "$QUEUE" >squeue_queue_format_preempted.txt
-squeue -h -t all -j "$step,$graced" -O "$LINK" >squeue_link_format_preempted.txt
+show "$step" "$graced" >scontrol_job_preempted.txt
 wait_state "$graced" PREEMPTED
 sleep 2
 sacct -n -X -P -j "$step,$graced" -o "$ACCT" >sacct_accounting_preempted.txt
@@ -83,7 +85,7 @@ until squeue -h -j "$timeout" -O 'TimeLeft:|' | grep -q INVALID; do
   sleep 1
 done
 squeue -h -t all -j "$timeout,$nodefail,$requeued" -O "$QUEUE" >squeue_queue_format_ends.txt
-squeue -h -t all -j "$timeout,$nodefail,$requeued" -O "$LINK" >squeue_link_format_ends.txt
+show "$timeout" "$nodefail" "$requeued" >scontrol_job_ends.txt
 wait_state "$timeout" TIMEOUT
 scancel "$requeued"
 wait_state "$requeued" CANCELLED

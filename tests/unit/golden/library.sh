@@ -105,25 +105,43 @@ lr_secs() {
 }
 
 lr_job_info() {
-    # Slurm's view of one job: LR_STATE, LR_PREEMPTED (0/1), LR_TIME_LEFT, LR_START, LR_END,
-    # LR_REASON (squeue -O fields hold no user-typed text). Returns 0 when slurmctld showed the
-    # job, 1 when it answered that it does not know the job, 2 when it did not answer.
-    local out rc preempt_time
+    # Slurm's view of one job: LR_STATE, LR_PREEMPTED (0/1), LR_TIME_LEFT (seconds, or empty),
+    # LR_START, LR_END, LR_REASON. Returns 0 when slurmctld showed the job, 1 when it answered
+    # that it does not know the job, 2 when it did not answer. One RPC: `scontrol --local show
+    # job` (squeue would also load the partitions and, without --local, the federation).
+    local out rc line word run_time='' time_limit='' preempt_time=''
+    local -a words
     LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON=''
-    out=$(squeue "${LONGRUN_CLUSTER_ARGS[@]}" -h -t all -j "$1" \
-        -O 'State:|,PreemptTime:|,TimeLeft:|,StartTime:|,EndTime:|,Reason:|' 2>&1)
+    out=$(scontrol "${LONGRUN_QUERY_ARGS[@]}" show job "$1" 2>&1)
     rc=$?
     if [ $rc -ne 0 ]; then
         [[ $out == *"Invalid job id"* ]] && return 1
         return 2
     fi
-    while [[ $out == CLUSTER:* ]]; do
-        [[ $out == *$'\n'* ]] && out=${out#*$'\n'} || out=
-    done
-    out=${out%%$'\n'*}
-    [ -n "$out" ] || return 1
-    IFS='|' read -r LR_STATE preempt_time LR_TIME_LEFT LR_START LR_END LR_REASON _ <<<"${out// /}"
+    # The first record's own lines ("   Key=Value ..."), up to Partition=: the fields read here
+    # come before any that hold user-typed text (Comment, Command, WorkDir, StdOut).
+    while IFS= read -r line; do
+        [[ $line == "   Partition="* ]] && break
+        [[ $line == "   "[A-Z]*=* ]] || continue
+        read -ra words <<<"$line"
+        for word in "${words[@]}"; do
+            case $word in
+                JobState=*) LR_STATE=${word#*=} ;;
+                Reason=*) LR_REASON=${word#*=} ;;
+                RunTime=*) run_time=${word#*=} ;;
+                TimeLimit=*) time_limit=${word#*=} ;;
+                StartTime=*) LR_START=${word#*=} ;;
+                EndTime=*) LR_END=${word#*=} ;;
+                PreemptTime=*) preempt_time=${word#*=} ;;
+            esac
+        done
+    done <<<"$out"
+    [ -n "$LR_STATE" ] || return 1
     case $preempt_time in ''|N/A|None|Unknown) LR_PREEMPTED=0 ;; *) LR_PREEMPTED=1 ;; esac
+    if lr_secs "$time_limit"; then
+        LR_TIME_LEFT=$LR_SECS
+        lr_secs "$run_time" && LR_TIME_LEFT=$((LR_TIME_LEFT > LR_SECS ? LR_TIME_LEFT - LR_SECS : 0))
+    fi
     return 0
 }
 
@@ -557,14 +575,25 @@ lr_start() {
     fi
     [ -s "$LR_LINK_DIR/verdict" ] && [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && rm -f "$LR_LINK_DIR/verdict"
     [ -e "$LR_JOBS_DIR/$SLURM_JOB_ID" ] || lr_write "$LR_JOBS_DIR/$SLURM_JOB_ID" "$LONGRUN_CHAIN_ID"
+    local output output_offset error error_offset
+    lr_stream 1 && output=$LR_PATH output_offset=$LR_SIZE
+    lr_stream 2 && error=$LR_PATH error_offset=$LR_SIZE
     lr_event link_started previous "$LR_PREVIOUS" slurm_restarts "${SLURM_RESTART_COUNT:-0}" \
-        node "${SLURMD_NODENAME:-}" retries "$LR_RETRIES" element "$LR_ELEMENT" array "$LR_ARRAY_ELEMENT"
+        node "${SLURMD_NODENAME:-}" retries "$LR_RETRIES" element "$LR_ELEMENT" array "$LR_ARRAY_ELEMENT" \
+        output "$output" output_offset "$output_offset" error "$error" error_offset "$error_offset"
     if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
         lr_say "$LR_LABEL: restarted by Slurm with the same job id (restart ${SLURM_RESTART_COUNT})"
     fi
     [ "${LR_EARLY_TERM:-0}" = 1 ] && lr_on_term
     [ "${LR_EARLY_CHECK:-0}" = 1 ] && lr_on_check_signal
     return 0
+}
+
+lr_stream() {
+    # lr_stream FD: the file Slurm opened for this job's FD (its --output or --error, patterns
+    # resolved) into LR_PATH, and its size now into LR_SIZE: where this link's output begins.
+    LR_PATH=$(readlink "/proc/$$/fd/$1" 2>/dev/null) && [ -f "$LR_PATH" ] || return 1
+    LR_SIZE=$(stat -L -c %s "/proc/$$/fd/$1" 2>/dev/null) || LR_SIZE=''
 }
 
 lr_array_element() {
@@ -696,6 +725,7 @@ lr_export_variables() {
     export SLURM_LONGRUN_CHAIN_DIR=$LONGRUN_CHAIN_DIR
     export SLURM_LONGRUN_CONTINUE_CODE=$LONGRUN_CONTINUE_CODE
     export SLURM_LONGRUN_RETRIES=$LR_RETRIES
+    export SLURM_LONGRUN_SIGNAL=$LONGRUN_PRETIMEOUT_SIGNAL
     if [ -n "$LR_ELEMENT" ]; then
         # Every link of an element sees the original array, as its first link did.
         export SLURM_ARRAY_JOB_ID=$LR_ARRAY_JOB SLURM_ARRAY_TASK_ID=$LR_ELEMENT
@@ -788,9 +818,9 @@ lr_in_step_signal_window() {
     # With --signal=SIG@T (no B:), Slurm signals the steps only, so an exit 0 in the last
     # T(+slack) seconds may be a checkpoint on that signal. Only on a time limit longer than
     # twice that window: otherwise every exit 0 would look like one.
-    [ "$LONGRUN_STEP_SIGNAL_WINDOW" -gt 0 ] && lr_secs "$LR_TIME_LEFT" || return 1
-    [ "$LR_SECS" -le "$LONGRUN_STEP_SIGNAL_WINDOW" ] \
-        && [ $((SECONDS + LR_SECS)) -gt $((2 * LONGRUN_STEP_SIGNAL_WINDOW)) ]
+    [ "$LONGRUN_STEP_SIGNAL_WINDOW" -gt 0 ] && [ -n "$LR_TIME_LEFT" ] || return 1
+    [ "$LR_TIME_LEFT" -le "$LONGRUN_STEP_SIGNAL_WINDOW" ] \
+        && [ $((SECONDS + LR_TIME_LEFT)) -gt $((2 * LONGRUN_STEP_SIGNAL_WINDOW)) ]
 }
 
 lr_record_verdict() {
@@ -816,7 +846,7 @@ lr_record_verdict() {
         why="the script exited ($rc) after the forwarded $LONGRUN_CHECK_SIGNAL (checkpoint)"
         verdict="continue"
     elif [ "$rc" -eq 0 ] && lr_in_step_signal_window; then
-        why="the script exited ${LR_SECS}s before the time limit, after --signal went to its steps"
+        why="the script exited ${LR_TIME_LEFT}s before the time limit, after --signal went to its steps"
         verdict="continue"
     elif [ "$rc" -eq 0 ] && [ "$slurm" = unknown ]; then
         why="the script exited 0 but Slurm could not confirm the job was still running"

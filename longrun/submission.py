@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, log, protocol, slurm
@@ -116,6 +116,8 @@ def submit(
     plan = build_plan(wrapper, args, script, script_args, where, env)
     if plan.test_only:
         return _test_only(sbatch_argv, env, submit_dir, stdin_reader, stdin_text)
+    if sbatch_path is not None and not plan.clusters and slurm.federated():
+        plan = replace(plan, federated=True)
     text = render_link_script(plan)
     for warning in plan.warnings:
         log.warning(warning)

@@ -1,0 +1,358 @@
+"""longrun side by side with the earlier slurm-longrun 0.1.4, on the local cluster.
+
+    sudo .venv/bin/python benchmarks/compare.py [--scenarios timeout,preempt,...] [--out DIR]
+
+As root, with the local cluster up (bash example/local-slurm.sh up) and nothing else running on
+it. It installs slurm-longrun==0.1.4 (from PyPI) and this checkout into virtual environments of
+their own, creates one Unix user per tool (slurmctld's RPC counters, `sdiag`, count by user),
+and runs the three at the same time on the same workload, one scenario after another:
+
+    slurm-longrun   the earlier tool as its users run it: its foreground monitor
+    longrun         sbatch_longrun --no-watch (nothing runs on the login node)
+    longrun+watch   sbatch_longrun with its foreground watcher
+
+The workload does 150 steps of one second and writes a checkpoint after each; a new link starts
+from the checkpoint. Faults are made by root: a job in the high-priority partition that needs
+the whole node (preemption; the partition has GraceTime), `scontrol update state=down` on the
+node (with --no-requeue), `scancel` of the running job. Times come from sacct (whole seconds)
+and from the links' own events (sub-second). Writes compare.json and compare.md to --out and
+prints the table. It takes about 15 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from benchlib import (
+    BENCH,
+    ROOT,
+    as_user,
+    jobs_of,
+    machine_header,
+    need_root,
+    queued,
+    rpcs_by_user,
+    run,
+    setup_user,
+    setup_venvs,
+    wait_for,
+)  # fmt: skip
+
+WORK_STEPS = 150
+FAULT_AT_STEP = 30
+SCENARIO_TIMEOUT = 900
+
+WORKLOAD = """#!/bin/bash
+# 150 one-second steps, a checkpoint after each; a new job goes on from the checkpoint.
+# On SIGTERM: "exit" leaves at once (exit 143), "ignore" keeps working until killed.
+on_term=${1:-exit}
+[ "$on_term" = exit ] && trap 'exit 143' TERM || trap '' TERM
+n=$(cat checkpoint 2>/dev/null || echo 0)
+echo "job $SLURM_JOB_ID starts at step $n"
+while [ "$n" -lt STEPS ]; do
+    sleep 1
+    n=$((n + 1))
+    echo "$n" >checkpoint.tmp && mv checkpoint.tmp checkpoint
+done
+[ -e done ] || date +%s.%N >done
+echo "job $SLURM_JOB_ID: work done"
+""".replace("STEPS", str(WORK_STEPS))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    describe: str
+    time_limit: str
+    on_term: str  # what the workload does on SIGTERM: "exit" or "ignore"
+    fault: str = ""  # "preempt", "node_fail", "scancel" or "" (time limits only)
+    options: tuple[str, ...] = ()
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("timeout", "150 s of work under --time=1", "1", "exit"),
+        Scenario(
+            "preempt", "preempted 30 s in; the work exits on SIGTERM, Slurm records FAILED",
+            "5", "exit", "preempt",
+        ),
+        Scenario(
+            "preempt-graced", "preempted 30 s in; the work ignores SIGTERM, Slurm records "
+            "PREEMPTED", "5", "ignore", "preempt",
+        ),
+        Scenario(
+            "node_fail", "the node goes down 30 s in (--no-requeue: NODE_FAIL)", "5", "exit",
+            "node_fail", ("--no-requeue",),
+        ),
+        Scenario("scancel", "scancel of the running job 30 s in: the run must stop", "5", "exit",
+                 "scancel"),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    user: str
+    venv: str
+    options: tuple[str, ...]
+
+    @property
+    def command(self) -> str:
+        return str(BENCH / self.venv / "bin" / "sbatch_longrun")
+
+
+TOOLS = (
+    Tool("slurm-longrun", "lrbench-old", "slurm-longrun", ()),
+    Tool("longrun", "lrbench-new", "longrun", ("--no-watch",)),
+    Tool("longrun+watch", "lrbench-watch", "longrun", ()),
+)
+
+
+@dataclass
+class Result:
+    scenario: str
+    tool: str
+    links: int
+    links_after_done: int
+    work_done: bool
+    to_done_s: float | None
+    to_idle_s: float | None
+    gaps: list[tuple[str, float]]
+    outcome: str
+    rpcs: int
+    submit_rpcs: int
+    rpcs_per_link: float | None
+    overhead_start_s: list[float] = field(default_factory=list)
+    overhead_end_s: list[float] = field(default_factory=list)
+    prologue_s: list[float] = field(default_factory=list)
+
+
+# --- one scenario -----------------------------------------------------------------------------
+
+
+def start_tool(tool: Tool, scenario: Scenario, workdir: Path, log: Path) -> subprocess.Popen:
+    """The tool, run as its user from its work folder, as that user would type it."""
+    account = pwd.getpwnam(tool.user)
+    (workdir / "work.sh").write_text(WORKLOAD)
+    shutil.chown(workdir, account.pw_uid, account.pw_gid)
+    command = [
+        tool.command, *tool.options, "-p", "main", f"--time={scenario.time_limit}",
+        *scenario.options, "-J", f"bench-{scenario.name}", "-o", "out.log",
+        "work.sh", scenario.on_term,
+    ]  # fmt: skip
+    if tool.venv == "longrun":
+        command[1:1] = ["--state-dir", str(workdir / "state")]
+    return subprocess.Popen(
+        as_user(tool.user, command), cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+
+
+def step_of(workdir: Path) -> int:
+    try:
+        return int((workdir / "checkpoint").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def make_fault(scenario: Scenario, workdirs: dict[str, Path]) -> None:
+    """At step 30 of every tool's work, the scenario's fault, made by root."""
+    if not scenario.fault:
+        return
+    users = [tool.user for tool in TOOLS]
+    at_step = lambda: all(step_of(d) >= FAULT_AT_STEP for d in workdirs.values())  # noqa: E731
+    wait_for("every workload at step 30", at_step, timeout=300)
+    if scenario.fault == "preempt":
+        cpus = run(["sinfo", "-h", "-p", "high", "-N", "-o", "%c"]).split()[0]
+        run(["sbatch", "-p", "high", "-c", cpus, "-o", "/dev/null", "-J", "bench-preemptor",
+             "--wrap", "true"])  # fmt: skip
+    elif scenario.fault == "node_fail":
+        node = run(["sinfo", "-h", "-p", "main", "-N", "-o", "%N"]).split()[0]
+        victims = [job for user in users for job in queued(user, "R")]
+        run(["scontrol", "update", f"nodename={node}", "state=down", "reason=benchmark"])
+        wait_for("the jobs on the node to end", lambda: not any(
+            j in queued(u, "R") for u in users for j in victims), timeout=120)  # fmt: skip
+        run(["scontrol", "update", f"nodename={node}", "state=resume"])
+    elif scenario.fault == "scancel":
+        for user in users:
+            for job in queued(user, "R"):
+                run(["scancel", job])
+
+
+def link_times(state_dir: Path) -> dict[str, dict[str, float]]:
+    """Per job of a longrun chain: when its link started, its body started and ended, and its
+    last event (sub-second, from the links' own event logs)."""
+    found: dict[str, dict[str, float]] = {}
+    for events in state_dir.glob("chains/*/links/*/events.jsonl"):
+        times: dict[str, float] = {}
+        for line in events.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            t = float(event.get("t") or event.get("epoch") or 0)
+            times.setdefault(event["event"], t)
+            times["last"] = t
+        found[events.parent.name] = times
+    return found
+
+
+def chain_state(state_dir: Path) -> str:
+    ended = list(state_dir.glob("chains/*/ended"))
+    return ended[0].read_text().strip() if ended else "not ended"
+
+
+def measure(
+    scenario: Scenario, tool: Tool, workdir: Path, t0: float, rpcs: dict[str, int],
+    submit_rpcs: int,
+) -> Result:  # fmt: skip
+    jobs = jobs_of(tool.user, t0)
+    ran = [j for j in jobs if j.start is not None and j.end is not None]
+    done_file = workdir / "done"
+    done = float(done_file.read_text()) if done_file.exists() else None
+    ends = [j.end for j in jobs if j.end is not None]
+    gaps = [(a.state, b.start - a.end) for a, b in zip(ran, ran[1:])]
+    if tool.venv == "longrun":
+        outcome = chain_state(workdir / "state")
+    else:
+        outcome = f"stopped after {ran[-1].state}" if ran else "nothing ran"
+    result = Result(
+        scenario=scenario.name, tool=tool.name, links=len(ran),
+        links_after_done=sum(1 for j in ran if done is not None and j.start > done),
+        work_done=done is not None, to_done_s=round(done - t0, 1) if done else None,
+        to_idle_s=round(max(ends) - t0, 1) if ends else None, gaps=gaps, outcome=outcome,
+        rpcs=rpcs.get(tool.user, 0), submit_rpcs=submit_rpcs,
+        rpcs_per_link=round((rpcs.get(tool.user, 0) - submit_rpcs) / len(ran), 1) if ran else None,
+    )  # fmt: skip
+    if tool.venv == "longrun":
+        times = link_times(workdir / "state")
+        for job in ran:
+            link = times.get(job.job, {})
+            if "body_started" in link:
+                result.overhead_start_s.append(round(link["body_started"] - job.start, 2))
+                result.prologue_s.append(round(link["body_started"] - link["link_started"], 3))
+            if "body_exited" in link:
+                result.overhead_end_s.append(round(job.end - link["body_exited"], 2))
+    return result
+
+
+def submission_rpcs(tool: Tool, workdir: Path) -> int:
+    """RPCs of one submission alone (held, then cancelled): what the login node spends on it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    run(["sdiag", "-r"])
+    scenario = Scenario("held", "", "1", "exit", options=("--hold",))
+    options = tool.options if tool.venv == "slurm-longrun" else ("--no-watch",)
+    process = start_tool(Tool(tool.name, tool.user, tool.venv, options), scenario, workdir,
+                         workdir / "tool.log")  # fmt: skip
+    if tool.venv == "slurm-longrun":
+        wait_for("the held job", lambda: queued(tool.user), timeout=60)
+        count = rpcs_by_user().get(tool.user, 0)
+        process.kill()
+    else:
+        process.wait(timeout=60)
+        count = rpcs_by_user().get(tool.user, 0)
+    for job in queued(tool.user):
+        run(["scancel", job])
+    process.wait(timeout=60)
+    return count
+
+
+def run_scenario(scenario: Scenario, base: Path, submit_rpcs: dict[str, int]) -> list[Result]:
+    print(f"benchmark: {scenario.name}: {scenario.describe}", flush=True)
+    workdirs = {tool.name: base / scenario.name / tool.name for tool in TOOLS}
+    for path in workdirs.values():
+        path.mkdir(parents=True)
+    run(["sdiag", "-r"])
+    t0 = time.time()
+    processes = {
+        tool.name: start_tool(tool, scenario, workdirs[tool.name], workdirs[tool.name] / "tool.log")
+        for tool in TOOLS
+    }
+    make_fault(scenario, workdirs)
+
+    def finished() -> bool:
+        if any(p.poll() is None for name, p in processes.items() if name != "longrun"):
+            return False
+        if chain_state(workdirs["longrun"] / "state") == "not ended":
+            return False
+        return not any(queued(tool.user) for tool in TOOLS)
+
+    wait_for("every tool to finish", finished, timeout=SCENARIO_TIMEOUT, every=1.0)
+    rpcs = rpcs_by_user()
+    time.sleep(3)  # slurmdbd records the last ends a moment later
+    return [
+        measure(scenario, tool, workdirs[tool.name], t0, rpcs, submit_rpcs[tool.name])
+        for tool in TOOLS
+    ]
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def seconds(values: list[float]) -> str:
+    return ", ".join(f"{v:g}" for v in values) if values else "-"
+
+
+def markdown(results: list[Result], header: str) -> str:
+    lines = [
+        header, "",
+        "| scenario | tool | links | after done | work done | to done (s) | to idle (s) "
+        "| handover gaps (s) | outcome | RPCs (submit) | RPCs/link | job start→body (s) "
+        "| body end→job end (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in results:
+        gaps = ", ".join(f"{g:g} after {s}" for s, g in r.gaps) or "-"
+        lines.append(
+            f"| {r.scenario} | {r.tool} | {r.links} | {r.links_after_done} | "
+            f"{'yes' if r.work_done else 'no'} | {r.to_done_s if r.to_done_s else '-'} | "
+            f"{r.to_idle_s if r.to_idle_s else '-'} | {gaps} | {r.outcome} | "
+            f"{r.rpcs} ({r.submit_rpcs}) | {r.rpcs_per_link if r.rpcs_per_link else '-'} | "
+            f"{seconds(r.overhead_start_s)} | {seconds(r.overhead_end_s)} |"
+        )
+    prologues = [p for r in results for p in r.prologue_s]
+    if prologues:
+        lines += ["", f"longrun's prologue (link start to body start, from its own events): "
+                  f"median {sorted(prologues)[len(prologues) // 2]:g} s, "
+                  f"max {max(prologues):g} s over {len(prologues)} links."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+    need_root()
+    chosen = [SCENARIOS[name] for name in args.scenarios.split(",")]
+    print("benchmark: installing slurm-longrun 0.1.4 and this checkout", flush=True)
+    setup_venvs()
+    for tool in TOOLS:
+        setup_user(tool.user)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = BENCH / "runs" / stamp
+    base.mkdir(parents=True)
+    base.chmod(0o755)
+    submit_rpcs = {tool.name: submission_rpcs(tool, base / "submit" / tool.name) for tool in TOOLS}
+    results = [r for scenario in chosen for r in run_scenario(scenario, base, submit_rpcs)]
+    header = machine_header(f"benchmarks/compare.py --scenarios {args.scenarios}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(
+        json.dumps({"header": header, "results": [asdict(r) for r in results]}, indent=1) + "\n"
+    )
+    table = markdown(results, header)
+    (out / "compare.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""A load run: hundreds of chains at once, with a preemption wave and a slurmctld restart in the
+middle, every chain checked from its event logs and Slurm's accounting.
+
+    sudo .venv/bin/python benchmarks/load.py [--chains 200] [--steps 5] [--timeouts 10] [--out DIR]
+
+As root, with the local cluster up and nothing else running on it. The chains run as a user of
+their own (lrbench-load), so that `sdiag` counts their RPCs apart. Each chain does STEPS steps,
+one per link: a short link records its step and asks for a new allocation with the continue exit
+code; in the first TIMEOUTS chains, links 1 and 3 first sleep into their one-minute time limit.
+When 40% of all steps are done, a job that needs the whole node preempts every running link;
+at 60%, slurmctld is stopped and started again. At the end every chain must have ended
+COMPLETED, with each step done exactly once, one link per step plus one per interrupted link,
+and `longrun verify` must pass on it. Writes load.json and load.md to --out. The end-to-end
+test tests/e2e/test_load.py runs a small version of it with the same functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from longrun.chain_store import ChainFolder
+from longrun.verify import verify
+
+WORKLOAD = """#!/bin/bash
+# One step per link: record it, then ask for a new allocation until the last step. With
+# "timeout", links 1 and 3 first sleep into their one-minute time limit (no step).
+done_steps=$(wc -l <steps 2>/dev/null || echo 0)
+k=$SLURM_LONGRUN_RESTART_COUNT
+if [ "${1:-}" = timeout ] && { [ "$k" = 0 ] || [ "$k" = 2 ]; }; then sleep 300; fi
+sleep 2
+echo "$((done_steps + 1)) $SLURM_JOB_ID" >>steps
+[ $((done_steps + 1)) -ge STEPS ] && exit 0
+exit "$SLURM_LONGRUN_CONTINUE_CODE"
+"""
+
+# A link whose body Slurm stopped: its step is done again by the next link.
+INTERRUPTED = ("TIMEOUT", "PREEMPTED", "NODE_FAIL")
+
+
+@dataclass
+class ChainCheck:
+    workdir: str
+    chain: str
+    state: str
+    steps: list[str]  # the steps in the order they were recorded
+    links: int  # links that started, from sacct
+    interrupted: int  # of them, links Slurm ended by a time limit, preemption or node failure
+    problems: list[str] = field(default_factory=list)  # what `longrun verify` found
+
+    def ok(self, steps: int) -> bool:
+        return (
+            self.state == "COMPLETED"
+            and self.steps == [str(n) for n in range(1, steps + 1)]
+            and self.links == steps + self.interrupted
+            and not self.problems
+        )
+
+
+def write_workdirs(
+    base: Path, chains: int, steps: int, owner: tuple[int, int] | None
+) -> list[Path]:
+    """One work folder per chain, with the workload script, owned by the chains' user."""
+    script = WORKLOAD.replace("STEPS", str(steps))
+    workdirs = []
+    for number in range(chains):
+        workdir = base / f"c{number:03d}"
+        workdir.mkdir(parents=True)
+        (workdir / "work.sh").write_text(script)
+        for path in (workdir, workdir / "work.sh") if owner else ():
+            os.chown(path, *owner)
+        workdirs.append(workdir)
+    return workdirs
+
+
+def submit_chains(
+    workdirs: Sequence[Path], state_dir: Path, timeouts: int, partition: str,
+    wrap: Callable[[list[str]], list[str]] = list,
+) -> list[str]:  # fmt: skip
+    """Every chain submitted with --no-watch, eight at a time; their chain ids, in order."""
+
+    def submit(index: int) -> str:
+        timeout = index < timeouts
+        command = wrap([
+            "sbatch_longrun", "--no-watch", "--state-dir", str(state_dir), "-p", partition,
+            f"--time={1 if timeout else 5}", "-J", f"load{index:03d}", "-o", "out-%j.log",
+            "work.sh", "timeout" if timeout else "short",
+        ])  # fmt: skip
+        result = subprocess.run(
+            command, cwd=workdirs[index], capture_output=True, text=True, check=True
+        )
+        job = result.stdout.split()[-1]
+        return (state_dir / "jobs" / job).read_text().strip()
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(submit, range(len(workdirs))))
+
+
+def steps_done(workdirs: Sequence[Path]) -> int:
+    total = 0
+    for workdir in workdirs:
+        with contextlib.suppress(OSError):
+            total += len((workdir / "steps").read_text().splitlines())
+    return total
+
+
+def all_ended(state_dir: Path, chains: Sequence[str]) -> bool:
+    return all((state_dir / "chains" / chain / "ended").exists() for chain in chains)
+
+
+def check_chain(workdir: Path, state_dir: Path, chain: str) -> ChainCheck:
+    """What the load run promises of one chain, from its files and Slurm's accounting."""
+    folder = ChainFolder(state_dir / "chains" / chain)
+    try:
+        steps = [line.split()[0] for line in (workdir / "steps").read_text().splitlines()]
+    except OSError:
+        steps = []
+    jobs = sorted(path.name for path in (folder.path / "links").iterdir() if path.name.isdigit())
+    out = subprocess.run(
+        ["sacct", "-X", "-P", "-n", "-j", ",".join(jobs), "-o", "JobIDRaw,State,Start"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    rows = [line.split("|") for line in out.splitlines() if line.count("|") == 2]
+    started = [row for row in rows if row[2] not in ("None", "Unknown", "")]
+    return ChainCheck(
+        workdir=str(workdir), chain=chain, state=folder.ended() or "not ended", steps=steps,
+        links=len(started),
+        interrupted=sum(1 for row in started if row[1].split()[0] in INTERRUPTED),
+        problems=[problem for report in verify(folder) for problem in report.problems],
+    )  # fmt: skip
+
+
+def check_all(
+    workdirs: Sequence[Path], state_dir: Path, chains: Sequence[str], steps: int,
+    timeout: float = 120,
+) -> list[ChainCheck]:  # fmt: skip
+    """Every chain checked; chains that fail are checked again until `timeout` (slurmdbd
+    records the last ends a moment after they happen)."""
+    checks = {c: check_chain(w, state_dir, c) for w, c in zip(workdirs, chains)}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(c.ok(steps) for c in checks.values()):
+        time.sleep(5)
+        for workdir, chain in zip(workdirs, chains):
+            if not checks[chain].ok(steps):
+                checks[chain] = check_chain(workdir, state_dir, chain)
+    return [checks[chain] for chain in chains]
+
+
+# --- the benchmark (as root) ----------------------------------------------------------------
+
+
+def main() -> None:
+    import benchlib as bench
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chains", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--timeouts", type=int, default=10)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    bench.need_root()
+    bench.setup_venvs(old_tool=False)
+    user = "lrbench-load"
+    account = bench.setup_user(user)
+    base = bench.BENCH / "load" / time.strftime("%Y%m%d-%H%M%S")
+    base.mkdir(parents=True)
+    os.chown(base, account.pw_uid, account.pw_gid)
+    state_dir = base / "state"
+    workdirs = write_workdirs(base, args.chains, args.steps, (account.pw_uid, account.pw_gid))
+    sbatch_longrun = str(bench.BENCH / "longrun" / "bin" / "sbatch_longrun")
+
+    def wrap(command: list[str]) -> list[str]:
+        return bench.as_user(user, [sbatch_longrun, *command[1:]])
+
+    total = args.chains * args.steps
+    bench.run(["sdiag", "-r"])
+    t0 = time.time()
+    chains = submit_chains(workdirs, state_dir, args.timeouts, "main", wrap)
+    submitted = time.time() - t0
+    print(f"load: {len(chains)} chains submitted in {submitted:.1f} s", flush=True)
+    bench.wait_for("40% of the steps", lambda: steps_done(workdirs) >= 0.4 * total, timeout=3600)
+    cpus = bench.run(["sinfo", "-h", "-p", "high", "-N", "-o", "%c"]).split()[0]
+    bench.run(["sbatch", "-p", "high", "-c", cpus, "-o", "/dev/null", "-J", "load-preemptor",
+         "--wrap", "true"])  # fmt: skip
+    print(f"load: preemption wave at {time.time() - t0:.0f} s", flush=True)
+    bench.wait_for("60% of the steps", lambda: steps_done(workdirs) >= 0.6 * total, timeout=3600)
+    local_slurm = str(Path(__file__).resolve().parent.parent / "example" / "local-slurm.sh")
+    rpcs = bench.rpcs_by_user().get(user, 0)  # a restart of slurmctld starts its counters anew
+    for action in (["stop", "slurmctld"], ["up"]):
+        subprocess.run(["bash", local_slurm, *action], check=True, capture_output=True)
+    print(f"load: slurmctld restarted at {time.time() - t0:.0f} s", flush=True)
+    finished = lambda: all_ended(state_dir, chains) and not bench.queued(user)  # noqa: E731
+    bench.wait_for("every chain to end", finished, timeout=3600, every=2)
+    elapsed = time.time() - t0
+    rpcs += bench.rpcs_by_user().get(user, 0)
+    checks = check_all(workdirs, state_dir, chains, args.steps)
+    links = sum(c.links for c in checks)
+    bad = [c for c in checks if not c.ok(args.steps)]
+    summary = {
+        "header": bench.machine_header(
+            f"benchmarks/load.py --chains {args.chains} --steps {args.steps} "
+            f"--timeouts {args.timeouts}"
+        ),
+        "chains": len(chains), "submitted_s": round(submitted, 1), "elapsed_s": round(elapsed),
+        "links": links, "interrupted": sum(c.interrupted for c in checks),
+        "completed": sum(1 for c in checks if c.state == "COMPLETED"),
+        "chains_ok": len(checks) - len(bad),
+        "rpcs": rpcs, "rpcs_per_link": round(rpcs / links, 2) if links else None,
+        "checks": [asdict(c) for c in checks],
+    }  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_text(json.dumps(summary, indent=1) + "\n")
+    table = (
+        f"{summary['header']}\n\n| chains | links | interrupted | ended COMPLETED "
+        f"| all checks pass | submitted in (s) | run (s) | RPCs (submissions included) "
+        f"| RPCs per link |\n"
+        f"|---|---|---|---|---|---|---|---|---|\n"
+        f"| {len(chains)} | {links} | {summary['interrupted']} | {summary['completed']} "
+        f"| {summary['chains_ok']} | {summary['submitted_s']} | {summary['elapsed_s']} "
+        f"| {rpcs} | {summary['rpcs_per_link']} |\n"
+    )
+    (out / "load.md").write_text(table)
+    print(table)
+    for check in bad:
+        print(f"load: chain {check.chain} failed its checks: {check}")
+
+
+if __name__ == "__main__":
+    main()
