@@ -5,7 +5,9 @@
 
 The chains are made up (ended, so no Slurm command runs) and written as links write them;
 each command runs as a user runs it (a new Python process) and the median is printed. No
-cluster is needed. Targets (issues): under 0.1 s for status and list, 0.5 s for the array.
+cluster is needed. Targets (issues): under 0.1 s for status and list, 0.5 s for the array. The
+chains ended a day ago, so the first `longrun list` keeps each chain's row (longrun/listing.py)
+and the following ones read it back; both are timed.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def write_chain(state: Path, chain_id: str, first_job: int, links: int, array: i
         meta["array"] = {"spec": f"0-{array - 1}", "indices": list(range(array))}
     (folder / "chain.json").write_text(json.dumps(meta))
     (folder / "ended").write_text("COMPLETED\n")
+    day_ago = time.time() - 86400  # ended long ago: `longrun list` keeps its row
+    os.utime(folder / "ended", (day_ago, day_ago))
     (state / "jobs" / str(first_job)).write_text(chain_id + "\n")
     elements = range(array) if array else [None]
     job = first_job + 1
@@ -101,6 +105,9 @@ def main() -> None:
                 write_chain(state, f"20261126-12{n // 60:02d}{n % 60:02d}-{n:04x}", 10**6 * (n + 1),
                             links, array)  # fmt: skip
             command = [*longrun, "list" if chains > 1 else "status", "--state-dir", str(state)]
+            if chains > 1:
+                results[f"{name}, first time (rows not kept yet)"] = median_seconds(command, 1)
+                name += ", rows kept"
             results[name] = median_seconds(command, runs)
         bare = median_seconds([sys.executable, "-c", "pass"], runs)
     print(f"{'command':55} median of {runs} runs")

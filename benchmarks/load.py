@@ -9,9 +9,9 @@ one per link: a short link records its step and asks for a new allocation with t
 code; in the first TIMEOUTS chains, links 1 and 3 first sleep into their one-minute time limit.
 When 40% of all steps are done, a job that needs the whole node preempts every running link;
 at 60%, slurmctld is stopped and started again. At the end every chain must have ended
-COMPLETED, with each step done exactly once, one link per step plus one per interrupted link,
-and `longrun verify` must pass on it. Writes load.json and load.md to --out. The end-to-end
-test tests/e2e/test_load.py runs a small version of it with the same functions.
+COMPLETED, each step done exactly once and in order by a link of its own, every link must have
+done a step or been stopped by Slurm, and `longrun verify` must pass on it. Writes load.json and
+load.md to --out. tests/e2e/test_load.py runs a small version with the same functions.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from longrun import states
 from longrun.chain_store import ChainFolder
+from longrun.chain_view import build_view
 from longrun.verify import verify
 
 WORKLOAD = """#!/bin/bash
@@ -36,14 +38,14 @@ WORKLOAD = """#!/bin/bash
 done_steps=$(wc -l <steps 2>/dev/null || echo 0)
 k=$SLURM_LONGRUN_RESTART_COUNT
 if [ "${1:-}" = timeout ] && { [ "$k" = 0 ] || [ "$k" = 2 ]; }; then sleep 300; fi
-sleep 2
+sleep 3
 echo "$((done_steps + 1)) $SLURM_JOB_ID" >>steps
 [ $((done_steps + 1)) -ge STEPS ] && exit 0
 exit "$SLURM_LONGRUN_CONTINUE_CODE"
 """
 
-# A link whose body Slurm stopped: its step is done again by the next link.
-INTERRUPTED = ("TIMEOUT", "PREEMPTED", "NODE_FAIL")
+# How a link ended when Slurm stopped it (its step may be done again by the next link).
+INTERRUPTED = (states.KIND_TIME_LIMIT, states.KIND_PREEMPTED, states.KIND_NODE_FAILURE)
 
 
 @dataclass
@@ -52,15 +54,21 @@ class ChainCheck:
     chain: str
     state: str
     steps: list[str]  # the steps in the order they were recorded
-    links: int  # links that started, from sacct
-    interrupted: int  # of them, links Slurm ended by a time limit, preemption or node failure
+    step_jobs: list[str]  # the job that recorded each step
+    links: list[str]  # the jobs of the links that started
+    interrupted: list[str]  # of them, links Slurm stopped (time limit, preemption, node failure)
     problems: list[str] = field(default_factory=list)  # what `longrun verify` found
 
     def ok(self, steps: int) -> bool:
+        """COMPLETED; each step done once, in order, by a link of its own; and every link
+        either did a step or was stopped by Slurm; `longrun verify` found nothing wrong."""
+        idle = set(self.links) - set(self.step_jobs) - set(self.interrupted)
         return (
             self.state == "COMPLETED"
             and self.steps == [str(n) for n in range(1, steps + 1)]
-            and self.links == steps + self.interrupted
+            and len(set(self.step_jobs)) == steps
+            and set(self.step_jobs) <= set(self.links)
+            and not idle
             and not self.problems
         )
 
@@ -112,28 +120,42 @@ def steps_done(workdirs: Sequence[Path]) -> int:
     return total
 
 
+def running_links() -> int:
+    """How many links of the load run slurmctld shows running (its jobs are named load###)."""
+    out = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%j"], capture_output=True,
+                         text=True, check=False).stdout  # fmt: skip
+    return sum(1 for name in out.split() if name.startswith("load"))
+
+
+def ready_for(fraction: float, workdirs: Sequence[Path], steps: int) -> Callable[[], bool]:
+    """A fault is due: this share of all steps is done and half the chains have a link running
+    (between links, a preemption would hit nothing)."""
+    total, half = len(workdirs) * steps, len(workdirs) // 2
+    return lambda: steps_done(workdirs) >= fraction * total and running_links() >= half
+
+
 def all_ended(state_dir: Path, chains: Sequence[str]) -> bool:
     return all((state_dir / "chains" / chain / "ended").exists() for chain in chains)
 
 
 def check_chain(workdir: Path, state_dir: Path, chain: str) -> ChainCheck:
-    """What the load run promises of one chain, from its files and Slurm's accounting."""
+    """What the load run promises of one chain, from its files and (through `longrun verify`)
+    Slurm's accounting."""
     folder = ChainFolder(state_dir / "chains" / chain)
     try:
-        steps = [line.split()[0] for line in (workdir / "steps").read_text().splitlines()]
+        lines = [line.split() for line in (workdir / "steps").read_text().splitlines()]
     except OSError:
-        steps = []
-    jobs = sorted(path.name for path in (folder.path / "links").iterdir() if path.name.isdigit())
-    out = subprocess.run(
-        ["sacct", "-X", "-P", "-n", "-j", ",".join(jobs), "-o", "JobIDRaw,State,Start"],
-        capture_output=True, text=True, check=False,
-    ).stdout  # fmt: skip
-    rows = [line.split("|") for line in out.splitlines() if line.count("|") == 2]
-    started = [row for row in rows if row[2] not in ("None", "Unknown", "")]
+        lines = []
+    view = build_view(folder.read_meta(), folder.read_events(), folder.ended())
+    started = [link for link in view.links if link.start_epoch is not None]
     return ChainCheck(
-        workdir=str(workdir), chain=chain, state=folder.ended() or "not ended", steps=steps,
-        links=len(started),
-        interrupted=sum(1 for row in started if row[1].split()[0] in INTERRUPTED),
+        workdir=str(workdir), chain=chain, state=folder.ended() or "not ended",
+        steps=[line[0] for line in lines], step_jobs=[line[-1] for line in lines],
+        links=[link.job_id for link in started],
+        interrupted=[
+            link.job_id for link in started
+            if states.link_kind(link.state, link.verdict, link.preempted) in INTERRUPTED
+        ],
         problems=[problem for report in verify(folder) for problem in report.problems],
     )  # fmt: skip
 
@@ -180,18 +202,17 @@ def main() -> None:
     def wrap(command: list[str]) -> list[str]:
         return bench.as_user(user, [sbatch_longrun, *command[1:]])
 
-    total = args.chains * args.steps
     bench.run(["sdiag", "-r"])
     t0 = time.time()
     chains = submit_chains(workdirs, state_dir, args.timeouts, "main", wrap)
     submitted = time.time() - t0
     print(f"load: {len(chains)} chains submitted in {submitted:.1f} s", flush=True)
-    bench.wait_for("40% of the steps", lambda: steps_done(workdirs) >= 0.4 * total, timeout=3600)
+    bench.wait_for("40% of the steps", ready_for(0.4, workdirs, args.steps), timeout=3600)
     cpus = bench.run(["sinfo", "-h", "-p", "high", "-N", "-o", "%c"]).split()[0]
     bench.run(["sbatch", "-p", "high", "-c", cpus, "-o", "/dev/null", "-J", "load-preemptor",
          "--wrap", "true"])  # fmt: skip
     print(f"load: preemption wave at {time.time() - t0:.0f} s", flush=True)
-    bench.wait_for("60% of the steps", lambda: steps_done(workdirs) >= 0.6 * total, timeout=3600)
+    bench.wait_for("60% of the steps", ready_for(0.6, workdirs, args.steps), timeout=3600)
     local_slurm = str(Path(__file__).resolve().parent.parent / "example" / "local-slurm.sh")
     rpcs = bench.rpcs_by_user().get(user, 0)  # a restart of slurmctld starts its counters anew
     for action in (["stop", "slurmctld"], ["up"]):
@@ -202,7 +223,7 @@ def main() -> None:
     elapsed = time.time() - t0
     rpcs += bench.rpcs_by_user().get(user, 0)
     checks = check_all(workdirs, state_dir, chains, args.steps)
-    links = sum(c.links for c in checks)
+    links = sum(len(c.links) for c in checks)
     bad = [c for c in checks if not c.ok(args.steps)]
     summary = {
         "header": bench.machine_header(
@@ -210,7 +231,7 @@ def main() -> None:
             f"--timeouts {args.timeouts}"
         ),
         "chains": len(chains), "submitted_s": round(submitted, 1), "elapsed_s": round(elapsed),
-        "links": links, "interrupted": sum(c.interrupted for c in checks),
+        "links": links, "interrupted": sum(len(c.interrupted) for c in checks),
         "completed": sum(1 for c in checks if c.state == "COMPLETED"),
         "chains_ok": len(checks) - len(bad),
         "rpcs": rpcs, "rpcs_per_link": round(rpcs / links, 2) if links else None,

@@ -102,7 +102,14 @@ class Chain:
 
     @property
     def job_ids(self) -> list[str]:
-        return [link.job_id for link in self.links]
+        """The links' job ids, then the job that waits to be the next link, if any."""
+        jobs = [link.job_id for link in self.links]
+        views = self._view.elements.values() if isinstance(self._view, ArrayView) else [self._view]
+        for view in views:
+            for job in (view.current_job, view.successor_job, view.submitted_job):
+                if job and job not in jobs:
+                    jobs.append(job)
+        return jobs
 
     @property
     def elements(self) -> dict[int, str]:
@@ -177,7 +184,10 @@ def submit(
         max_restarts=max_restarts, retry_failed=retry_failed, no_watch=True,
         state_dir=None if state_dir is None else os.fspath(state_dir),
     )  # fmt: skip
-    argv = [*sbatch_args, os.fspath(script), *script_args]
+    path = Path(os.fspath(script))
+    if cwd is not None and not path.is_absolute():
+        path = Path(os.fspath(cwd)) / path  # as sbatch run from cwd would find it
+    argv = [*sbatch_args, str(path), *script_args]
     outcome = submit_chain(wrapper, argv, cwd=None if cwd is None else os.fspath(cwd))
     if not isinstance(outcome, Submitted):
         raise UsageError("--test-only submits nothing: use sbatch_longrun --test-only for it")

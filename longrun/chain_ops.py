@@ -357,10 +357,12 @@ def array_jobs_to_ask(view: ArrayView) -> set[str]:
     return (jobs - tasks) | ({view.array_job} if tasks else set())
 
 
-def list_views(state: StateDir, live_only: bool = False) -> list[ChainView | ArrayView]:
-    """Every chain, newest first; the live ones share one squeue call."""
+def list_views(
+    state: StateDir, live_only: bool = False, folders: Sequence[ChainFolder] | None = None
+) -> list[ChainView | ArrayView]:
+    """Every chain (or these), newest first; the live ones share one squeue call."""
     loaded = []
-    for folder in state.list():
+    for folder in state.list() if folders is None else folders:
         try:
             folder.check_safe()
             loaded.append((folder, folder.read_meta(), folder.read_events(), folder.ended()))

@@ -21,7 +21,7 @@ from .arrays import element_key, split_element
 from .chain_store import ChainFolder, StateDir, default_root
 from .command_line import split_wrapper_args
 from .errors import LongrunError, SlurmCommandError, UsageError
-from .report import array_status_text, list_rows, list_text, status_text
+from .report import array_status_text, list_text, status_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -383,7 +383,9 @@ def list_command(as_json: bool, live: bool, state_dir: str | None) -> None:
     """Your chains, newest first."""
     setup_logging("DEFAULT")
     state = state_of(state_dir)
-    rows = list_rows(chain_ops.list_views(state, live_only=live))
+    from .listing import list_rows_of
+
+    rows = list_rows_of(state, live_only=live)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:

@@ -1,0 +1,65 @@
+"""`longrun list` keeps the row of a chain that ended long ago and reads it back: the same rows
+as from the event logs, written once, never for a chain that ended recently or changed since."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from test_api import state_with
+
+from longrun import protocol
+from longrun.chain_ops import list_views
+from longrun.chain_store import ChainFolder, StateDir
+from longrun.listing import SETTLED_SECONDS, list_rows_of
+from longrun.report import list_rows
+
+
+def age(folder: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(folder / protocol.ENDED, (then, then))
+
+
+def test_rows_of_chains_that_ended_long_ago_are_kept_and_read_back(tmp_path: Path) -> None:
+    root = state_with(tmp_path, "three_links", "timeout", "failed")
+    state = StateDir(root)
+    old, recent, _ = (folder.path for folder in state.list())
+    age(old, SETTLED_SECONDS + 60)
+    age(recent, 10)
+    age(_, SETTLED_SECONDS + 60)
+    expected = list_rows(list_views(state))
+    assert list_rows_of(state) == expected
+    assert (old / protocol.SUMMARY).exists() and not (recent / protocol.SUMMARY).exists()
+    # Read back: the kept row is used (a changed kept row shows), and the rows are the same.
+    kept = json.loads((old / protocol.SUMMARY).read_text())
+    assert kept["row"] == next(r for r in expected if r["chain_id"] == old.name)
+    kept["row"]["job_name"] = "from the kept row"
+    (old / protocol.SUMMARY).write_text(json.dumps(kept))
+    rows = list_rows_of(state)
+    assert [r["chain_id"] for r in rows] == [r["chain_id"] for r in expected]
+    assert [r["job_name"] for r in rows if r["chain_id"] == old.name] == ["from the kept row"]
+
+
+def test_a_kept_row_is_dropped_when_a_link_appears(tmp_path: Path) -> None:
+    root = state_with(tmp_path, "timeout")
+    state = StateDir(root)
+    (folder,) = state.list()
+    age(folder.path, SETTLED_SECONDS + 60)
+    list_rows_of(state)
+    summary = folder.path / protocol.SUMMARY
+    summary.write_text(summary.read_text().replace('"COMPLETED"', '"FAILED"'))
+    assert list_rows_of(state)[0]["state"] == "FAILED"  # the kept row is what list reads
+    ChainFolder(folder.path).link_dir("999999").mkdir(parents=True)
+    assert list_rows_of(state)[0]["state"] == "COMPLETED"  # a new link: read the logs again
+
+
+def test_live_only_never_reads_kept_rows(tmp_path: Path) -> None:
+    root = state_with(tmp_path, "failed")
+    state = StateDir(root)
+    (folder,) = state.list()
+    age(folder.path, SETTLED_SECONDS + 60)
+    list_rows_of(state)
+    assert (folder.path / protocol.SUMMARY).exists()
+    assert list_rows_of(state, live_only=True) == []
