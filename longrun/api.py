@@ -105,7 +105,7 @@ class Chain:
         """The links' job ids, then the job that waits to be the next link, if any."""
         jobs = [link.job_id for link in self.links]
         views = self._view.elements.values() if isinstance(self._view, ArrayView) else [self._view]
-        for view in views:
+        for view in (v for v in views if v.is_live):
             for job in (view.current_job, view.successor_job, view.submitted_job):
                 if job and job not in jobs:
                     jobs.append(job)
