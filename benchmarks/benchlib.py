@@ -68,10 +68,12 @@ def setup_venvs(old_tool: bool = True) -> None:
     packages = [("longrun", str(ROOT))]
     if old_tool:
         packages.append(("slurm-longrun", "slurm-longrun==0.1.4"))
+    # The system's Python: the benchmark's users may not reach this one (say, under /root).
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     for venv, package in packages:
         path = BENCH / venv
         if not (path / "bin" / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+            subprocess.run([python, "-m", "venv", str(path)], check=True)
         pip = [str(path / "bin" / "pip"), "install", "-q", "--force-reinstall", package]
         subprocess.run(pip, check=True)
 

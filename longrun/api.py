@@ -46,6 +46,8 @@ class Link:
 
     @classmethod
     def of(cls, view: LinkView, element: int | None = None) -> Link:
+        """The link as `longrun status` shows it (its times as local datetimes)."""
+
         def when(epoch: int | None) -> datetime | None:
             return None if epoch is None else datetime.fromtimestamp(epoch)
 
@@ -68,6 +70,7 @@ class Chain:
 
     @property
     def id(self) -> str:
+        """The chain id (its folder's name): `longrun status ID` and every command take it."""
         return self._folder.chain_id
 
     @property
@@ -83,10 +86,12 @@ class Chain:
 
     @property
     def reason(self) -> str:
+        """Why the chain is in its state, in words (as `longrun status` says it)."""
         return self._view.reason
 
     @property
     def is_live(self) -> bool:
+        """False once the chain has ended: then nothing of it runs or waits any more."""
         return self._view.state not in states.CHAIN_END_STATES
 
     @property

@@ -29,9 +29,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
-import shutil
-import socket
 import stat
 import time
 from collections.abc import Iterator, Mapping
@@ -60,7 +57,7 @@ def default_root(explicit: str | None = None, environ: Mapping[str, str] | None 
 
 def new_chain_id(now: float | None = None) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return f"{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{os.urandom(2).hex()}"
 
 
 def check_private(path: Path, what: str) -> None:
@@ -138,6 +135,8 @@ class StateDir:
         try:
             yield folder
         except BaseException:
+            import shutil  # only on this rare path: read-only commands do not load it
+
             shutil.rmtree(folder.path, ignore_errors=True)
             raise
 
@@ -225,7 +224,7 @@ class ChainFolder:
     @property
     def own_events_file(self) -> Path:
         """This process's event file: no other process writes it."""
-        return self.path / protocol.EVENTS_DIR / f"{socket.gethostname()}.{os.getpid()}.jsonl"
+        return self.path / protocol.EVENTS_DIR / f"{os.uname().nodename}.{os.getpid()}.jsonl"
 
     def event_files(self) -> list[Path]:
         """Every event file of the chain: the old single log, each process's, each link's."""
@@ -406,7 +405,7 @@ def _parse_lines(data: bytes, path: Path) -> list[dict[str, Any]]:
 def create_once(path: Path, text: str) -> bool:
     """Create a small file whole, unless it exists: a hard link of a temporary file, which
     fails when the name is taken (atomic on NFS too). True if this call created it."""
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.uname().nodename}.{os.getpid()}.tmp")
     write_atomic(tmp, text)
     try:
         os.link(tmp, path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -334,7 +333,7 @@ def status_command(
         from .timeline import timeline_text
 
         tty = sys.stdout.isatty()
-        width = shutil.get_terminal_size((80, 24)).columns if tty else 80
+        width = os.get_terminal_size().columns if tty else 80
         click.echo(
             timeline_text(view, width=width, color=tty and not os.environ.get("NO_COLOR")), nl=False
         )

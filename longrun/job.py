@@ -36,6 +36,7 @@ def in_chain() -> bool:
 
 
 def chain_id() -> str | None:
+    """The chain's id (`longrun status` takes it); None outside a chain."""
     return os.environ.get("SLURM_LONGRUN_CHAIN_ID") or None
 
 
@@ -55,6 +56,7 @@ def initial_job_id() -> str | None:
 
 
 def previous_job_id() -> str | None:
+    """The job id of the link before this one; None in the first link."""
     return os.environ.get("SLURM_LONGRUN_PREVIOUS_JOB_ID") or None
 
 
@@ -88,6 +90,7 @@ def stop_requested() -> bool:
 
 
 def signals_received() -> list[str]:
+    """The names of the signals that arrived since `install_handler`, in order (e.g. USR1)."""
     return list(_requested)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,6 +31,7 @@ class Segment:
     path: str | None
     start: int
     end: int | None
+    recorded: bool = True  # False: a link of longrun before 0.3, which did not record its files
 
 
 def segments(
@@ -47,20 +48,25 @@ def segments(
         path = str(record.get(stream) or "") or None
         offset = str(record.get(f"{stream}_offset") or "")
         start = int(offset) if offset.isdigit() else 0
-        found.append((link, path, start))
+        found.append((link, path, start, stream in record))
     result = []
-    for index, (link, path, start) in enumerate(found):
-        later = [s for _, p, s in found[index + 1 :] if p == path and path is not None]
+    for index, (link, path, start, recorded) in enumerate(found):
+        later = [s for _, p, s, _ in found[index + 1 :] if p == path and path is not None]
         end = later[0] if later else None
         title = f"{view.label(link)}, job {link.job_id}: {link.state}"
         if link.why:
             title += f" ({link.why})"
-        result.append(Segment(link.link, link.job_id, title, path, start, end))
+        result.append(Segment(link.link, link.job_id, title, path, start, end, recorded))
     return result
 
 
 def header(segment: Segment) -> str:
-    where = segment.path or "no output file recorded (a link of longrun before 0.3)"
+    if segment.path:
+        where = segment.path
+    elif segment.recorded:
+        where = "no file (/dev/null, a terminal or a pipe)"
+    else:
+        where = "no output file recorded (a link of longrun before 0.3)"
     return f"==> {segment.title} - {where} <==\n"
 
 
@@ -121,8 +127,7 @@ def follow(
             limit = segment.end
             if limit is not None and position >= limit:
                 continue
-            current = Segment(segment.link, segment.job_id, segment.title, segment.path,
-                              position, limit)  # fmt: skip
+            current = replace(segment, start=position, end=limit)
             reached = copy_segment(current, out, report_missing=segment.link not in noted)
             noted.add(segment.link)
             grew = grew or reached > position

@@ -4,9 +4,9 @@ output is read by the pure parsers of longrun.slurm_output."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import log
 from .errors import SlurmCommandError
@@ -23,6 +23,9 @@ from .slurm_output import (
     parse_tagged,
 )
 
+if TYPE_CHECKING:
+    import subprocess
+
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -36,6 +39,8 @@ def run(
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run one Slurm command; raise SlurmCommandError with its stderr when it fails (if check)."""
+    import subprocess  # here: commands that only read the state folder never need it
+
     command = [str(a) for a in args]
     log.debug("running {}", command)
     try:

@@ -63,9 +63,12 @@ def _bar(spans: Sequence[tuple[float, float, str]], t0: float, span: float, cell
          color: bool) -> str:  # fmt: skip
     row = [" "] * cells
     kinds: list[str | None] = [None] * cells
+    starts: set[int] = set()  # cells where a link begins right after one of its own kind
     for begin, end, kind in spans:
         first = min(int((begin - t0) / span * cells), cells - 1)
         last = max(first + 1, int((end - t0) / span * cells + 0.5))
+        if kind != WAIT and 0 < first < last - 1 and kinds[first - 1] == kind:
+            starts.add(first)
         for cell in range(max(0, first), min(cells, last)):
             # A run wins its cell over a wait that shares it.
             if kind != WAIT or kinds[cell] is None:
@@ -75,6 +78,8 @@ def _bar(spans: Sequence[tuple[float, float, str]], t0: float, span: float, cell
             continue
         if found == WAIT:
             row[cell] = "\033[2m·\033[0m" if color else WAIT
+        elif cell in starts:
+            row[cell] = "|"  # two links of the same kind stay two
         else:
             char, code = GLYPHS[found]
             row[cell] = f"\033[{code}m█\033[0m" if color else char
@@ -87,13 +92,16 @@ def _totals(all_spans: Sequence[Sequence[tuple[float, float, str]]]) -> tuple[in
     return int(run), int(wait)
 
 
-def _legend(kinds: set[str], color: bool, width: int) -> list[str]:
+def _legend(kinds: set[str], color: bool, width: int, boundaries: bool) -> list[str]:
     """The marks that appear, explained, in lines no wider than `width`."""
     parts = [(GLYPHS[kind], kind) for kind in states.LINK_KINDS if kind in kinds]
     parts.append(((WAIT, "2"), "waiting in the queue"))
+    if boundaries:
+        parts.append((("|", "0"), "the next link, of the same kind"))
     lines, line, used = [], "", 0
     for (char, code), words in parts:
-        mark = f"\033[{code}m{'·' if char == WAIT else '█'}\033[0m" if color else char
+        block = {WAIT: "·", "|": "|"}.get(char, "█")
+        mark = f"\033[{code}m{block}\033[0m" if color else char
         if line and used + 2 + len(words) + 2 > width:
             lines.append(line)
             line, used = "", 0
@@ -134,12 +142,16 @@ def timeline_text(
     end_stamp = time.strftime("%m-%d %H:%M:%S", time.localtime(t1))
     lines.append(" " * LABEL + stamp + end_stamp.rjust(cells - len(stamp)))
     kinds: set[str] = set()
+    boundaries = False
     for (label, _), spans in zip(rows, all_spans):
         kinds |= {kind for _, _, kind in spans if kind != WAIT}
-        lines.append(label.ljust(LABEL) + _bar(spans, t0, span, cells, color).rstrip())
+        bar = _bar(spans, t0, span, cells, color).rstrip()
+        boundaries = boundaries or "|" in bar
+        lines.append(label.ljust(LABEL) + bar)
     run, wait = _totals(all_spans)
     count = sum(len(links) for _, links in rows)
-    lines.append(f"Running: {duration(run)} in {count} links")
+    summed = " (summed over the elements)" if isinstance(view, ArrayView) else ""
+    lines.append(f"Running: {duration(run)} in {count} links{summed}")
     lines.append(f"Waiting in the queue: {duration(wait)}; first to last: {duration(int(t1 - t0))}")
-    lines += _legend(kinds, color, width)
+    lines += _legend(kinds, color, width, boundaries)
     return "\n".join(lines) + "\n"

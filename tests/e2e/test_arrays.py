@@ -7,6 +7,7 @@ element's work is done exactly once, and a throttle holds for what the README pr
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,17 @@ def test_five_elements_with_one_minute_links_each_finish_their_own_work(
         f"out_{array.array_job}_{i}.txt" for i in range(5)
     ]
     assert_no_overlap_within_elements(array)
+    # `longrun logs --element 0`: the element's one file, cut at each of its links.
+    logs = array.longrun("logs", f"{array.array_job}_0")
+    out = (tmp_path / f"out_{array.array_job}_0.txt").read_text()
+    lines0 = [line for line in out.splitlines() if line.startswith("link=")]
+    parts = re.split(r"^==> (.*) <==\n", logs, flags=re.M)[1:]
+    headers, outputs = parts[0::2], parts[1::2]
+    assert [h.split(",")[0] for h in headers] == ["link 1/1000", "link 2/1000", "link 3/1000"]
+    for count, output in enumerate(outputs):
+        assert [line for line in output.splitlines() if line.startswith("link=")] == [
+            line for line in lines0 if line.startswith(f"link={count} ")
+        ]
 
 
 # The first link of each element asks for a new one (exit 75); element 2 fails instead.

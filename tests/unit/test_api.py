@@ -4,6 +4,7 @@ cluster: tests/e2e/test_api.py."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -81,6 +82,25 @@ def test_import_longrun_loads_nothing_until_asked() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    from longrun import api
+
+    missing = []
+    for module in (api, job):
+        for name, value in vars(module).items():
+            if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
+                continue
+            if not inspect.getdoc(value):
+                missing.append(name)
+            for attr, member in vars(value).items() if inspect.isclass(value) else ():
+                target = member.fget if isinstance(member, property) else member
+                if isinstance(target, classmethod):
+                    target = target.__func__
+                if not attr.startswith("_") and callable(target) and not inspect.getdoc(target):
+                    missing.append(f"{name}.{attr}")
+    assert missing == []
 
 
 # --- longrun.job ------------------------------------------------------------------------------

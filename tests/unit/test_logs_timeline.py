@@ -12,9 +12,10 @@ from typing import Any
 
 from click.testing import CliRunner
 from test_api import state_with
+from test_array_view import recorded
 from test_chain_view import view_of
 
-from longrun import protocol
+from longrun import protocol, states
 from longrun.chain_view import build_view
 from longrun.cli import main
 from longrun.logs import follow, print_logs, segments
@@ -176,3 +177,17 @@ def test_chain_and_job_ids_complete_from_the_state_directory(tmp_path: Path) -> 
     env["COMP_WORDS"] = f"longrun status --state-dir {root} {sorted(jobs)[0][:3]}"
     result = CliRunner().invoke(main, [], env=env, prog_name="longrun")
     assert {line.split(",", 1)[1] for line in result.output.splitlines()} <= jobs
+
+
+def test_an_array_is_one_row_per_element_on_one_axis() -> None:
+    view = recorded("timeouts")
+    text = timeline_text(view, now=0)
+    rows = [line for line in text.splitlines() if line.startswith("elem ")]
+    assert [row.split()[1] for row in rows] == [str(i) for i in view.elements]
+    for row, element in zip(rows, view.elements.values()):
+        marks = set(row[11:]) - {" ", ".", "|"}
+        kinds = {states.link_kind(k.state, k.verdict, k.preempted) for k in element.links}
+        assert marks == {GLYPHS[kind][0] for kind in kinds}, (row, kinds)
+    assert "Running: " in text and all(len(line) <= 80 for line in text.splitlines())
+    # Element 0 ran two links in a row that hit their time limit: a boundary keeps them two.
+    assert rows[0].count("|") == 1 and "| the next link, of the same kind" in text
