@@ -43,6 +43,7 @@ from benchlib import (
     run,
     setup_user,
     setup_venvs,
+    slurm_epoch,
     wait_for,
 )  # fmt: skip
 
@@ -132,7 +133,10 @@ class Result:
     work_done: bool
     to_done_s: float | None
     to_idle_s: float | None
-    gaps: list[tuple[str, float]]
+    gaps: list[tuple[str, float]]  # (how the job before ended, its end to the next start)
+    # the same gaps, counted from when the node was free again (the preemptor ended, the node
+    # came back) where that was later than the job's end: what the tool itself took
+    gaps_from_free: list[float]
     outcome: str
     rpcs: int
     submit_rpcs: int
@@ -169,17 +173,25 @@ def step_of(workdir: Path) -> int:
         return 0
 
 
-def make_fault(scenario: Scenario, workdirs: dict[str, Path]) -> None:
-    """At step 30 of every tool's work, the scenario's fault, made by root."""
+def make_fault(scenario: Scenario, workdirs: dict[str, Path]) -> float | None:
+    """At step 30 of every tool's work, the scenario's fault, made by root. Returns when the
+    node was free again (the preemptor ended, the node was back), or None."""
     if not scenario.fault:
-        return
+        return None
     users = [tool.user for tool in TOOLS]
     at_step = lambda: all(step_of(d) >= FAULT_AT_STEP for d in workdirs.values())  # noqa: E731
     wait_for("every workload at step 30", at_step, timeout=300)
     if scenario.fault == "preempt":
         cpus = run(["sinfo", "-h", "-p", "high", "-N", "-o", "%c"]).split()[0]
-        run(["sbatch", "-p", "high", "-c", cpus, "-o", "/dev/null", "-J", "bench-preemptor",
-             "--wrap", "true"])  # fmt: skip
+        preemptor = run(["sbatch", "--parsable", "-p", "high", "-c", cpus, "-o", "/dev/null",
+                         "-J", "bench-preemptor", "--wrap", "true"]).strip()  # fmt: skip
+
+        def preemptor_end() -> float | None:
+            out = run(["sacct", "-X", "-n", "-P", "-j", preemptor, "-o", "State,End"]).split("|")
+            return slurm_epoch(out[1].strip()) if out[0] == "COMPLETED" else None
+
+        wait_for("the preemptor to end", preemptor_end, timeout=300, every=1)
+        return preemptor_end()
     elif scenario.fault == "node_fail":
         node = run(["sinfo", "-h", "-p", "main", "-N", "-o", "%N"]).split()[0]
         victims = [job for user in users for job in queued(user, "R")]
@@ -187,10 +199,12 @@ def make_fault(scenario: Scenario, workdirs: dict[str, Path]) -> None:
         wait_for("the jobs on the node to end", lambda: not any(
             j in queued(u, "R") for u in users for j in victims), timeout=120)  # fmt: skip
         run(["scontrol", "update", f"nodename={node}", "state=resume"])
-    elif scenario.fault == "scancel":
+        return time.time()
+    if scenario.fault == "scancel":
         for user in users:
             for job in queued(user, "R"):
                 run(["scancel", job])
+    return None
 
 
 def link_times(state_dir: Path) -> dict[str, dict[str, float]]:
@@ -218,7 +232,7 @@ def chain_state(state_dir: Path) -> str:
 
 def measure(
     scenario: Scenario, tool: Tool, workdir: Path, t0: float, rpcs: dict[str, int],
-    submit_rpcs: int,
+    submit_rpcs: int, free_at: float | None,
 ) -> Result:  # fmt: skip
     jobs = jobs_of(tool.user, t0)
     ran = [j for j in jobs if j.start is not None and j.end is not None]
@@ -226,6 +240,10 @@ def measure(
     done = float(done_file.read_text()) if done_file.exists() else None
     ends = [j.end for j in jobs if j.end is not None]
     gaps = [(a.state, b.start - a.end) for a, b in zip(ran, ran[1:])]
+    gaps_from_free = [
+        b.start - max(a.end, free_at if free_at and b.start >= free_at else a.end)
+        for a, b in zip(ran, ran[1:])
+    ]
     if tool.venv == "longrun":
         outcome = chain_state(workdir / "state")
     else:
@@ -234,7 +252,8 @@ def measure(
         scenario=scenario.name, tool=tool.name, links=len(ran),
         links_after_done=sum(1 for j in ran if done is not None and j.start > done),
         work_done=done is not None, to_done_s=round(done - t0, 1) if done else None,
-        to_idle_s=round(max(ends) - t0, 1) if ends else None, gaps=gaps, outcome=outcome,
+        to_idle_s=round(max(ends) - t0, 1) if ends else None, gaps=gaps,
+        gaps_from_free=gaps_from_free, outcome=outcome,
         rpcs=rpcs.get(tool.user, 0), submit_rpcs=submit_rpcs,
         rpcs_per_link=round((rpcs.get(tool.user, 0) - submit_rpcs) / len(ran), 1) if ran else None,
     )  # fmt: skip
@@ -282,7 +301,7 @@ def run_scenario(scenario: Scenario, base: Path, submit_rpcs: dict[str, int]) ->
         tool.name: start_tool(tool, scenario, workdirs[tool.name], workdirs[tool.name] / "tool.log")
         for tool in TOOLS
     }
-    make_fault(scenario, workdirs)
+    free_at = make_fault(scenario, workdirs)
 
     def finished() -> bool:
         if any(p.poll() is None for name, p in processes.items() if name != "longrun"):
@@ -295,7 +314,7 @@ def run_scenario(scenario: Scenario, base: Path, submit_rpcs: dict[str, int]) ->
     rpcs = rpcs_by_user()
     time.sleep(3)  # slurmdbd records the last ends a moment later
     return [
-        measure(scenario, tool, workdirs[tool.name], t0, rpcs, submit_rpcs[tool.name])
+        measure(scenario, tool, workdirs[tool.name], t0, rpcs, submit_rpcs[tool.name], free_at)
         for tool in TOOLS
     ]
 
@@ -316,7 +335,13 @@ def markdown(results: list[Result], header: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in results:
-        gaps = ", ".join(f"{g:g} after {s}" for s, g in r.gaps) or "-"
+        gaps = (
+            ", ".join(
+                f"{g:g} after {s}" + (f" ({f:g} once the node was free)" if f != g else "")
+                for (s, g), f in zip(r.gaps, r.gaps_from_free)
+            )
+            or "-"
+        )
         lines.append(
             f"| {r.scenario} | {r.tool} | {r.links} | {r.links_after_done} | "
             f"{'yes' if r.work_done else 'no'} | {r.to_done_s if r.to_done_s else '-'} | "

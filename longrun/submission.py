@@ -116,7 +116,8 @@ def submit(
     plan = build_plan(wrapper, args, script, script_args, where, env)
     if plan.test_only:
         return _test_only(sbatch_argv, env, submit_dir, stdin_reader, stdin_text)
-    if sbatch_path is not None and not plan.clusters and slurm.federated():
+    # A dry run asks Slurm nothing: it shows `--local`, as on a cluster in no federation.
+    if sbatch_path is not None and not plan.clusters and not wrapper.dry_run and slurm.federated():
         plan = replace(plan, federated=True)
     text = render_link_script(plan)
     for warning in plan.warnings:

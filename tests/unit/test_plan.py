@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from dataclasses import replace
+
 import pytest
 
+from longrun import slurm
 from longrun.arrays import parse_array
-from longrun.errors import UsageError
+from longrun.errors import SlurmCommandError, UsageError
 from longrun.plan import (
     ChainLocation,
     LinkPlan,
@@ -242,3 +246,36 @@ def test_script_name_that_is_not_a_plain_file_name_becomes_script() -> None:
 def test_malformed_tuning_variable_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="LONGRUN_JUDGE_SECONDS"):
         plan_for("#!/bin/bash\necho\n", [], {"LONGRUN_JUDGE_SECONDS": "soon"})
+
+
+def test_the_job_side_asks_one_cluster_with_one_rpc_per_look() -> None:
+    # --local spares the federation look-up; with -M the cluster is named; in a federation
+    # (or when submission could not tell) the job side asks through it.
+    plan = plan_of("#!/bin/bash\ntrue\n", [], where=WHERE)
+    assert plan.query_args == ("--local",)
+    assert replace(plan, federated=True).query_args == ()
+    assert plan_of("#!/bin/bash\ntrue\n", ["-M", "other"], where=WHERE).query_args == (
+        "-M",
+        "other",
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "federated"),
+    [
+        (subprocess.CompletedProcess([], 0, "", ""), False),  # this cluster's answer: nothing
+        (subprocess.CompletedProcess([], 0, "Federation: fed1\nSelf: c1:1.2.3.4:6817\n", ""), True),
+        (SlurmCommandError(["scontrol"], "Unable to contact slurm controller", 1), True),
+    ],
+)
+def test_submission_learns_whether_the_cluster_is_federated(
+    monkeypatch: pytest.MonkeyPatch, answer: object, federated: bool
+) -> None:
+    def run(args: list[str], **_: object) -> object:
+        assert args == ["scontrol", "show", "federation"]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(slurm, "run", run)
+    assert slurm.federated() is federated
