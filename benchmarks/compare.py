@@ -140,7 +140,7 @@ class Result:
     outcome: str
     rpcs: int
     submit_rpcs: int
-    rpcs_per_link: float | None
+    rpcs_per_link: float | None  # (rpcs - submit_rpcs) / links: the tool and the workload
     overhead_start_s: list[float] = field(default_factory=list)
     overhead_end_s: list[float] = field(default_factory=list)
     prologue_s: list[float] = field(default_factory=list)
@@ -198,7 +198,13 @@ def make_fault(scenario: Scenario, workdirs: dict[str, Path]) -> float | None:
         run(["scontrol", "update", f"nodename={node}", "state=down", "reason=benchmark"])
         wait_for("the jobs on the node to end", lambda: not any(
             j in queued(u, "R") for u in users for j in victims), timeout=120)  # fmt: skip
-        run(["scontrol", "update", f"nodename={node}", "state=resume"])
+        # ReturnToService=2 may have brought it back already: then there is nothing to resume.
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"],
+                       capture_output=True, check=False)  # fmt: skip
+        usable = ("idle", "mixed", "allocated")
+        wait_for("the node to take jobs", lambda: run(
+            ["sinfo", "-h", "-n", node, "-o", "%T"]).strip().rstrip("*") in usable,
+            timeout=120)  # fmt: skip
         return time.time()
     if scenario.fault == "scancel":
         for user in users:
@@ -256,6 +262,7 @@ def measure(
         gaps_from_free=gaps_from_free, outcome=outcome,
         rpcs=rpcs.get(tool.user, 0), submit_rpcs=submit_rpcs,
         rpcs_per_link=round((rpcs.get(tool.user, 0) - submit_rpcs) / len(ran), 1) if ran else None,
+
     )  # fmt: skip
     if tool.venv == "longrun":
         times = link_times(workdir / "state")
@@ -265,8 +272,26 @@ def measure(
                 result.overhead_start_s.append(round(link["body_started"] - job.start, 2))
                 result.prologue_s.append(round(link["body_started"] - link["link_started"], 3))
             if "body_exited" in link:
+                # sacct's End is cut to the second: the job ended before End + 1 (markdown).
                 result.overhead_end_s.append(round(job.end - link["body_exited"], 2))
     return result
+
+
+def workload_rpcs(user: str, workdir: Path) -> int:
+    """What one srun step costs slurmctld (the workload runs under srun in most scenarios):
+    a job with `srun true` less a job with `true`, both submitted by `user` alone."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.chown(workdir, user, user)
+    counts = []
+    for command in ("true", "srun --ntasks=1 true"):
+        run(["sdiag", "-r"])
+        job = run(as_user(user, ["sbatch", "--parsable", "-p", "main", "-o", "/dev/null",
+                                 "--wrap", command]), cwd=workdir).strip()  # fmt: skip
+        wait_for("the probe job", lambda job=job: not run(["squeue", "-h", "-j", job]).strip(),
+                 timeout=120, every=0.5)  # fmt: skip
+        time.sleep(2)
+        counts.append(rpcs_by_user().get(user, 0))
+    return counts[1] - counts[0]
 
 
 def submission_rpcs(tool: Tool, workdir: Path) -> int:
@@ -326,34 +351,40 @@ def seconds(values: list[float]) -> str:
     return ", ".join(f"{v:g}" for v in values) if values else "-"
 
 
-def markdown(results: list[Result], header: str) -> str:
+def markdown(results: list[Result], header: str, srun_rpcs: int) -> str:
+    """The table. RPCs per link are shown twice: all of the user's (tool and workload), and
+    the tool's alone, less the workload's srun step (srun_rpcs per link where the work runs
+    under srun). sacct's End is cut to the second, so a job ended before End + 1: "body end to
+    job end" is that upper bound."""
     lines = [
         header, "",
         "| scenario | tool | links | after done | work done | to done (s) | to idle (s) "
-        "| handover gaps (s) | outcome | RPCs (submit) | RPCs/link | job start→body (s) "
-        "| body end→job end (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| handover gaps (s) | outcome | RPCs (submit) | RPCs/link | RPCs/link, tool only "
+        "| job start→body (s) | body end→job end, at most (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in results:
-        gaps = (
-            ", ".join(
-                f"{g:g} after {s}" + (f" ({f:g} once the node was free)" if f != g else "")
-                for (s, g), f in zip(r.gaps, r.gaps_from_free)
-            )
-            or "-"
-        )
+        gaps = ", ".join(
+            f"{g:g} after {s}" + (f" ({f:g} once the node was free)" if f != g else "")
+            for (s, g), f in zip(r.gaps, r.gaps_from_free)
+        ) or "-"  # fmt: skip
+        step = srun_rpcs if SCENARIOS[r.scenario].on_term == "exit" else 0
+        own = (r.rpcs - r.submit_rpcs) / r.links - step if r.links else None
         lines.append(
             f"| {r.scenario} | {r.tool} | {r.links} | {r.links_after_done} | "
             f"{'yes' if r.work_done else 'no'} | {r.to_done_s if r.to_done_s else '-'} | "
             f"{r.to_idle_s if r.to_idle_s else '-'} | {gaps} | {r.outcome} | "
             f"{r.rpcs} ({r.submit_rpcs}) | {r.rpcs_per_link if r.rpcs_per_link else '-'} | "
-            f"{seconds(r.overhead_start_s)} | {seconds(r.overhead_end_s)} |"
+            f"{'-' if own is None else round(own, 1)} | {seconds(r.overhead_start_s)} | "
+            f"{seconds([round(v + 1, 2) for v in r.overhead_end_s])} |"
         )
     prologues = [p for r in results for p in r.prologue_s]
     if prologues:
         lines += ["", f"longrun's prologue (link start to body start, from its own events): "
                   f"median {sorted(prologues)[len(prologues) // 2]:g} s, "
                   f"max {max(prologues):g} s over {len(prologues)} links."]  # fmt: skip
+    lines += ["", f"One srun step of the workload costs {srun_rpcs} RPCs (a job with `srun true` "
+              "less one with `true`, measured at the start of the run)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -361,7 +392,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--table-from", help="only print the table of an earlier run's JSON")
+    parser.add_argument("--srun-rpcs", type=int, help="with --table-from: if the JSON lacks it")
     args = parser.parse_args()
+    if args.table_from:
+        earlier = json.loads(Path(args.table_from).read_text())
+        rows = [Result(**r) for r in earlier["results"]]
+        print(markdown(rows, earlier["header"], earlier.get("srun_rpcs", args.srun_rpcs)), end="")
+        return
     need_root()
     chosen = [SCENARIOS[name] for name in args.scenarios.split(",")]
     print("benchmark: installing slurm-longrun 0.1.4 and this checkout", flush=True)
@@ -373,16 +411,17 @@ def main() -> None:
     base.mkdir(parents=True)
     base.chmod(0o755)
     submit_rpcs = {tool.name: submission_rpcs(tool, base / "submit" / tool.name) for tool in TOOLS}
-    results = [r for scenario in chosen for r in run_scenario(scenario, base, submit_rpcs)]
+    srun_rpcs = workload_rpcs(TOOLS[0].user, base / "probe")
     header = machine_header(f"benchmarks/compare.py --scenarios {args.scenarios}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(
-        json.dumps({"header": header, "results": [asdict(r) for r in results]}, indent=1) + "\n"
-    )
-    table = markdown(results, header)
-    (out / "compare.md").write_text(table)
-    print(table)
+    results: list[Result] = []
+    for scenario in chosen:  # the files are written after each scenario: a crash keeps them
+        results += run_scenario(scenario, base, submit_rpcs)
+        saved = {"header": header, "srun_rpcs": srun_rpcs, "results": [asdict(r) for r in results]}
+        (out / "compare.json").write_text(json.dumps(saved, indent=1) + "\n")
+        (out / "compare.md").write_text(markdown(results, header, srun_rpcs))
+    print(markdown(results, header, srun_rpcs))
 
 
 if __name__ == "__main__":
