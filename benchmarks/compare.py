@@ -365,7 +365,8 @@ def markdown(results: list[Result], header: str, srun_rpcs: int) -> str:
     ]  # fmt: skip
     for r in results:
         gaps = ", ".join(
-            f"{g:g} after {s}" + (f" ({f:g} once the node was free)" if f != g else "")
+            f"{g:g} after {s}"
+            + (f" ({round(f, 1):g} once the node was free)" if round(f, 1) != g else "")
             for (s, g), f in zip(r.gaps, r.gaps_from_free)
         ) or "-"  # fmt: skip
         step = srun_rpcs if SCENARIOS[r.scenario].on_term == "exit" else 0
