@@ -22,6 +22,7 @@ from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs
 from .environment import EXPORT_ALL, ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, UsageError
+from .kept import keep_view, kept_view
 from .slurm_output import QueueRow
 
 
@@ -316,10 +317,15 @@ def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | 
         return array.elements[element]
     if element is not None:
         raise UsageError(f"chain {folder.chain_id} is not an array: it has no --element")
+    kept = kept_view(folder)
+    if kept is not None:
+        return kept
     view = live_view(folder)
     if view.state == states.CHAIN_STALLED and settle_last_link(folder, view):
         view = live_view(folder, ask_slurm=False)
     record_end(folder, view, by="longrun status")
+    if not view.is_live:
+        keep_view(folder, view)
     return view
 
 

@@ -24,6 +24,7 @@ LIBRARY = "library.sh"
 ENV = "env"
 ENDED = "ended"
 SUMMARY = "summary.json"  # the list row of a chain that ended long ago (written once)
+KEPT_VIEW = "view.json"  # the status view of a chain that ended long ago (written once)
 EVENTS = "events.jsonl"  # a link's events, in its own folder (and the log of old chains)
 EVENTS_DIR = "events.d"  # one event file per longrun process
 LINKS = "links"
