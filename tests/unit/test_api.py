@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,27 +16,9 @@ import pytest
 
 import longrun
 from longrun import job, protocol
+from statetest import state_with
 
 CHAINS = Path(__file__).parent / "data" / "chains"
-
-
-def state_with(tmp_path: Path, *names: str) -> Path:
-    """A state folder holding recorded (ended) chains, as links and submission left them."""
-    root = tmp_path / "state"
-    (root / "chains").mkdir(parents=True)
-    (root / "jobs").mkdir()
-    for name in names:
-        meta = json.loads((CHAINS / name / protocol.META).read_text())
-        folder = root / "chains" / meta["chain_id"]
-        shutil.copytree(CHAINS / name, folder)
-        for line in (folder / protocol.EVENTS).read_text().splitlines():
-            job_id = json.loads(line).get("job")
-            if job_id:
-                (root / "jobs" / job_id).write_text(meta["chain_id"] + "\n")
-    for path in (root, *root.rglob("*")):
-        if path.is_dir():
-            path.chmod(0o700)
-    return root
 
 
 def test_a_chain_by_its_id_or_any_of_its_jobs(tmp_path: Path) -> None:

@@ -9,14 +9,13 @@ import os
 import time
 from pathlib import Path
 
-from test_api import state_with
-
 from longrun import protocol
 from longrun.chain_ops import list_views, status_view
 from longrun.chain_store import ChainFolder, StateDir
 from longrun.kept import SETTLED_SECONDS
 from longrun.listing import list_rows_of
 from longrun.report import list_rows, status_text
+from statetest import state_with
 
 
 def age(folder: Path, seconds: float) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from test_api import state_with
 from test_array_view import recorded
 from test_chain_view import view_of
 
@@ -20,6 +19,7 @@ from longrun.chain_view import build_view
 from longrun.cli import main
 from longrun.logs import follow, print_logs, segments
 from longrun.timeline import GLYPHS, timeline_text
+from statetest import state_with
 
 T0 = 1795700000
 
