@@ -41,11 +41,10 @@ def _kind(link: LinkView) -> str:
 
 
 def _spans(
-    links: Sequence[LinkView], created: float | None, now: float
+    links: Sequence[LinkView], waiting_since: float | None, now: float
 ) -> list[tuple[float, float, str]]:
-    """(begin, end, kind) for each wait in the queue and each run, in order."""
+    """(begin, end, kind) for each wait in the queue (from `waiting_since`) and each run."""
     spans = []
-    waiting_since = created
     for link in links:
         if link.start_epoch is None:
             if waiting_since is not None and states.is_pending(link.state):

@@ -43,12 +43,17 @@ def test_rows_of_chains_that_ended_long_ago_are_kept_and_read_back(tmp_path: Pat
     assert [r["job_name"] for r in rows if r["chain_id"] == old.name] == ["from the kept row"]
 
 
-def test_a_kept_row_is_dropped_when_a_link_appears(tmp_path: Path) -> None:
-    root = state_with(tmp_path, "timeout")
-    state = StateDir(root)
+def settled(tmp_path: Path, name: str) -> tuple[StateDir, ChainFolder]:
+    """A state folder with one recorded chain that ended long ago, after its first `list`."""
+    state = StateDir(state_with(tmp_path, name))
     (folder,) = state.list()
     age(folder.path, SETTLED_SECONDS + 60)
     list_rows_of(state)
+    return state, folder
+
+
+def test_a_kept_row_is_dropped_when_a_link_appears(tmp_path: Path) -> None:
+    state, folder = settled(tmp_path, "timeout")
     summary = folder.path / protocol.SUMMARY
     summary.write_text(summary.read_text().replace('"COMPLETED"', '"FAILED"'))
     assert list_rows_of(state)[0]["state"] == "FAILED"  # the kept row is what list reads
@@ -57,11 +62,7 @@ def test_a_kept_row_is_dropped_when_a_link_appears(tmp_path: Path) -> None:
 
 
 def test_live_only_never_reads_kept_rows(tmp_path: Path) -> None:
-    root = state_with(tmp_path, "failed")
-    state = StateDir(root)
-    (folder,) = state.list()
-    age(folder.path, SETTLED_SECONDS + 60)
-    list_rows_of(state)
+    state, folder = settled(tmp_path, "failed")
     assert (folder.path / protocol.SUMMARY).exists()
     assert list_rows_of(state, live_only=True) == []
 
