@@ -364,13 +364,15 @@ def array_jobs_to_ask(view: ArrayView) -> set[str]:
 
 
 def list_views(
-    state: StateDir, live_only: bool = False, folders: Sequence[ChainFolder] | None = None
+    state: StateDir, live_only: bool = False, checked: Sequence[ChainFolder] | None = None
 ) -> list[ChainView | ArrayView]:
-    """Every chain (or these), newest first; the live ones share one squeue call."""
+    """Every chain (or these, whose safety the caller checked), newest first; the live ones
+    share one squeue call."""
     loaded = []
-    for folder in state.list() if folders is None else folders:
+    for folder in state.list() if checked is None else checked:
         try:
-            folder.check_safe()
+            if checked is None:
+                folder.check_safe()
             loaded.append((folder, folder.read_meta(), folder.read_events(), folder.ended()))
         except LongrunError as exc:
             log.warning("skipped {}: {}", folder.path, exc.message)

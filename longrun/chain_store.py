@@ -226,17 +226,24 @@ class ChainFolder:
         """This process's event file: no other process writes it."""
         return self.path / protocol.EVENTS_DIR / f"{os.uname().nodename}.{os.getpid()}.jsonl"
 
-    def event_files(self) -> list[Path]:
-        """Every event file of the chain: the old single log, each process's, each link's."""
-        files = [self.events_file] if self.events_file.exists() else []
-        files += sorted((self.path / protocol.EVENTS_DIR).glob("*.jsonl"))
-        # One listing of links/ (no stat per link): a link without events yet is skipped when
-        # its file cannot be opened.
-        links = self.path / protocol.LINKS
+    def event_files(self) -> list[str]:
+        """Every event file of the chain: the old single log, each process's, each link's.
+        Plain strings and one listing per folder, no stat: `longrun list` reads hundreds of
+        chains, `longrun status` a thousand links."""
+        top = str(self.path)
         with contextlib.suppress(FileNotFoundError):
-            names = sorted(entry.name for entry in os.scandir(links) if entry.name.isdigit())
-            files += [links / name / protocol.EVENTS for name in names]
-        return files
+            names = set(os.listdir(top))
+            files = [f"{top}/{protocol.EVENTS}"] if protocol.EVENTS in names else []
+            if protocol.EVENTS_DIR in names:
+                writers = f"{top}/{protocol.EVENTS_DIR}"
+                own = [n for n in os.listdir(writers) if n.endswith(".jsonl") and n[0] != "."]
+                files += [f"{writers}/{name}" for name in sorted(own)]
+            if protocol.LINKS in names:  # a link without events yet is skipped when read
+                links = f"{top}/{protocol.LINKS}"
+                jobs = sorted(name for name in os.listdir(links) if name.isdigit())
+                files += [f"{links}/{job}/{protocol.EVENTS}" for job in jobs]
+            return files
+        return []
 
     @property
     def ended_file(self) -> Path:
@@ -350,9 +357,12 @@ class ChainFolder:
 def event_time(event: Mapping[str, Any]) -> float:
     """When an event happened: sub-second `t` where the writer gave it, else `epoch`."""
     for key in ("t", "epoch"):
+        value = event.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
         try:
-            return float(event[key])
-        except (KeyError, TypeError, ValueError):
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
             continue
     return 0.0
 
@@ -362,42 +372,75 @@ class EventTail:
 
     def __init__(self, folder: ChainFolder, from_end: bool = False) -> None:
         self.folder = folder
-        self.offsets: dict[Path, int] = {}
-        if from_end:
-            self.offsets = {path: path.stat().st_size for path in folder.event_files()}
+        self.offsets: dict[str, int] = {}
+        for path in folder.event_files() if from_end else []:
+            with contextlib.suppress(FileNotFoundError):  # a link that has written nothing yet
+                self.offsets[path] = os.stat(path).st_size
 
     def read(self) -> list[dict[str, Any]]:
-        found: list[tuple[float, int, int, dict[str, Any]]] = []
-        for number, path in enumerate(self.folder.event_files()):
+        chunks: list[tuple[str, list[str]]] = []
+        for path in self.folder.event_files():
             offset = self.offsets.get(path, 0)
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(offset)
-                    data = handle.read()
-            except FileNotFoundError:
-                continue
+            data = _read_from(path, offset)
             end = data.rfind(b"\n")  # a line still being written is read next time
             if end < 0:
                 continue
             self.offsets[path] = offset + end + 1
-            for index, event in enumerate(_parse_lines(data[: end + 1], path)):
+            text = data[: end + 1].decode("utf-8", errors="replace")
+            chunks.append((path, [line for line in text.splitlines() if line.strip()]))
+        found: list[tuple[float, int, int, dict[str, Any]]] = []
+        for number, records in enumerate(_parse_chunks(chunks)):
+            for index, event in enumerate(records):
+                if not isinstance(event, dict):
+                    continue
                 found.append((event_time(event), number, index, protocol.upgrade_event(event)))
         found.sort(key=lambda item: item[:3])
         return [event for *_, event in found]
 
 
-def _parse_lines(data: bytes, path: Path) -> list[dict[str, Any]]:
-    """The JSON records of whole lines: parsed at once, line by line only if one is damaged."""
-    lines = [line for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
+def _read_from(path: str, offset: int) -> bytes:
+    """The file's bytes from the offset on; nothing if it does not exist (yet)."""
     try:
-        return list(json.loads("[" + ",".join(lines) + "]"))
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return b""
+    try:
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
+        parts = []
+        while part := os.read(fd, 1 << 20):
+            parts.append(part)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def _parse_chunks(chunks: list[tuple[str, list[str]]]) -> list[list[dict[str, Any]]]:
+    """The JSON records of each file's whole lines: all files parsed at once, file by file and
+    line by line only if a line is damaged."""
+    try:
+        records = json.loads("[" + ",".join(line for _, lines in chunks for line in lines) + "]")
     except ValueError:
-        pass
+        records = None
+    if records is None or len(records) != sum(len(lines) for _, lines in chunks):
+        return [_parse_lines(lines, path) for path, lines in chunks]
+    parsed, start = [], 0
+    for _, lines in chunks:
+        parsed.append(records[start : start + len(lines)])
+        start += len(lines)
+    return parsed
+
+
+def _parse_lines(lines: list[str], path: str) -> list[dict[str, Any]]:
     records = []
     for line in lines:
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
             log.warning("{}: a damaged event line was skipped", path)
     return records
 
@@ -405,6 +448,8 @@ def _parse_lines(data: bytes, path: Path) -> list[dict[str, Any]]:
 def create_once(path: Path, text: str) -> bool:
     """Create a small file whole, unless it exists: a hard link of a temporary file, which
     fails when the name is taken (atomic on NFS too). True if this call created it."""
+    if path.exists():  # the usual case of a reader: no temporary file to write
+        return False
     tmp = path.with_name(f".{path.name}.{os.uname().nodename}.{os.getpid()}.tmp")
     write_atomic(tmp, text)
     try:

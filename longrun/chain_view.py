@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol, states
@@ -41,7 +41,7 @@ class LinkView:
         return max(0, end - self.start_epoch)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = dict(vars(self))  # every field is a plain value
         data["elapsed_seconds"] = self.elapsed
         data["start"] = iso(self.start_epoch)
         data["end"] = iso(self.end_epoch)
@@ -163,8 +163,9 @@ def build_view(
             stopped_by_user.add(job)
         elif kind == protocol.SUCCESSOR_CANCELLED:
             cancelled_by_us[str(event.get("successor"))] = "the link that ended the chain"
-        for cancelled in _cancelled_jobs(event):
-            cancelled_by_us[cancelled] = str(event.get("by") or "longrun cancel")
+        if kind in CANCEL_EVENTS:
+            for cancelled in _cancelled_jobs(event):
+                cancelled_by_us[cancelled] = str(event.get("by") or "longrun cancel")
         if not job or kind not in LINK_EVENTS:
             continue
         view = links.get(job)
@@ -261,6 +262,9 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
         view.verdict = states.VERDICT_ENDED
         view.state = states.COMPLETED
         view.why = f"ended the chain: {event.get('reason', '')}"
+
+
+CANCEL_EVENTS = frozenset({protocol.CHAIN_ENDED, protocol.JOBS_CANCELLED})
 
 
 def _cancelled_jobs(event: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import asdict
 from typing import Any
 
 from . import log, protocol
@@ -39,12 +38,20 @@ def read_kept(folder: ChainFolder, name: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def keep(folder: ChainFolder, name: str, data: dict[str, Any], now: float | None = None) -> None:
-    """Write the data once, if the chain ended more than SETTLED_SECONDS ago."""
+def settled(folder: ChainFolder, now: float | None = None) -> bool:
+    """Whether the chain's end was recorded more than SETTLED_SECONDS ago."""
     try:
         ended_at = folder.ended_file.stat().st_mtime
-        if (time.time() if now is None else now) - ended_at < SETTLED_SECONDS:
-            return
+    except OSError:
+        return False
+    return (time.time() if now is None else now) - ended_at >= SETTLED_SECONDS
+
+
+def keep(folder: ChainFolder, name: str, data: dict[str, Any], now: float | None = None) -> None:
+    """Write the data once, if the chain has settled."""
+    if not settled(folder, now):
+        return
+    try:
         text = json.dumps({"data": data, "links_entries": _link_count(folder)})
         create_once(folder.path / name, text + "\n")
     except OSError as exc:  # someone else's state folder, read-only: just not kept
@@ -65,4 +72,6 @@ def kept_view(folder: ChainFolder) -> ChainView | None:
 
 
 def keep_view(folder: ChainFolder, view: ChainView) -> None:
-    keep(folder, protocol.KEPT_VIEW, asdict(view))
+    if settled(folder):  # the view is turned into data only when it will be kept
+        links = [dict(vars(link)) for link in view.links]
+        keep(folder, protocol.KEPT_VIEW, {**vars(view), "links": links})
