@@ -3,6 +3,7 @@ virtual environments, slurmctld's RPC counts by user."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import pwd
@@ -10,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,12 +88,47 @@ def as_user(user: str, command: list[str]) -> list[str]:
             *command]  # fmt: skip
 
 
+def scheduler_parameters() -> str:
+    """slurmctld's SchedulerParameters as it runs them, "(null)" when none are set."""
+    for line in run(["scontrol", "show", "config"]).splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "SchedulerParameters":
+            return value.strip()
+    return "(null)"
+
+
+@contextlib.contextmanager
+def batch_sched_delay(seconds: int | None) -> Iterator[None]:
+    """slurmctld runs with SchedulerParameters=batch_sched_delay=SECONDS until the block ends
+    (slurm.conf changed, `scontrol reconfigure`, then restored); nothing changes for None."""
+    if seconds is None:
+        yield
+        return
+    if scheduler_parameters() != "(null)":
+        raise SystemExit("slurm.conf sets SchedulerParameters already: run without the option")
+    conf = Path(os.environ["SLURM_CONF"])
+    saved = conf.read_text()
+    wanted = f"batch_sched_delay={seconds}"
+    conf.write_text(saved + f"SchedulerParameters={wanted}\n")
+    try:
+        run(["scontrol", "reconfigure"])
+        wait_for(f"slurmctld to run with {wanted}", lambda: scheduler_parameters() == wanted, 60, 1)
+        yield
+    finally:
+        conf.write_text(saved)
+        run(["scontrol", "reconfigure"])
+
+
 def machine_header(command: str) -> str:
     slurm = run(["sbatch", "--version"]).strip()
+    scheduler = scheduler_parameters()
+    if scheduler == "(null)":
+        scheduler = "none set (batch_sched_delay is Slurm's default, 3 s)"
     return (
         f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.node()} "
         f"({os.cpu_count()} cores, {platform.platform()}), {slurm}, the local cluster of "
-        f"example/local-slurm.sh; `sudo .venv/bin/python {command}`."
+        f"example/local-slurm.sh (SchedulerParameters: {scheduler}); "
+        f"`sudo .venv/bin/python {command}`."
     )
 
 

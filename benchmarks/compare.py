@@ -1,15 +1,20 @@
 """longrun side by side with the earlier slurm-longrun 0.1.4, on the local cluster.
 
     sudo .venv/bin/python benchmarks/compare.py [--scenarios timeout,preempt,...] [--out DIR]
+        [--batch-sched-delay SECONDS]
 
 As root, with the local cluster up (bash example/local-slurm.sh up) and nothing else running on
 it. It installs slurm-longrun==0.1.4 (from PyPI) and this checkout into virtual environments of
 their own, creates one Unix user per tool (slurmctld's RPC counters, `sdiag`, count by user),
-and runs the three at the same time on the same workload, one scenario after another:
+and runs them at the same time on the same workload, one scenario after another:
 
-    slurm-longrun   the earlier tool as its users run it: its foreground monitor
-    longrun         sbatch_longrun --no-watch (nothing runs on the login node)
-    longrun+watch   sbatch_longrun with its foreground watcher
+    slurm-longrun     the earlier tool as its users run it: its foreground monitor
+    longrun           sbatch_longrun --no-watch (nothing runs on the login node)
+    longrun+watch     sbatch_longrun with its foreground watcher
+    sbatch+afterany   Slurm alone, for comparison: the job and one successor submitted with
+                      --dependency=afterany on it. Its handover gap is the least any chain
+                      of dependent jobs can have on this cluster (slurmctld starts a job that
+                      waited for another at its next scheduling pass).
 
 The workload does 150 steps of one second and writes a checkpoint after each; a new link starts
 from the checkpoint. Faults are made by root: a job in the high-priority partition that needs
@@ -35,6 +40,7 @@ from benchlib import (
     BENCH,
     ROOT,
     as_user,
+    batch_sched_delay,
     jobs_of,
     machine_header,
     need_root,
@@ -114,6 +120,8 @@ class Tool:
 
     @property
     def command(self) -> str:
+        if self.venv == "plain":
+            return str(PLAIN_SUBMIT)
         return str(BENCH / self.venv / "bin" / "sbatch_longrun")
 
 
@@ -121,7 +129,15 @@ TOOLS = (
     Tool("slurm-longrun", "lrbench-old", "slurm-longrun", ()),
     Tool("longrun", "lrbench-new", "longrun", ("--no-watch",)),
     Tool("longrun+watch", "lrbench-watch", "longrun", ()),
+    Tool("sbatch+afterany", "lrbench-plain", "plain", ()),
 )
+PLAIN_SUBMIT = BENCH / "plain-afterany.sh"
+PLAIN_SCRIPT = """#!/bin/bash
+# Slurm alone: the job, and one successor that waits for it to end in any state.
+set -e
+first=$(sbatch --parsable "$@")
+sbatch --dependency="afterany:${first%%;*}" "$@"
+"""
 
 
 @dataclass
@@ -299,7 +315,7 @@ def submission_rpcs(tool: Tool, workdir: Path) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     run(["sdiag", "-r"])
     scenario = Scenario("held", "", "1", "exit", options=("--hold",))
-    options = tool.options if tool.venv == "slurm-longrun" else ("--no-watch",)
+    options = ("--no-watch",) if tool.venv == "longrun" else tool.options
     process = start_tool(Tool(tool.name, tool.user, tool.venv, options), scenario, workdir,
                          workdir / "tool.log")  # fmt: skip
     if tool.venv == "slurm-longrun":
@@ -384,6 +400,12 @@ def markdown(results: list[Result], header: str, srun_rpcs: int) -> str:
         lines += ["", f"longrun's prologue (link start to body start, from its own events): "
                   f"median {sorted(prologues)[len(prologues) // 2]:g} s, "
                   f"max {max(prologues):g} s over {len(prologues)} links."]  # fmt: skip
+    if any(r.tool == "sbatch+afterany" for r in results):
+        lines += ["", "sbatch+afterany is Slurm alone: the job and one successor submitted with "
+                  "--dependency=afterany on it. Its gaps are the least any chain of dependent jobs "
+                  "has on this cluster: slurmctld starts a job whose dependency was just met (or "
+                  "that waited for the node) at its next scheduling pass, which comes at most "
+                  "batch_sched_delay (3 s by default) after the one before."]  # fmt: skip
     lines += ["", f"One srun step of the workload costs {srun_rpcs} RPCs (a job with `srun true` "
               "less one with `true`, measured at the start of the run)."]  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -395,6 +417,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--table-from", help="only print the table of an earlier run's JSON")
     parser.add_argument("--srun-rpcs", type=int, help="with --table-from: if the JSON lacks it")
+    parser.add_argument("--batch-sched-delay", type=int, metavar="SECONDS",
+                        help="run with SchedulerParameters=batch_sched_delay=SECONDS (slurm.conf "
+                        "is changed for the run and restored)")  # fmt: skip
     args = parser.parse_args()
     if args.table_from:
         earlier = json.loads(Path(args.table_from).read_text())
@@ -407,13 +432,21 @@ def main() -> None:
     setup_venvs()
     for tool in TOOLS:
         setup_user(tool.user)
+    PLAIN_SUBMIT.write_text(PLAIN_SCRIPT)
+    PLAIN_SUBMIT.chmod(0o755)
+    with batch_sched_delay(args.batch_sched_delay):
+        run_scenarios(chosen, args)
+
+
+def run_scenarios(chosen: list[Scenario], args: argparse.Namespace) -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = BENCH / "runs" / stamp
     base.mkdir(parents=True)
     base.chmod(0o755)
     submit_rpcs = {tool.name: submission_rpcs(tool, base / "submit" / tool.name) for tool in TOOLS}
     srun_rpcs = workload_rpcs(TOOLS[0].user, base / "probe")
-    header = machine_header(f"benchmarks/compare.py --scenarios {args.scenarios}")
+    delay = f" --batch-sched-delay {args.batch_sched_delay}" if args.batch_sched_delay else ""
+    header = machine_header(f"benchmarks/compare.py --scenarios {args.scenarios}{delay}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []
