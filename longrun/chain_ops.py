@@ -22,7 +22,7 @@ from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs
 from .environment import EXPORT_ALL, ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, UsageError
-from .kept import keep_view, kept_view
+from .kept import kept_or_read, kept_view, view_data
 from .slurm_output import QueueRow
 
 
@@ -320,13 +320,15 @@ def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | 
     kept = kept_view(folder)
     if kept is not None:
         return kept
-    view = live_view(folder)
-    if view.state == states.CHAIN_STALLED and settle_last_link(folder, view):
-        view = live_view(folder, ask_slurm=False)
-    record_end(folder, view, by="longrun status")
-    if not view.is_live:
-        keep_view(folder, view)
-    return view
+
+    def read() -> ChainView:
+        view = live_view(folder)
+        if view.state == states.CHAIN_STALLED and settle_last_link(folder, view):
+            view = live_view(folder, ask_slurm=False)
+        record_end(folder, view, by="longrun status")
+        return view
+
+    return kept_or_read(folder, protocol.KEPT_VIEW, read, view_data)
 
 
 def _settled_array(folder: ChainFolder, view: ArrayView, by: str) -> ArrayView:

@@ -1,65 +1,113 @@
-"""What the read-only commands keep for a chain that ended long ago: such a chain no longer
-changes, so `longrun list` keeps its row (summary.json) and `longrun status` its view
-(view.json) in the chain folder, written once by the first command that sees it settled, and
-read back instead of its event logs. A kept file is ignored once a link appears after it."""
+"""What the read-only commands keep of a chain whose end is recorded: `longrun list` its row
+(summary.json) and `longrun status` its view (view.json), in the chain folder, with a stamp of
+what they were read from: the size of every event file and of the `ended` file, and when the
+folders that new files appear in last changed. A kept file is read back instead of the logs
+only while its stamp still holds: a late event, a new link or a new writer makes the next
+command read the logs again and keep anew (the file is replaced whole)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import log, protocol
-from .chain_store import ChainFolder, create_once
+from .chain_store import ChainFolder
 from .chain_view import ChainView, LinkView
 
-# After its end is recorded, a chain's last link may still log its successor's cancel, and a
-# straggling successor its skipped body: well within this time.
-SETTLED_SECONDS = 600
+T = TypeVar("T")
+Stamp = dict[str, int]
+
+# The folders new event files appear in (stamped by modification time, -1 while missing).
+FOLDERS = (protocol.LINKS, protocol.EVENTS_DIR, protocol.ELEMENTS)
+# A folder that changed this shortly before a stamp was taken may change again unseen within
+# its file system's time resolution (a second on some): such a stamp is not kept.
+RACY_NS = 2_000_000_000
 
 
-def _link_count(folder: ChainFolder) -> int:
-    with contextlib.suppress(FileNotFoundError):
-        return sum(1 for _ in os.scandir(folder.path / protocol.LINKS))
-    return 0
+def _stat(path: str, by_time: bool) -> int:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return -1
+    return info.st_mtime_ns if by_time else info.st_size
+
+
+def stamp_of(folder: ChainFolder) -> Stamp | None:
+    """The stamp of the chain's files now; None while no end is recorded."""
+    top = str(folder.path)
+    stamp = {protocol.ENDED: _stat(f"{top}/{protocol.ENDED}", by_time=False)}
+    if stamp[protocol.ENDED] < 0:
+        return None
+    stamp |= {f"{name}/": _stat(f"{top}/{name}", by_time=True) for name in FOLDERS}
+    stamp[protocol.EVENTS] = _stat(f"{top}/{protocol.EVENTS}", by_time=False)
+    for path in folder.event_files():
+        name = path[len(top) + 1 :]
+        stamp[name] = _stat(path, by_time=False)
+        if stamp[name] < 0:  # a link with no events yet: its folder shows when they come
+            parent = os.path.dirname(name) + "/"
+            stamp[parent] = _stat(f"{top}/{parent}", by_time=True)
+    return stamp
+
+
+def _holds(folder: ChainFolder, stamp: Stamp) -> bool:
+    top = str(folder.path)
+    return all(
+        _stat(f"{top}/{name}", by_time=name.endswith("/")) == value for name, value in stamp.items()
+    )
 
 
 def read_kept(folder: ChainFolder, name: str) -> dict[str, Any] | None:
-    """The kept data, if there is some and no link has appeared since it was written."""
+    """The kept data, if there is some and nothing has changed since it was read."""
     try:
         kept = json.loads((folder.path / name).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(kept, dict) or kept.get("links_entries") != _link_count(folder):
-        return None
+    if not isinstance(kept, dict) or not isinstance(kept.get("stamp"), dict):
+        return None  # kept by an earlier version
     data = kept.get("data")
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not _holds(folder, kept["stamp"]):
+        return None
+    return data
 
 
-def settled(folder: ChainFolder, now: float | None = None) -> bool:
-    """Whether the chain's end was recorded more than SETTLED_SECONDS ago."""
+def kept_or_read(
+    folder: ChainFolder, name: str, read: Callable[[], T], data_of: Callable[[T], dict[str, Any]]
+) -> T:
+    """What `read` returns for the chain; kept as `name` (unless None) when the chain's end
+    was recorded before the read and nothing changed during it."""
+    before = stamp_of(folder)
+    result = read()
+    if before is not None and result is not None and _holds(folder, before):
+        _keep(folder, name, data_of(result), before)
+    return result
+
+
+def _keep(folder: ChainFolder, name: str, data: dict[str, Any], stamp: Stamp) -> None:
+    path = folder.path / name
+    tmp = path.with_name(f".{name}.{os.uname().nodename}.{os.getpid()}.tmp")
     try:
-        ended_at = folder.ended_file.stat().st_mtime
-    except OSError:
-        return False
-    return (time.time() if now is None else now) - ended_at >= SETTLED_SECONDS
-
-
-def keep(folder: ChainFolder, name: str, data: dict[str, Any], now: float | None = None) -> None:
-    """Write the data once, if the chain has settled."""
-    if not settled(folder, now):
-        return
-    try:
-        text = json.dumps({"data": data, "links_entries": _link_count(folder)})
-        create_once(folder.path / name, text + "\n")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, (json.dumps({"data": data, "stamp": stamp}) + "\n").encode())
+            written = os.fstat(fd).st_mtime_ns  # the file system's clock, as the folders' times
+        finally:
+            os.close(fd)
+        times = [value for key, value in stamp.items() if key.endswith("/") and value >= 0]
+        if any(written - value < RACY_NS for value in times):
+            return
+        os.replace(tmp, path)
     except OSError as exc:  # someone else's state folder, read-only: just not kept
         log.debug("{} of {} not kept: {}", name, folder.chain_id, exc)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def kept_view(folder: ChainFolder) -> ChainView | None:
-    """The kept view of a chain (not an array) that ended long ago, for `longrun status`."""
+    """The kept view of a chain (not an array), for `longrun status`."""
     data = read_kept(folder, protocol.KEPT_VIEW)
     if data is None:
         return None
@@ -71,7 +119,6 @@ def kept_view(folder: ChainFolder) -> ChainView | None:
         return None
 
 
-def keep_view(folder: ChainFolder, view: ChainView) -> None:
-    if settled(folder):  # the view is turned into data only when it will be kept
-        links = [dict(vars(link)) for link in view.links]
-        keep(folder, protocol.KEPT_VIEW, {**vars(view), "links": links})
+def view_data(view: ChainView) -> dict[str, Any]:
+    """The view as kept: every field is a plain value, the links too."""
+    return {**vars(view), "links": [dict(vars(link)) for link in view.links]}

@@ -1,6 +1,6 @@
-"""What `longrun list` and `longrun status` keep of a chain that ended long ago (its row, its
-view) and read back: the same as from the event logs, written once, never for a chain that
-ended recently, and dropped when a link appears."""
+"""What `longrun list` and `longrun status` keep of an ended chain (its row, its view) and read
+back: the same as from the event logs, replaced when an event, a link or a writer appears,
+never while a folder has just changed, never for a live chain."""
 
 from __future__ import annotations
 
@@ -12,69 +12,124 @@ from pathlib import Path
 from longrun import protocol
 from longrun.chain_ops import list_views, status_view
 from longrun.chain_store import ChainFolder, StateDir
-from longrun.kept import SETTLED_SECONDS
+from longrun.kept import RACY_NS
 from longrun.listing import list_rows_of
 from longrun.report import list_rows, status_text
 from statetest import state_with
 
 
-def age(folder: Path, seconds: float) -> None:
+def age(folder: Path, seconds: float = 60) -> None:
+    """The chain's folders as if nothing had been added to them for a while."""
     then = time.time() - seconds
-    os.utime(folder / protocol.ENDED, (then, then))
+    for path in (folder, *(p for p in folder.rglob("*") if p.is_dir())):
+        os.utime(path, (then, then))
 
 
-def test_rows_of_chains_that_ended_long_ago_are_kept_and_read_back(tmp_path: Path) -> None:
-    root = state_with(tmp_path, "three_links", "timeout", "failed")
-    state = StateDir(root)
-    old, recent, _ = (folder.path for folder in state.list())
-    age(old, SETTLED_SECONDS + 60)
-    age(recent, 10)
-    age(_, SETTLED_SECONDS + 60)
+def append_event(path: Path, **event: object) -> None:
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(event) + "\n")
+
+
+def test_rows_of_ended_chains_are_kept_and_read_back(tmp_path: Path) -> None:
+    state = StateDir(state_with(tmp_path, "three_links", "timeout", "failed"))
+    for folder in state.list():
+        age(folder.path)
     expected = list_rows(list_views(state))
     assert list_rows_of(state) == expected
-    assert (old / protocol.SUMMARY).exists() and not (recent / protocol.SUMMARY).exists()
+    assert all((folder.path / protocol.SUMMARY).exists() for folder in state.list())
     # Read back: the kept row is used (a changed kept row shows), and the rows are the same.
-    kept = json.loads((old / protocol.SUMMARY).read_text())
-    assert kept["data"] == next(r for r in expected if r["chain_id"] == old.name)
+    first = state.list()[0].path / protocol.SUMMARY
+    kept = json.loads(first.read_text())
+    assert kept["data"] == next(r for r in expected if r["chain_id"] == first.parent.name)
     kept["data"]["job_name"] = "from the kept row"
-    (old / protocol.SUMMARY).write_text(json.dumps(kept))
+    first.write_text(json.dumps(kept))
     rows = list_rows_of(state)
     assert [r["chain_id"] for r in rows] == [r["chain_id"] for r in expected]
-    assert [r["job_name"] for r in rows if r["chain_id"] == old.name] == ["from the kept row"]
+    assert [r["job_name"] for r in rows if r["chain_id"] == first.parent.name] == [
+        "from the kept row"
+    ]
 
 
-def settled(tmp_path: Path, name: str) -> tuple[StateDir, ChainFolder]:
-    """A state folder with one recorded chain that ended long ago, after its first `list`."""
+def test_nothing_is_kept_while_a_folder_has_just_changed(tmp_path: Path) -> None:
+    state = StateDir(state_with(tmp_path, "timeout"))
+    (folder,) = state.list()
+    append_event(folder.path / protocol.EVENTS_DIR / "login.1.jsonl", event="watch_ended")
+    age(folder.path, RACY_NS / 1e9 / 2)
+    assert list_rows_of(state) == list_rows(list_views(state))
+    status_view(folder)
+    assert not (folder.path / protocol.SUMMARY).exists()
+    assert not (folder.path / protocol.KEPT_VIEW).exists()
+
+
+def kept_chain(tmp_path: Path, name: str) -> tuple[StateDir, ChainFolder]:
+    """A state folder with one recorded chain, after a `list` that kept its row; the row
+    says FAILED so that a test sees when it is read back."""
     state = StateDir(state_with(tmp_path, name))
     (folder,) = state.list()
-    age(folder.path, SETTLED_SECONDS + 60)
+    age(folder.path)
     list_rows_of(state)
+    summary = folder.path / protocol.SUMMARY
+    summary.write_text(summary.read_text().replace('"COMPLETED"', '"FAILED"'))
+    assert list_rows_of(state)[0]["state"] == "FAILED"  # the kept row is what list reads
     return state, folder
 
 
 def test_a_kept_row_is_dropped_when_a_link_appears(tmp_path: Path) -> None:
-    state, folder = settled(tmp_path, "timeout")
-    summary = folder.path / protocol.SUMMARY
-    summary.write_text(summary.read_text().replace('"COMPLETED"', '"FAILED"'))
-    assert list_rows_of(state)[0]["state"] == "FAILED"  # the kept row is what list reads
-    ChainFolder(folder.path).link_dir("999999").mkdir(parents=True)
+    state, folder = kept_chain(tmp_path, "timeout")
+    folder.link_dir("999999").mkdir(parents=True)
     assert list_rows_of(state)[0]["state"] == "COMPLETED"  # a new link: read the logs again
 
 
+def test_a_kept_row_is_dropped_when_an_event_is_added(tmp_path: Path) -> None:
+    state, folder = kept_chain(tmp_path, "timeout")
+    later = int(time.time())
+    append_event(folder.path / protocol.EVENTS, event="watch_ended", epoch=later, t=later)
+    row = list_rows_of(state)[0]
+    assert (row["state"], row["last_change_epoch"]) == ("COMPLETED", later)
+
+
+def test_a_kept_row_is_dropped_when_a_writer_appears(tmp_path: Path) -> None:
+    state, folder = kept_chain(tmp_path, "timeout")
+    events_dir = folder.path / protocol.EVENTS_DIR
+    later = int(time.time())
+    append_event(events_dir / "login.1.jsonl", event="watch_ended", epoch=later, t=later)
+    assert list_rows_of(state)[0]["last_change_epoch"] == later
+    # The writer's file existed (folder times are old again): its next event is seen too.
+    age(folder.path)
+    list_rows_of(state)
+    append_event(events_dir / "login.1.jsonl", event="watch_ended", epoch=later + 5, t=later + 5)
+    assert list_rows_of(state)[0]["last_change_epoch"] == later + 5
+
+
+def test_a_row_kept_by_an_earlier_version_is_replaced(tmp_path: Path) -> None:
+    state = StateDir(state_with(tmp_path, "failed"))
+    (folder,) = state.list()
+    summary = folder.path / protocol.SUMMARY
+    summary.write_text(json.dumps({"data": {"chain_id": "old", "state": "X"}, "links_entries": 1}))
+    age(folder.path)
+    assert list_rows_of(state) == list_rows(list_views(state))
+    assert "stamp" in json.loads(summary.read_text())
+
+
 def test_live_only_never_reads_kept_rows(tmp_path: Path) -> None:
-    state, folder = settled(tmp_path, "failed")
-    assert (folder.path / protocol.SUMMARY).exists()
+    state, _ = kept_chain(tmp_path, "failed")
     assert list_rows_of(state, live_only=True) == []
 
 
-def test_status_of_a_chain_that_ended_long_ago_reads_its_kept_view(tmp_path: Path) -> None:
-    root = state_with(tmp_path, "three_links")
-    (folder,) = StateDir(root).list()
-    age(folder.path, 10)
+def test_a_chain_without_a_recorded_end_is_not_kept(tmp_path: Path) -> None:
+    state = StateDir(state_with(tmp_path, "timeout"))
+    (folder,) = state.list()
+    (folder.path / protocol.ENDED).unlink()
+    age(folder.path)
+    list_rows_of(state)
+    assert not (folder.path / protocol.SUMMARY).exists()
+
+
+def test_status_of_an_ended_chain_reads_its_kept_view(tmp_path: Path) -> None:
+    (folder,) = StateDir(state_with(tmp_path, "three_links")).list()
+    age(folder.path)
     fresh = status_view(folder)
-    assert not (folder.path / protocol.KEPT_VIEW).exists()  # ended just now: not kept
-    age(folder.path, SETTLED_SECONDS + 60)
-    assert status_view(folder) == fresh
     kept = folder.path / protocol.KEPT_VIEW
     data = json.loads(kept.read_text())
     data["data"]["reason"] = "from the kept view"
