@@ -30,7 +30,7 @@ RACY_NS = 2_000_000_000
 def _stat(path: str, by_time: bool) -> int:
     try:
         info = os.stat(path)
-    except FileNotFoundError:
+    except OSError:  # missing (or unreadable: then it is read the same way each time)
         return -1
     return info.st_mtime_ns if by_time else info.st_size
 
@@ -90,11 +90,10 @@ def _keep(folder: ChainFolder, name: str, data: dict[str, Any], stamp: Stamp) ->
     tmp = path.with_name(f".{name}.{os.uname().nodename}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, (json.dumps({"data": data, "stamp": stamp}) + "\n").encode())
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"data": data, "stamp": stamp}) + "\n")
+            handle.flush()
             written = os.fstat(fd).st_mtime_ns  # the file system's clock, as the folders' times
-        finally:
-            os.close(fd)
         times = [value for key, value in stamp.items() if key.endswith("/") and value >= 0]
         if any(written - value < RACY_NS for value in times):
             return
