@@ -34,8 +34,11 @@ from longrun.verify import verify
 
 WORKLOAD = """#!/bin/bash
 # One step per link: record it, then ask for a new allocation until the last step. With
-# "timeout", links 1 and 3 first sleep into their one-minute time limit (no step).
+# "timeout", links 1 and 3 first sleep into their one-minute time limit (no step). Idempotent
+# as a checkpointing job is: a link that finds every step done (its predecessor did the last
+# one, then was preempted in its GraceTime and so continued) does nothing.
 done_steps=$(wc -l <steps 2>/dev/null || echo 0)
+[ "$done_steps" -ge STEPS ] && exit 0
 k=$SLURM_LONGRUN_RESTART_COUNT
 if [ "${1:-}" = timeout ] && { [ "$k" = 0 ] || [ "$k" = 2 ]; }; then sleep 300; fi
 sleep 3
@@ -61,8 +64,14 @@ class ChainCheck:
 
     def ok(self, steps: int) -> bool:
         """COMPLETED; each step done once, in order, by a link of its own; and every link
-        either did a step or was stopped by Slurm; `longrun verify` found nothing wrong."""
-        idle = set(self.links) - set(self.step_jobs) - set(self.interrupted)
+        either did a step or was stopped by Slurm (or came after a link that did the last step
+        and was then stopped); `longrun verify` found nothing wrong."""
+        last = self.step_jobs[-1] if self.step_jobs else None
+        if last in self.links and last in self.interrupted:
+            considered = self.links[: self.links.index(last) + 1]
+        else:
+            considered = self.links
+        idle = set(considered) - set(self.step_jobs) - set(self.interrupted)
         return (
             self.state == "COMPLETED"
             and self.steps == [str(n) for n in range(1, steps + 1)]
@@ -120,11 +129,51 @@ def steps_done(workdirs: Sequence[Path]) -> int:
     return total
 
 
-def running_links() -> int:
-    """How many links of the load run slurmctld shows running (its jobs are named load###)."""
-    out = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%j"], capture_output=True,
+def running_link_jobs() -> list[str]:
+    """The job ids of the load run's links slurmctld shows running (named load###)."""
+    out = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i %j"], capture_output=True,
                          text=True, check=False).stdout  # fmt: skip
-    return sum(1 for name in out.split() if name.startswith("load"))
+    pairs = (line.split() for line in out.splitlines())
+    return [pair[0] for pair in pairs if len(pair) == 2 and pair[1].startswith("load")]
+
+
+def running_links() -> int:
+    """How many links of the load run slurmctld shows running."""
+    return len(running_link_jobs())
+
+
+UNFINISHED = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"}
+
+
+def _squeue(job: str, *output: str) -> str:
+    """One job's field, while slurmctld still knows the job (else empty)."""
+    command = ["squeue", "-h", "-t", "all", "-j", job, *output]
+    return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def preempt_running_links(cpus: str, timeout: float = 120) -> list[str]:
+    """A job that needs the whole node, in the partition that preempts `main`; once it has run,
+    the links that were running when it was submitted and that slurmctld shows preempted
+    (PreemptTime). Empty when they had ended by themselves first: then nothing was preempted."""
+    victims = running_link_jobs()
+    out = subprocess.run(
+        ["sbatch", "--parsable", "-p", "high", "-c", cpus, "-o", "/dev/null",
+         "-J", "load-preemptor", "--wrap", "true"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    preemptor = out.strip().split(";")[0]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _squeue(preemptor, "-o", "%T") not in {
+            "PENDING",
+            "RUNNING",
+            "CONFIGURING",
+            "COMPLETING",
+        }:
+            break
+        time.sleep(0.5)
+    shown = {job: _squeue(job, "-O", "PreemptTime") for job in victims}
+    return [job for job, when in shown.items() if when and when not in {"N/A", "None", "Unknown"}]
 
 
 def ready_for(fraction: float, workdirs: Sequence[Path], steps: int) -> Callable[[], bool]:
@@ -209,9 +258,9 @@ def main() -> None:
     print(f"load: {len(chains)} chains submitted in {submitted:.1f} s", flush=True)
     bench.wait_for("40% of the steps", ready_for(0.4, workdirs, args.steps), timeout=3600)
     cpus = bench.run(["sinfo", "-h", "-p", "high", "-N", "-o", "%c"]).split()[0]
-    bench.run(["sbatch", "-p", "high", "-c", cpus, "-o", "/dev/null", "-J", "load-preemptor",
-         "--wrap", "true"])  # fmt: skip
-    print(f"load: preemption wave at {time.time() - t0:.0f} s", flush=True)
+    wave = time.time() - t0
+    preempted = preempt_running_links(cpus)
+    print(f"load: preemption wave at {wave:.0f} s preempted {len(preempted)} links", flush=True)
     bench.wait_for("60% of the steps", ready_for(0.6, workdirs, args.steps), timeout=3600)
     local_slurm = str(Path(__file__).resolve().parent.parent / "example" / "local-slurm.sh")
     rpcs = bench.rpcs_by_user().get(user, 0)  # a restart of slurmctld starts its counters anew

@@ -26,4 +26,4 @@ if [ "${1:-}" = --test ]; then
 else
   "${PIP[@]}" "$ROOT"
 fi
-echo "install-longrun: longrun $("$VENV/bin/longrun" --version | awk '{print $NF}') is in $VENV/bin"
+echo "install-longrun: longrun $("$VENV/bin/python" -c 'import longrun; print(longrun.__version__)') is in $VENV/bin"

@@ -10,41 +10,93 @@
 #                                   restart; 'up' starts it again
 #   example/local-slurm.sh status   say which daemons run and show the node
 #   example/local-slurm.sh env      print the export line for a shell
+#   example/local-slurm.sh run -- CMD [ARGS]
+#                                   run one command with the cluster's environment
+#
+# --slurm VERSION (after the command) chooses the Slurm: 22.05, the default, is this machine's
+# Debian packages; 24.11 is Debian 13's, in a root of its own made once with debootstrap and
+# kept under /var/lib/longrun-slurm-24.11 (LONGRUN_SLURM_24_DIR), with ports and node names
+# (<host>-v24, <host>-v24-b) of its own, so that both clusters can run at once. For 24.11,
+# 'run' runs CMD inside that root, with longrun installed there from this checkout, and this
+# checkout and /tmp at the same paths as outside.
 #
 # Settings (environment): LONGRUN_SLURM_DIR (default /var/lib/longrun-slurm),
 # LONGRUN_SLURM_TIMEOUT (seconds to wait for each daemon, default 60).
 set -euo pipefail
 
+say() { printf 'local-slurm: %s\n' "$*"; }
+die() { printf 'local-slurm: error: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "this script starts system daemons and must run as root (try: sudo $0 $*)"
+}
+
+usage() {
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+# The Slurm asked for (--slurm, anywhere before `--`), and the one this root holds: a Debian 13
+# root made by this script carries its version in ROOT_MARK.
+ROOT_MARK=/etc/longrun-slurm-root
+INSIDE=$(cat "$ROOT_MARK" 2>/dev/null || true)
+WANTED=
+ARGS=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --slurm) [ $# -ge 2 ] || { printf 'local-slurm: --slurm needs a version: 22.05 or 24.11\n' >&2; exit 2; }
+      WANTED=$2; shift 2 ;;
+    --slurm=*) WANTED=${1#*=}; shift ;;
+    --) ARGS+=("$@"); break ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+set -- ${ARGS[@]+"${ARGS[@]}"}
+case ${WANTED:-default} in
+  default) ;;
+  22.05) [ -z "$INSIDE" ] || die "this is the Slurm $INSIDE root: run the script outside it for Slurm 22.05" ;;
+  24.11) ;;
+  *) printf "local-slurm: unknown Slurm version '%s': choose 22.05 (this machine's packages) or 24.11 (a Debian 13 root)\n" "$WANTED" >&2
+     exit 2 ;;
+esac
+
+CHECKOUT=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$WANTED" = 24.11 ] && [ -z "$INSIDE" ]; then
+  # shellcheck source=example/slurm-root.sh
+  . "$CHECKOUT/example/slurm-root.sh"
+  root_main "$@"
+  exit $?
+fi
+
 DIR=${LONGRUN_SLURM_DIR:-/var/lib/longrun-slurm}
 WAIT=${LONGRUN_SLURM_TIMEOUT:-60}
 CLUSTER=longrun
 NODE_CPUS=16
-CTLD_PORT=16817
-SLURMD_PORT=16818
-SLURMD_PORT_B=16820
-DBD_PORT=16819
-DB_PORT=16306
+HOST=$(hostname -s)
+NODE=$HOST
+if [ -n "$INSIDE" ]; then
+  # The Slurm 24.11 root: ports and node names of its own, apart from the host's cluster (a
+  # test that finds a node's processes by SLURMD_NODENAME must never touch the other's jobs).
+  PORTS=26817
+  NODE=$NODE-v24
+else
+  PORTS=16817
+fi
+CTLD_PORT=$PORTS
+SLURMD_PORT=$((PORTS + 1))
+DBD_PORT=$((PORTS + 2))
+SLURMD_PORT_B=$((PORTS + 3))
+DB_PORT=$((PORTS - 511))
+NODE_B=$NODE-b
 
 ETC=$DIR/etc
 RUN=$DIR/run
 LOG=$DIR/log
 MUNGE_DIR=$DIR/munge
-DB_DIR=$DIR/mysql
 SOCKET=$MUNGE_DIR/munge.socket.2
+DB_DIR=$DIR/mysql
 DB_SOCKET=$RUN/mysqld.sock
 export SLURM_CONF=$ETC/slurm.conf
-
-say() { printf 'local-slurm: %s\n' "$*"; }
-die() { printf 'local-slurm: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
-  exit 2
-}
-
-need_root() {
-  [ "$(id -u)" -eq 0 ] || die "this script starts system daemons and must run as root (try: sudo $0 $*)"
-}
 
 on_debian() {
   [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1
@@ -64,9 +116,6 @@ install_packages() {
   apt-get install -y -qq "${missing[@]}" >>"$LOG/apt.log" 2>&1 \
     || { tail -n 20 "$LOG/apt.log" >&2; die "apt-get install ${missing[*]} failed (log: $LOG/apt.log)"; }
 }
-
-NODE=$(hostname -s)
-NODE_B=$NODE-b
 
 # pid_of NAME: the pid recorded for a daemon we started, if that process is still alive.
 # NAME is the daemon (munged, slurmctld...), or slurmd-NODE for the slurmd of one node.
@@ -98,7 +147,7 @@ wait_for() {
 }
 
 write_config() {
-  local host=$NODE
+  local host=$HOST
   mkdir -p "$ETC" "$RUN" "$LOG" "$DIR/spool/ctld" "$DIR/spool/d-$NODE" "$DIR/spool/d-$NODE_B"
   chmod 0755 "$DIR"
   [ -s "$ETC/db.password" ] || { (umask 077; head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$ETC/db.password"); }
@@ -144,17 +193,17 @@ AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$SOCKET
 PreemptType=preempt/partition_prio
 PreemptMode=CANCEL
-NodeName=$host NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORT CPUs=$NODE_CPUS RealMemory=8000 State=UNKNOWN
+NodeName=$NODE NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORT CPUs=$NODE_CPUS RealMemory=8000 State=UNKNOWN
 # A second slurmd on this machine, its own node: multi-node jobs run in partition 'multi'.
 NodeName=$NODE_B NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORT_B CPUs=4 RealMemory=2000 State=UNKNOWN
 # main: the default partition, preempted by 'high' in CANCEL mode.
-PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=CANCEL GraceTime=5
+PartitionName=main Nodes=$NODE Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=CANCEL GraceTime=5
 # requeue: preempted by 'high' in REQUEUE mode (the job goes back to PENDING with its job id).
-PartitionName=requeue Nodes=$host MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=5
+PartitionName=requeue Nodes=$NODE MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=5
 # high: preempts the two above, never preempted itself.
-PartitionName=high Nodes=$host MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+PartitionName=high Nodes=$NODE MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 # multi: both nodes, for jobs with --nodes=2.
-PartitionName=multi Nodes=$host,$NODE_B MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=OFF
+PartitionName=multi Nodes=$NODE,$NODE_B MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=OFF
 EOF
   cat >"$ETC/mail.sh" <<EOF
 #!/bin/sh
@@ -340,6 +389,11 @@ case ${1:-} in
     esac ;;
   status) cmd_status ;;
   env) echo "export SLURM_CONF=$SLURM_CONF" ;;
+  run)
+    shift
+    [ "${1:-}" = -- ] && shift
+    [ $# -gt 0 ] || { printf 'local-slurm: run what? run [--slurm VERSION] -- CMD [ARGS]\n' >&2; exit 2; }
+    exec "$@" ;;
   -h|--help|help) usage ;;
   '') usage ;;
   *) printf "local-slurm: unknown command '%s'\n" "$1" >&2; usage ;;

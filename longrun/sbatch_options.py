@@ -1,9 +1,11 @@
 """sbatch's command-line grammar: which options take values, and how argv and #SBATCH lines split.
 
-The tables were read off Slurm 22.05's sbatch by probing its getopt (every documented long name,
-every letter) and match `src/common/slurm_opt.c`. Parsing follows GNU getopt_long as sbatch uses
-it: options stop at the first operand (the script) or at `--`; long names may be abbreviated to
-any unambiguous prefix; optional values only attach with `=` (long) or directly (short).
+The long options are those of Slurm 22.05 and 24.11 together, read off each one's sbatch by
+probing its getopt (`tests/unit/data/sbatch_options.sh`, whose output for each version lies
+beside it and is checked against this table); the letters are the same in both. Parsing
+follows GNU getopt_long as sbatch uses it: options stop at the first operand (the script) or at
+`--`; long names may be abbreviated to any unambiguous prefix (unambiguous in both versions);
+optional values only attach with `=` (long) or directly (short).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ LONG_OPTIONS: dict[str, str] = {
     "threads-per-core": REQUIRED, "time": REQUIRED, "time-min": REQUIRED, "tmp": REQUIRED,
     "uid": REQUIRED, "usage": NONE, "use-min-nodes": NONE, "verbose": NONE, "version": NONE,
     "wait": NONE, "wait-all-nodes": REQUIRED, "wckey": REQUIRED, "wrap": REQUIRED,
+    # Known to 22.05's getopt without being documented there.
+    "context": REQUIRED, "ntasks-per-tres": REQUIRED,
+    # New in 24.11 (by 22.05's sbatch refused with its own words).
+    "autocomplete": REQUIRED, "container-id": REQUIRED, "extra": REQUIRED,
+    "oom-kill-step": OPTIONAL, "resv-ports": OPTIONAL, "segment": REQUIRED, "stepmgr": NONE,
+    "tres-bind": REQUIRED, "tres-per-task": REQUIRED,
 }  # fmt: skip
 
 SHORT_OPTIONS: dict[str, str] = {
@@ -87,7 +95,9 @@ class ParsedArgs:
 
 
 # Long names sbatch accepts besides those above (slurm_opt.c), and the option each one means.
-ALIASES: dict[str, str] = {"cluster": "clusters"}
+# Names getopt knows as options of their own that mean another (checked: a job submitted with
+# --tasks-per-node=3 shows NtasksPerN 3).
+ALIASES: dict[str, str] = {"cluster": "clusters", "tasks-per-node": "ntasks-per-node"}
 
 
 def resolve_long(name: str) -> str | None:

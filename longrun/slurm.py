@@ -168,12 +168,32 @@ def _job_order(job: str) -> tuple[int, int]:
     return int(head), int(task or -1)
 
 
+# Enough of a configuration for a Slurm command to print its version: without one, sbatch
+# fails before it reads its options (24.11 and 22.05 look for a DNS SRV record, then give up).
+VERSION_ONLY_CONF = "ClusterName=none\nSlurmctldHost=localhost\n"
+
+
 def version() -> str:
-    """The version of the Slurm whose sbatch is on PATH, or why it is not known."""
+    """The version of the Slurm whose sbatch is on PATH, or why it is not known. Where sbatch
+    finds no configuration (no SLURM_CONF on a machine without /etc/slurm), it is asked again
+    with a configuration that only names a cluster: its version is its own either way."""
+    import os
+    import tempfile
+
     try:
         found = parse_slurm_version(run(["sbatch", "--version"], timeout=10).stdout)
     except SlurmCommandError as exc:
         if exc.returncode == 127:
             return "not found: sbatch is not on PATH"
-        return "did not answer" if exc.returncode is None else "version unknown"
+        if exc.returncode is None:
+            return "did not answer"
+        with tempfile.TemporaryDirectory(prefix="longrun-version-") as folder:
+            conf = Path(folder) / "slurm.conf"
+            conf.write_text(VERSION_ONLY_CONF)
+            env = {**os.environ, "SLURM_CONF": str(conf)}
+            try:
+                result = run(["sbatch", "--version"], timeout=10, env=env)
+            except SlurmCommandError:
+                return "version unknown"
+            found = parse_slurm_version(result.stdout)
     return found or "version unknown"

@@ -11,10 +11,14 @@ import pytest
 
 from slurmtest import Cluster, cluster_problem
 
-# Tests that disturb the whole node (preemption of everything in a partition, node failure)
-# take this lock exclusively; every other Slurm test holds it shared while it runs. Workers of
-# pytest-xdist are separate processes, so an flock on one file coordinates them all.
-LOCK_FILE = Path(os.environ.get("LONGRUN_TEST_LOCK", "/tmp/longrun-tests-node.lock"))
+
+def lock_file(cluster: Cluster) -> Path:
+    """Tests that disturb the whole node (preemption of everything in a partition, node
+    failure) take this lock exclusively; every other Slurm test holds it shared while it runs.
+    Workers of pytest-xdist are separate processes, so an flock on one file coordinates them
+    all. It lies in the cluster's own folder: a suite on another cluster takes its own."""
+    default = Path(cluster.conf).parent.parent / "run" / "tests-node.lock"
+    return Path(os.environ.get("LONGRUN_TEST_LOCK", default))
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +40,7 @@ def _node_lock(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     cluster: Cluster = request.getfixturevalue("cluster")
     exclusive = request.node.get_closest_marker("disruptive") is not None
-    with LOCK_FILE.open("a") as handle:
+    with lock_file(cluster).open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             if exclusive:

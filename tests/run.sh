@@ -6,12 +6,36 @@
 #   bash tests/run.sh                 everything
 #   bash tests/run.sh -m 'not slurm'  unit tests only (pytest arguments pass through)
 #   bash tests/run.sh -m slurm        end-to-end tests only
+#   bash tests/run.sh --slurm 24.11 [pytest arguments]
+#                                     the same on Slurm 24.11: the suite runs inside the
+#                                     cluster's Debian 13 root (example/local-slurm.sh)
 #
 # Settings (environment): LONGRUN_VENV (default .venv), LONGRUN_TEST_WORKERS (default 8: the
 # end-to-end tests mostly wait for Slurm, so more workers than cores pays off).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+
+case ${1:-} in
+  --slurm|--slurm=*)
+    if [ "$1" = --slurm ]; then version=${2:-}; shift $(($# < 2 ? 1 : 2)); else version=${1#*=}; shift; fi
+    [ -n "$version" ] || { echo "tests: --slurm needs a version: 22.05 or 24.11" >&2; exit 2; }
+    if [ "$version" != 22.05 ]; then
+      # The other Slurm runs in a root of its own: bring its cluster up (and down again if we
+      # did), then run this script in there, where that cluster is the local one.
+      bash example/local-slurm.sh status --slurm "$version" >/dev/null 2>&1 && was_up=1 || was_up=0
+      [ "$was_up" -eq 1 ] || trap 'bash "$ROOT/example/local-slurm.sh" down --slurm "$version" || true' EXIT
+      bash example/local-slurm.sh up --slurm "$version"
+      bash example/local-slurm.sh run --slurm "$version" -- bash tests/run.sh "$@"
+      exit 0
+    fi ;;
+esac
+if [ -r /etc/longrun-slurm-root ]; then
+  # Inside the root of another Slurm: pytest's folders apart from a suite running outside.
+  PYTEST_DEBUG_TEMPROOT=/tmp/longrun-slurm-$(cat /etc/longrun-slurm-root)
+  export PYTEST_DEBUG_TEMPROOT
+  mkdir -p "$PYTEST_DEBUG_TEMPROOT"
+fi
 VENV=${LONGRUN_VENV:-$ROOT/.venv}
 WORKERS=${LONGRUN_TEST_WORKERS:-8}
 

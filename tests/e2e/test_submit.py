@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from chaintest import TWO_LINKS, chain_of, environment, run_cli, submit_chain
+from longrun import slurm
+from longrun.errors import SlurmCommandError
 from slurmtest import Cluster
 
 pytestmark = pytest.mark.slurm
@@ -134,3 +136,14 @@ sys.exit(0 if count >= 1 else int(os.environ["SLURM_LONGRUN_CONTINUE_CODE"]))
     assert chain.wait_end() == "COMPLETED"
     out = (tmp_path / "out.txt").read_text()
     assert "python link 0 args=['a b', 'c']" in out and "python link 1 args=['a b', 'c']" in out
+
+
+def test_version_names_the_slurm_even_without_slurm_conf(cluster: Cluster, tmp_path: Path) -> None:
+    without = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    # Here (no /etc/slurm), plain sbatch cannot tell its version without SLURM_CONF.
+    with pytest.raises(SlurmCommandError):
+        slurm.run(["sbatch", "--version"], env=without)
+    for program in ("longrun", "sbatch_longrun"):
+        said = run_cli(program, "--version", cwd=tmp_path, env=without)
+        assert said.returncode == 0
+        assert said.stdout.strip().endswith(f"(Slurm {cluster.version_text})"), said.stdout

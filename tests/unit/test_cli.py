@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from longrun import __version__
+from longrun import __version__, render
 from longrun.cli import main, sbatch_longrun_main
 from longrun.render import render_library
 
@@ -59,11 +59,19 @@ def as_other_user(function: Callable[[], tuple[int, str]]) -> tuple[int, str]:
     # The command line imports these only when it needs them (loguru: to write a message).
     for module in ("longrun.submission", "longrun.watcher", "longrun.verify", "loguru"):
         importlib.import_module(module)
+    # The installed templates may lie where nobody cannot go (a checkout in a mode-700 home):
+    # the child reads a copy in a folder of its own.
+    reachable = Path(tempfile.mkdtemp(prefix="longrun-templates-"))
+    shutil.copytree(render.templates_dir(), reachable / "templates")
+    for path in (reachable, *reachable.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         try:
             os.close(read)
+            render.PACKAGE_TEMPLATES = reachable / "templates"
+            render._environment.cache_clear()
             os.setgroups([])
             os.setgid(entry.pw_gid)
             os.setuid(entry.pw_uid)
@@ -77,6 +85,7 @@ def as_other_user(function: Callable[[], tuple[int, str]]) -> tuple[int, str]:
     with os.fdopen(read, "rb") as handle:
         data = handle.read()
     os.waitpid(pid, 0)
+    shutil.rmtree(reachable, ignore_errors=True)
     kind, value = pickle.loads(data)
     assert kind == "ok", f"the test failed as {OTHER_USER}: {value}"
     return value
@@ -123,6 +132,17 @@ def test_version_and_help(tmp_path: Path) -> None:
         longrun(["--version"], env=env).output
         == f"longrun, version {__version__} (Slurm 22.05.8)\n"
     )
+    # Without a configuration, Slurm 24.11's sbatch fails even for --version: asked again with
+    # one that only names a cluster, it tells.
+    (bin_dir / "sbatch").write_text(
+        "#!/bin/sh\n"
+        'grep -q ClusterName "${SLURM_CONF:-/nonexistent}" 2>/dev/null'
+        " || { echo 'sbatch: fatal: Could not establish a configuration source' >&2; exit 1; }\n"
+        "echo 'slurm-wlm 24.11.5'\n"
+    )
+    assert longrun(["--version"], env=env).output.endswith("(Slurm 24.11.5)\n")
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch: fatal: no' >&2; exit 1\n")
+    assert longrun(["--version"], env=env).output.endswith("(Slurm version unknown)\n")
     said = submit(["--version"], env={"PATH": str(tmp_path / "none")}).output
     assert said.startswith(f"sbatch_longrun, version {__version__} (Slurm not found: sbatch")
     for args in (["--help"], ["submit", "--help"], ["status", "--help"]):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from longrun.command_line import split_wrapper_args
 from longrun.errors import UsageError
-from longrun.sbatch_options import LONG_OPTIONS, SHORT_OPTIONS, Option, parse_args
+from longrun.sbatch_options import ALIASES, LONG_OPTIONS, SHORT_OPTIONS, Option, parse_args
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.parametrize(
@@ -86,8 +90,36 @@ def test_flag_with_a_value_is_refused() -> None:
 
 
 def test_unknown_option_with_equals_passes_through_for_a_newer_sbatch() -> None:
-    parsed = parse_args(["--tres-per-task=cpu=2", "job.sh"])
-    assert parsed.options[0] == Option("tres-per-task", "cpu=2", ("--tres-per-task=cpu=2",))
+    parsed = parse_args(["--frobnicate=cpu=2", "job.sh"])
+    assert parsed.options[0] == Option("frobnicate", "cpu=2", ("--frobnicate=cpu=2",))
+
+
+def probed(version: str) -> dict[str, str]:
+    """Name -> kind, as tests/unit/data/sbatch_options.sh read them off that version's sbatch."""
+    lines = (DATA / f"sbatch_options-{version}.txt").read_text().splitlines()
+    return dict(line.split() for line in lines)
+
+
+def test_the_option_table_is_what_sbatch_22_05_and_24_11_know() -> None:
+    known = {**probed("22.05"), **probed("24.11")}
+    table = {**LONG_OPTIONS, **{alias: LONG_OPTIONS[name] for alias, name in ALIASES.items()}}
+    assert table == known
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--tres-per-task", "gres/gpu:1", "job.sh"], ("tres-per-task", "gres/gpu:1")),
+        (["--oom-kill-step", "job.sh"], ("oom-kill-step", None)),
+        (["--tasks-per-node", "4", "job.sh"], ("ntasks-per-node", "4")),
+    ],
+)
+def test_options_of_slurm_24_11_and_hidden_names_take_their_values(
+    argv: list[str], expected: tuple[str, str | None]
+) -> None:
+    parsed = parse_args(argv)
+    assert [(o.name, o.value) for o in parsed.options] == [expected]
+    assert parsed.operands == ("job.sh",)
 
 
 def test_unknown_bare_option_is_a_usage_error_with_advice() -> None:
