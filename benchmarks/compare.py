@@ -94,8 +94,8 @@ SCENARIOS = {
     for s in (
         Scenario("timeout", "150 s of work under --time=1", "1", "exit"),
         Scenario(
-            "preempt", "preempted 30 s in; the work exits on SIGTERM, Slurm records FAILED",
-            "3", "exit", "preempt",
+            "preempt", "preempted 30 s in; the work exits on SIGTERM (Slurm 22.05 records FAILED, "
+            "24.11 PREEMPTED)", "3", "exit", "preempt",
         ),
         Scenario(
             "preempt-graced", "preempted 30 s in; the work ignores SIGTERM, Slurm records "

@@ -110,6 +110,18 @@ root_exec() {
 
 root_cmd() { root_exec bash "$CHECKOUT/example/local-slurm.sh" "$@"; }
 
+# longrun in the root, installed from the checkout again only when its sources changed since
+# (a reinstall under a running test suite would take its commands away for a moment).
+root_install() {
+  local stamp=$ROOTFS$ROOT_VENV/.installed
+  if [ -e "$stamp" ] && [ -z "$(find "$CHECKOUT/longrun" "$CHECKOUT/templates" "$CHECKOUT/pyproject.toml" \
+      -newer "$stamp" -print -quit)" ]; then
+    return 0
+  fi
+  root_exec bash "$CHECKOUT/example/install-longrun.sh" >&2
+  touch "$stamp"
+}
+
 root_main() {
   case ${1:-} in
     up)
@@ -152,7 +164,7 @@ root_main() {
       [ $# -gt 0 ] || { printf 'local-slurm: run what? run --slurm %s -- CMD [ARGS]\n' "$ROOT_VERSION" >&2; exit 2; }
       root_made || die "no Slurm $ROOT_VERSION root yet: run 'bash example/local-slurm.sh up --slurm $ROOT_VERSION' first"
       root_mount
-      root_exec bash "$CHECKOUT/example/install-longrun.sh" >&2
+      root_install
       root_exec env SLURM_CONF="$ROOT_CONF" "$@" ;;
     -h|--help|help|'') usage ;;
     *) printf "local-slurm: unknown command '%s'\n" "$1" >&2; usage ;;

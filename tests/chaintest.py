@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from longrun.chain_store import ChainFolder
+from longrun.slurm_output import slurm_epoch
 from longrun.verify import verify
-from slurmtest import Cluster, WaitTimeout, wait_for
+from slurmtest import Cluster, WaitTimeout, sacct_record, wait_for
 
 
 def command(name: str) -> str:
@@ -201,3 +202,34 @@ WATCH_FAST = {
     "LONGRUN_WATCH_LOG_SECONDS": "0.3",
     "LONGRUN_WATCH_SETTLE_SECONDS": "1",
 }
+
+
+def slurm_epoch_of(text: str) -> int:
+    epoch = slurm_epoch(text)
+    assert epoch is not None, f"not a Slurm time: {text!r}"
+    return epoch
+
+
+def assert_invariants(chain: Chain) -> None:
+    """The promises, checked after the chain ended: no two links overlapped in time (from
+    Slurm's accounting), the chain ended once, and its recorded end is that one end."""
+    assert_one_body_at_a_time(chain)
+    assert_verified(chain.folder)
+    ends = chain.events("chain_ended")
+    assert len(ends) == 1, ends
+    assert chain.ended() == ends[0]["state"]
+
+
+def assert_one_body_at_a_time(chain: Chain) -> None:
+    """No two links of the chain ran their jobs at overlapping times (Slurm's accounting)."""
+    spans = []
+    for job in chain.links():
+        record = wait_for(
+            lambda job=job: (r := sacct_record(job)) and slurm_epoch(r.end) is not None and r,
+            timeout=60,
+            what=f"sacct to record the end of job {job}",
+        )
+        spans.append((slurm_epoch_of(record.start), slurm_epoch_of(record.end), job))
+    spans.sort()
+    for (_, end, job), (start, _, other) in zip(spans, spans[1:]):
+        assert end <= start, f"jobs {job} and {other} of one chain overlapped in time"

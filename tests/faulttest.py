@@ -22,6 +22,7 @@ class Call:
     command: str
     job: str
     mode: str
+    caller: int  # the process that ran the command (in a link: its batch shell)
     args: str
 
 
@@ -73,7 +74,7 @@ class Faults:
             return []
         calls = []
         for line in path.read_text().splitlines():
-            stamp, name, job, mode, args = line.split("\t", 4)
+            stamp, name, job, mode, caller, args = line.split("\t", 5)
             if command is None or name == command:
-                calls.append(Call(float(stamp), name, job, mode, args))
+                calls.append(Call(float(stamp), name, job, mode, int(caller), args))
         return calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from longrun.batch_script import UserScript, wrap_script
 from longrun.plan import ChainLocation, LinkPlan, WrapperOptions, build_plan
@@ -26,3 +27,17 @@ def plan_of(
         script = UserScript(text, name, name)
     args = parse_args(list(argv))
     return build_plan(wrapper or WrapperOptions(), args, script, script_args, where, environ or {})
+
+
+def chain_location(tmp_path: Path, slurm_bin_dir: str) -> ChainLocation:
+    """A chain folder (with links/ and the state directory's jobs/) under tmp_path."""
+    chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
+    (chain / "links").mkdir(parents=True, exist_ok=True)
+    (chain.parent.parent / "jobs").mkdir(exist_ok=True)
+    return ChainLocation(
+        chain_id=chain.name,
+        chain_dir=str(chain),
+        state_dir=str(chain.parent.parent),
+        submit_dir=str(tmp_path),
+        slurm_bin_dir=slurm_bin_dir,
+    )

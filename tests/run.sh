@@ -6,6 +6,7 @@
 #   bash tests/run.sh                 everything
 #   bash tests/run.sh -m 'not slurm'  unit tests only (pytest arguments pass through)
 #   bash tests/run.sh -m slurm        end-to-end tests only
+#   bash tests/run.sh e2e/test_chain.py   these tests only (paths relative to tests/)
 #   bash tests/run.sh --slurm 24.11 [pytest arguments]
 #                                     the same on Slurm 24.11: the suite runs inside the
 #                                     cluster's Debian 13 root (example/local-slurm.sh)
@@ -77,5 +78,10 @@ export SLURM_CONF
 export PATH="$VENV/bin:$PATH"
 
 # Run from tests/ so that `import longrun` finds the installed package, not the checkout.
+# Test paths among the arguments (relative to tests/) choose what runs; else everything does.
 cd tests
-"$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -n "$WORKERS" "$@" .
+where=.
+for argument in "$@"; do
+  [ -e "${argument%%::*}" ] && where=
+done
+"$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -n "$WORKERS" "$@" $where

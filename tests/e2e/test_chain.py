@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chaintest import Chain, environment, submit_chain
+from chaintest import Chain, assert_invariants, environment, submit_chain
 from faulttest import Faults
 from longrun import slurm
 from longrun.protocol import link_arguments
@@ -21,24 +21,36 @@ TRAIN = Path(__file__).resolve().parents[2] / "example" / "train.py"
 
 
 class MaxRunning:
-    """Samples the queue in the background: the most links of one chain ever running at once."""
+    """Samples the queue in the background: the most links of one chain ever running at once.
+    A sampler that failed or never looked fails the test (it would prove nothing)."""
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
         self.most = 0
+        self.samples = 0
+        self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            running = [s for s in self.chain.queued().values() if s in ("RUNNING", "COMPLETING")]
-            self.most = max(self.most, len(running))
-            time.sleep(0.5)
+        try:
+            while not self._stop.is_set():
+                running = [
+                    s for s in self.chain.queued().values() if s in ("RUNNING", "COMPLETING")
+                ]
+                self.most = max(self.most, len(running))
+                self.samples += 1
+                time.sleep(0.5)
+        except BaseException as exc:  # handed to the test by stop()
+            self.error = exc
 
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
+        if self.error is not None:
+            raise AssertionError(f"the queue sampler failed: {self.error!r}") from self.error
+        assert self.samples > 0, "the queue sampler never looked"
         return self.most
 
 
@@ -131,6 +143,7 @@ def assert_requeued_once_without_second_successor(chain: Chain, tmp_path: Path, 
     assert len(chain.events("successor_queued")) == 1, "a requeued link submitted a 2nd successor"
     out = (tmp_path / "out.txt").read_text()
     assert "run: link=0 slurm_restarts=0" in out and "run: link=0 slurm_restarts=1" in out
+    assert_invariants(chain)
 
 
 @pytest.mark.disruptive

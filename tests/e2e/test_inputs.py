@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaintest import TWO_LINKS, chain_of, environment, run_cli, submit_chain
+from longrun import slurm
 from slurmtest import Cluster
 
 pytestmark = pytest.mark.slurm
@@ -141,7 +142,7 @@ def test_restricted_export_still_gets_the_chains_variables(
 
 
 def test_user_dependency_applies_to_the_first_link_only(cluster: Cluster, tmp_path: Path) -> None:
-    blocker = cluster.sbatch("-o", "/dev/null", "--wrap", "sleep 2")
+    blocker = cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true")  # held until released
     # Link 0 waits for a file, so that its successor can be looked at while it is queued.
     script = (
         "#!/bin/bash\n#SBATCH -o out.txt\n"
@@ -150,6 +151,7 @@ def test_user_dependency_applies_to_the_first_link_only(cluster: Cluster, tmp_pa
     )
     chain = submit_chain(cluster, tmp_path, script, f"--dependency=afterok:{blocker}")
     assert cluster.job_field(chain.first_job, "Dependency") == f"afterok:{blocker}(unfulfilled)"
+    slurm.run(["scontrol", "release", blocker])
     successor = str(chain.wait_event("successor_queued")[0]["successor"])
     # The successor waits for its predecessor only: the user's dependency is not repeated.
     assert cluster.job_field(successor, "Dependency") == f"afterany:{chain.first_job}(unfulfilled)"

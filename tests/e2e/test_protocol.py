@@ -10,18 +10,26 @@ failure after really submitting. The invariants are checked from Slurm's own acc
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from chaintest import Chain, assert_verified, environment, run_cli, submit_chain
+from chaintest import (
+    Chain,
+    assert_invariants,
+    environment,
+    run_cli,
+    slurm_epoch_of,
+    submit_chain,
+)
 from faulttest import Faults
 from longrun import slurm
 from longrun.chain_ops import repair
 from longrun.chain_store import ChainFolder, StateDir
 from longrun.protocol import link_arguments
-from longrun.slurm_output import slurm_epoch
 from slurmtest import Cluster, sacct_record, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -31,12 +39,6 @@ MARK = 'echo "start $SLURM_JOB_ID $SLURM_LONGRUN_RESTART_COUNT $(date +%s.%N)" >
 MARK_END = 'echo "end $SLURM_JOB_ID $SLURM_LONGRUN_RESTART_COUNT $(date +%s.%N)" >> bodies.log'
 
 
-def slurm_epoch_of(text: str) -> int:
-    epoch = slurm_epoch(text)
-    assert epoch is not None, f"not a Slurm time: {text!r}"
-    return epoch
-
-
 def bodies(workdir: Path) -> list[tuple[str, str, int]]:
     """(kind, job, restart count) of every line the bodies wrote."""
     path = workdir / "bodies.log"
@@ -44,31 +46,6 @@ def bodies(workdir: Path) -> list[tuple[str, str, int]]:
         return []
     rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
     return [(kind, job, int(count)) for kind, job, count, _ in rows]
-
-
-def assert_invariants(chain: Chain) -> None:
-    """The promises, checked after the chain ended: no two links overlapped in time (from
-    Slurm's accounting), the chain ended once, and its recorded end is that one end."""
-    assert_one_body_at_a_time(chain)
-    assert_verified(chain.folder)
-    ends = chain.events("chain_ended")
-    assert len(ends) == 1, ends
-    assert chain.ended() == ends[0]["state"]
-
-
-def assert_one_body_at_a_time(chain: Chain) -> None:
-    """No two links of the chain ran their jobs at overlapping times (Slurm's accounting)."""
-    spans = []
-    for job in chain.links():
-        record = wait_for(
-            lambda job=job: (r := sacct_record(job)) and slurm_epoch(r.end) is not None and r,
-            timeout=60,
-            what=f"sacct to record the end of job {job}",
-        )
-        spans.append((slurm_epoch_of(record.start), slurm_epoch_of(record.end), job))
-    spans.sort()
-    for (_, end, job), (start, _, other) in zip(spans, spans[1:]):
-        assert end <= start, f"jobs {job} and {other} of one chain overlapped in time"
 
 
 def status_json(chain: Chain, cwd: Path) -> dict:
@@ -252,11 +229,12 @@ def test_sigterm_during_the_prologue_never_starts_the_body(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     faults = Faults(tmp_path)
-    faults.arm("sbatch", "pass 1", "hang 1 3")  # the successor's submission takes 3 s
+    # The successor's submission waits; the cancel's SIGTERM ends that wait (and the wrapper).
+    faults.arm("sbatch", "pass 1", "block 1")
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO)
     first = chain.first_job
     wait_for(
-        lambda: any(c.mode == "hang" for c in faults.calls("sbatch")),
+        lambda: any(c.mode == "block" for c in faults.calls("sbatch")),
         timeout=60, what="the successor submission to start",
     )  # fmt: skip
     cluster.cancel(first)
@@ -270,14 +248,20 @@ def test_sigterm_during_the_prologue_never_starts_the_body(
 
 def test_early_pre_timeout_signal_does_not_kill_the_link(cluster: Cluster, tmp_path: Path) -> None:
     faults = Faults(tmp_path)
-    faults.arm("sbatch", "pass 1", "hang 1 4")
+    faults.arm("sbatch", "pass 1", "block 1")
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO)
-    first = chain.first_job
-    wait_for(
-        lambda: any(c.mode == "hang" for c in faults.calls("sbatch")),
+    blocked = wait_for(
+        lambda: next((c for c in faults.calls("sbatch") if c.mode == "block"), None),
         timeout=60, what="the successor submission to start",
     )  # fmt: skip
-    slurm.run(["scancel", "--batch", "--signal=USR1", first])
+    # The pre-timeout signal reaches the batch shell while its submission waits, as Slurm's
+    # --signal=B:USR1 would deliver it (delivered when kill returns), then the wait ends.
+    # Its caller is the batch shell of link 1 (sbatch itself runs with the job's own
+    # environment, which names no job).
+    caller = Path(f"/proc/{blocked.caller}/environ").read_bytes().split(b"\0")
+    assert f"SLURM_JOB_ID={chain.first_job}".encode() in caller
+    os.kill(blocked.caller, signal.SIGUSR1)
+    faults.release()
     chain.wait_link_running(0)
     (tmp_path / "go").touch()
     assert chain.wait_end() == "COMPLETED"
@@ -315,13 +299,21 @@ def test_sigterm_after_the_completed_verdict_keeps_the_chain_completed(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     faults = Faults(tmp_path)
-    faults.arm("scancel", "hang 1 3")  # the link's cancel of its successor, after its verdict
+    # The link's cancel of its successor, after its verdict, waits until the SIGTERM comes.
+    faults.arm("scancel", "block 1")
     chain = submit_with_faults(
         cluster, tmp_path, faults, f"#!/bin/bash\n#SBATCH -o out.txt\n{MARK}\n{MARK_END}\n"
     )
     recorded = chain.wait_event("verdict")[0]
     assert recorded["verdict"] == "completed"
+    wait_for(
+        lambda: any(c.mode == "block" for c in faults.calls("scancel")),
+        timeout=60, what="the link's cancel of its successor to start",
+    )  # fmt: skip
     cluster.cancel(chain.first_job)
+    sigterm = chain.wait_event("sigterm")[0]
+    faults.release()
+    assert (sigterm["job"], sigterm["final"]) == (chain.first_job, "1")
     assert chain.wait_end() == "COMPLETED"
     assert (chain.folder / "links" / chain.first_job / "verdict").read_text() == "completed\n"
     assert status_json(chain, tmp_path)["state"] == "COMPLETED"
@@ -461,11 +453,12 @@ def test_scancel_timed_into_the_judge_window_runs_no_body(cluster: Cluster, tmp_
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO)
     chain.wait_link_running(0)
     successor = str(chain.wait_event("successor_queued")[0]["successor"])
-    # Link 1's epilogue asks once, then link 2 judges it slowly (after its claim).
-    faults.arm("scontrol", "pass 1", "hang 1 3")
+    # Link 1's epilogue asks once, then link 2's judging of it waits (after its claim) until
+    # the cancel's SIGTERM ends that wait.
+    faults.arm("scontrol", "pass 1", "block 1")
     (tmp_path / "go").touch()
     wait_for(
-        lambda: any(c.job == successor and c.mode == "hang" for c in faults.calls("scontrol")),
+        lambda: any(c.job == successor and c.mode == "block" for c in faults.calls("scontrol")),
         timeout=60, what="link 2 to judge link 1",
     )  # fmt: skip
     cluster.cancel(successor)

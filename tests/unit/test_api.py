@@ -129,6 +129,11 @@ job.request_continue()
 def test_a_signal_name_that_is_none_is_refused() -> None:
     with pytest.raises(ValueError, match="not a signal"):
         job.install_handler(["NOPE"])
+    # A name with its SIG prefix and a number are signals too: both get the handler.
     job.install_handler(["SIGUSR1", str(int(signal.SIGUSR2))])
-    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
-    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    try:
+        for number in (signal.SIGUSR1, signal.SIGUSR2):
+            assert signal.getsignal(number) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)

@@ -13,6 +13,7 @@ import pickle
 import pwd
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from click.testing import CliRunner, Result
 from longrun import __version__, render
 from longrun.cli import main, sbatch_longrun_main
 from longrun.render import render_library
+from slurmguard import guarded_path, stand_ins
 
 SCRIPT = "#!/bin/bash\n#SBATCH --time=5\necho hello\n"
 OTHER_USER = "nobody"
@@ -99,13 +101,15 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def recording_sbatch(tmp_path: Path) -> Path:
-    """A bin directory whose `sbatch` only records its call (proof that nothing was submitted)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    sbatch = bin_dir / "sbatch"
-    sbatch.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/sbatch-called\necho 4242\n')
-    sbatch.chmod(0o755)
-    return bin_dir
+    """A bin directory whose `sbatch` only records its call (proof that nothing was submitted),
+    beside the look-ups a submission makes: no federation, and one node, this host."""
+    return stand_ins(
+        tmp_path / "bin",
+        sbatch=f'echo "$@" >> {tmp_path}/sbatch-called\necho 4242',
+        scontrol='[ "$1 $2" = "show federation" ] && exit 0\necho "scontrol: $*" >&2; exit 1',
+        sinfo=f"echo {socket.gethostname()}",
+        squeue="exit 0",  # Slurm no longer knows the chain's jobs
+    )
 
 
 def submit(args: Sequence[str], env: dict[str, str] | None = None, input: str = "") -> Result:
@@ -127,7 +131,7 @@ def test_version_and_help(tmp_path: Path) -> None:
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text(f"#!/bin/sh\ncat {DATA / 'sbatch_version.txt'}\n")
     (bin_dir / "sbatch").chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    env = {"PATH": f"{bin_dir}:{guarded_path()}"}
     assert (
         longrun(["--version"], env=env).output
         == f"longrun, version {__version__} (Slurm 22.05.8)\n"
@@ -444,13 +448,13 @@ import sys
 from longrun.cli import main
 try:
     main({[*command, "--state-dir", str(state)]!r})
-except SystemExit:
-    pass
+except SystemExit as exc:
+    print("exit", exc.code)
 print(sorted(m for m in ("jinja2", "loguru", "longrun.render", "longrun.plan") if m in sys.modules))
 """
     result = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, check=False
     )
     lines = result.stdout.splitlines()
-    assert lines[-1] == "[]", result.stdout + result.stderr
+    assert lines[-2:] == ["exit 0", "[]"], result.stdout + result.stderr
     assert chain_id in result.stdout or lines[0] == "# the library", result.stdout

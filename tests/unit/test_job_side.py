@@ -21,25 +21,11 @@ import pytest
 
 from longrun import states
 from longrun.chain_store import ChainFolder
-from longrun.plan import ChainLocation
 from longrun.render import render_library, render_link_script, shquote
-from plantest import plan_of
+from plantest import chain_location, plan_of
+from slurmguard import guarded_path
 
 DATA = Path(__file__).parent / "data"
-
-
-def chain_location(tmp_path: Path, slurm_bin_dir: str) -> ChainLocation:
-    """A chain folder (with links/ and the state directory's jobs/) under tmp_path."""
-    chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
-    (chain / "links").mkdir(parents=True, exist_ok=True)
-    (chain.parent.parent / "jobs").mkdir(exist_ok=True)
-    return ChainLocation(
-        chain_id=chain.name,
-        chain_dir=str(chain),
-        state_dir=str(chain.parent.parent),
-        submit_dir=str(tmp_path),
-        slurm_bin_dir=slurm_bin_dir,
-    )
 
 
 def render_helpers(
@@ -67,7 +53,7 @@ def bash(helpers: Path, code: str, path_dir: Path | None = None) -> str:
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "99"},
+        env={"PATH": guarded_path(), "SLURM_JOB_ID": "99"},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -295,7 +281,7 @@ def wait_for_python(pid: int) -> list[int]:
     """The descendant of pid that runs python3, once it does (after its exec)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        for child in wait_for_descendants(pid, 2):
+        for child in wait_for_descendants(pid, 1):
             try:
                 argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
             except FileNotFoundError:  # a shell that forked it, gone again
@@ -543,7 +529,7 @@ def test_a_link_whose_library_is_missing_or_altered_runs_nothing(
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "99"},
+        env={"PATH": guarded_path(), "SLURM_JOB_ID": "99"},
     )
     assert result.returncode == 1
     assert f"{folder.library_file} is missing or altered" in result.stderr

@@ -9,12 +9,15 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from longrun import protocol
 from longrun.chain_ops import list_views, status_view
 from longrun.chain_store import ChainFolder, StateDir
 from longrun.kept import RACY_NS
 from longrun.listing import list_rows_of
 from longrun.report import list_rows, status_text
+from slurmguard import stand_ins
 from statetest import state_with
 
 
@@ -117,7 +120,11 @@ def test_live_only_never_reads_kept_rows(tmp_path: Path) -> None:
     assert list_rows_of(state, live_only=True) == []
 
 
-def test_a_chain_without_a_recorded_end_is_not_kept(tmp_path: Path) -> None:
+def test_a_chain_without_a_recorded_end_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    squeue = stand_ins(tmp_path / "bin", squeue="exit 0")  # Slurm knows none of its jobs
+    monkeypatch.setenv("PATH", f"{squeue}:{os.environ['PATH']}")
     state = StateDir(state_with(tmp_path, "timeout"))
     (folder,) = state.list()
     (folder.path / protocol.ENDED).unlink()

@@ -174,9 +174,11 @@ def test_chain_and_job_ids_complete_from_the_state_directory(tmp_path: Path) -> 
     chains = sorted((p.name for p in (root / "chains").iterdir()), reverse=True)
     jobs = {p.name for p in (root / "jobs").iterdir()}
     assert values[: len(chains)] == chains and set(values[len(chains) :]) == jobs
-    env["COMP_WORDS"] = f"longrun status --state-dir {root} {sorted(jobs)[0][:3]}"
+    prefix = sorted(jobs)[0][:3]
+    env["COMP_WORDS"] = f"longrun status --state-dir {root} {prefix}"
     result = CliRunner().invoke(main, [], env=env, prog_name="longrun")
-    assert {line.split(",", 1)[1] for line in result.output.splitlines()} <= jobs
+    completed = {line.split(",", 1)[1] for line in result.output.splitlines()}
+    assert completed == {job for job in jobs if job.startswith(prefix)}
 
 
 def test_an_array_is_one_row_per_element_on_one_axis() -> None:

@@ -8,11 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from slurmguard import stand_ins
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    sbatch = stand_ins(cwd / ".slurm", sbatch="echo 'slurm-wlm 22.05.8'")  # for --version
+    env["PATH"] = f"{sbatch}:{env['PATH']}"
     return subprocess.run(
         args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
     )
@@ -32,6 +36,7 @@ def test_fresh_install_works_outside_the_checkout(tmp_path: Path) -> None:
         assert "Usage:" in result.stdout
     version = run([str(bin_dir / "longrun"), "--version"], outside)
     assert version.stdout.startswith("longrun, version ")
+    assert version.stdout.endswith("(Slurm 22.05.8)\n")
     # The templates come from the installed package, not from this checkout.
     where = run(
         [str(bin_dir / "python"), "-c", "import longrun.render as r; print(r.templates_dir())"],

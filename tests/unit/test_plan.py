@@ -85,6 +85,35 @@ def test_one_time_options_only_reach_the_first_link() -> None:
     assert plan.successor_options == ("--job-name=job.sh", "-p", "main", "--time=10")
 
 
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [
+        (["-d", "afterok:5"], "dependency"), (["-dafterok:5"], "dependency"),
+        (["--dependency", "afterok:5"], "dependency"), (["--dependency=afterok:5"], "dependency"),
+        (["--dep=afterok:5"], "dependency"), (["--depend", "afterok:5"], "dependency"),
+        (["-b", "now+1hour"], "begin"), (["-bnow+1hour"], "begin"),
+        (["--begin", "now+1hour"], "begin"), (["--begin=now+1hour"], "begin"),
+        (["--beg=now+1hour"], "begin"), (["-H"], "hold"), (["--hold"], "hold"), (["--ho"], "hold"),
+        (["-a", "0-3"], "array"), (["-a0-3"], "array"), (["--array", "0-3"], "array"),
+        (["--array=0-3"], "array"), (["--arr=0-3"], "array"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("where", ["command line", "directive"])
+def test_one_time_options_in_every_spelling_reach_the_first_link_only(
+    spelling: list[str], name: str, where: str
+) -> None:
+    if where == "command line":
+        plan = plan_for("#!/bin/bash\necho hi\n", ["-p", "main", *spelling, "--time=10"])
+        later = ("--job-name=job.sh", "-p", "main", "--time=10")
+    else:
+        plan = plan_for(f"#!/bin/bash\n#SBATCH -p main {' '.join(spelling)} --time=10\necho\n", [])
+        later = ("--job-name=job.sh",)  # -p and --time stay in the header, for every link
+        active = [line[len("#SBATCH ") :] for line in plan.header if line.startswith("#SBATCH ")]
+        assert active == ["-p main --time=10"]
+    assert [o.name for o in parse_args(plan.first_options).options].count(name) == 1
+    assert plan.successor_options == later
+
+
 def test_one_time_directive_is_disabled_in_the_header_and_moved_to_the_first_link() -> None:
     plan = plan_for(
         "#!/bin/bash\n#SBATCH -J name --hold\n#SBATCH --dependency=afterany:7\necho\n", []

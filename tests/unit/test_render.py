@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,9 +90,26 @@ def test_rendering_matches_the_golden_file(case: str) -> None:
     assert text == golden.read_text()
 
 
+RENDER_IN_A_NEW_PROCESS = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_render import CASES
+from longrun.render import render_link_script
+sys.stdout.write(render_link_script(CASES[sys.argv[2]]()))
+"""
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rendering_is_deterministic(case: str) -> None:
-    assert render_link_script(CASES[case]()) == render_link_script(CASES[case]())
+    """The same text from processes of their own, whatever their hash seed (set order)."""
+    texts = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        command = [sys.executable, "-c", RENDER_IN_A_NEW_PROCESS, str(Path(__file__).parent), case]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        texts.append(result.stdout)
+    assert texts[0] == texts[1] == render_link_script(CASES[case]())
 
 
 def shellcheck(path: Path) -> subprocess.CompletedProcess[str]:

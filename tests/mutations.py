@@ -1,0 +1,173 @@
+"""The kill rate of the behavioural unit tests: each mutation below (a small change of meaning
+in longrun's code or its job-side library) is applied alone to a copy of the checkout, and the
+unit tests run against the copy without the tests that only compare text (golden files, lint,
+packaging). A mutation no test notices is a behaviour nothing checks.
+
+    .venv/bin/python tests/mutations.py [--only NAME ...] [--workers N]
+
+A report, not a gate: it prints one line per mutation and the kill rate, and exits 0. Keep the
+list current: a mutation whose text no longer occurs exactly once is reported as stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Tests that compare text rather than behaviour: they fail on any change, meant or not.
+TEXT_ONLY = ["--ignore=unit/test_lint.py", "--ignore=unit/test_packaging.py",
+             "-k", "not golden_file"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+
+
+LIBRARY = "templates/library.sh.j2"
+
+MUTATIONS = [
+    # The rule table and what a link's end means (longrun/states.py).
+    Mutation("state_after_verdict: a preempted link is never FAILED", "longrun/states.py",
+             "return FAILED if preempted and exit_code not in (None, 0) else COMPLETED",
+             "return COMPLETED"),
+    Mutation("link_kind: PreemptTime ignored", "longrun/states.py",
+             "if preempted or base == PREEMPTED:", "if base == PREEMPTED:"),
+    Mutation("rules: a failed link runs again without the retry budget", "longrun/states.py",
+             "Rule(VERDICT_FAILED, ANY, None, RETRY_OR_FAIL,", "Rule(VERDICT_FAILED, ANY, None, RUN,"),
+    Mutation("rules: NODE_FAIL no longer continues", "longrun/states.py",
+             'CONTINUE_STATES = (TIMEOUT, PREEMPTED, NODE_FAIL, "REVOKED", "BOOT_FAIL")',
+             'CONTINUE_STATES = (TIMEOUT, PREEMPTED, "REVOKED", "BOOT_FAIL")'),
+    Mutation("base_state: 'CANCELLED by 0' kept whole", "longrun/states.py",
+             'word = raw.strip().split(" ", 1)[0] if raw.strip() else ""', "word = raw.strip()"),
+    # sbatch's grammar (longrun/sbatch_options.py).
+    Mutation("-d read as --distribution", "longrun/sbatch_options.py",
+             '"d": "dependency"', '"d": "distribution"'),
+    Mutation("-b read as --batch", "longrun/sbatch_options.py", '"b": "begin"', '"b": "batch"'),
+    Mutation("--hold repeated on every link", "longrun/sbatch_options.py",
+             '{"dependency", "begin", "hold",', '{"dependency", "begin",'),
+    # How a chain is read (longrun/chain_view.py).
+    Mutation("chain_view: MAX_RESTARTS before CANCELLED", "longrun/chain_view.py",
+             "    elif last.state in states.CANCELLED_STATES:\n",
+             "    elif last.state in states.CANCELLED_STATES and last.restart_count < view.max_restarts:\n"),
+    Mutation("chain_view: sacct wins over the queue", "longrun/chain_view.py",
+             "if row is not None and states.is_active(row.state):",
+             "if row is not None and states.is_active(row.state) and job not in final_states:"),
+    Mutation("chain_view: the first running job is current", "longrun/chain_view.py",
+             "running[-1] if running", "running[0] if running"),
+    Mutation("chain_view: Slurm's final state before our own cancel", "longrun/chain_view.py",
+             "if view.state in states.OPEN_STATES and job in cancelled_by_us:",
+             "if view.state in states.OPEN_STATES and job in cancelled_by_us and job not in final_states:"),
+    Mutation("chain_view: our cancel of a successor read as the user's", "longrun/chain_view.py",
+             "        and successor not in cancelled_by_us\n", "\n"),
+    # The watcher's decisions (longrun/chain_ops.py).
+    Mutation("needs_repair: past --max-restarts", "longrun/chain_ops.py",
+             "    if last.restart_count >= view.max_restarts:\n        return False\n    state =",
+             "    state ="),
+    Mutation("needs_repair: a queued job ignored", "longrun/chain_ops.py",
+             "if any(states.is_active(row.state) for row in queue.values()):",
+             "if any(states.is_pending(row.state) for row in queue.values()):"),
+    Mutation("needs_repair: retries not counted", "longrun/chain_ops.py",
+             "        return retries_left\n", "        return True\n"),
+    # The job side (templates/library.sh.j2).
+    Mutation("job side: the claim's loser runs the body", LIBRARY,
+             "this job ends without running the script\"\n    exit 0",
+             "this job ends without running the script\"\n    return 0"),
+    Mutation("job side: a requeued link loses its own claim", LIBRARY,
+             '[ "$owner" = "$SLURM_JOB_ID" ] && return 0', '[ "$owner" = "x$SLURM_JOB_ID" ] && return 0'),
+    Mutation("job side: --retry-failed off by one", LIBRARY,
+             'if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ]; then\n                LR_RETRIES=',
+             'if [ "$LR_RETRIES" -le "$LONGRUN_RETRY_FAILED" ]; then\n                LR_RETRIES='),
+    Mutation("job side: an end found by the judge runs the body", LIBRARY,
+             "    lr_cancel_successor\n    exit 0\n}\n\nlr_announce()",
+             "    lr_cancel_successor\n    return 0\n}\n\nlr_announce()"),
+    Mutation("job side: a recorded end does not stop the body", LIBRARY,
+             "    if lr_ended; then\n        lr_cancel_successor\n",
+             "    if false; then\n        lr_cancel_successor\n"),
+    Mutation("job side: no answer taken as 'unknown job'", LIBRARY,
+             '[[ $out == *"Invalid job id"* ]] && return 1', "return 1"),
+    Mutation("job side: a failed look queues a second successor", LIBRARY,
+             "        if [ $rc -eq 2 ]; then\n            lr_event successor_unchecked",
+             "        if [ $rc -eq 9 ]; then\n            lr_event successor_unchecked"),
+    Mutation("job side: a later end overwrites the first", LIBRARY,
+             'if ln "$tmp" "$LR_ENDED_FILE" 2>/dev/null; then',
+             'if ln -f "$tmp" "$LR_ENDED_FILE" 2>/dev/null; then'),
+]  # fmt: skip
+
+
+def copy_checkout(target: Path) -> None:
+    """The checkout's tracked and new files (as `git ls-files` lists them), no virtualenv."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    for name in listed:
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def run_unit_tests(copy: Path, workers: int) -> tuple[bool, str]:
+    """Whether the behavioural unit tests pass on the copy, and the first failure's name."""
+    env = {**os.environ, "PYTHONPATH": str(copy)}  # `import longrun` finds the copy first
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", str(copy / "pyproject.toml"), "--rootdir", str(copy),
+         "-q", "-x", "-p", "no:cacheprovider", "-n", str(workers), "-m", "not slurm",
+         *TEXT_ONLY, "unit"],
+        cwd=copy / "tests", env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED ")]
+    return result.returncode == 0, failed[0][len("FAILED ") :].split(" - ")[0] if failed else ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", help="mutations whose name contains one of these")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.only or any(w in m.name for w in args.only)]
+    with tempfile.TemporaryDirectory(prefix="longrun-mutations-") as base:
+        pristine = Path(base) / "pristine"
+        copy_checkout(pristine)
+        passed, failure = run_unit_tests(pristine, args.workers)
+        if not passed:
+            print(f"mutations: the unmutated copy fails ({failure}): fix that first")
+            return 1
+        killed = stale = 0
+        for mutation in chosen:
+            copy = Path(base) / "mutant"
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(pristine, copy)
+            path = copy / mutation.path
+            text = path.read_text()
+            if text.count(mutation.old) != 1:
+                stale += 1
+                print(f"STALE    {mutation.name}: its text occurs {text.count(mutation.old)} times")
+                continue
+            path.write_text(text.replace(mutation.old, mutation.new))
+            started = time.monotonic()
+            passed, failure = run_unit_tests(copy, args.workers)
+            killed += not passed
+            verdict = "survived" if passed else "killed  "
+            seconds = time.monotonic() - started
+            by = f" by {failure}" if failure else ""
+            print(f"{verdict} {mutation.name} ({seconds:.0f} s){by}")
+        tried = len(chosen) - stale
+        print(f"kill rate: {killed}/{tried} ({100 * killed / max(tried, 1):.0f}%), {stale} stale")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

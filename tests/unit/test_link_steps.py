@@ -1,0 +1,301 @@
+"""The job side's safety steps, run whole: the rendered link script with its library, as Slurm
+would start it, against stand-in Slurm commands whose answers each test chooses.
+
+These tests prove behaviour without a cluster (a link that loses the claim runs no body, a
+requeued link finds its own claim, the --retry-failed budget, an end that skips the body, the
+judging of the previous link under each kind of answer). That the real Slurm gives these answers
+is proven in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from longrun import protocol, states
+from longrun.chain_store import ChainFolder
+from longrun.plan import WrapperOptions
+from longrun.render import render_library, render_link_script, shquote
+from plantest import chain_location, plan_of
+from slurmguard import guarded_path
+
+# A stand-in for sbatch, scontrol, sacct, scancel, squeue and sinfo. It logs every call, and
+# answers from files in its folder: scontrol-JOB (a job's record) or scontrol-JOB.err (Slurm's
+# words when it fails), sacct-JOB; sbatch hands out job ids from 300 on.
+FAKE_SLURM = r"""#!/bin/bash
+dir=$(dirname "$0") name=${0##*/}
+printf '%s\n' "$name $*" >>"$dir/calls"
+case $name in
+    sbatch)
+        id=$(cat "$dir/next-id" 2>/dev/null || echo 300)
+        echo $((id + 1)) >"$dir/next-id"
+        echo "$id" ;;
+    scontrol)
+        [ "$1" = update ] && exit 0
+        job=${*: -1}
+        if [ -f "$dir/scontrol-$job.err" ]; then cat "$dir/scontrol-$job.err" >&2; exit 1; fi
+        if [ -f "$dir/scontrol-$job" ]; then cat "$dir/scontrol-$job"; exit 0; fi
+        echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1 ;;
+    sacct)
+        while [ $# -gt 0 ] && [ "$1" != -j ]; do shift; done
+        [ -f "$dir/sacct.err" ] && { cat "$dir/sacct.err" >&2; exit 1; }
+        cat "$dir/sacct-$2" 2>/dev/null; exit 0 ;;
+esac
+exit 0
+"""
+
+RECORD = """JobId={job} JobName=job.sh
+   UserId=root(0) GroupId=root(0) MCS_label=N/A
+   JobState={state} Reason={reason} Dependency=(null)
+   RunTime=00:00:05 TimeLimit=01:00:00 TimeMin=N/A
+   StartTime=2026-11-30T10:00:00 EndTime=2026-11-30T11:00:00 Deadline=N/A
+   PreemptEligibleTime=2026-11-30T10:00:00 PreemptTime={preempt}
+   Partition=main AllocNode:Sid=vm:1
+"""
+
+BODY = """#!/bin/bash
+echo "$SLURM_JOB_ID" >>{bodies}
+exit "$(cat {exit_code} 2>/dev/null || echo 0)"
+"""
+
+
+@dataclass
+class Link:
+    """What one run of a link script did."""
+
+    returncode: int
+    stderr: str
+
+
+class JobSide:
+    """One chain's folder, its rendered link script and library, and the stand-in Slurm."""
+
+    def __init__(self, tmp_path: Path, wrapper: WrapperOptions | None = None) -> None:
+        self.tmp = tmp_path
+        self.bin = tmp_path / "slurm-bin"
+        self.bin.mkdir()
+        fake = self.bin / "fake-slurm"
+        fake.write_text(FAKE_SLURM)
+        fake.chmod(0o755)
+        for name in ("sbatch", "scontrol", "sacct", "scancel", "squeue", "sinfo"):
+            (self.bin / name).symlink_to(fake)
+        self.bodies = tmp_path / "bodies"
+        where = chain_location(tmp_path, str(self.bin))
+        body = BODY.format(bodies=shquote(self.bodies), exit_code=shquote(tmp_path / "exit-code"))
+        environ = {"LONGRUN_JUDGE_SECONDS": "0", "LONGRUN_SUBMIT_RETRY_SECONDS": "0"}
+        plan = plan_of(body, [], where=where, wrapper=wrapper, environ=environ)
+        self.chain = ChainFolder(Path(where.chain_dir))
+        self.chain.write_link_script(render_link_script(plan))
+        self.chain.write_library(render_library())
+        self.chain.write_env({"PATH": "/usr/bin:/bin"})
+
+    # --- what Slurm answers ---------------------------------------------------------------
+    def slurm_shows(self, job: str, state: str, *, preempted: bool = False) -> None:
+        reason = "TimeLimit" if state == states.TIMEOUT else "None"
+        preempt = "2026-11-30T10:30:00" if preempted else "None"
+        record = RECORD.format(job=job, state=state, reason=reason, preempt=preempt)
+        (self.bin / f"scontrol-{job}").write_text(record)
+
+    def slurm_fails(self, job: str, words: str) -> None:
+        (self.bin / f"scontrol-{job}.err").write_text(words + "\n")
+
+    def accounting_fails(self, words: str) -> None:
+        (self.bin / "sacct.err").write_text(words + "\n")
+
+    def previous_verdict(self, job: str, verdict: str) -> None:
+        folder = self.chain.link_dir(job)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "verdict").write_text(verdict + "\n")
+
+    def body_exits(self, code: int) -> None:
+        (self.tmp / "exit-code").write_text(f"{code}\n")
+
+    # --- running links --------------------------------------------------------------------
+    def command(self, job: str, restart: int, previous: str = "", retries: int = 0) -> list[str]:
+        args = [f"--restart-count={restart}", "--initial-job=100", f"--retries={retries}"]
+        if previous:
+            args.append(f"--previous-job={previous}")
+        return ["bash", str(self.chain.link_script), *args]
+
+    def environ(self, job: str, slurm_restarts: int = 0) -> dict[str, str]:
+        env = {"PATH": f"{self.bin}:{guarded_path()}", "SLURM_JOB_ID": job}
+        if slurm_restarts:
+            env["SLURM_RESTART_COUNT"] = str(slurm_restarts)
+        return env
+
+    def run(
+        self, job: str, restart: int, previous: str = "", retries: int = 0, slurm_restarts: int = 0
+    ) -> Link:
+        """Run the link script as job `job` would, until it exits."""
+        self.slurm_shows(job, states.RUNNING)
+        result = subprocess.run(
+            self.command(job, restart, previous, retries),
+            env=self.environ(job, slurm_restarts),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        return Link(result.returncode, result.stderr)
+
+    def bodies_run(self) -> list[str]:
+        return self.bodies.read_text().split() if self.bodies.exists() else []
+
+    def events(self, kind: str) -> list[dict[str, str]]:
+        return [e for e in self.chain.read_events() if e["event"] == kind]
+
+    def submitted(self) -> list[str]:
+        calls = (
+            (self.bin / "calls").read_text().splitlines() if (self.bin / "calls").exists() else []
+        )
+        return [call for call in calls if call.startswith("sbatch ")]
+
+
+@pytest.fixture
+def side(tmp_path: Path) -> JobSide:
+    return JobSide(tmp_path)
+
+
+def test_two_jobs_racing_for_one_claim_run_one_body(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_CONTINUE)
+    side.slurm_shows("100", states.COMPLETED)
+    for job in ("200", "201"):
+        side.slurm_shows(job, states.RUNNING)
+    runs = [
+        subprocess.Popen(
+            side.command(job, 1, "100"),
+            env=side.environ(job),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for job in ("200", "201")
+    ]
+    codes = [run.wait(timeout=60) for run in runs]
+    assert codes == [0, 0]
+    assert len(side.bodies_run()) == 1, "two links ran the body for one predecessor"
+    winner = side.bodies_run()[0]
+    loser = {"200", "201"} - {winner}
+    assert [e["job"] for e in side.events("claimed")] == [winner]
+    assert [e["job"] for e in side.events("claim_lost")] == sorted(loser)
+    assert (side.chain.link_dir("100") / "claim").readlink() == Path(winner)
+
+
+def test_a_later_job_that_finds_the_claim_taken_runs_nothing(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_CONTINUE)
+    side.slurm_shows("100", states.COMPLETED)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    assert side.run("200", 1, "100").returncode == 0
+    submitted = len(side.submitted())
+    link = side.run("201", 1, "100")
+    assert link.returncode == 0
+    assert side.bodies_run() == ["200"]
+    assert "job 200 already continues job 100" in link.stderr
+    assert len(side.submitted()) == submitted, "the claim's loser queued a successor"
+
+
+def test_a_requeued_job_finds_its_own_claim_and_runs_again(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_CONTINUE)
+    side.slurm_shows("100", states.COMPLETED)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("200", 1, "100")
+    side.slurm_shows("300", states.PENDING)  # the successor it queued is still waiting
+    side.run("200", 1, "100", slurm_restarts=1)  # Slurm requeued job 200: the same job id
+    assert side.bodies_run() == ["200", "200"]
+    assert len(side.submitted()) == 1, "a requeued link queued a second successor"
+    assert side.events("claim_lost") == []
+
+
+@pytest.mark.parametrize(("retries", "runs"), [(0, True), (1, True), (2, False)])
+def test_the_retry_budget_allows_exactly_retry_failed_retries(
+    tmp_path: Path, retries: int, runs: bool
+) -> None:
+    side = JobSide(tmp_path, WrapperOptions(retry_failed=2))
+    side.previous_verdict("100", states.VERDICT_FAILED)
+    side.slurm_shows("100", states.FAILED)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("200", 1, "100", retries=retries)
+    if runs:
+        assert side.bodies_run() == ["200"]
+        assert [e["attempt"] for e in side.events("retry")] == [str(retries + 1)]
+        # The successor carries the retries used so far.
+        assert side.submitted()[0].endswith(f"--retries={retries + 1}")
+        assert side.chain.ended() is None
+    else:
+        assert side.bodies_run() == []
+        assert side.chain.ended() == states.CHAIN_FAILED
+        assert side.submitted() == []
+
+
+def test_a_failed_body_with_retries_left_continues_and_without_ends_failed(
+    tmp_path: Path,
+) -> None:
+    side = JobSide(tmp_path, WrapperOptions(retry_failed=1))
+    side.body_exits(3)
+    assert side.run("100", 0).returncode == 3
+    assert side.chain.ended() is None and side.chain.verdict("100") == states.VERDICT_FAILED
+    assert side.submitted()[0].endswith("--retries=0")  # the retry is counted when it is used
+    side.slurm_shows("100", states.FAILED)
+    assert side.run("300", 1, "100", retries=0).returncode == 3
+    assert [e["attempt"] for e in side.events("retry")] == ["1"]
+    assert side.chain.ended() == states.CHAIN_FAILED
+    assert side.bodies_run() == ["100", "300"]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "end"),
+    [
+        (states.VERDICT_COMPLETED, states.CHAIN_COMPLETED),
+        (states.VERDICT_ENDED, states.CHAIN_COMPLETED),
+    ],
+)
+def test_an_end_skips_the_body_and_queues_nothing(side: JobSide, verdict: str, end: str) -> None:
+    side.previous_verdict("100", verdict)
+    side.slurm_shows("100", states.COMPLETED)
+    assert side.run("200", 1, "100").returncode == 0
+    assert side.bodies_run() == []
+    assert side.chain.ended() == end
+    assert side.submitted() == []
+
+
+def test_a_recorded_end_stops_the_next_link_before_its_body(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_CONTINUE)
+    side.slurm_shows("100", states.COMPLETED)
+    side.chain.set_ended(states.CHAIN_CANCELLED)
+    assert side.run("200", 1, "100").returncode == 0
+    assert side.bodies_run() == []
+    assert side.chain.ended() == states.CHAIN_CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("answer", "body", "end"),
+    [
+        ("TIMEOUT", True, None),  # definite: a time limit continues
+        ("NODE_FAIL", True, None),
+        ("FAILED", False, states.CHAIN_FAILED),  # definite: the work failed
+        ("CANCELLED", False, states.CHAIN_CANCELLED),
+        ("FAILED+preempted", True, None),  # exited in its GraceTime: PreemptTime tells
+        ("no answer", True, None),  # slurmctld and the accounting did not answer
+        ("unknown job", True, None),  # Slurm no longer knows the job
+    ],
+)
+def test_the_judge_of_a_link_that_left_no_verdict(
+    side: JobSide, answer: str, body: bool, end: str | None
+) -> None:
+    if answer == "no answer":
+        side.slurm_fails("100", "slurm_load_jobs error: Socket timed out on send/recv operation")
+        side.accounting_fails("sacct: error: Problem talking to the database")
+    elif answer != "unknown job":
+        state, _, preempted = answer.partition("+")
+        side.slurm_shows("100", state, preempted=bool(preempted))
+    side.body_exits(0)
+    side.run("200", 1, "100")
+    assert side.bodies_run() == (["200"] if body else [])
+    if body:
+        assert side.chain.ended() == states.CHAIN_COMPLETED  # its own body finished the work
+    else:
+        assert side.chain.ended() == end
+    judged = side.events("judged")[0]
+    assert judged["slurm_state"] == ("unknown" if answer in {"no answer", "unknown job"} else state)
+    if answer in {"no answer", "unknown job"}:
+        assert [e["event"] for e in side.chain.read_events()].count("warning") == 1
