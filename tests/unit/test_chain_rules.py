@@ -123,6 +123,13 @@ CASES = [
         current="200",
     ),
     Case(
+        "a successor that longrun itself cancelled is no stop by the user",
+        [*link("100", 0, "200"), *sigterm("100", 0, states.VERDICT_INTERRUPTED),
+         event(protocol.JOBS_CANCELLED, "", 0, 1070, jobs="200", by="the watcher")],
+        states.CHAIN_STALLED, accounting={"100": states.TIMEOUT, "200": states.CANCELLED},
+        repair=True,
+    ),
+    Case(
         "a link cancelled by the link that ended the chain reads as that, whatever sacct says",
         [*link("100", 0, "200"), *verdict("100", 0, states.VERDICT_COMPLETED, 0),
          event(protocol.SUCCESSOR_CANCELLED, "100", 0, 1052, successor="200"),
@@ -157,6 +164,15 @@ def test_a_cancelled_successor_of_a_longrun_cancel_is_ours_not_the_users() -> No
     by_user = build_view(META, events, None, {}, final)
     assert by_user.state == states.CHAIN_CANCELLED
     assert "the successor of job 100 was cancelled" in by_user.reason
+
+
+@pytest.mark.parametrize("state", [states.PENDING, states.RUNNING, states.COMPLETING])
+def test_no_repair_while_a_job_of_the_chain_is_in_the_queue(state: str) -> None:
+    # The view was built before; the queue looked at just before the repair shows a job.
+    events = [*link("100", 0, "200"), *sigterm("100", 0, states.VERDICT_INTERRUPTED)]
+    view = build_view(META, events, None, {}, {"100": SlurmEnd(states.TIMEOUT, "", "")})
+    assert needs_repair(view, {}, retries_left=True)
+    assert not needs_repair(view, {"300": row("300", state)}, retries_left=True)
 
 
 @pytest.mark.parametrize(

@@ -249,22 +249,25 @@ CATCHER = "import signal, time; signal.signal(signal.SIGUSR1, lambda *a: None); 
 
 
 @pytest.mark.parametrize(
-    ("script", "who"),
+    ("script", "who", "programs"),
     [
         # The script traps USR1 itself: only the script gets it, as with plain sbatch.
-        (f"trap 'echo got' USR1; python3 -c '{CATCHER}' & wait", "script"),
+        (f"trap 'echo got' USR1; python3 -c '{CATCHER}' & wait", "script", ["python"]),
         # It does not: the descendant that catches it gets it (like srun), never the script.
-        (f"sleep 30 & python3 -c '{CATCHER}' & wait", "catcher"),
+        (f"sleep 30 & python3 -c '{CATCHER}' & wait", "catcher", ["python", "sleep"]),
         # Nobody catches it: nobody is signalled (plain sbatch would kill the script).
-        ("sleep 30 & bash -c 'sleep 30 & wait' & wait", "nobody"),
+        ("sleep 30 & bash -c 'sleep 30 & wait' & wait", "nobody", ["bash", "sleep", "sleep"]),
     ],
 )
 def test_the_signal_goes_to_the_topmost_processes_that_catch_it(
-    helpers: Path, script: str, who: str
+    helpers: Path, script: str, who: str, programs: list[str]
 ) -> None:
     tree = subprocess.Popen(["bash", "-c", script], start_new_session=True)
     try:
-        catcher = wait_for_python(tree.pid) if "python3" in script else []
+        # Every process of the tree has started its program: a shell's child that has not yet
+        # run exec blocks signals for a moment, which reads as catching them.
+        running = wait_for_tree(tree.pid, programs)
+        catcher = [pid for pid, program in running.items() if program == "python"]
         if catcher:
             wait_for_handler(catcher[0], signal.SIGUSR1)
         if who == "script":
@@ -277,19 +280,24 @@ def test_the_signal_goes_to_the_topmost_processes_that_catch_it(
         tree.wait()
 
 
-def wait_for_python(pid: int) -> list[int]:
-    """The descendant of pid that runs python3, once it does (after its exec)."""
+def wait_for_tree(pid: int, programs: list[str]) -> dict[int, str]:
+    """The descendants of pid (pid -> program, `python` for any python) once their programs
+    are exactly `programs` (polled with a deadline)."""
     deadline = time.monotonic() + 10
+    found: dict[int, str] = {}
     while time.monotonic() < deadline:
-        for child in wait_for_descendants(pid, 1):
+        found = {}
+        for child in descendants(pid):
             try:
                 argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
             except FileNotFoundError:  # a shell that forked it, gone again
                 continue
-            if Path(argv0.decode()).name.startswith("python"):
-                return [child]
+            name = Path(argv0.decode()).name
+            found[child] = "python" if name.startswith("python") else name
+        if sorted(found.values()) == sorted(programs):
+            return found
         time.sleep(0.05)
-    raise AssertionError("python3 did not start")
+    raise AssertionError(f"the process tree never ran {programs} (last: {found})")
 
 
 def wait_for_handler(pid: int, signum: int) -> None:
@@ -303,24 +311,20 @@ def wait_for_handler(pid: int, signum: int) -> None:
     raise AssertionError(f"process {pid} installed no handler for signal {signum}")
 
 
-def wait_for_descendants(pid: int, count: int) -> list[int]:
-    """The descendants of pid once there are `count` of them (polled with a deadline)."""
-    deadline = time.monotonic() + 10
-    while True:
-        found: list[int] = []
-        frontier = [pid]
-        while frontier:
-            parent = frontier.pop()
-            children_file = Path(f"/proc/{parent}/task/{parent}/children")
-            try:
-                children = [int(c) for c in children_file.read_text().split()]
-            except FileNotFoundError:  # it has just exited
-                continue
-            found.extend(children)
-            frontier.extend(children)
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+def descendants(pid: int) -> list[int]:
+    """The descendants of pid, as /proc shows them now."""
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children_file = Path(f"/proc/{parent}/task/{parent}/children")
+        try:
+            children = [int(c) for c in children_file.read_text().split()]
+        except FileNotFoundError:  # it has just exited
+            continue
+        found.extend(children)
+        frontier.extend(children)
+    return found
 
 
 def test_step_signal_window_only_on_a_long_enough_time_limit(tmp_path: Path) -> None:

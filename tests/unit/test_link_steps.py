@@ -267,6 +267,21 @@ def test_a_recorded_end_stops_the_next_link_before_its_body(side: JobSide) -> No
     assert side.chain.ended() == states.CHAIN_CANCELLED
 
 
+def test_the_first_recorded_end_stands(side: JobSide) -> None:
+    # `longrun cancel` recorded CANCELLED; then the previous link's verdict says the work is
+    # done: the link ends the chain too, and the recorded end stays CANCELLED.
+    side.chain.set_ended(states.CHAIN_CANCELLED)
+    side.previous_verdict("100", states.VERDICT_COMPLETED)
+    side.slurm_shows("100", states.COMPLETED)
+    side.run("200", 1, "100")
+    assert side.chain.ended() == states.CHAIN_CANCELLED
+    kept = side.events("chain_end_kept")
+    assert [(e["state"], e["recorded"]) for e in kept] == [
+        (states.CHAIN_COMPLETED, states.CHAIN_CANCELLED)
+    ]
+    assert side.bodies_run() == []
+
+
 @pytest.mark.parametrize(
     ("answer", "body", "end"),
     [
