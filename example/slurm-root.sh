@@ -81,13 +81,37 @@ root_mount() {
   cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 }
 
-root_unmount() {
-  local dir
-  for dir in "$CHECKOUT" /tmp /dev /sys /proc; do
-    if mountpoint -q "$ROOTFS$dir"; then
-      umount -R "$ROOTFS$dir" || say "could not unmount $ROOTFS$dir (in use?); it stays mounted"
-    fi
+# The processes that run inside the root (their / is the root): the cluster's daemons are
+# stopped by their pid files first; what is left is the cluster's too, such as a job's child
+# that outlived its job (proctrack/linuxproc loses track of orphans). They keep the mounts busy.
+root_processes() {
+  local proc
+  for proc in /proc/[0-9]*; do
+    [ "$(readlink "$proc/root" 2>/dev/null)" = "$ROOTFS" ] && echo "${proc#/proc/}"
   done
+  return 0
+}
+
+root_stop_leftovers() {
+  local pids deadline=$((SECONDS + 10))
+  pids=$(root_processes)
+  [ -n "$pids" ] || return 0
+  say "ending what is left in the root: pids $(tr '\n' ' ' <<<"$pids")"
+  # shellcheck disable=SC2086  # one pid a word
+  kill $pids 2>/dev/null || true
+  while [ -n "$(root_processes)" ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+  pids=$(root_processes)
+  # shellcheck disable=SC2086
+  [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+}
+
+root_unmount() {
+  # Everything mounted in the root (by this checkout or another's), the deepest first.
+  local dir
+  awk -v dir="$ROOTFS" 'index($2, dir "/") == 1 { print $2 }' /proc/self/mounts | sort -r \
+    | while read -r dir; do
+        umount "$dir" 2>/dev/null || say "could not unmount $dir (in use?); it stays mounted"
+      done
 }
 
 # root_exec CMD...: CMD inside the root, in the current folder (which must be visible there),
@@ -137,8 +161,9 @@ root_main() {
       if mountpoint -q "$ROOTFS/proc"; then
         root_cmd down
       else
-        say "nothing to stop (the root is not mounted)"
+        say "no daemons to stop (the root's /proc is not mounted)"
       fi
+      root_stop_leftovers
       root_unmount ;;
     stop)
       need_root stop
