@@ -164,12 +164,7 @@ def preempt_running_links(cpus: str, timeout: float = 120) -> list[str]:
     preemptor = out.strip().split(";")[0]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _squeue(preemptor, "-o", "%T") not in {
-            "PENDING",
-            "RUNNING",
-            "CONFIGURING",
-            "COMPLETING",
-        }:
+        if _squeue(preemptor, "-o", "%T") not in UNFINISHED:
             break
         time.sleep(0.5)
     shown = {job: _squeue(job, "-O", "PreemptTime") for job in victims}

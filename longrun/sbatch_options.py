@@ -94,9 +94,8 @@ class ParsedArgs:
     operands: tuple[str, ...]
 
 
-# Long names sbatch accepts besides those above (slurm_opt.c), and the option each one means.
-# Names getopt knows as options of their own that mean another (checked: a job submitted with
-# --tasks-per-node=3 shows NtasksPerN 3).
+# Long names sbatch's getopt knows besides those above, and the option each one means
+# (checked: a job submitted with --tasks-per-node=3 shows NtasksPerN 3).
 ALIASES: dict[str, str] = {"cluster": "clusters", "tasks-per-node": "ntasks-per-node"}
 
 

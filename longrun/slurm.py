@@ -181,7 +181,7 @@ def version() -> str:
     import tempfile
 
     try:
-        found = parse_slurm_version(run(["sbatch", "--version"], timeout=10).stdout)
+        found = _sbatch_version()
     except SlurmCommandError as exc:
         if exc.returncode == 127:
             return "not found: sbatch is not on PATH"
@@ -190,10 +190,12 @@ def version() -> str:
         with tempfile.TemporaryDirectory(prefix="longrun-version-") as folder:
             conf = Path(folder) / "slurm.conf"
             conf.write_text(VERSION_ONLY_CONF)
-            env = {**os.environ, "SLURM_CONF": str(conf)}
             try:
-                result = run(["sbatch", "--version"], timeout=10, env=env)
+                found = _sbatch_version({**os.environ, "SLURM_CONF": str(conf)})
             except SlurmCommandError:
                 return "version unknown"
-            found = parse_slurm_version(result.stdout)
     return found or "version unknown"
+
+
+def _sbatch_version(env: Mapping[str, str] | None = None) -> str | None:
+    return parse_slurm_version(run(["sbatch", "--version"], timeout=10, env=env).stdout)

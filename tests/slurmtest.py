@@ -18,7 +18,6 @@ from typing import TypeVar
 
 from longrun import slurm
 from longrun.errors import SlurmCommandError
-from longrun.slurm_output import parse_slurm_version
 
 T = TypeVar("T")
 
@@ -121,7 +120,7 @@ class Cluster:
         nodes = slurm.run(["sinfo", "-h", "-N", "-p", "multi", "-o", "%N"]).stdout.split()
         self.node_b = next((node for node in nodes if node != self.node), "")
         # What `sbatch --version` reports (`22.05.8`, as (22, 5)): for assertions that differ.
-        self.version_text = parse_slurm_version(slurm.run(["sbatch", "--version"]).stdout) or ""
+        self.version_text = slurm.version()
         self.version = tuple(int(part) for part in self.version_text.split(".")[:2])
 
     # --- submitting -------------------------------------------------------------------------

@@ -127,10 +127,7 @@ def nothing_written(workdir: Path) -> None:
 
 
 def test_version_and_help(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(f"#!/bin/sh\ncat {DATA / 'sbatch_version.txt'}\n")
-    (bin_dir / "sbatch").chmod(0o755)
+    bin_dir = stand_ins(tmp_path / "bin", sbatch=f"cat {DATA / 'sbatch_version.txt'}")
     env = {"PATH": f"{bin_dir}:{guarded_path()}"}
     assert (
         longrun(["--version"], env=env).output
@@ -138,14 +135,14 @@ def test_version_and_help(tmp_path: Path) -> None:
     )
     # Without a configuration, Slurm 24.11's sbatch fails even for --version: asked again with
     # one that only names a cluster, it tells.
-    (bin_dir / "sbatch").write_text(
-        "#!/bin/sh\n"
-        'grep -q ClusterName "${SLURM_CONF:-/nonexistent}" 2>/dev/null'
+    stand_ins(
+        bin_dir,
+        sbatch='grep -q ClusterName "${SLURM_CONF:-/nonexistent}" 2>/dev/null'
         " || { echo 'sbatch: fatal: Could not establish a configuration source' >&2; exit 1; }\n"
-        "echo 'slurm-wlm 24.11.5'\n"
+        "echo 'slurm-wlm 24.11.5'",
     )
     assert longrun(["--version"], env=env).output.endswith("(Slurm 24.11.5)\n")
-    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch: fatal: no' >&2; exit 1\n")
+    stand_ins(bin_dir, sbatch="echo 'sbatch: fatal: no' >&2; exit 1")
     assert longrun(["--version"], env=env).output.endswith("(Slurm version unknown)\n")
     said = submit(["--version"], env={"PATH": str(tmp_path / "none")}).output
     assert said.startswith(f"sbatch_longrun, version {__version__} (Slurm not found: sbatch")

@@ -101,7 +101,7 @@ def test_the_projects_shell_scripts_are_clean_under_shellcheck() -> None:
         pytest.fail("shellcheck is not installed (Debian: apt-get install shellcheck)")
     scripts = [*sorted((ROOT / "example").glob("*.sh")), ROOT / "tests" / "run.sh"]
     scripts += [ROOT / ".ci" / "run", ROOT / "tests" / "faults" / "slurm-fault"]
-    scripts += [ROOT / "tests" / "unit" / "data" / "capture.sh"]
+    scripts += sorted((ROOT / "tests" / "unit" / "data").glob("*.sh"))
     result = subprocess.run(
         [found, "-x", *map(str, scripts)], cwd=ROOT, capture_output=True, text=True, check=False
     )

@@ -23,7 +23,7 @@ from longrun import states
 from longrun.chain_store import ChainFolder
 from longrun.render import render_library, render_link_script, shquote
 from plantest import chain_location, plan_of
-from slurmguard import guarded_path
+from slurmguard import guarded_path, stand_ins
 
 DATA = Path(__file__).parent / "data"
 
@@ -64,10 +64,7 @@ def fake_command(tmp_path: Path, name: str, output: str) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / f"{name}.out").write_text(output)
-    command = bin_dir / name
-    command.write_text(f"#!/bin/sh\ncat {shquote(bin_dir / f'{name}.out')}\n")
-    command.chmod(0o755)
-    return bin_dir
+    return stand_ins(bin_dir, **{name: f"cat {shquote(bin_dir / f'{name}.out')}"})
 
 
 def captured_lines(name: str) -> list[str]:
@@ -421,12 +418,7 @@ def test_successor_submission_gives_up_after_the_bounded_time(tmp_path: Path) ->
 
 def failing_command(tmp_path: Path, name: str, message: str) -> Path:
     """A directory whose `name` command fails with Slurm's words."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    command = bin_dir / name
-    command.write_text(f"#!/bin/sh\necho {shquote(message)} >&2\nexit 1\n")
-    command.chmod(0o755)
-    return bin_dir
+    return stand_ins(tmp_path / "bin", **{name: f"echo {shquote(message)} >&2\nexit 1"})
 
 
 @pytest.mark.parametrize(

@@ -34,12 +34,12 @@ while read -r name; do
   said=$(sbatch "--$name=x" 2>&1 </dev/null | head -n 3 || true)
   case $said in
     *"doesn't allow an argument"*) full=$(complaint "$said" "doesn't allow an argument"); kind[$full]=none ;;
-    *) [ -n "${kind[$name]:-}" ] || kind[$name]=optional? ;;  # its full name is not said
+    *) [ -n "${kind[$name]:-}" ] || kind[$name]=unsaid ;;  # an optional value: its full name is not said
   esac
 done <"$candidates"
 # An optional-value option's name is never said: drop the prefixes of longer names.
 for name in "${!kind[@]}"; do
-  [ "${kind[$name]}" = optional? ] || continue
+  [ "${kind[$name]}" = unsaid ] || continue
   exact=1
   for other in "${!kind[@]}"; do
     [ "$other" != "$name" ] && [ "${other#"$name"}" != "$other" ] && exact=0
