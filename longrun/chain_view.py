@@ -159,8 +159,12 @@ def build_view(
             final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == protocol.CHAIN_ENDED:
             ended_reason = str(event.get("reason") or "")
-        elif kind == protocol.SUCCESSOR_CANCELLED_BY_USER:
-            stopped_by_user.add(job)
+        elif kind == protocol.SUCCESSOR_STOPPED:
+            stop = states.base_state(str(event.get("state") or ""))
+            if stop in states.CANCELLED_STATES:
+                stopped_by_user.add(job)
+            elif stop in states.FINAL_STATES:
+                final_states.setdefault(str(event.get("successor")), SlurmEnd(stop, "", ""))
         elif kind == protocol.SUCCESSOR_CANCELLED:
             cancelled_by_us[str(event.get("successor"))] = "the link that ended the chain"
         if kind in CANCEL_EVENTS:

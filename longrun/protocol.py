@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from . import states
+
 # --- the chain folder ------------------------------------------------------------------------
 CHAINS = "chains"  # in the state directory: one folder per chain
 JOBS = "jobs"  # in the state directory: jobs/<job-id> holds the job's chain id
@@ -107,7 +109,7 @@ SUCCESSOR_UNCHECKED = "successor_unchecked"
 SUCCESSOR_MISSING = "successor_missing"
 SUCCESSOR_CANCELLED = "successor_cancelled"
 SUCCESSOR_CANCEL_FAILED = "successor_cancel_failed"
-SUCCESSOR_CANCELLED_BY_USER = "successor_cancelled_by_user"
+SUCCESSOR_STOPPED = "successor_stopped"  # it ended before it ran: stop after this link
 CHAIN_ENDED = "chain_ended"
 CHAIN_END_KEPT = "chain_end_kept"
 MAIL_REQUESTED = "mail_requested"
@@ -149,7 +151,7 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     SUCCESSOR_MISSING: ("successor", "state"),
     SUCCESSOR_CANCELLED: ("successor",),
     SUCCESSOR_CANCEL_FAILED: ("successor",),
-    SUCCESSOR_CANCELLED_BY_USER: ("successor",),
+    SUCCESSOR_STOPPED: ("successor", "state"),
     CHAIN_ENDED: ("state", "reason"),
     CHAIN_END_KEPT: ("state", "recorded"),
     MAIL_REQUESTED: ("state",),
@@ -183,7 +185,15 @@ SUCCESSOR_EVENTS = frozenset({SUCCESSOR_QUEUED, SUCCESSOR_FOUND, REPAIRED})
 
 
 # Chains made by longrun 0.1 named some events and fields otherwise; readers upgrade them.
-LEGACY_EVENTS = {"decision": VERDICT_RECORDED, "standby_submitted": SUCCESSOR_QUEUED}
+LEGACY_EVENTS = {
+    "decision": VERDICT_RECORDED,
+    "standby_submitted": SUCCESSOR_QUEUED,
+    "successor_cancelled_by_user": SUCCESSOR_STOPPED,
+}
+# Fields an upgraded event lacks, by its new name.
+LEGACY_DEFAULTS: Mapping[str, Mapping[str, str]] = {
+    SUCCESSOR_STOPPED: {"state": states.CANCELLED},
+}
 LEGACY_FIELDS = {"link": "restart_count", "standby": "successor"}
 
 
@@ -198,6 +208,8 @@ def upgrade_event(event: dict[str, Any]) -> dict[str, Any]:
         kind = LEGACY_EVENTS.get(kind, kind.replace("standby", "successor"))
         event = {LEGACY_FIELDS.get(key, key): value for key, value in event.items()}
         event["event"] = kind
+        for key, value in LEGACY_DEFAULTS.get(kind, {}).items():
+            event.setdefault(key, value)
     return event
 
 

@@ -87,6 +87,10 @@ def _tables() -> dict[str, Any]:
             "interrupt_reasons": states.INTERRUPT_REASONS,
             "interrupt_states": states.INTERRUPT_STATES,
             "running": states.RUNNING,
+            "successor_stops": [
+                {"state": state, "chain_state": chain_state, "phrase": phrase}
+                for state, (chain_state, phrase) in states.SUCCESSOR_STOPS.items()
+            ],
         },
         "verdicts": {
             "completed": states.VERDICT_COMPLETED,

@@ -165,8 +165,8 @@ EVENT_LINES = {
     protocol.SUCCESSOR_MISSING: "Job {job}: successor {successor} went missing; queuing a new one",
     protocol.SUCCESSOR_FOUND: "Job {job}: successor {successor} was queued although sbatch failed",
     protocol.SUCCESSOR_UNCHECKED: "Job {job}: could not check successor {successor}; it is kept",
-    protocol.SUCCESSOR_CANCELLED_BY_USER: "Job {job} ({here}): its successor {successor} was "
-    "cancelled: the chain stops after this link",
+    protocol.SUCCESSOR_STOPPED: "Job {job} ({here}): its successor {successor} ended {state} "
+    "before it ran: the chain stops after this link",
     protocol.CLAIM_LOST: "Job {job}: job {owner} already continues the chain; it ends unused",
     protocol.BODY_SKIPPED: "Job {job} ({here}): the script does not run: {reason}",
     protocol.BACKOFF: "Job {job}: {short_links} links in a row ran under a minute; job "

@@ -97,6 +97,14 @@ CHAIN_END_STATES = (
     CHAIN_COMPLETED, CHAIN_FAILED, CHAIN_CANCELLED, CHAIN_MAX_RESTARTS, CHAIN_DEADLINE,
 )  # fmt: skip
 
+# A successor that ended before it ran, as the link that queued it finds it: the chain stops
+# after this link, in the chain state given. A user cancelled it ("stop after this link"), or
+# Slurm removed it because it could not end before --deadline (a later link would start later).
+SUCCESSOR_STOPS = {
+    CANCELLED: (CHAIN_CANCELLED, "was cancelled"),
+    DEADLINE: (CHAIN_DEADLINE, "could not end before the --deadline"),
+}
+
 # Outcomes of judging a predecessor.
 RUN = "run"  # run the body
 RUN_WARN = "run-warn"  # run the body, but record that the predecessor's end is unknown

@@ -432,7 +432,7 @@ def test_users_scancel_of_the_queued_successor_stops_after_this_link(
     cluster.cancel(successor)
     cluster.wait_final(successor)
     slurm.run(["scancel", "--batch", "--signal=USR1", first])  # the check finds it cancelled
-    chain.wait_event("successor_cancelled_by_user")
+    chain.wait_event("successor_stopped")
     (tmp_path / "go").touch()
     cluster.wait_final(first)
     env = environment(LONGRUN_WATCH_RUNNING_SECONDS="1", LONGRUN_WATCH_WAITING_SECONDS="1")

@@ -256,3 +256,19 @@ def test_a_link_interrupted_by_its_time_limit_says_so() -> None:
                            "reason": "SIGTERM from outside"})  # fmt: skip
     link = build_view(meta, marked, ended).links[0]
     assert (link.state, link.why) == ("TIMEOUT", "reached its time limit")
+
+
+def test_a_link_that_found_its_successor_removed_at_the_deadline_ends_the_chain_deadline() -> None:
+    meta, events, _ = load("timeout")
+    cut = next(i for i, e in enumerate(events) if e["event"] == "body_exited") + 1
+    first = build_view(meta, events[:cut], None, {}).links[0]
+    successor = build_view(meta, events[:cut], None, {}).successor_job
+    stopped = {
+        "event": "successor_stopped", "job": first.job_id, "successor": successor,
+        "state": states.DEADLINE,
+    }  # fmt: skip
+    view = build_view(
+        meta, [*events[:cut], stopped], None, {first.job_id: queue_row(first.job_id, "TIMEOUT")}
+    )
+    assert view.state == states.CHAIN_DEADLINE
+    assert not needs_repair(view, {}, retries_left=False)

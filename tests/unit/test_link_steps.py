@@ -58,6 +58,8 @@ RECORD = """JobId={job} JobName=job.sh
 
 BODY = """#!/bin/bash
 echo "$SLURM_JOB_ID" >>{bodies}
+# The pre-timeout signal, as Slurm would send it to the batch shell while the script runs.
+[ -f {signal} ] && kill -USR1 "$PPID" && sleep 1
 exit "$(cat {exit_code} 2>/dev/null || echo 0)"
 """
 
@@ -84,7 +86,11 @@ class JobSide:
             (self.bin / name).symlink_to(fake)
         self.bodies = tmp_path / "bodies"
         where = chain_location(tmp_path, str(self.bin))
-        body = BODY.format(bodies=shquote(self.bodies), exit_code=shquote(tmp_path / "exit-code"))
+        body = BODY.format(
+            bodies=shquote(self.bodies),
+            exit_code=shquote(tmp_path / "exit-code"),
+            signal=shquote(tmp_path / "signal"),
+        )
         environ = {"LONGRUN_JUDGE_SECONDS": "0", "LONGRUN_SUBMIT_RETRY_SECONDS": "0"}
         plan = plan_of(body, [], where=where, wrapper=wrapper, environ=environ)
         self.chain = ChainFolder(Path(where.chain_dir))
@@ -109,6 +115,10 @@ class JobSide:
         folder = self.chain.link_dir(job)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "verdict").write_text(verdict + "\n")
+
+    def signal_during_body(self) -> None:
+        """The body gets the pre-timeout check signal sent to its link while it runs."""
+        (self.tmp / "signal").touch()
 
     def body_exits(self, code: int) -> None:
         (self.tmp / "exit-code").write_text(f"{code}\n")
@@ -204,6 +214,37 @@ def test_a_requeued_job_finds_its_own_claim_and_runs_again(side: JobSide) -> Non
     assert side.bodies_run() == ["200", "200"]
     assert len(side.submitted()) == 1, "a requeued link queued a second successor"
     assert side.events("claim_lost") == []
+
+
+@pytest.mark.parametrize(
+    ("stop", "end"),
+    [(states.DEADLINE, states.CHAIN_DEADLINE), (states.CANCELLED, states.CHAIN_CANCELLED)],
+)
+def test_a_successor_that_ended_before_it_ran_ends_the_chain_after_this_link(
+    side: JobSide, stop: str, end: str
+) -> None:
+    # Slurm removes a queued successor that cannot end before --deadline (24.11 does it while
+    # the link still runs); a user may cancel it. The pre-timeout check finds it ended.
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.slurm_shows("300", stop)
+    side.signal_during_body()
+    (side.bin / "next-id").write_text("300\n")
+    link = side.run("100", 0)
+    assert link.returncode == 0
+    assert side.bodies_run() == ["100"]
+    assert len(side.submitted()) == 1, "a new successor replaced one that had ended " + stop
+    assert [e["state"] for e in side.events("successor_stopped")] == [stop]
+    assert side.chain.ended() == end
+    assert "the chain stopped after link 1" in side.events("chain_ended")[0]["reason"]
+
+
+def test_a_failed_body_does_not_retry_when_its_successor_was_cancelled(tmp_path: Path) -> None:
+    side = JobSide(tmp_path, WrapperOptions(retry_failed=2))
+    side.body_exits(3)
+    side.slurm_shows("300", states.CANCELLED)
+    side.signal_during_body()
+    assert side.run("100", 0).returncode == 3
+    assert side.chain.ended() == states.CHAIN_FAILED
 
 
 @pytest.mark.parametrize(("retries", "runs"), [(0, True), (1, True), (2, False)])

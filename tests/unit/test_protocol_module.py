@@ -9,7 +9,7 @@ import shlex
 from collections import defaultdict
 from pathlib import Path
 
-from longrun import protocol
+from longrun import protocol, states
 from longrun.render import render_library
 
 PACKAGE = Path(protocol.__file__).parent
@@ -90,3 +90,11 @@ def test_events_of_chains_made_by_longrun_0_1_are_read_in_todays_words() -> None
         )
         assert protocol.upgrade_event(old) == event
         assert protocol.upgrade_event(event) == event
+
+
+def test_a_user_cancelled_successor_of_an_older_version_reads_as_a_stop_in_cancelled() -> None:
+    old = {"event": "successor_cancelled_by_user", "job": "10", "successor": "11"}
+    assert protocol.upgrade_event(old) == {
+        "event": protocol.SUCCESSOR_STOPPED, "job": "10", "successor": "11",
+        "state": states.CANCELLED,
+    }  # fmt: skip

@@ -342,15 +342,34 @@ lr_ensure_successor() {
             return 0
         fi
         if [ $rc -eq 1 ] && lr_sacct_state "$id"; then :; fi
-        case $LR_STATE in CANCELLED)
-            lr_write "$LR_LINK_DIR/stop_after" "$id"
-            lr_event successor_cancelled_by_user successor "$id"
-            lr_say "$LR_LABEL: successor job $id was cancelled: the chain stops after this link"
-            return 0 ;;
-        esac
+        if lr_successor_stop "$LR_STATE"; then
+            lr_write "$LR_LINK_DIR/stop_after" "$LR_STOP_STATE job $id $LR_STOP_PHRASE"
+            lr_event successor_stopped successor "$id" state "$LR_STATE"
+            lr_say "$LR_LABEL: successor job $id $LR_STOP_PHRASE: the chain stops after this link"
+            return 0
+        fi
         lr_event successor_missing successor "$id" state "${LR_STATE:-gone}"
     fi
     lr_submit_successor
+}
+
+lr_successor_stop() {
+    # lr_successor_stop STATE: whether a successor that ended in STATE before it ran stops the
+    # chain after this link; into LR_STOP_STATE (the chain's end) and LR_STOP_PHRASE.
+    case $1 in
+        CANCELLED) LR_STOP_STATE=CANCELLED LR_STOP_PHRASE='was cancelled' ;;
+        DEADLINE) LR_STOP_STATE=DEADLINE LR_STOP_PHRASE='could not end before the --deadline' ;;
+        *) return 1 ;;
+    esac
+}
+
+lr_stopped_after() {
+    # Whether this link found its successor ended (lr_ensure_successor): then it ends the chain
+    # itself rather than leave it waiting for a successor that will never run.
+    local stop
+    stop=$(cat "$LR_LINK_DIR/stop_after" 2>/dev/null) || return 1
+    [ -n "$stop" ] || return 1
+    lr_end_chain "${stop%% *}" "the successor ${stop#* }: the chain stopped after $LR_LABEL"
 }
 
 lr_cancel_successor() {
@@ -882,6 +901,7 @@ lr_go_on() {
         continue)
             if [ "$LR_RESTART_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ]; then
                 lr_end_chain MAX_RESTARTS "$why, but no restarts are left"
+            elif lr_stopped_after; then :
             else
                 lr_say "$LR_LABEL: $why; the chain continues"
                 lr_backoff
@@ -890,7 +910,8 @@ lr_go_on() {
             [ "$LR_PREEMPTED" = 1 ] && exit "$rc"
             exit 0 ;;
         failed)
-            if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ] && [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ]; then
+            if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ] && [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] \
+                && ! [ -s "$LR_LINK_DIR/stop_after" ]; then
                 lr_say "$LR_LABEL: $why; retrying ($((LR_RETRIES + 1))/$LONGRUN_RETRY_FAILED)"
                 lr_backoff
             else
@@ -899,6 +920,7 @@ lr_go_on() {
             fi
             exit "$rc" ;;
         *)
+            lr_stopped_after && exit "$rc"
             lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
             exit "$rc" ;;
     esac
