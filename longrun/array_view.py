@@ -14,6 +14,7 @@ from typing import Any
 
 from . import protocol, states
 from .arrays import element_key
+from .chain_store import digits
 from .chain_view import ChainView, build_view, chain_jobs, iso
 from .slurm_output import QueueRow
 
@@ -197,5 +198,4 @@ def array_state(element_states: Sequence[str]) -> str:
 
 
 def _element_field(event: Mapping[str, Any]) -> int | None:
-    value = str(event.get("element") if event.get("element") is not None else "")
-    return int(value) if value.isdigit() else None
+    return digits(str(event.get("element") if event.get("element") is not None else ""))

@@ -113,12 +113,26 @@ def check_script_text(text: str, source: str) -> None:
         )
 
 
+# What sbatch skips before a line's first character (C's isspace): not Python's str.isspace,
+# which also takes \x1c-\x1f and Unicode spaces that sbatch reads as the start of a command.
+C_SPACES = " \t\n\v\f\r"
+# What bash skips: a header line that starts otherwise (\f# $(cmd) is a comment to sbatch) is
+# not a comment in the bash link script, so it is copied there behind a '#'.
+BASH_BLANKS = " \t"
+
+
+def bash_comment(line: str) -> str:
+    """A header line as the link script holds it: a blank or comment line in bash too."""
+    stripped = line.lstrip(BASH_BLANKS)
+    return line if not stripped or stripped.startswith("#") else "#" + line
+
+
 def header_end(lines: list[str]) -> int:
     """Index of the first line sbatch treats as a command (len(lines) if there is none)."""
     for index, line in enumerate(lines):
         if line.startswith(DIRECTIVE):
             continue
-        stripped = line.lstrip()
+        stripped = line.lstrip(C_SPACES)
         if stripped and not stripped.startswith("#"):
             return index
     return len(lines)

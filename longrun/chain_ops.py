@@ -21,7 +21,7 @@ from .arrays import element_key, resolve_pattern
 from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs
 from .environment import EXPORT_ALL, ExportMode, successor_arguments, successor_environment
-from .errors import LongrunError, UsageError
+from .errors import LongrunError, RepairRefused, StateError, UsageError
 from .kept import kept_or_read, kept_view, view_data
 from .slurm_output import QueueRow
 
@@ -84,7 +84,12 @@ def record_end(folder: ChainFolder, view: ChainView, by: str, element: int | Non
 @contextlib.contextmanager
 def chain_lock(folder: ChainFolder) -> Iterator[None]:
     """One actor at a time may submit or cancel jobs of a chain (watchers, `longrun cancel`)."""
-    with open(folder.path / ".lock", "a") as handle:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+    try:
+        fd = os.open(folder.path / ".lock", flags, 0o600)
+    except OSError as exc:  # a symbolic link put in its place is never written through
+        raise StateError(f"cannot open {folder.path / '.lock'}: {exc.strerror}") from exc
+    with os.fdopen(fd, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -204,6 +209,10 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         retries = _retries_of(events, last.job_id) if last else 0
         if last is None or not needs_repair(view, own, retries < meta.get("retry_failed", 0)):
             return None
+        _refuse_second_repair(events, last.job_id)
+        with folder.held() as handle:  # checked again now, and read from what was checked
+            meta = folder.read_meta(handle)
+            snapshot = folder.read_env(handle)
         next_count = last.restart_count + 1
         tag = protocol.link_tag(element_key(folder.chain_id, element), next_count + 1)
         found = slurm.tagged_jobs(tag, clusters)
@@ -223,7 +232,7 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
                 next_count, _initial_job(view), last.job_id, retries, array_element
             ),
         ]  # fmt: skip
-        env = successor_environment(folder.read_env(), how, os.environ.get("SLURM_CONF"))
+        env = successor_environment(snapshot, how, os.environ.get("SLURM_CONF"))
         job_id = slurm.sbatch(arguments, cwd=meta.get("submit_dir") or "/", env=env, timeout=60)
         state.record_job(job_id, folder.chain_id)
         folder.append_event(
@@ -231,6 +240,19 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
             successor=job_id, command=shlex.join(["sbatch", *arguments]),
         )  # fmt: skip
         return job_id
+
+
+def _refuse_second_repair(events: Sequence[Mapping[str, Any]], job_id: str) -> None:
+    """At most one repair per link: the successor a repair queued is never replaced by
+    another one."""
+    for event in events:
+        if event.get("event") == protocol.REPAIRED and str(event.get("job")) == job_id:
+            raise RepairRefused(
+                f"the successor of job {job_id} went missing again after a repair (job "
+                f"{event.get('successor')}); longrun repairs a link once only, so the chain "
+                "stays STALLED",
+                f"Look at the job's output and `longrun status {job_id}`; resubmit to go on.",
+            )
 
 
 def _chain_or_element(

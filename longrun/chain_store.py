@@ -26,6 +26,7 @@ it is read too.)
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import log, protocol
-from .errors import ChainNotFoundError, StateError
+from .errors import ChainNotFoundError, LongrunError, StateError
 from .protocol import read_snapshot, snapshot_bytes
 
 STATE_ENV = "LONGRUN_HOME"
@@ -83,6 +84,64 @@ def check_private(path: Path, what: str) -> None:
         )
 
 
+def check_trusted_path(path: Path) -> None:
+    """Refuse a path that someone else could swap for one of their own: every folder on the way
+    must belong to you or root and be writable by nobody else unless sticky (like /tmp), and
+    every symbolic link met on the way must belong to you or root. The job side checks the
+    same (lr_trusted_path)."""
+    uid = os.getuid()
+    current = Path("/")
+    pending = list(Path(os.path.abspath(path)).parts[1:])
+    hops = 0
+    _check_trusted_folder(current, os.lstat(current), uid)
+    while pending:
+        name = pending.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = current.parent
+            continue
+        candidate = current / name
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            return  # not there yet: it will be created by its checked parent's owner
+        except OSError as exc:
+            raise StateError(f"cannot read {candidate}: {exc.strerror}") from exc
+        if stat.S_ISLNK(info.st_mode):
+            if info.st_uid not in (0, uid):
+                raise StateError(
+                    f"{candidate} is a symbolic link of another user (uid {info.st_uid})",
+                    "Someone else could point it elsewhere: use a path without it.",
+                )
+            hops += 1
+            if hops > 40:
+                raise StateError(f"{path}: too many symbolic links")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = Path("/")
+            pending = list(Path(target).parts[1 if target.startswith("/") else 0 :]) + pending
+            continue
+        _check_trusted_folder(candidate, info, uid)
+        current = candidate
+
+
+def _check_trusted_folder(path: Path, info: os.stat_result, uid: int) -> None:
+    if info.st_uid not in (0, uid):
+        raise StateError(
+            f"{path} belongs to another user (uid {info.st_uid}), and your chains are inside it",
+            "That user could swap your chain folders for their own: choose a state directory "
+            "on a path of folders owned by you or root with --state-dir.",
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        raise StateError(
+            f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o}), and "
+            "your chains are inside it",
+            f"Others could swap your chain folders for their own: `chmod go-w {path}`, or "
+            "choose another state directory with --state-dir.",
+        )
+
+
 @dataclass(frozen=True)
 class StateDir:
     """The root that holds every chain of one user."""
@@ -99,6 +158,7 @@ class StateDir:
 
     def ensure(self) -> None:
         """Create the state directory (mode 0700) or check the existing one is safe to use."""
+        check_trusted_path(self.root)
         if self.root.exists() or self.root.is_symlink():
             check_private(self.root, "state directory")
         else:
@@ -165,11 +225,11 @@ class StateDir:
                 return folder
         elif JOB_ID_PATTERN.match(ref.split("_")[0].split(".")[0]):
             job_id = ref.split("_")[0].split(".")[0]
-            index = self.jobs / job_id
-            if index.is_file():
-                chain_id = index.read_text().strip()
+            with contextlib.suppress(OSError):
+                index = read_regular(str(self.jobs / job_id), limit=100)
+                chain_id = index.decode("ascii", "replace").strip()
                 folder = ChainFolder(self.chains / chain_id)
-                if folder.path.is_dir():
+                if CHAIN_ID_PATTERN.match(chain_id) and folder.path.is_dir():
                     folder.check_safe()
                     return folder
         raise ChainNotFoundError(
@@ -240,7 +300,10 @@ class ChainFolder:
                 files += [f"{writers}/{name}" for name in sorted(own)]
             if protocol.LINKS in names:  # a link without events yet is skipped when read
                 links = f"{top}/{protocol.LINKS}"
-                jobs = sorted(name for name in os.listdir(links) if name.isdigit())
+                jobs = sorted(  # a link's folder, never a symbolic link to elsewhere
+                    entry.name for entry in os.scandir(links)
+                    if digits(entry.name) is not None and not entry.is_symlink()
+                )  # fmt: skip
                 files += [f"{links}/{job}/{protocol.EVENTS}" for job in jobs]
             return files
         return []
@@ -253,6 +316,9 @@ class ChainFolder:
         return self.path / protocol.LINKS / job_id
 
     def check_safe(self) -> None:
+        """Before a chain's files are trusted (read to submit, cancel or repair): the whole
+        path to it, then the folder itself."""
+        check_trusted_path(self.path)
         check_private(self.path, "chain folder")
         mode = stat.S_IMODE(self.path.stat().st_mode)
         if mode & 0o077:
@@ -261,6 +327,25 @@ class ChainFolder:
                 "environment and the script your jobs run",
                 f"Restore them with `chmod 700 {self.path}` if you trust its content.",
             )
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[int]:
+        """The chain folder, checked (check_safe) and then held open: what is read through the
+        handle (read_regular's dir_fd) comes from the folder that was checked, even if another
+        one is put at its path afterwards."""
+        self.check_safe()
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags)
+        except OSError as exc:
+            raise StateError(f"cannot open chain folder {self.path}: {exc.strerror}") from exc
+        try:
+            info = os.fstat(fd)
+            if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+                raise StateError(f"chain folder {self.path} changed while it was checked")
+            yield fd
+        finally:
+            os.close(fd)
 
     # --- writing (submission) ---------------------------------------------------------------
     def write_meta(self, meta: Mapping[str, Any]) -> None:
@@ -280,8 +365,13 @@ class ChainFolder:
         """Snapshot the submission environment (see longrun.environment), mode 0600."""
         write_atomic(self.env_file, snapshot_bytes(environ).decode(errors="surrogateescape"))
 
-    def read_env(self) -> dict[str, str]:
-        return read_snapshot(self.env_file.read_bytes())
+    def read_env(self, handle: int | None = None) -> dict[str, str]:
+        """The environment snapshot (through a handle on the folder from held(), if given)."""
+        path = protocol.ENV if handle is not None else str(self.env_file)
+        try:
+            return read_snapshot(read_regular(path, dir_fd=handle))
+        except OSError as exc:
+            raise StateError(f"cannot read {self.env_file}: {exc.strerror}") from exc
 
     def append_event(self, event: str, **fields: Any) -> None:
         """One record, one write, in this process's own event file."""
@@ -292,7 +382,10 @@ class ChainFolder:
         line = json.dumps(record, separators=(",", ":")) + "\n"
         path = self.own_events_file
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:  # a symbolic link put in its place is never written through
+            raise StateError(f"cannot write {path}: {exc.strerror}") from exc
         try:
             os.write(fd, line.encode())
         finally:
@@ -319,52 +412,89 @@ class ChainFolder:
         """The recorded end of every array element that has one."""
         ends = {}
         for path in (self.path / protocol.ELEMENTS).glob(f"*/{protocol.ENDED}"):
-            with contextlib.suppress(OSError, ValueError):
-                ends[int(path.parent.name)] = path.read_text().strip()
+            index = digits(path.parent.name)
+            if index is not None and not path.parent.is_symlink():
+                ends[index] = _small_text(path) or ""
         return {element: state for element, state in ends.items() if state}
 
     # --- reading ----------------------------------------------------------------------------
-    def read_meta(self) -> dict[str, Any]:
+    def read_meta(self, handle: int | None = None) -> dict[str, Any]:
+        """chain.json (through a handle on the folder from held(), if given)."""
         try:
-            return json.loads(self.meta_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise StateError(f"cannot read {self.meta_file}: {exc}") from exc
+            path = protocol.META if handle is not None else str(self.meta_file)
+            meta = json.loads(read_regular(path, dir_fd=handle))
+        except (OSError, ValueError, RecursionError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StateError(f"cannot read {self.meta_file}: {why}") from exc
+        if not isinstance(meta, dict):
+            raise StateError(f"cannot read {self.meta_file}: not a chain's metadata")
+        return meta
 
     def read_events(self) -> list[dict[str, Any]]:
         """Every event of every writer, oldest first; a damaged line is skipped."""
         return EventTail(self).read()
 
     def ended(self) -> str | None:
-        try:
-            return self.ended_file.read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return _small_text(self.ended_file)
 
     def verdict(self, job_id: str) -> str | None:
-        try:
-            return (self.link_dir(job_id) / protocol.VERDICT).read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return _small_text(self.link_dir(job_id) / protocol.VERDICT)
 
     def successor(self, job_id: str) -> str | None:
         """The successor a link recorded for itself."""
-        try:
-            return (self.link_dir(job_id) / protocol.SUCCESSOR).read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return _small_text(self.link_dir(job_id) / protocol.SUCCESSOR)
+
+
+def _small_text(path: Path) -> str | None:
+    """A one-line file's text; None if it is missing or empty."""
+    try:
+        return read_regular(str(path)).decode(errors="replace").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def reading(folder: ChainFolder) -> Iterator[None]:
+    """Any unexpected error while a chain is read (a damaged or hostile file in its folder) as
+    a StateError that names the chain, so that a command says so instead of a traceback;
+    longrun's own errors pass unchanged."""
+    try:
+        yield
+    except LongrunError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.filename:
+            what = f"{exc.filename}: {exc.strerror}"
+        else:
+            what = f"{type(exc).__name__}: {exc}"
+        what = "".join(c if c.isprintable() else "?" for c in what[:300])
+        raise StateError(
+            f"chain {folder.chain_id} is damaged: {what}",
+            f"A file in {folder.path} is not as longrun writes it; look at the folder, or move "
+            "it out of the state directory.",
+        ) from exc
 
 
 def event_time(event: Mapping[str, Any]) -> float:
     """When an event happened: sub-second `t` where the writer gave it, else `epoch`."""
     for key in ("t", "epoch"):
         value = event.get(key)
-        if isinstance(value, (int, float)):
-            return float(value)
         try:
-            return float(value)  # type: ignore[arg-type]
+            when = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue
+        if -MAX_NUMBER <= when <= MAX_NUMBER:  # not inf or nan, which a hostile file may give
+            return when
     return 0.0
+
+
+def digits(text: str) -> int | None:
+    """The number that a field or file name of ASCII digits gives (str.isdigit takes "²" too,
+    which int refuses), or None; None too beyond MAX_NUMBER."""
+    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_NUMBER)):
+        number = int(text)
+        return number if number <= MAX_NUMBER else None
+    return None
 
 
 class EventTail:
@@ -390,37 +520,117 @@ class EventTail:
             chunks.append((path, [line for line in text.splitlines() if line.strip()]))
         found: list[tuple[float, int, int, dict[str, Any]]] = []
         for number, records in enumerate(_parse_chunks(chunks)):
-            for index, event in enumerate(records):
-                if not isinstance(event, dict):
+            for index, record in enumerate(records):
+                event = _plain(record)
+                if event is None:
                     continue
                 found.append((event_time(event), number, index, protocol.upgrade_event(event)))
         found.sort(key=lambda item: item[:3])
         return [event for *_, event in found]
 
 
-def _read_from(path: str, offset: int) -> bytes:
-    """The file's bytes from the offset on; nothing if it does not exist (yet)."""
+# A chain folder's files are written by its jobs, which run the user's code: a reader takes
+# none of them on trust. It reads regular files only, never through a symbolic link (which
+# could point at /dev/zero or at files elsewhere), never waiting on a FIFO, and at most
+# FILE_LIMIT bytes of each: a chain of a thousand links writes a few MB of events in all, so
+# 64 MiB in one file is damage, and reading it whole could exhaust memory.
+FILE_LIMIT = 64 << 20
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+FILE_KINDS = {
+    stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device", stat.S_IFBLK: "a device",
+}  # fmt: skip
+# Numbers beyond this (2**53, the last integer a float holds exactly) are not a time, an
+# offset or a count that longrun wrote: such a field is dropped when read.
+MAX_NUMBER = 1 << 53
+
+
+def open_regular(path: str, dir_fd: int | None = None) -> int:
+    """A descriptor to read the regular file at `path` (in the folder `dir_fd`, if given); an
+    OSError (never a wait) for a symbolic link, a FIFO, a device or a folder."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return b""
+        fd = os.open(path, READ_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link, not followed", path) from None
+        raise
+    kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    if kind != stat.S_IFREG:
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{FILE_KINDS.get(kind, 'not a file')}, not read", path)
+    return fd
+
+
+def read_regular(
+    path: str, offset: int = 0, limit: int = FILE_LIMIT, dir_fd: int | None = None
+) -> bytes:
+    """The bytes of a regular file (see open_regular) from the offset on, up to byte `limit`."""
+    fd = open_regular(path, dir_fd)
     try:
         if offset:
             os.lseek(fd, offset, os.SEEK_SET)
-        parts = []
-        while part := os.read(fd, 1 << 20):
+        parts, left = [], limit - offset
+        while left > 0 and (part := os.read(fd, min(left, 1 << 20))):
             parts.append(part)
+            left -= len(part)
         return b"".join(parts)
     finally:
         os.close(fd)
 
 
+_WARNED: set[str] = set()  # files a warning was given for: once per process (a watcher polls)
+
+
+def _read_from(path: str, offset: int) -> bytes:
+    """The event file's bytes from the offset on; nothing if it does not exist (yet), or if it
+    is not a regular file (a warning, once)."""
+    try:
+        data = read_regular(path, offset)
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        _warn_once(path, f"{path}: {exc.strerror}")
+        return b""
+    if offset + len(data) >= FILE_LIMIT:
+        _warn_once(path, f"{path}: only its first {FILE_LIMIT >> 20} MiB are read")
+    return data
+
+
+def _warn_once(path: str, message: str) -> None:
+    if path not in _WARNED:
+        _WARNED.add(path)
+        log.warning("{}", message)
+
+
+def _plain(record: Any) -> dict[str, Any] | None:
+    """An event as later readers may take it: an object whose fields are plain values (text,
+    true/false, null, a number of sane size); any other field (nested, inf, nan, 400 digits) is
+    dropped. None for a record that is not an object."""
+    if not isinstance(record, dict):
+        return None
+    for value in record.values():  # inline, not _sane: thousands of events per read
+        kind = type(value)
+        if kind is str or value is None or kind is bool:
+            continue
+        if (kind is int or kind is float) and -MAX_NUMBER <= value <= MAX_NUMBER:
+            continue
+        return {key: value for key, value in record.items() if _sane(value)}
+    return record
+
+
+def _sane(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    return (kind is int or kind is float) and -MAX_NUMBER <= value <= MAX_NUMBER
+
+
 def _parse_chunks(chunks: list[tuple[str, list[str]]]) -> list[list[dict[str, Any]]]:
     """The JSON records of each file's whole lines: all files parsed at once, file by file and
-    line by line only if a line is damaged."""
+    line by line only if a line is damaged (or nested too deep for the parser)."""
     try:
         records = json.loads("[" + ",".join(line for _, lines in chunks for line in lines) + "]")
-    except ValueError:
+    except (ValueError, RecursionError):
         records = None
     if records is None or len(records) != sum(len(lines) for _, lines in chunks):
         return [_parse_lines(lines, path) for path, lines in chunks]
@@ -436,7 +646,7 @@ def _parse_lines(lines: list[str], path: str) -> list[dict[str, Any]]:
     for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if isinstance(record, dict):
             records.append(record)
@@ -465,7 +675,9 @@ def create_once(path: Path, text: str) -> bool:
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     """Write a whole file or nothing: a temporary file in the same folder, then a rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by a crash, or put there: never written through
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         # surrogateescape: a script or argument that is not UTF-8 is written back byte for byte.
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol, states
+from .chain_store import MAX_NUMBER
 from .slurm_output import QueueRow, slurm_epoch
 
 
@@ -380,7 +381,12 @@ def _chain_state(
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    """An integer field of an event, or None: missing, not a number, or beyond MAX_NUMBER (a
+    damaged or hostile file; time.localtime fails on such an epoch)."""
+    if isinstance(value, str) and len(value) > 40:  # int() takes long on long texts
         return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if -MAX_NUMBER <= number <= MAX_NUMBER else None

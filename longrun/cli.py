@@ -17,9 +17,9 @@ from click.shell_completion import CompletionItem
 from . import __version__, chain_ops, log, protocol, slurm, states
 from .array_view import ArrayView
 from .arrays import element_key, split_element
-from .chain_store import ChainFolder, StateDir, default_root
+from .chain_store import ChainFolder, StateDir, default_root, read_regular, reading
 from .command_line import split_wrapper_args
-from .errors import LongrunError, SlurmCommandError, UsageError
+from .errors import LongrunError, SlurmCommandError, StateError, UsageError
 from .report import array_status_text, list_text, status_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -328,21 +328,22 @@ def status_command(
     CHAIN: chain id or any job id."""
     setup_logging("DEFAULT")
     target = find_chain(chain, element, state_dir)
-    view = chain_ops.status_view(target.folder, target.element)
-    if timeline:
-        from .timeline import timeline_text
+    with reading(target.folder):
+        view = chain_ops.status_view(target.folder, target.element)
+        if timeline:
+            from .timeline import timeline_text
 
-        tty = sys.stdout.isatty()
-        width = os.get_terminal_size().columns if tty else 80
-        click.echo(
-            timeline_text(view, width=width, color=tty and not os.environ.get("NO_COLOR")), nl=False
-        )
-    elif as_json:
-        click.echo(json.dumps(view.to_json(), indent=2))
-    elif isinstance(view, ArrayView):
-        click.echo(array_status_text(view))
-    else:
-        click.echo(status_text(view))
+            tty = sys.stdout.isatty()
+            width = os.get_terminal_size().columns if tty else 80
+            color = tty and not os.environ.get("NO_COLOR")
+            text = timeline_text(view, width=width, color=color)
+        elif as_json:
+            text = json.dumps(view.to_json(), indent=2) + "\n"
+        elif isinstance(view, ArrayView):
+            text = array_status_text(view) + "\n"
+        else:
+            text = status_text(view) + "\n"
+    click.echo(text, nl=False)
 
 
 @main.command("logs", context_settings=CONTEXT)
@@ -403,7 +404,10 @@ def watch_command(chain: str, verbose: bool, from_start: bool, state_dir: str | 
     state = state_of(state_dir)
     from .watcher import watch_until_end
 
-    sys.exit(watch_until_end(state.find(chain), state, verbose, replay=from_start))
+    folder = state.find(chain)
+    with reading(folder):
+        code = watch_until_end(folder, state, verbose, replay=from_start)
+    sys.exit(code)
 
 
 @main.command("cancel", context_settings=CONTEXT)
@@ -463,4 +467,7 @@ def show_command(chain: str, original: bool, library: bool, state_dir: str | Non
     folder = state_of(state_dir).find(chain)
     path = folder.script_file if original else folder.link_script
     path = folder.library_file if library else path
-    click.echo(path.read_bytes(), nl=False)
+    try:
+        click.echo(read_regular(str(path)), nl=False)
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror}") from exc

@@ -45,6 +45,12 @@ class SlurmCommandError(LongrunError):
         super().__init__(message, hint)
 
 
+class RepairRefused(LongrunError):
+    """A link's successor was repaired once already: a second repair is never made, whatever
+    the chain folder says (a folder that always looks broken would make the watcher submit
+    without end)."""
+
+
 class StateError(LongrunError):
     """The state folder the user pointed at is missing, unsafe or unreadable: fix it, retry."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import log, protocol
-from .chain_store import ChainFolder
+from .chain_store import ChainFolder, read_regular
 from .chain_view import ChainView, LinkView
 
 T = TypeVar("T")
@@ -62,8 +62,8 @@ def _holds(folder: ChainFolder, stamp: Stamp) -> bool:
 def read_kept(folder: ChainFolder, name: str) -> dict[str, Any] | None:
     """The kept data, if there is some and nothing has changed since it was read."""
     try:
-        kept = json.loads((folder.path / name).read_text())
-    except (OSError, ValueError):
+        kept = json.loads(read_regular(str(folder.path / name)))
+    except (OSError, ValueError, RecursionError):  # missing, or not as longrun keeps it
         return None
     if not isinstance(kept, dict) or not isinstance(kept.get("stamp"), dict):
         return None  # kept by an earlier version
@@ -89,7 +89,9 @@ def _keep(folder: ChainFolder, name: str, data: dict[str, Any], stamp: Stamp) ->
     path = folder.path / name
     tmp = path.with_name(f".{name}.{os.uname().nodename}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # never written through a link put in its place
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(json.dumps({"data": data, "stamp": stamp}) + "\n")
             handle.flush()

@@ -1,17 +1,26 @@
 """The rows of `longrun list`: kept rows (longrun/kept.py) for chains whose end is recorded, so
-that a long list of ended chains costs a few `stat` calls each; the others from their logs."""
+that a long list of ended chains costs a few `stat` calls each; the others from their logs. A
+chain that cannot be read is a DAMAGED row, and the others are listed all the same."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from . import log, protocol
-from .chain_ops import list_views
-from .chain_store import ChainFolder, StateDir
+from . import log, protocol, states
+from .array_view import is_array
+from .chain_ops import list_views, live_array_view, live_view
+from .chain_store import MAX_NUMBER, ChainFolder, StateDir, reading
 from .errors import LongrunError
 from .kept import kept_or_read, read_kept
 from .report import list_rows
+
+# The fields of a row (report.list_rows); a kept row without them is read again.
+ROW_FIELDS = (
+    "chain_id", "job_name", "state", "links", "elements", "current_job", "created",
+    "last_change", "last_change_epoch",
+)  # fmt: skip
 
 
 def list_rows_of(state: StateDir, live_only: bool = False) -> list[dict[str, Any]]:
@@ -24,17 +33,86 @@ def list_rows_of(state: StateDir, live_only: bool = False) -> list[dict[str, Any
         except LongrunError as exc:
             log.warning("skipped {}: {}", folder.path, exc.message)
             continue
-        row = None if live_only else read_kept(folder, protocol.SUMMARY)
+        row = None if live_only else _kept_row(folder)
         if row is not None:
             rows[folder.chain_id] = row
         elif not live_only and folder.ended_file.exists():
-            row = kept_or_read(folder, protocol.SUMMARY, partial(_row, state, folder), _itself)
+            row = _ended_row(state, folder)
             rows.update({row["chain_id"]: row} if row else {})
         else:
             rest.append(folder)
-    for row in list_rows(list_views(state, live_only, rest)):  # the live ones: one squeue
+    for row in _rows_from_logs(state, live_only, rest):  # the live ones: one squeue
         rows[row["chain_id"]] = row
     return [rows[chain_id] for chain_id in sorted(rows, reverse=True)]
+
+
+def _kept_row(folder: ChainFolder) -> dict[str, Any] | None:
+    """The kept row, if it is one as list_rows makes it (a row that is not would break the
+    whole list)."""
+    row = read_kept(folder, protocol.SUMMARY)
+    if row is None or any(field not in row for field in ROW_FIELDS):
+        return None
+    epoch, elements = row["last_change_epoch"], row["elements"]
+    if epoch is not None and not (type(epoch) is int and abs(epoch) <= MAX_NUMBER):
+        return None
+    return row if elements is None or isinstance(elements, dict) else None
+
+
+def _ended_row(state: StateDir, folder: ChainFolder) -> dict[str, Any] | None:
+    """The row of a chain whose end is recorded, kept for the next time."""
+    try:
+        with reading(folder):
+            row = kept_or_read(folder, protocol.SUMMARY, partial(_row, state, folder), _itself)
+    except LongrunError as exc:
+        return _damaged_row(folder, exc.message)
+    why = None if row else _damage(folder)  # no row: list_views skipped it
+    return _damaged_row(folder, why) if why else row
+
+
+def _rows_from_logs(
+    state: StateDir, live_only: bool, folders: Sequence[ChainFolder]
+) -> list[dict[str, Any]]:
+    """The rows of these chains from their logs, the live ones from one squeue call."""
+    damaged: dict[str, str] = {}
+    try:
+        rows = list_rows(list_views(state, live_only, folders))
+    except Exception:  # a chain that cannot be read: find which, then read the others again
+        damaged = {folder.chain_id: why for folder in folders if (why := _damage(folder))}
+        readable = [folder for folder in folders if folder.chain_id not in damaged]
+        rows = list_rows(list_views(state, live_only, readable))
+    listed = {row["chain_id"] for row in rows} | damaged.keys()
+    for folder in folders:  # not listed: skipped (its chain.json), or (--live) it has ended
+        if folder.chain_id not in listed:
+            why = _damage(folder, whole=not (live_only and folder.ended_file.exists()))
+            damaged.update({folder.chain_id: why} if why else {})
+    by_id = {folder.chain_id: folder for folder in folders}
+    return rows + [_damaged_row(by_id[chain_id], why) for chain_id, why in damaged.items()]
+
+
+def _damage(folder: ChainFolder, whole: bool = True) -> str | None:
+    """Why the chain cannot be read (as list_views reads it, without Slurm; not whole: its
+    chain.json only), or None."""
+    try:
+        with reading(folder):
+            meta = folder.read_meta()
+            if not whole:
+                return None
+            if is_array(meta):
+                list_rows([live_array_view(folder, ask_slurm=False)])
+            else:
+                list_rows([live_view(folder, ask_slurm=False)])
+    except LongrunError as exc:
+        return exc.message
+    return None
+
+
+def _damaged_row(folder: ChainFolder, why: str) -> dict[str, Any]:
+    """The row of a chain that cannot be read: its state says so, its reason why."""
+    return {
+        "chain_id": folder.chain_id, "job_name": "", "state": states.CHAIN_DAMAGED, "links": 0,
+        "elements": None, "current_job": None, "created": "", "last_change": None,
+        "last_change_epoch": None, "reason": why,
+    }  # fmt: skip
 
 
 def _row(state: StateDir, folder: ChainFolder) -> dict[str, Any] | None:

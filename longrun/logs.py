@@ -5,6 +5,7 @@ append to one file are cut apart, and links with files of their own (%j) are rea
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -13,7 +14,7 @@ from typing import Any, TextIO
 
 from . import protocol
 from .array_view import build_array_view, is_array
-from .chain_store import ChainFolder
+from .chain_store import ChainFolder, digits, open_regular, reading
 from .chain_view import ChainView, build_view
 from .errors import UsageError
 
@@ -46,8 +47,7 @@ def segments(
     for link in view.links:
         record = started.get(link.job_id, {})
         path = str(record.get(stream) or "") or None
-        offset = str(record.get(f"{stream}_offset") or "")
-        start = int(offset) if offset.isdigit() else 0
+        start = digits(str(record.get(f"{stream}_offset") or "")) or 0
         found.append((link, path, start, stream in record))
     result = []
     for index, (link, path, start, recorded) in enumerate(found):
@@ -71,13 +71,16 @@ def header(segment: Segment) -> str:
 
 
 def copy_segment(segment: Segment, out: TextIO, report_missing: bool = True) -> int:
-    """Write the segment's bytes (as text) to out; returns where reading stopped."""
+    """Write the segment's bytes (as text) to out; returns where reading stopped. A symbolic
+    link, FIFO or device is not read (see open_regular): the path is a link's own record.
+    Without report_missing (--follow, after the first read) a missing or unreadable file is
+    not told again."""
     if segment.path is None:
         return segment.start
     if not report_missing and not Path(segment.path).exists():
         return segment.start
     try:
-        with open(segment.path, "rb") as handle:
+        with os.fdopen(open_regular(segment.path), "rb") as handle:
             handle.seek(segment.start)
             position = segment.start
             while segment.end is None or position < segment.end:
@@ -91,7 +94,8 @@ def copy_segment(segment: Segment, out: TextIO, report_missing: bool = True) -> 
     except FileNotFoundError:
         out.write(f"(the file {segment.path} is gone)\n")
     except OSError as exc:
-        out.write(f"(cannot read {segment.path}: {exc.strerror})\n")
+        if report_missing:
+            out.write(f"(cannot read {segment.path}: {exc.strerror})\n")
     return segment.start
 
 
@@ -143,6 +147,13 @@ def read_chain(
     folder: ChainFolder, element: int | None, stream: str
 ) -> tuple[ChainView, list[Segment]]:
     """The chain (or array element) from its event logs alone, and where its links' output is."""
+    with reading(folder):
+        return _read_chain(folder, element, stream)
+
+
+def _read_chain(
+    folder: ChainFolder, element: int | None, stream: str
+) -> tuple[ChainView, list[Segment]]:
     meta, events, ended = folder.read_meta(), folder.read_events(), folder.ended()
     if not is_array(meta):
         if element is not None:

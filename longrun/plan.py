@@ -19,6 +19,7 @@ from .arrays import ArraySpec, parse_array
 from .batch_script import (
     DIRECTIVE,
     UserScript,
+    bash_comment,
     header_end,
     parse_directives,
     quote_directive_argument,
@@ -35,6 +36,9 @@ DEFAULT_CHECK_SECONDS = 120
 SIGNAL_SLACK_SECONDS = 60  # Slurm may send --signal up to this much earlier than asked
 BODY_DELIMITER = "LONGRUN_SCRIPT_END"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# The body is written into its link's folder under the script's name, unless the protocol
+# uses that name there (a script named `claim` would take the successor's claim).
+LINK_FILES = frozenset(protocol.PATHS.values())
 
 # sbatch's input environment variables for the options longrun must know (see sbatch(1)).
 INPUT_VARIABLES = {
@@ -334,7 +338,7 @@ def build_plan(
         body_delimiter=_delimiter(script.lines),
         interpreter=interpreter,
         interpreter_arg=interpreter_arg,
-        script_name=name if SAFE_NAME.match(name) else "script",
+        script_name=name if SAFE_NAME.match(name) and name not in LINK_FILES else "script",
         script_args=tuple(script_args),
         successor_options=tuple(successor),
         first_options=tuple(first),
@@ -375,7 +379,7 @@ def _rewrite_header(script: UserScript, parsed_directives: Sequence) -> list[str
         line = lines[index]
         parsed: ParsedArgs | None = by_index.get(index)
         if parsed is None or not any(o.name in MOVED_OPTIONS for o in parsed.options):
-            header.append(line)
+            header.append(bash_comment(line))
             continue
         kept = [o for o in parsed.options if o.name not in MOVED_OPTIONS]
         one_time = " ".join(o.as_long() for o in parsed.options if o.name in ONE_TIME_OPTIONS)

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import protocol, states
 from .array_view import ArrayView
+from .chain_store import digits
 from .chain_view import ChainView, iso
 
 
@@ -138,6 +139,11 @@ def list_text(
                 "--state-dir (or $LONGRUN_HOME) at the state directory you used."
             )
         return f"No {'live ' if live_only else ''}chains in {root}."
+    damaged = [str(r.get("reason")) for r in rows if r["state"] == states.CHAIN_DAMAGED]
+    return "\n".join([_list_table(rows), *damaged])
+
+
+def _list_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return table(
         ["CHAIN", "NAME", "STATE", "LINKS", "ELEMENTS", "CURRENT JOB", "LAST CHANGE"],
         [
@@ -197,7 +203,7 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
     fields = defaultdict(lambda: "?", {k: v for k, v in event.items() if v is not None})
     fields.update(here=label(count), next=label(None if count is None else count + 1))
     if kind == protocol.LINK_STARTED:
-        if int(event.get("slurm_restarts") or 0):
+        if digits(str(event.get("slurm_restarts") or 0)):
             text = "Job {job} ({here}) restarted by Slurm with the same job id (requeue {n})"
             fields["n"] = fields["slurm_restarts"]
             return text.format_map(fields)

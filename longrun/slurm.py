@@ -4,6 +4,7 @@ output is read by the pure parsers of longrun.slurm_output."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ def run(
     log.debug("running {}", command)
     try:
         result = subprocess.run(
-            command,
+            [_executable(command[0]), *command[1:]],
             input=input,
             capture_output=True,
             text=True,
@@ -73,6 +74,19 @@ def run(
     if check and result.returncode != 0:
         raise SlurmCommandError(command, result.stderr, returncode=result.returncode)
     return result
+
+
+def _executable(name: str) -> str:
+    """Slurm's command as the caller's own PATH finds it, in absolute folders only: never
+    through the PATH of the environment handed to it (a chain's snapshot) nor in whatever
+    folder longrun runs in."""
+    import shutil  # here, as subprocess: commands that only read never need it
+
+    if "/" in name:
+        return name
+    folders = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    found = shutil.which(name, path=os.pathsep.join(f for f in folders if f.startswith("/")))
+    return found or f"/nonexistent/{name}"  # FileNotFoundError: reported as not found
 
 
 # --- the commands longrun runs, one function each -------------------------------------------

@@ -93,6 +93,9 @@ CHAIN_CANCELLED = CANCELLED
 CHAIN_MAX_RESTARTS = "MAX_RESTARTS"
 CHAIN_DEADLINE = DEADLINE
 CHAIN_STALLED = "STALLED"
+# A chain whose folder cannot be read (a damaged or hostile file in it): `longrun list` shows
+# it in this state, beside the others.
+CHAIN_DAMAGED = "DAMAGED"
 CHAIN_END_STATES = (
     CHAIN_COMPLETED, CHAIN_FAILED, CHAIN_CANCELLED, CHAIN_MAX_RESTARTS, CHAIN_DEADLINE,
 )  # fmt: skip

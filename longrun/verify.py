@@ -20,8 +20,9 @@ from typing import Any
 from . import protocol, slurm, states
 from .array_view import build_array_view, is_array, split_events
 from .arrays import element_key
-from .chain_store import ChainFolder
+from .chain_store import ChainFolder, reading
 from .chain_view import chain_jobs
+from .errors import StateError
 from .slurm_output import AccountingRow, QueueRow, slurm_epoch
 
 
@@ -107,16 +108,27 @@ def check_links(
 
 
 def verify(folder: ChainFolder) -> list[Report]:
-    """Check one chain (an array: each element) against Slurm's accounting and queue."""
+    """Check one chain (an array: each element) against Slurm's accounting and queue; a chain
+    whose folder is unsafe or cannot be read is a report with that one problem."""
+    try:
+        with reading(folder):
+            folder.check_safe()
+            return _verify(folder)
+    except StateError as exc:
+        return [Report(folder.chain_id, None, 0, [exc.message])]
+
+
+def _verify(folder: ChainFolder) -> list[Report]:
     meta = folder.read_meta()
     events = folder.read_events()
+    ended = folder.ended()  # every file read before Slurm is asked
     clusters = slurm.cluster_args(meta.get("clusters"))
     jobs = chain_jobs(events)
     accounting = slurm.accounting_rows([j for j in jobs if "_" not in j], clusters)
     queue = slurm.queue_rows(jobs, clusters) if jobs else {}
     if not is_array(meta):
-        return [check_links(folder.chain_id, events, folder.ended(), accounting, queue)]
-    view = build_array_view(meta, events, folder.ended(), folder.element_ends())
+        return [check_links(folder.chain_id, events, ended, accounting, queue)]
+    view = build_array_view(meta, events, ended, folder.element_ends())
     reports = []
     for index, own in split_events(events, list(view.elements)).items():
         mine = set(chain_jobs(own)) | {f"{view.array_job}_{index}"}

@@ -30,8 +30,8 @@ from .chain_ops import (
     settle_last_link,
 )
 from .chain_store import ChainFolder, EventTail, StateDir
-from .chain_view import ChainView
-from .errors import LongrunError
+from .chain_view import ChainView, LinkView
+from .errors import LongrunError, RepairRefused
 from .report import duration, event_line, progress_line
 
 
@@ -115,6 +115,7 @@ def watch(
     next_query = clock() + _interval(view, settings)
     last_plain = clock()
     asked_sacct: set[str] = set()
+    repaired: set[str] = set()
     while True:
         link_ended = _report(tail, out, max_restarts)
         if folder.ended():
@@ -124,7 +125,7 @@ def watch(
             # The next link starts (or should) at once: look soon rather than in 30 s.
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = _check(folder, state, out, asked_sacct)
+            view = _check(folder, state, out, asked_sacct, repaired)
             if view.state in states.CHAIN_END_STATES:
                 _report(tail, out, max_restarts)
                 return _finish(folder, out)
@@ -178,11 +179,15 @@ def _interval(view: ChainView | ArrayView, settings: WatchSettings) -> float:
     return settings.running_interval if running else settings.waiting_interval
 
 
-def _check(folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[str]) -> ChainView:
+def _check(
+    folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[str], repaired: set[str]
+) -> ChainView:
     """One look at Slurm (one squeue call): enforce the limit, repair a gap, notice an end.
 
     sacct is asked at most once per job, only when nothing is queued and the last link's end
-    is not known; a repair looks at the queue once more under the chain's lock.
+    is not known; a repair looks at the queue once more under the chain's lock. A link is
+    repaired once at most (`repaired`: the links this watcher repaired or found repaired),
+    whatever the folder says afterwards.
     """
     try:
         view = live_view(folder)
@@ -193,13 +198,40 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[s
                 asked_sacct.add(last.job_id)
                 if settle_last_link(folder, view):
                     view = live_view(folder, ask_slurm=False)
-            if view.state == states.CHAIN_STALLED and repair(folder, state):
+            last = view.links[-1] if view.links else None
+            if view.state == states.CHAIN_STALLED and _repair_once(
+                folder, state, out, repaired, last
+            ):
                 view = live_view(folder, ask_slurm=False)
         record_end(folder, view, by="watcher")
         return view
     except LongrunError as exc:
         out.line(f"warning: could not ask Slurm about the chain: {exc}")
         return live_view(folder, ask_slurm=False)
+
+
+def _repair_once(
+    folder: ChainFolder,
+    state: StateDir,
+    out: Output,
+    repaired: set[str],
+    last: LinkView | None,
+    element: int | None = None,
+) -> bool:
+    """Repair a stalled chain (or element) once per link, in this process and in the chain's
+    record; say so when a link needs a second repair. True if a successor was submitted."""
+    if last is None or last.job_id in repaired:
+        return False
+    try:
+        submitted = repair(folder, state, element)
+    except RepairRefused as exc:
+        repaired.add(last.job_id)
+        where = "" if element is None else f" element {element}"
+        out.line(f"Chain {folder.chain_id}{where} stalled: {exc}")
+        return False
+    if submitted:
+        repaired.add(last.job_id)
+    return submitted is not None
 
 
 def _watch_array(
@@ -226,6 +258,7 @@ def _watch_array(
     next_query = clock() + _interval(view, settings)
     last_plain = clock()
     asked_sacct: set[str] = set()
+    repaired: set[str] = set()
     while True:
         events = tail.read()
         elements.update(elements_of_jobs([*events, *_as_links(elements)]))
@@ -239,7 +272,7 @@ def _watch_array(
         if any(event.get("event") in LINK_END_EVENTS for event in events):
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = _check_array(folder, state, out, asked_sacct)
+            view = _check_array(folder, state, out, asked_sacct, repaired)
             next_query = now + _interval(view, settings)
         elif events:
             view = live_array_view(folder, ask_slurm=False)
@@ -267,7 +300,7 @@ def _as_links(elements: dict[str, int]) -> list[dict[str, Any]]:
 
 
 def _check_array(
-    folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[str]
+    folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[str], repaired: set[str]
 ) -> ArrayView:
     """One look at Slurm for the whole array; then, element by element, what _check does."""
     try:
@@ -283,8 +316,12 @@ def _check_array(
         if settled:
             view = live_array_view(folder, ask_slurm=False)
         stalled = [i for i, e in view.elements.items() if e.state == states.CHAIN_STALLED]
-        repaired = [repair(folder, state, index) for index in stalled]
-        if any(repaired):
+        submitted = [
+            _repair_once(folder, state, out, repaired, view.elements[index].links[-1], index)
+            for index in stalled
+            if view.elements[index].links
+        ]
+        if any(submitted):
             view = live_array_view(folder, ask_slurm=False)
         for index, element in view.elements.items():
             record_end(folder, element, by="watcher", element=index)
@@ -333,9 +370,13 @@ def watch_until_end(
 def start_detached(folder: ChainFolder, state: StateDir, verbose: bool) -> tuple[int, Path]:
     """A watcher in its own session, without a terminal, logging to the chain folder."""
     log_path = folder.watch_log
+    # `python -m` puts the working directory first on sys.path: anyone who can write to the
+    # submit directory could plant a module there. The watcher runs in the chain folder (the
+    # user's own, private) and, where Python has it, with -P (no such directory on the path).
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
     command = [
-        sys.executable, "-m", "longrun", "watch", folder.chain_id,
-        "--state-dir", str(state.root), "--from-start",
+        sys.executable, *safe_path, "-m", "longrun", "watch", folder.chain_id,
+        "--state-dir", str(state.root.absolute()), "--from-start",
     ]  # fmt: skip
     if verbose:
         command.append("--verbose")
@@ -347,6 +388,7 @@ def start_detached(folder: ChainFolder, state: StateDir, verbose: bool) -> tuple
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            cwd=folder.path,
         )
     folder.set_watcher_pid(process.pid)
     return process.pid, log_path

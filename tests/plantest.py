@@ -30,10 +30,11 @@ def plan_of(
 
 
 def chain_location(tmp_path: Path, slurm_bin_dir: str) -> ChainLocation:
-    """A chain folder (with links/ and the state directory's jobs/) under tmp_path."""
+    """A chain folder (with links/, a link.sh and the state directory's jobs/) under tmp_path."""
     chain = tmp_path / "state" / "chains" / "20261125-120000-abcd"
     (chain / "links").mkdir(parents=True, exist_ok=True)
     (chain.parent.parent / "jobs").mkdir(exist_ok=True)
+    (chain / "link.sh").touch(mode=0o700)  # rewritten by tests that run it
     return ChainLocation(
         chain_id=chain.name,
         chain_dir=str(chain),

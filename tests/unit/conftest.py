@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from jobside import JobSide
 
 import slurmguard
 
@@ -20,3 +22,9 @@ def _no_real_slurm(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     calls = slurmguard.reached()
     if calls:
         pytest.fail(f"a unit test reached Slurm's own commands: {calls}", pytrace=False)
+
+
+@pytest.fixture
+def side(tmp_path: Path) -> JobSide:
+    """A chain's job side with stand-in Slurm commands (tests/jobside.py)."""
+    return JobSide(tmp_path)

@@ -272,6 +272,14 @@ def test_script_name_that_is_not_a_plain_file_name_becomes_script() -> None:
         assert plan_of("#!/bin/bash\n", where=WHERE, name=name).script_name == "script"
 
 
+def test_script_named_like_a_file_of_the_protocol_becomes_script() -> None:
+    # A body written as links/<job>/claim took the successor's claim: the watcher then
+    # submitted a new successor every interval (issue 25).
+    for name in ("claim", "verdict", "successor", "events.jsonl", "stop_after", "sbatch.err"):
+        assert plan_of("#!/bin/bash\n", where=WHERE, name=name).script_name == "script"
+    assert plan_of("#!/bin/bash\n", where=WHERE, name="train.sh").script_name == "train.sh"
+
+
 def test_malformed_tuning_variable_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="LONGRUN_JUDGE_SECONDS"):
         plan_for("#!/bin/bash\necho\n", [], {"LONGRUN_JUDGE_SECONDS": "soon"})

@@ -11,6 +11,20 @@
 if ! command -v sbatch >/dev/null 2>&1 && [ -n "$LONGRUN_SLURM_BIN" ]; then
     PATH="$LONGRUN_SLURM_BIN:${PATH:-/usr/bin:/bin}"
 fi
+# Your script gets the PATH and umask the job started with (lr_run_body). longrun's own steps
+# look commands up in absolute folders only (a relative entry such as '.' would find them in
+# whatever folder the job runs in) and create files for you alone, whatever the umask.
+LR_USER_PATH=$PATH LR_USER_UMASK=$(umask)
+lr_absolute_path() {
+    local entry kept='' rest=$PATH:
+    while [ -n "$rest" ]; do
+        entry=${rest%%:*} rest=${rest#*:}
+        [[ $entry == /* ]] && kept+=${kept:+:}$entry
+    done
+    PATH=${kept:-/usr/bin:/bin}
+}
+lr_absolute_path
+umask 077
 # The chain folder (see longrun/chain_store.py).
 LR_CHAIN_ENDED_FILE=$LONGRUN_CHAIN_DIR/ended  # the chain's end state, created once
 LR_ENDED_FILE=$LR_CHAIN_ENDED_FILE  # this link's end state: an array element's own (lr_start)
@@ -78,8 +92,11 @@ lr_event() {
 }
 
 lr_write() {
-    # lr_write FILE TEXT: replace a small file as a whole (temporary file, then rename).
-    printf '%s\n' "$2" >"$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"
+    # lr_write FILE TEXT: replace a small file as a whole: a new temporary file (noclobber:
+    # never written through a symbolic link), then a rename over the name itself (-T).
+    local tmp=$1.tmp.$$
+    rm -f "$tmp"
+    (set -C; printf '%s\n' "$2" >"$tmp") && mv -fT "$tmp" "$1"
 }
 
 lr_set_verdict() {
@@ -212,6 +229,7 @@ lr_load_env() {
     LR_ENV=() LR_EXPORT_ARGS=()
     while IFS= read -r -d '' entry; do
         name=${entry%%=*}
+        [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue  # env would take -S... as an option
         case $name in
             SBATCH_*|PATH|SLURM_CONF) LR_ENV+=("$entry") ;;
             *)
@@ -273,13 +291,19 @@ lr_submit_successor() {
     local next=$((LR_RESTART_COUNT + 2)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
     local sbatch_path out rc id submit=1 err_file="$LR_LINK_DIR/sbatch.err"
     sbatch_path=$(command -v sbatch) || { lr_event successor_failed error "sbatch not found on PATH"; return 1; }
+    if lr_folder_problem; then
+        # Checked again before every submission: the folder may have changed since the start.
+        lr_event successor_failed error "unsafe chain folder: $LR_PROBLEM"
+        lr_say "$LR_LABEL: no successor queued: unsafe chain folder: $LR_PROBLEM"
+        return 1
+    fi
     lr_load_env
     lr_element_options
     while :; do
         if [ $submit = 1 ]; then
             out=$(
                 cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
-                exec env -i "${LR_ENV[@]}" "$sbatch_path" --parsable "${LR_EXPORT_ARGS[@]}" \
+                exec env -i -- "${LR_ENV[@]}" "$sbatch_path" --parsable "${LR_EXPORT_ARGS[@]}" \
                     "--dependency=afterany:$LR_SELF" "${LONGRUN_SBATCH_OPTIONS[@]}" "${LR_ELEMENT_OPTIONS[@]}" \
                     "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LR_TAG_ID:$next" "$LR_LINK_SCRIPT" \
                     "--restart-count=$((LR_RESTART_COUNT + 1))" "--initial-job=$LR_INITIAL" \
@@ -330,6 +354,7 @@ lr_ensure_successor() {
     local id rc LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON
     if [ -s "$LR_LINK_DIR/successor" ]; then
         id=$(<"$LR_LINK_DIR/successor")
+        [[ $id =~ ^[0-9]+$ ]] || id=0  # not a job id: Slurm shows no such job
         lr_job_info_sure "$id"
         rc=$?
         if [ $rc -eq 2 ]; then
@@ -412,9 +437,12 @@ lr_mail_at_end() {
 
 lr_backoff() {
     # Hold the successor back after 3 or more links in a row that ran under a minute.
-    local streak=0 delay
+    local streak=0 delay before
     if [ $((SECONDS - LR_T0)) -lt 60 ]; then
-        streak=$(( $(cat "$LR_LINKS_DIR/${LR_PREVIOUS:-none}/streak" 2>/dev/null || echo 0) + 1 ))
+        # A number, read as digits: bash arithmetic on a file's text would run $(...) in it.
+        before=$(cat "$LR_LINKS_DIR/${LR_PREVIOUS:-none}/streak" 2>/dev/null)
+        [[ $before =~ ^[0-9]{1,4}$ ]] || before=0
+        streak=$((10#$before + 1))
     fi
     lr_write "$LR_LINK_DIR/streak" "$streak"
     [ "$streak" -ge 3 ] && [ -n "${LR_SUCCESSOR:-}" ] || return 0
@@ -536,25 +564,77 @@ lr_on_term() {
 }
 
 # --- the link's steps ---------------------------------------------------------------------
-lr_check_folder() {
-    # The chain folder and the files a link trusts must belong to the job's user and be
-    # writable by nobody else: otherwise someone else could choose what this job runs.
-    local path owner mode problem=''
-    for path in "$LONGRUN_STATE_DIR" "$LONGRUN_CHAIN_DIR" "$LR_LINKS_DIR" "$LR_ENV_FILE"; do
-        if ! read -r owner mode < <(stat -L -c '%u %a' "$path" 2>/dev/null); then
-            problem="$path cannot be read"
-        elif [ "$owner" != "$UID" ]; then
-            problem="$path belongs to uid $owner, not to you (uid $UID)"
-        elif (( 8#$mode & 8#022 )); then
-            problem="$path is writable by other users (mode $mode)"
-        elif [ "$path" = "$LR_ENV_FILE" ] && [ -L "$path" ]; then
-            problem="$path is a symbolic link"
+lr_trusted_path() {
+    # lr_trusted_path PATH: whether nobody else can swap PATH, or a folder on the way to it, for
+    # one of their own: every folder on the way belongs to you or root and is writable by no
+    # one else unless sticky (like /tmp), and every symbolic link met belongs to you or root.
+    # Else the problem is in LR_PROBLEM.
+    local rest=$1 current='' part owner mode kind hops=0 target
+    LR_PROBLEM=''
+    [[ $rest == /* ]] || { LR_PROBLEM="$1 is not an absolute path"; return 1; }
+    part=/
+    while :; do
+        if ! read -r owner mode kind < <(stat -c '%u %a %F' -- "${current:-/}" 2>/dev/null); then
+            LR_PROBLEM="${current:-/} cannot be read"
+        elif [ "$owner" != 0 ] && [ "$owner" != "$UID" ]; then
+            LR_PROBLEM="${current:-/} belongs to uid $owner, neither you (uid $UID) nor root"
+        elif (( 8#$mode & 8#022 )) && ! (( 8#$mode & 8#1000 )); then
+            LR_PROBLEM="${current:-/} is writable by other users (mode $mode)"
         fi
-        [ -z "$problem" ] || break
+        [ -z "$LR_PROBLEM" ] || return 1
+        while :; do
+            rest=${rest#/}
+            [ -n "$rest" ] || return 0
+            part=${rest%%/*}
+            if [[ $rest == */* ]]; then rest=/${rest#*/}; else rest=''; fi
+            case $part in
+                .) continue ;;
+                ..) current=${current%/*}; continue ;;
+            esac
+            read -r owner mode kind < <(stat -c '%u %a %F' -- "$current/$part" 2>/dev/null)
+            [ "$kind" = "symbolic link" ] || break
+            if [ "$owner" != 0 ] && [ "$owner" != "$UID" ]; then
+                LR_PROBLEM="$current/$part is a symbolic link of uid $owner, neither you (uid $UID) nor root"
+                return 1
+            fi
+            hops=$((hops + 1))
+            [ $hops -le 40 ] || { LR_PROBLEM="$1: too many symbolic links"; return 1; }
+            target=$(readlink -- "$current/$part")
+            [[ $target == /* ]] && current=''
+            rest=/$target$rest
+        done
+        current=$current/$part
     done
-    [ -n "$problem" ] || return 0
-    printf 'longrun: refusing to run: %s. Someone else could change what this job runs; nothing of your script ran. Check the chain folder (chmod go-w), then resubmit.\n' "$problem" >&2
-    lr_end_chain FAILED "unsafe chain folder: $problem"
+}
+
+lr_folder_problem() {
+    # Whether the chain folder and the files a link trusts are safe: the whole path to them
+    # trusted (lr_trusted_path), and each of them yours and writable by nobody else. Otherwise
+    # someone else could choose what this job runs or submits. The problem in LR_PROBLEM.
+    local path owner mode
+    for path in "$LONGRUN_CHAIN_DIR" "$LR_JOBS_DIR"; do
+        lr_trusted_path "$path" || return 0
+    done
+    for path in "$LONGRUN_STATE_DIR" "$LONGRUN_CHAIN_DIR" "$LR_LINKS_DIR" "$LR_JOBS_DIR" "$LR_ENV_FILE" "$LR_LINK_SCRIPT"; do
+        if [ -L "$path" ]; then
+            LR_PROBLEM="$path is a symbolic link"
+        elif ! read -r owner mode < <(stat -c '%u %a' -- "$path" 2>/dev/null); then
+            LR_PROBLEM="$path cannot be read"
+        elif [ "$owner" != "$UID" ]; then
+            LR_PROBLEM="$path belongs to uid $owner, not to you (uid $UID)"
+        elif (( 8#$mode & 8#022 )); then
+            LR_PROBLEM="$path is writable by other users (mode $mode)"
+        fi
+        [ -z "$LR_PROBLEM" ] || return 0
+    done
+    return 1
+}
+
+lr_check_folder() {
+    # Refuse to run in a chain folder someone else could change (lr_folder_problem).
+    lr_folder_problem || return 0
+    printf 'longrun: refusing to run: %s. Someone else could change what this job runs; nothing of your script ran. Check the chain folder (chmod go-w), then resubmit.\n' "$LR_PROBLEM" >&2
+    lr_end_chain FAILED "unsafe chain folder: $LR_PROBLEM"
     exit 1
 }
 
@@ -587,6 +667,11 @@ lr_start() {
     LR_SUCCESSOR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
     LR_TERMINATED=0 LR_TERM_VERDICT='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
+    if [ -L "$LR_LINK_DIR" ] || [ ! -O "$LR_LINK_DIR" ] || [ -L "$LR_LINK_DIR/events.jsonl" ]; then
+        # Only this link writes there: something put in its place is not followed.
+        printf 'longrun: refusing to run: %s is not a folder of your own; nothing of your script ran\n' "$LR_LINK_DIR" >&2
+        exit 1
+    fi
     # The real handlers replace the flag-only traps set on the first line.
     trap lr_on_term TERM
     if [ -n "$LONGRUN_CHECK_SIGNAL" ] && [ "$LONGRUN_CHECK_SIGNAL" != TERM ]; then
@@ -781,8 +866,8 @@ lr_write_body() {
 lr_run_body() {
     # A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored and
     # standard input from /dev/null: give the script what plain sbatch would (the job's
-    # standard input: --input, or /dev/null).
-    (trap - INT QUIT; exec "${LONGRUN_INTERPRETER[@]}" "$LR_BODY" "${LONGRUN_SCRIPT_ARGS[@]}") <&0 &
+    # standard input: --input, or /dev/null), and the PATH and umask the job started with.
+    (trap - INT QUIT; PATH=$LR_USER_PATH; umask "$LR_USER_UMASK"; exec "${LONGRUN_INTERPRETER[@]}" "$LR_BODY" "${LONGRUN_SCRIPT_ARGS[@]}") <&0 &
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
     if [ "$LR_FORWARD_PENDING" = 1 ]; then

@@ -33,12 +33,14 @@ LONGRUN_INTERPRETER=(/bin/sh)
 LONGRUN_SCRIPT_NAME=script
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=160f1f0ebe7c298922bfd51f7bc99602afbb2fc25d4f800de6b148932dcd08c7
+LONGRUN_LIBRARY_SHA256=fde8ed1045bc7603cb8c77c218ce46ebd59c726b29c51a6c46a66ebf5060dc07
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
-    LR_TMP=$LONGRUN_CHAIN_DIR/.ended.$SLURM_JOB_ID.$$
-    printf 'FAILED\n' >"$LR_TMP" && ln "$LR_TMP" "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null; rm -f "$LR_TMP"
+    if [ -O "$LONGRUN_CHAIN_DIR" ] && [ ! -L "$LONGRUN_CHAIN_DIR" ]; then  # only into a folder of your own
+        LR_TMP=$LONGRUN_CHAIN_DIR/.ended.$SLURM_JOB_ID.$$
+        (umask 077; set -C; printf 'FAILED\n' >"$LR_TMP") && ln "$LR_TMP" "$LONGRUN_CHAIN_DIR/ended" 2>/dev/null; rm -f "$LR_TMP"
+    fi
     exit 1
 fi
 eval "$LR_LIBRARY"

@@ -1,0 +1,175 @@
+"""A chain's job side, run whole: the rendered link script with its library, as Slurm would
+start it, against stand-in Slurm commands whose answers each test chooses (tests/unit)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from longrun import states
+from longrun.chain_store import ChainFolder
+from longrun.plan import WrapperOptions
+from longrun.render import render_library, render_link_script, shquote
+from plantest import chain_location, plan_of
+from slurmguard import guarded_path
+
+# A stand-in for sbatch, scontrol, sacct, scancel, squeue and sinfo. It logs every call, and
+# answers from files in its folder: scontrol-JOB (a job's record) or scontrol-JOB.err (Slurm's
+# words when it fails), sacct-JOB; sbatch hands out job ids from 300 on.
+FAKE_SLURM = r"""#!/bin/bash
+dir=$(dirname "$0") name=${0##*/}
+printf '%s\n' "$name $*" >>"$dir/calls"
+case $name in
+    sbatch)
+        id=$(cat "$dir/next-id" 2>/dev/null || echo 300)
+        echo $((id + 1)) >"$dir/next-id"
+        echo "$id" ;;
+    scontrol)
+        [ "$1" = update ] && exit 0
+        job=${*: -1}
+        if [ -f "$dir/scontrol-$job.err" ]; then cat "$dir/scontrol-$job.err" >&2; exit 1; fi
+        if [ -f "$dir/scontrol-$job" ]; then cat "$dir/scontrol-$job"; exit 0; fi
+        echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1 ;;
+    sacct)
+        while [ $# -gt 0 ] && [ "$1" != -j ]; do shift; done
+        [ -f "$dir/sacct.err" ] && { cat "$dir/sacct.err" >&2; exit 1; }
+        cat "$dir/sacct-$2" 2>/dev/null; exit 0 ;;
+esac
+exit 0
+"""
+
+RECORD = """JobId={job} JobName=job.sh
+   UserId=root(0) GroupId=root(0) MCS_label=N/A
+   JobState={state} Reason={reason} Dependency=(null)
+   RunTime=00:00:05 TimeLimit=01:00:00 TimeMin=N/A
+   StartTime=2026-11-30T10:00:00 EndTime=2026-11-30T11:00:00 Deadline=N/A
+   PreemptEligibleTime=2026-11-30T10:00:00 PreemptTime={preempt}
+   Partition=main AllocNode:Sid=vm:1
+"""
+
+BODY = """#!/bin/bash
+echo "$SLURM_JOB_ID" >>{bodies}
+# What a test has the script do (tests/unit/test_security.py: its PATH, its umask...).
+[ -f {hook} ] && . {hook}
+# The pre-timeout signal, as Slurm would send it to the batch shell while the script runs.
+[ -f {signal} ] && kill -USR1 "$PPID" && sleep 1
+exit "$(cat {exit_code} 2>/dev/null || echo 0)"
+"""
+
+
+@dataclass
+class Link:
+    """What one run of a link script did."""
+
+    returncode: int
+    stderr: str
+
+
+class JobSide:
+    """One chain's folder, its rendered link script and library, and the stand-in Slurm."""
+
+    def __init__(
+        self, tmp_path: Path, wrapper: WrapperOptions | None = None, base: Path | None = None
+    ) -> None:
+        """The chain's state directory in `base` (default: tmp_path), the rest in tmp_path."""
+        self.tmp = tmp_path
+        self.bin = tmp_path / "slurm-bin"
+        self.bin.mkdir()
+        fake = self.bin / "fake-slurm"
+        fake.write_text(FAKE_SLURM)
+        fake.chmod(0o755)
+        for name in ("sbatch", "scontrol", "sacct", "scancel", "squeue", "sinfo"):
+            (self.bin / name).symlink_to(fake)
+        self.bodies = tmp_path / "bodies"
+        where = chain_location(base or tmp_path, str(self.bin))
+        body = BODY.format(
+            bodies=shquote(self.bodies),
+            exit_code=shquote(tmp_path / "exit-code"),
+            signal=shquote(tmp_path / "signal"),
+            hook=shquote(tmp_path / "hook"),
+        )
+        environ = {"LONGRUN_JUDGE_SECONDS": "0", "LONGRUN_SUBMIT_RETRY_SECONDS": "0"}
+        plan = plan_of(body, [], where=where, wrapper=wrapper, environ=environ)
+        self.chain = ChainFolder(Path(where.chain_dir))
+        self.chain.write_link_script(render_link_script(plan))
+        self.chain.write_library(render_library())
+        self.chain.write_env({"PATH": "/usr/bin:/bin"})
+
+    # --- what Slurm answers ---------------------------------------------------------------
+    def slurm_shows(self, job: str, state: str, *, preempted: bool = False) -> None:
+        reason = "TimeLimit" if state == states.TIMEOUT else "None"
+        preempt = "2026-11-30T10:30:00" if preempted else "None"
+        record = RECORD.format(job=job, state=state, reason=reason, preempt=preempt)
+        (self.bin / f"scontrol-{job}").write_text(record)
+
+    def slurm_fails(self, job: str, words: str) -> None:
+        (self.bin / f"scontrol-{job}.err").write_text(words + "\n")
+
+    def accounting_fails(self, words: str) -> None:
+        (self.bin / "sacct.err").write_text(words + "\n")
+
+    def previous_verdict(self, job: str, verdict: str) -> None:
+        folder = self.chain.link_dir(job)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "verdict").write_text(verdict + "\n")
+
+    def signal_during_body(self) -> None:
+        """The body gets the pre-timeout check signal sent to its link while it runs."""
+        (self.tmp / "signal").touch()
+
+    def body_runs(self, shell: str) -> None:
+        """The script also runs these lines (before the signal and the exit)."""
+        (self.tmp / "hook").write_text(shell + "\n")
+
+    def body_exits(self, code: int) -> None:
+        (self.tmp / "exit-code").write_text(f"{code}\n")
+
+    # --- running links --------------------------------------------------------------------
+    def command(self, job: str, restart: int, previous: str = "", retries: int = 0) -> list[str]:
+        args = [f"--restart-count={restart}", "--initial-job=100", f"--retries={retries}"]
+        if previous:
+            args.append(f"--previous-job={previous}")
+        return ["bash", str(self.chain.link_script), *args]
+
+    def environ(self, job: str, slurm_restarts: int = 0, path: str = "") -> dict[str, str]:
+        env = {"PATH": path or f"{self.bin}:{guarded_path()}", "SLURM_JOB_ID": job}
+        if slurm_restarts:
+            env["SLURM_RESTART_COUNT"] = str(slurm_restarts)
+        return env
+
+    def run(
+        self,
+        job: str,
+        restart: int,
+        previous: str = "",
+        retries: int = 0,
+        slurm_restarts: int = 0,
+        *,
+        umask: int | None = None,
+        path: str = "",
+        cwd: Path | None = None,
+    ) -> Link:
+        """Run the link script as job `job` would, until it exits (with this umask, PATH and
+        working directory if given)."""
+        self.slurm_shows(job, states.RUNNING)
+        result = subprocess.run(
+            self.command(job, restart, previous, retries),
+            env=self.environ(job, slurm_restarts, path),
+            capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
+            preexec_fn=None if umask is None else (lambda: os.umask(umask)),
+        )  # fmt: skip
+        return Link(result.returncode, result.stderr)
+
+    def bodies_run(self) -> list[str]:
+        return self.bodies.read_text().split() if self.bodies.exists() else []
+
+    def events(self, kind: str) -> list[dict[str, str]]:
+        return [e for e in self.chain.read_events() if e["event"] == kind]
+
+    def submitted(self) -> list[str]:
+        calls = (
+            (self.bin / "calls").read_text().splitlines() if (self.bin / "calls").exists() else []
+        )
+        return [call for call in calls if call.startswith("sbatch ")]
