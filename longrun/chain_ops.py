@@ -48,18 +48,19 @@ def jobs_to_ask(view: ChainView) -> set[str]:
     return {*unsettled, *(job for job in (view.successor_job, view.submitted_job) if job)}
 
 
-def settle_last_link(folder: ChainFolder, view: ChainView) -> bool:
+def settle_last_link(folder: ChainFolder, view: ChainView) -> bool | None:
     """For a chain (or an array element) with nothing queued: learn once from sacct how the
-    last link (and its successor, if one was queued) ended, and record it. True if it did."""
+    last link (and its successor, if one was queued) ended, and record it. True if it did,
+    None if sacct did not answer (then nothing may be decided from its silence)."""
     last = view.links[-1] if view.links else None
     if last is None:
         return False
     wanted = [last.job_id] if last.state in states.UNSETTLED_STATES else []
     wanted += [view.successor_job] if view.successor_job else []
-    found = {
-        job: SlurmEnd(row.state, row.start, row.end)
-        for job, row in slurm.accounting_rows(wanted, cluster_args(folder.read_meta())).items()
-    }
+    rows = slurm.accounting_rows(wanted, cluster_args(folder.read_meta()))
+    if rows is None:
+        return None
+    found = {job: SlurmEnd(row.state, row.start, row.end) for job, row in rows.items()}
     settled = False
     for job in wanted:
         end = found.get(job)
@@ -209,7 +210,7 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         retries = _retries_of(events, last.job_id) if last else 0
         if last is None or not needs_repair(view, own, retries < meta.get("retry_failed", 0)):
             return None
-        _refuse_second_repair(events, last.job_id)
+        refuse_another_repair(events, last.job_id)
         with folder.held() as handle:  # checked again now, and read from what was checked
             meta = folder.read_meta(handle)
             snapshot = folder.read_env(handle)
@@ -242,17 +243,31 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         return job_id
 
 
-def _refuse_second_repair(events: Sequence[Mapping[str, Any]], job_id: str) -> None:
-    """At most one repair per link: the successor a repair queued is never replaced by
-    another one."""
-    for event in events:
-        if event.get("event") == protocol.REPAIRED and str(event.get("job")) == job_id:
-            raise RepairRefused(
-                f"the successor of job {job_id} went missing again after a repair (job "
-                f"{event.get('successor')}); longrun repairs a link once only, so the chain "
-                "stays STALLED",
-                f"Look at the job's output and `longrun status {job_id}`; resubmit to go on.",
-            )
+MAX_REPAIRS = 3  # of one link; a folder that always looks broken cannot make more
+
+
+def refuse_another_repair(events: Sequence[Mapping[str, Any]], job_id: str) -> None:
+    """A link is repaired again only while every successor a repair queued for it ended
+    before it started (a node failure before the start, say), and MAX_REPAIRS times at most:
+    a repaired successor that ran and left the chain stalled again is never replaced."""
+    repairs = [
+        str(event.get("successor"))
+        for event in events
+        if event.get("event") == protocol.REPAIRED and str(event.get("job")) == job_id
+    ]
+    started = {str(e.get("job")) for e in events if e.get("event") == protocol.LINK_STARTED}
+    ran = [job for job in repairs if job in started]
+    if ran or len(repairs) >= MAX_REPAIRS:
+        why = f"job {ran[0]}, queued by a repair, started" if ran else f"{len(repairs)} repairs"
+        raise repair_refused(job_id, why)
+
+
+def repair_refused(job_id: str, why: str) -> RepairRefused:
+    return RepairRefused(
+        f"job {job_id} ended with no successor queued, and is not repaired again ({why}): "
+        "the chain stays STALLED",
+        f"Look at the jobs' output and `longrun status {job_id}`; resubmit to go on.",
+    )
 
 
 def _chain_or_element(

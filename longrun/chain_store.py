@@ -91,7 +91,7 @@ def check_trusted_path(path: Path) -> None:
     same (lr_trusted_path)."""
     uid = os.getuid()
     current = Path("/")
-    pending = list(Path(os.path.abspath(path)).parts[1:])
+    pending = list(Path(path).absolute().parts[1:])  # `..` after a link: as the kernel does
     hops = 0
     _check_trusted_folder(current, os.lstat(current), uid)
     while pending:
@@ -162,6 +162,7 @@ class StateDir:
         if self.root.exists() or self.root.is_symlink():
             check_private(self.root, "state directory")
         else:
+            umask = os.umask(0o077)  # missing parents too: 0700, never open to the group
             try:
                 self.root.mkdir(mode=0o700, parents=True)
             except OSError as exc:
@@ -169,6 +170,8 @@ class StateDir:
                     f"cannot create state directory {self.root}: {exc.strerror}",
                     "Choose a writable place visible from compute nodes with --state-dir.",
                 ) from exc
+            finally:
+                os.umask(umask)
         for sub in (self.chains, self.jobs):
             try:
                 sub.mkdir(mode=0o700, exist_ok=True)

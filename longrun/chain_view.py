@@ -142,7 +142,8 @@ def build_view(
     submitted: str | None = None
     last_epoch: int | None = None
     duplicates: set[str] = set()  # jobs that lost the claim: never a link of the chain
-    stopped_by_user: set[str] = set()  # links whose successor the user cancelled
+    stopped: dict[str, tuple[str, str]] = {}  # link -> (successor, state): it found it ended
+    refused: dict[str, str] = {}  # link -> why the watcher does not repair it again
 
     for event in events:
         kind = event.get("event")
@@ -162,10 +163,10 @@ def build_view(
             ended_reason = str(event.get("reason") or "")
         elif kind == protocol.SUCCESSOR_STOPPED:
             stop = states.base_state(str(event.get("state") or ""))
-            if stop in states.CANCELLED_STATES:
-                stopped_by_user.add(job)
-            elif stop in states.FINAL_STATES:
-                final_states.setdefault(str(event.get("successor")), SlurmEnd(stop, "", ""))
+            if stop in states.SUCCESSOR_STOPS:
+                stopped[job] = (str(event.get("successor") or ""), stop)
+        elif kind == protocol.REPAIR_REFUSED:
+            refused[job] = str(event.get("reason") or "")
         elif kind == protocol.SUCCESSOR_CANCELLED:
             cancelled_by_us[str(event.get("successor"))] = "the link that ended the chain"
         if kind in CANCEL_EVENTS:
@@ -214,7 +215,10 @@ def build_view(
         submitted_job=submitted,
     )
     _chain_state(chain, ended, queue, successor_of, submitted)
-    _stop_after_successor(chain, ended, final_states, cancelled_by_us, stopped_by_user)
+    _stop_after_successor(chain, ended, final_states, cancelled_by_us, stopped)
+    last = chain.links[-1] if chain.links else None
+    if chain.state == states.CHAIN_STALLED and last is not None and last.job_id in refused:
+        chain.reason = f"{chain.reason}; {refused[last.job_id]}"
     return chain
 
 
@@ -304,31 +308,29 @@ def _stop_after_successor(
     ended: str | None,
     final_states: Mapping[str, SlurmEnd],
     cancelled_by_us: Mapping[str, str],
-    stopped_by_user: set[str],
+    stopped: Mapping[str, tuple[str, str]],
 ) -> None:
-    """A chain whose last link ended while its queued successor was cancelled by the user
-    (stop after this link) or removed at its --deadline has ended too."""
+    """A chain whose last link ended while its queued successor had ended before it ran has
+    ended too (states.SUCCESSOR_STOPS: cancelled by the user, "stop after this link", or
+    removed at its --deadline), as the link found it or as Slurm tells."""
     last = view.links[-1] if view.links else None
     if ended or last is None or view.state != states.CHAIN_STALLED:
         return
     if last.verdict in LINK_ENDS_CHAIN:  # the link itself cancelled its successor
         return
-    successor = view.successor_job
-    end = final_states.get(successor or "")
-    by_user = last.job_id in stopped_by_user or (
-        end is not None
-        and end.state in states.CANCELLED_STATES
-        and successor not in cancelled_by_us
+    successor, state = stopped.get(last.job_id, (view.successor_job or "", ""))
+    if not state:
+        end = final_states.get(successor)
+        state = states.base_state(end.state) if end else ""
+        if state in states.CANCELLED_STATES and successor in cancelled_by_us:
+            return  # cancelled by longrun, not by the user
+    if state not in states.SUCCESSOR_STOPS:
+        return
+    chain_state, phrase = states.SUCCESSOR_STOPS[state]
+    view.state = chain_state
+    view.reason = (
+        f"the successor job {successor} {phrase}: the chain stopped after {view.label(last)}"
     )
-    if by_user:
-        view.state = states.CHAIN_CANCELLED
-        view.reason = (
-            f"the successor of job {last.job_id} was cancelled: the chain stopped after "
-            f"{view.label(last)}"
-        )
-    elif end is not None and end.state in states.DEADLINE_STATES:
-        view.state = states.CHAIN_DEADLINE
-        view.reason = f"job {successor} could not end before the --deadline"
 
 
 def _chain_state(

@@ -420,7 +420,8 @@ def cancel_command(chain: str, element: int | None, state_dir: str | None) -> No
     chain: every element, or one with --element."""
     setup_logging("DEFAULT")
     target = find_chain(chain, element, state_dir)
-    result = chain_ops.cancel_chain(target.folder, target.element)
+    with reading(target.folder):
+        result = chain_ops.cancel_chain(target.folder, target.element)
     jobs = ", ".join(result.cancelled) or "none were queued"
     name = element_key(target.folder.chain_id, target.element)
     if result.already_ended:

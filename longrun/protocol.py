@@ -131,6 +131,7 @@ SUBMITTED = "submitted"
 FINAL_STATE = "final_state"
 JOBS_CANCELLED = "cancelled"
 REPAIRED = "repaired"
+REPAIR_REFUSED = "repair_refused"  # a stalled link the watcher does not repair again
 CANCELLED_BEYOND_MAX = "cancelled_beyond_max"
 
 JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
@@ -177,6 +178,7 @@ PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     JOBS_CANCELLED: ("jobs", "by", "element"),
     SUCCESSOR_FOUND: ("job", "successor", "by"),
     REPAIRED: ("job", "restart_count", "successor", "command"),
+    REPAIR_REFUSED: ("job", "reason", "element"),
     CANCELLED_BEYOND_MAX: ("job", "max_restarts"),
 }
 

@@ -178,6 +178,7 @@ EVENT_LINES = {
     protocol.BACKOFF: "Job {job}: {short_links} links in a row ran under a minute; job "
     "{successor} starts in {seconds}s",
     protocol.REPAIRED: "Successor of job {job} was missing: submitted job {successor} ({next})",
+    protocol.REPAIR_REFUSED: "Chain stalled: {reason}",
     protocol.RETRY: "Job {job}: retrying the failed script ({attempt}/{of})",
     protocol.WARNING: "Job {job}: warning: {message}",
     protocol.CANCELLED_BEYOND_MAX: "Cancelled job {job}: it is beyond --max-restarts "

@@ -130,8 +130,9 @@ def queue_rows(job_ids: Iterable[str], clusters: Sequence[str] = ()) -> dict[str
 
 def accounting_rows(
     job_ids: Iterable[str], clusters: Sequence[str] = ()
-) -> dict[str, AccountingRow]:
-    """End records from the accounting database; empty when sacct is unavailable."""
+) -> dict[str, AccountingRow] | None:
+    """End records from the accounting database: empty on a cluster without accounting, None
+    when sacct did not answer (no answer is not "no record")."""
     ids = sorted(set(job_ids), key=_job_order)
     if not ids:
         return {}
@@ -141,9 +142,15 @@ def accounting_rows(
             timeout=30,
         )
     except SlurmCommandError as exc:
-        log.debug("sacct unavailable: {}", exc)
-        return {}
+        if NO_ACCOUNTING in exc.stderr:
+            return {}
+        log.debug("sacct did not answer: {}", exc)
+        return None
     return parse_sacct(result.stdout)
+
+
+# What sacct says on a cluster that keeps no accounting: an answer (there is no record).
+NO_ACCOUNTING = "accounting storage is disabled"
 
 
 def scancel(job_id: str, clusters: Sequence[str] = ()) -> None:

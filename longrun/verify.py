@@ -22,7 +22,7 @@ from .array_view import build_array_view, is_array, split_events
 from .arrays import element_key
 from .chain_store import ChainFolder, reading
 from .chain_view import chain_jobs
-from .errors import StateError
+from .errors import SlurmCommandError, StateError
 from .slurm_output import AccountingRow, QueueRow, slurm_epoch
 
 
@@ -125,6 +125,8 @@ def _verify(folder: ChainFolder) -> list[Report]:
     clusters = slurm.cluster_args(meta.get("clusters"))
     jobs = chain_jobs(events)
     accounting = slurm.accounting_rows([j for j in jobs if "_" not in j], clusters)
+    if accounting is None:
+        raise SlurmCommandError(["sacct"], "", None, "verify needs Slurm's accounting: try again")
     queue = slurm.queue_rows(jobs, clusters) if jobs else {}
     if not is_array(meta):
         return [check_links(folder.chain_id, events, ended, accounting, queue)]

@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,11 +23,13 @@ from typing import Any
 from . import protocol, states
 from .array_view import ArrayView, elements_of_jobs, is_array
 from .chain_ops import (
+    MAX_REPAIRS,
     enforce_max_restarts,
     live_array_view,
     live_view,
     record_end,
     repair,
+    repair_refused,
     settle_last_link,
 )
 from .chain_store import ChainFolder, EventTail, StateDir
@@ -114,8 +117,7 @@ def watch(
         out.line(f"Watching chain {folder.chain_id}: {view.state} - {view.reason}")
     next_query = clock() + _interval(view, settings)
     last_plain = clock()
-    asked_sacct: set[str] = set()
-    repaired: set[str] = set()
+    memory = WatchMemory()
     while True:
         link_ended = _report(tail, out, max_restarts)
         if folder.ended():
@@ -125,7 +127,7 @@ def watch(
             # The next link starts (or should) at once: look soon rather than in 30 s.
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = _check(folder, state, out, asked_sacct, repaired)
+            view = _check(folder, state, out, memory)
             if view.state in states.CHAIN_END_STATES:
                 _report(tail, out, max_restarts)
                 return _finish(folder, out)
@@ -179,29 +181,32 @@ def _interval(view: ChainView | ArrayView, settings: WatchSettings) -> float:
     return settings.running_interval if running else settings.waiting_interval
 
 
-def _check(
-    folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[str], repaired: set[str]
-) -> ChainView:
+@dataclass
+class WatchMemory:
+    """What one watcher remembers between its looks at Slurm, whatever the folder says."""
+
+    asked_sacct: set[str] = field(default_factory=set)  # links whose end sacct answered
+    silent_sacct: set[str] = field(default_factory=set)  # links told about a silent sacct
+    repairs: Counter[str] = field(default_factory=Counter)  # link -> successors it submitted
+    refused: set[str] = field(default_factory=set)  # links whose refusal was recorded
+
+
+def _check(folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemory) -> ChainView:
     """One look at Slurm (one squeue call): enforce the limit, repair a gap, notice an end.
 
-    sacct is asked at most once per job, only when nothing is queued and the last link's end
-    is not known; a repair looks at the queue once more under the chain's lock. A link is
-    repaired once at most (`repaired`: the links this watcher repaired or found repaired),
-    whatever the folder says afterwards.
+    sacct is asked once per job that answers, only when nothing is queued and the last link's
+    end is not known; a chain is repaired only after sacct answered about its last link (its
+    successor may have been cancelled by you and left the queue). A repair looks at the queue
+    once more under the chain's lock.
     """
     try:
         view = live_view(folder)
         enforce_max_restarts(folder, view)
         if view.state == states.CHAIN_STALLED:
+            if _settle(folder, view, out, memory):
+                view = live_view(folder, ask_slurm=False)
             last = view.links[-1] if view.links else None
-            if last is not None and last.job_id not in asked_sacct:
-                asked_sacct.add(last.job_id)
-                if settle_last_link(folder, view):
-                    view = live_view(folder, ask_slurm=False)
-            last = view.links[-1] if view.links else None
-            if view.state == states.CHAIN_STALLED and _repair_once(
-                folder, state, out, repaired, last
-            ):
+            if view.state == states.CHAIN_STALLED and _repair_once(folder, state, memory, last):
                 view = live_view(folder, ask_slurm=False)
         record_end(folder, view, by="watcher")
         return view
@@ -210,27 +215,49 @@ def _check(
         return live_view(folder, ask_slurm=False)
 
 
+def _settle(folder: ChainFolder, view: ChainView, out: Output, memory: WatchMemory) -> bool:
+    """Ask sacct about a stalled chain's (or element's) last link once it answers; True if
+    that recorded an end. While it does not answer, say so once."""
+    last = view.links[-1] if view.links else None
+    if last is None or last.job_id in memory.asked_sacct:
+        return False
+    settled = settle_last_link(folder, view)
+    if settled is None:
+        if last.job_id not in memory.silent_sacct:
+            memory.silent_sacct.add(last.job_id)
+            out.line(
+                f"warning: sacct did not answer about job {last.job_id}: nothing is repaired "
+                "until it does (its successor may have been cancelled)"
+            )
+        return False
+    memory.asked_sacct.add(last.job_id)
+    return settled
+
+
 def _repair_once(
     folder: ChainFolder,
     state: StateDir,
-    out: Output,
-    repaired: set[str],
+    memory: WatchMemory,
     last: LinkView | None,
     element: int | None = None,
 ) -> bool:
-    """Repair a stalled chain (or element) once per link, in this process and in the chain's
-    record; say so when a link needs a second repair. True if a successor was submitted."""
-    if last is None or last.job_id in repaired:
+    """Repair a stalled chain (or element) once sacct answered about its last link, within
+    the chain's bound (chain_ops.refuse_another_repair) and this watcher's own; a refusal is
+    recorded as an event, once. True if a successor was submitted."""
+    if last is None or last.job_id not in memory.asked_sacct or last.job_id in memory.refused:
         return False
     try:
+        if memory.repairs[last.job_id] >= MAX_REPAIRS:
+            raise repair_refused(last.job_id, f"{MAX_REPAIRS} repairs")
         submitted = repair(folder, state, element)
     except RepairRefused as exc:
-        repaired.add(last.job_id)
-        where = "" if element is None else f" element {element}"
-        out.line(f"Chain {folder.chain_id}{where} stalled: {exc}")
+        memory.refused.add(last.job_id)
+        folder.append_event(
+            protocol.REPAIR_REFUSED, job=last.job_id, reason=exc.message, element=element
+        )
         return False
     if submitted:
-        repaired.add(last.job_id)
+        memory.repairs[last.job_id] += 1
     return submitted is not None
 
 
@@ -257,8 +284,7 @@ def _watch_array(
     elements: dict[str, int] = {}
     next_query = clock() + _interval(view, settings)
     last_plain = clock()
-    asked_sacct: set[str] = set()
-    repaired: set[str] = set()
+    memory = WatchMemory()
     while True:
         events = tail.read()
         elements.update(elements_of_jobs([*events, *_as_links(elements)]))
@@ -272,7 +298,7 @@ def _watch_array(
         if any(event.get("event") in LINK_END_EVENTS for event in events):
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = _check_array(folder, state, out, asked_sacct, repaired)
+            view = _check_array(folder, state, out, memory)
             next_query = now + _interval(view, settings)
         elif events:
             view = live_array_view(folder, ask_slurm=False)
@@ -300,7 +326,7 @@ def _as_links(elements: dict[str, int]) -> list[dict[str, Any]]:
 
 
 def _check_array(
-    folder: ChainFolder, state: StateDir, out: Output, asked_sacct: set[str], repaired: set[str]
+    folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemory
 ) -> ArrayView:
     """One look at Slurm for the whole array; then, element by element, what _check does."""
     try:
@@ -309,15 +335,13 @@ def _check_array(
         for element in view.elements.values():
             if element.is_live:
                 enforce_max_restarts(folder, element)
-            last = element.links[-1] if element.links else None
-            if element.state == states.CHAIN_STALLED and last and last.job_id not in asked_sacct:
-                asked_sacct.add(last.job_id)
-                settled = settle_last_link(folder, element) or settled
+            if element.state == states.CHAIN_STALLED:
+                settled = _settle(folder, element, out, memory) or settled
         if settled:
             view = live_array_view(folder, ask_slurm=False)
         stalled = [i for i, e in view.elements.items() if e.state == states.CHAIN_STALLED]
         submitted = [
-            _repair_once(folder, state, out, repaired, view.elements[index].links[-1], index)
+            _repair_once(folder, state, memory, view.elements[index].links[-1], index)
             for index in stalled
             if view.elements[index].links
         ]

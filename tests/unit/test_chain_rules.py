@@ -163,7 +163,7 @@ def test_a_cancelled_successor_of_a_longrun_cancel_is_ours_not_the_users() -> No
     final = {"200": SlurmEnd(states.CANCELLED, "", "")}
     by_user = build_view(META, events, None, {}, final)
     assert by_user.state == states.CHAIN_CANCELLED
-    assert "the successor of job 100 was cancelled" in by_user.reason
+    assert "the successor job 200 was cancelled" in by_user.reason
 
 
 @pytest.mark.parametrize("state", [states.PENDING, states.RUNNING, states.COMPLETING])

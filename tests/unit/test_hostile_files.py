@@ -309,9 +309,11 @@ def test_a_damaged_chain_is_listed_as_such_beside_the_others(
     assert result.stderr.startswith("longrun: error: ") and why in result.stderr
     # The other commands that read a chain say the same, without a traceback or a question to
     # Slurm: `verify` reports it as the chain's problem, `watch` as an error.
-    if damage != "max_restarts inf":  # verify does not read it: it asks Slurm
+    if damage != "max_restarts inf":  # verify and cancel do not read it: they ask Slurm
         verified = longrun(state, "verify", TIMEOUT)
         assert verified.returncode == 1 and f"  - {why}" in verified.stdout.splitlines()
+        cancelled = longrun(state, "cancel", TIMEOUT)
+        assert cancelled.returncode == 2 and why in cancelled.stderr
     watched = longrun(state, "watch", TIMEOUT)
     assert watched.returncode == 2 and why in watched.stderr
 

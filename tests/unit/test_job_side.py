@@ -287,7 +287,7 @@ def wait_for_tree(pid: int, programs: list[str]) -> dict[int, str]:
         for child in descendants(pid):
             try:
                 argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
-            except FileNotFoundError:  # a shell that forked it, gone again
+            except (FileNotFoundError, ProcessLookupError):  # a shell that forked it, gone again
                 continue
             name = Path(argv0.decode()).name
             found[child] = "python" if name.startswith("python") else name
@@ -317,7 +317,7 @@ def descendants(pid: int) -> list[int]:
         children_file = Path(f"/proc/{parent}/task/{parent}/children")
         try:
             children = [int(c) for c in children_file.read_text().split()]
-        except FileNotFoundError:  # it has just exited
+        except (FileNotFoundError, ProcessLookupError):  # it has just exited (ESRCH: dying)
             continue
         found.extend(children)
         frontier.extend(children)

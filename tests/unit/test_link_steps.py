@@ -17,6 +17,7 @@ from jobside import JobSide
 
 from longrun import protocol, states
 from longrun.plan import WrapperOptions
+from slurmguard import stand_ins
 
 
 def test_two_jobs_racing_for_one_claim_run_one_body(side: JobSide) -> None:
@@ -208,3 +209,63 @@ def test_the_judge_of_a_link_that_left_no_verdict(
     assert judged["slurm_state"] == ("unknown" if answer in {"no answer", "unknown job"} else state)
     if answer in {"no answer", "unknown job"}:
         assert [e["event"] for e in side.chain.read_events()].count("warning") == 1
+
+
+def test_a_successor_slurm_forgot_is_unknown_while_the_accounting_does_not_answer(
+    side: JobSide,
+) -> None:
+    # Past MinJobAge slurmctld says "Invalid job id" for the successor you cancelled, and
+    # slurmdbd does not answer this once: unknown, not missing (no second successor).
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.signal_during_body()
+    side.accounting_fails("sacct: error: Problem talking to the database: Connection refused")
+    side.run("100", 0)
+    assert len(side.submitted()) == 1, "a second successor was queued on one failed sacct call"
+    assert [e["successor"] for e in side.events("successor_unchecked")] == ["300"]
+
+
+def test_a_requeued_link_whose_successor_was_cancelled_still_runs_its_work(
+    side: JobSide,
+) -> None:
+    # You cancelled successor 300 ("stop after this link"), the pre-timeout check found it;
+    # then Slurm preempted the link and requeued it (same job id): it runs its script again.
+    side.slurm_shows("300", states.CANCELLED)
+    side.slurm_shows("100", states.PREEMPTED, preempted=True)
+    preempted = side.bin / "scontrol-100.preempted"
+    (side.bin / "scontrol-100").rename(preempted)
+    side.body_runs(
+        f'if [ "${{SLURM_RESTART_COUNT:-0}}" = 0 ]; then kill -USR1 $PPID; sleep 1; '
+        f"cp {preempted} {side.bin}/scontrol-100; kill -TERM $PPID; sleep 2; exit 143; fi"
+    )
+    side.body_exits(0)
+    side.run("100", 0)
+    assert side.chain.ended() is None, "an interrupted link recorded the end of the chain"
+    side.run("100", 0, slurm_restarts=1)
+    assert side.bodies_run() == ["100", "100"], "the requeued link's work was dropped"
+    assert side.chain.ended() == states.CHAIN_COMPLETED
+
+
+def test_one_failed_stat_does_not_end_the_chain(side: JobSide) -> None:
+    # NFS answers one stat with an error (a stale handle): asked again, the folder is fine.
+    faults = side.tmp / "fault-bin"
+    failed = side.tmp / "stat-failed"
+    script = (
+        f"if [ ! -e {failed} ]; then touch {failed}; "
+        'echo "stat: cannot statx: Stale file handle" >&2; exit 1; fi\nexec /usr/bin/stat "$@"'
+    )
+    stand_ins(faults, stat=script)
+    side.body_exits(0)
+    link = side.run("100", 0, path=f"{faults}:{side.bin}:/usr/bin:/bin")
+    assert failed.exists(), "the fault was not reached"
+    assert link.returncode == 0 and side.bodies_run() == ["100"]
+    assert side.chain.ended() == states.CHAIN_COMPLETED
+
+
+def test_the_backoff_of_a_long_streak_stays_at_its_longest(side: JobSide) -> None:
+    # A shift by 63 or more would overflow into a negative or short delay.
+    side.previous_verdict("99", states.VERDICT_CONTINUE)
+    (side.chain.link_dir("99") / "streak").write_text("65\n")
+    side.slurm_shows("99", states.COMPLETED)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("100", 1, "99")
+    assert [(e["short_links"], e["seconds"]) for e in side.events("backoff")] == [("66", "600")]

@@ -9,17 +9,16 @@ Hostile files that only crash or hang readers are tested in test_hostile_files.p
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from attacker import as_attacker, attacker_ids, shared_folder
+from chainfiles import FakeSlurm, Lines, ended_chain, stalled_chain
 from jobside import JobSide
 
 from longrun import chain_ops, slurm, watcher
@@ -29,7 +28,7 @@ from longrun.errors import RepairRefused, StateError
 from longrun.kept import _keep as keep
 from longrun.render import render_library, render_link_script, shquote
 from plantest import chain_location, plan_of
-from slurmguard import stand_ins
+from slurmguard import SLURM_COMMANDS, stand_ins
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="attacks need a second user: run as root")
 CHAINS = Path(__file__).parent / "data" / "chains"
@@ -104,6 +103,102 @@ def test_the_attackers_swap_of_the_chain_folder_is_refused_by_the_link(tmp_path:
     assert not marker.exists()
 
 
+def test_the_refusal_writes_nothing_through_the_attackers_links(tmp_path: Path) -> None:
+    # The attacker's copy of the state directory, with the names of the refusal's temporary
+    # file planted as links to a file of the victim's: refusing must not write through them.
+    shared = shared_folder(tmp_path / "group", 0o755)
+    side = JobSide(tmp_path, base=shared)
+    shared.chmod(0o777)
+    victims = tmp_path / "victims-file"
+    victims.write_text("precious\n")
+    chain = side.chain.path.relative_to(shared / "state")
+    last = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+
+    def swap() -> None:
+        os.rename(shared / "state", shared / "state.victim")
+        shutil.copytree(shared / "state.victim", shared / "state", symlinks=True)
+        for pid in range(last + 1, last + 3000):
+            os.symlink(victims, shared / "state" / chain / f".ended.100.{pid}")
+
+    as_attacker_with_access(side, swap)
+    link = side.run("100", 0)
+    assert "refusing to run" in link.stderr
+    assert victims.read_text() == "precious\n", "the refusal wrote the victim's file"
+
+
+def test_a_state_directory_that_is_your_own_symbolic_link_is_used(tmp_path: Path) -> None:
+    # ~/.longrun -> /scratch/$USER/longrun: your own link, followed on both sides.
+    real = tmp_path / "scratch" / "longrun"
+    real.mkdir(parents=True, mode=0o700)
+    base = tmp_path / "home"
+    base.mkdir(mode=0o700)
+    (base / "state").symlink_to(real)
+    StateDir(base / "state").ensure()
+    side = JobSide(tmp_path, base=base)
+    assert side.run("100", 0).returncode == 0
+    assert side.bodies_run() == ["100"]
+
+
+def test_a_dot_dot_after_a_symbolic_link_is_checked_where_the_kernel_goes(tmp_path: Path) -> None:
+    # home/link -> shared/sub: home/link/../state is shared/state, in a folder open to all.
+    shared = shared_folder(tmp_path / "shared", 0o777)
+    (shared / "sub").mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "link").symlink_to(shared / "sub")
+    with pytest.raises(StateError, match="writable by other users"):
+        check_trusted_path(home / "link" / ".." / "state")
+
+
+def test_parents_made_for_a_new_state_directory_are_private_under_umask_002(
+    tmp_path: Path,
+) -> None:
+    old = os.umask(0o002)
+    try:
+        StateDir(tmp_path / "scratch" / "me" / "state").ensure()
+        StateDir(tmp_path / "scratch" / "me" / "state").ensure()  # accepted again
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "scratch", tmp_path / "scratch" / "me"):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+
+
+def test_the_successor_is_submitted_with_your_umask(side: JobSide) -> None:
+    # sbatch passes its umask on to the job (SLURM_UMASK): the next link's output files and
+    # its script's umask come from it, not from longrun's own 077.
+    sbatch = side.bin / "sbatch"
+    sbatch.unlink()
+    fake = side.bin / "fake-slurm"
+    sbatch.write_text(f'#!/bin/bash\numask >>{side.tmp}/sbatch-umask\nexec -a sbatch {fake} "$@"\n')
+    sbatch.chmod(0o755)
+    side.body_exits(75)
+    side.run("100", 0, umask=0o002)
+    assert (side.tmp / "sbatch-umask").read_text().split() == ["0002"]
+
+
+def test_the_library_check_does_not_run_a_sha256sum_found_through_a_relative_path(
+    side: JobSide,
+) -> None:
+    workdir = side.tmp / "shared-workdir"
+    marker = side.tmp / "pwned"
+    stand_ins(workdir, sha256sum=f"id -u >{shquote(marker)}; exec /usr/bin/sha256sum")
+    side.run("100", 0, path=f".:{side.bin}:/usr/bin:/bin", cwd=workdir)
+    assert side.bodies_run() == ["100"]
+    assert not marker.exists(), "a sha256sum planted in the working directory ran"
+
+
+def test_a_planted_sbatch_in_the_working_directory_does_not_hide_slurms_own(
+    side: JobSide,
+) -> None:
+    # The job's PATH has '.' and not Slurm's folder (longrun adds the one sbatch_longrun used).
+    workdir = side.tmp / "shared-workdir"
+    stand_ins(workdir, sbatch=f"touch {shquote(side.tmp / 'pwned')}")
+    side.body_exits(75)
+    side.run("100", 0, path=f".:{system_without_slurm(side.tmp)}", cwd=workdir)
+    assert len(side.submitted()) == 1, "no successor: sbatch was looked up through '.'"
+    assert not (side.tmp / "pwned").exists()
+
+
 def test_a_folder_that_becomes_unsafe_while_a_link_runs_gets_no_successor(
     tmp_path: Path,
 ) -> None:
@@ -155,45 +250,33 @@ def test_files_read_through_the_held_folder_come_from_the_folder_that_was_checke
 
 
 # --- 3. One repair per link, whatever the folder says ----------------------------------------
-class FakeSlurm:
-    """squeue shows the last link ended TIMEOUT and nothing else; sbatch hands out job ids."""
-
-    def __init__(self, last: str) -> None:
-        self.last = last
-        self.submitted: list[list[str]] = []
-
-    def run(self, args: Sequence[str], **_: Any) -> subprocess.CompletedProcess[str]:
-        out = ""
-        if args[0] == "sbatch":
-            self.submitted.append(list(args))
-            out = f"{900 + len(self.submitted)}\n"
-        elif args[0] == "squeue" and "-j" in args:
-            out = f"{self.last}|TIMEOUT|TimeLimit|1:00|0:00|N/A|N/A|N/A|N/A|N/A|\n"
-        return subprocess.CompletedProcess(list(args), 0, out, "")
-
-
-def test_a_chain_that_always_looks_broken_is_repaired_once(
+def test_a_chain_that_always_looks_broken_is_not_repaired_without_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A script named `claim` made every successor lose its claim: the chain kept looking
     # stalled, and the watcher submitted a new successor at every look (9 jobs in 60 s).
     folder, state, last = stalled_chain(tmp_path)
-    fake = FakeSlurm(last)
+    fake = FakeSlurm({last: "TIMEOUT"})
     monkeypatch.setattr(slurm, "run", fake.run)
-    out = watcher.Output(stream=_Lines())
-    asked: set[str] = set()
-    repaired: set[str] = set()
-    for _ in range(5):
-        watcher._check(folder, state, out, asked, repaired)
+    memory, out = watcher.WatchMemory(), watcher.Output(stream=Lines())
+    watcher._check(folder, state, out, memory)
     assert len(fake.submitted) == 1
-    # Another watcher, later: the chain's record says the link was repaired once.
-    with pytest.raises(RepairRefused, match="repairs a link once only"):
+    # The repaired successor starts and finds the claim taken: the chain looks stalled again.
+    folder.append_event("link_started", job="901", restart_count=1, previous=last)
+    folder.append_event("claim_lost", job="901", previous=last, owner="unknown")
+    fake.queue["901"] = "COMPLETED"
+    for _ in range(5):
+        watcher._check(folder, state, out, memory)
+    assert len(fake.submitted) == 1
+    # Another watcher, later: the chain's record refuses too.
+    with pytest.raises(RepairRefused, match="job 901, queued by a repair, started"):
         chain_ops.repair(folder, state)
     assert len(fake.submitted) == 1
-    # The first watcher said why the chain stays stalled.
-    fresh = watcher.Output(stream=_Lines())
-    watcher._check(folder, state, fresh, set(), set())
-    assert "stalled" in fresh.stream.getvalue() and "once only" in fresh.stream.getvalue()
+    # Said once, as an event (the watcher prints it), and `longrun status` tells why.
+    refusals = [e for e in folder.read_events() if e["event"] == "repair_refused"]
+    assert [e["job"] for e in refusals] == [last]
+    view = chain_ops.live_view(folder, ask_slurm=False)
+    assert view.state == "STALLED" and "is not repaired again" in view.reason
 
 
 # --- 5. Writes never follow a symbolic link put in the chain folder --------------------------
@@ -320,46 +403,17 @@ def test_a_failed_library_check_writes_nothing_into_a_folder_of_another_user(
 
 
 # --- helpers ------------------------------------------------------------------------------------
-class _Lines:
-    """A stream that keeps what was written."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.parts.append(text)
-
-    def flush(self) -> None:
-        pass
-
-    def getvalue(self) -> str:
-        return "".join(self.parts)
-
-
-def ended_chain(base: Path) -> tuple[ChainFolder, StateDir]:
-    """A copy of a real chain that completed, in a state directory under base."""
-    state = StateDir(base / "state")
-    state.ensure()
-    meta = json.loads((CHAINS / "timeout" / "chain.json").read_text())
-    folder = ChainFolder(state.chains / meta["chain_id"])
-    folder.path.mkdir(mode=0o700)
-    (folder.path / "links").mkdir(mode=0o700)
-    shutil.copy(CHAINS / "timeout" / "chain.json", folder.meta_file)
-    shutil.copy(CHAINS / "timeout" / "events.jsonl", folder.events_file)
-    folder.set_ended("COMPLETED")
-    return folder, state
-
-
-def stalled_chain(base: Path) -> tuple[ChainFolder, StateDir, str]:
-    """The same chain cut where its first link ended and its successor is gone."""
-    folder, state = ended_chain(base)
-    folder.ended_file.unlink()
-    lines = folder.events_file.read_text().splitlines(keepends=True)
-    cut = next(i for i, line in enumerate(lines) if '"body_exited"' in line) + 1
-    folder.events_file.write_text("".join(lines[:cut]))
-    folder.write_env({"PATH": "/usr/bin:/bin"})
-    folder.write_link_script("#!/bin/bash\n")
-    return folder, state, json.loads(lines[cut - 1])["job"]
+def system_without_slurm(tmp_path: Path) -> Path:
+    """A folder of the system's commands (/usr/bin, /bin) without Slurm's: a job's PATH on
+    a node whose Slurm lives elsewhere."""
+    folder = tmp_path / "system-bin"
+    folder.mkdir()
+    for source in (Path("/bin"), Path("/usr/bin")):
+        for command in source.iterdir():
+            target = folder / command.name
+            if command.name not in SLURM_COMMANDS and not target.exists():
+                target.symlink_to(command)
+    return folder
 
 
 def wait_for_exit(pid: int, seconds: float = 30) -> None:

@@ -7,13 +7,10 @@
 # table (longrun/states.py), the names of files and events from longrun/protocol.py.
 # Variables of the running link are LR_*; functions lr_*.
 
-# Slurm's commands may live outside the job's PATH (e.g. with --export=NONE).
-if ! command -v sbatch >/dev/null 2>&1 && [ -n "$LONGRUN_SLURM_BIN" ]; then
-    PATH="$LONGRUN_SLURM_BIN:${PATH:-/usr/bin:/bin}"
-fi
 # Your script gets the PATH and umask the job started with (lr_run_body). longrun's own steps
 # look commands up in absolute folders only (a relative entry such as '.' would find them in
-# whatever folder the job runs in) and create files for you alone, whatever the umask.
+# whatever folder the job runs in) and create files for you alone, whatever the umask (the
+# successor is submitted with yours: sbatch passes it on to the job).
 LR_USER_PATH=$PATH LR_USER_UMASK=$(umask)
 lr_absolute_path() {
     local entry kept='' rest=$PATH:
@@ -24,6 +21,10 @@ lr_absolute_path() {
     PATH=${kept:-/usr/bin:/bin}
 }
 lr_absolute_path
+# Slurm's commands may live outside the job's PATH (e.g. with --export=NONE).
+if ! command -v sbatch >/dev/null 2>&1 && [ -n "$LONGRUN_SLURM_BIN" ]; then
+    PATH="$LONGRUN_SLURM_BIN:$PATH" LR_USER_PATH="$LONGRUN_SLURM_BIN:${LR_USER_PATH:-/usr/bin:/bin}"
+fi
 umask 077
 # The chain folder (see longrun/chain_store.py).
 LR_CHAIN_ENDED_FILE=$LONGRUN_CHAIN_DIR/ended  # the chain's end state, created once
@@ -175,8 +176,10 @@ lr_job_info_sure() {
 lr_sacct_state() {
     # The accounting record of a job's allocation: LR_STATE (its first word: "<STATE> by 0" -> <STATE>),
     # LR_START, LR_END. A requeued job has one record per run; the last one counts.
+    # Returns 0 with a record, 1 when sacct answered without one, 2 when it did not answer.
     local out
-    out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -X -P -j "$1" -o State,Start,End 2>/dev/null) || out=
+    LR_STATE='' LR_START='' LR_END=''
+    out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -X -P -j "$1" -o State,Start,End 2>/dev/null) || return 2
     out=${out##*$'\n'}
     IFS='|' read -r LR_STATE LR_START LR_END <<<"$out"
     LR_STATE=${LR_STATE%% *}
@@ -303,6 +306,7 @@ lr_submit_successor() {
         if [ $submit = 1 ]; then
             out=$(
                 cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
+                umask "$LR_USER_UMASK"
                 exec env -i -- "${LR_ENV[@]}" "$sbatch_path" --parsable "${LR_EXPORT_ARGS[@]}" \
                     "--dependency=afterany:$LR_SELF" "${LONGRUN_SBATCH_OPTIONS[@]}" "${LR_ELEMENT_OPTIONS[@]}" \
                     "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LR_TAG_ID:$next" "$LR_LINK_SCRIPT" \
@@ -366,7 +370,15 @@ lr_ensure_successor() {
             LR_SUCCESSOR=$id
             return 0
         fi
-        if [ $rc -eq 1 ] && lr_sacct_state "$id"; then :; fi
+        if [ $rc -eq 1 ]; then
+            lr_sacct_state "$id"
+            if [ $? -eq 2 ]; then
+                # slurmctld no longer knows it and the accounting did not answer: not "gone".
+                lr_event successor_unchecked successor "$id"
+                LR_SUCCESSOR=$id
+                return 0
+            fi
+        fi
         if lr_successor_stop "$LR_STATE"; then
             lr_write "$LR_LINK_DIR/stop_after" "$LR_STOP_STATE job $id $LR_STOP_PHRASE"
             lr_event successor_stopped successor "$id" state "$LR_STATE"
@@ -410,7 +422,8 @@ lr_end_chain() {
     # lr_end_chain STATE WHY: this link ends the chain, unless an end is recorded already: the
     # first recorded end stands (a hard link fails when the file exists, on NFS too).
     local tmp=${LR_ENDED_FILE%/*}/.ended.$SLURM_JOB_ID.$$ recorded
-    printf '%s\n' "$1" >"$tmp"
+    rm -f "$tmp"
+    (set -C; printf '%s\n' "$1" >"$tmp")  # a new file, never written through a link
     if ln "$tmp" "$LR_ENDED_FILE" 2>/dev/null; then
         rm -f "$tmp"
         lr_event chain_ended state "$1" reason "$2"
@@ -446,7 +459,7 @@ lr_backoff() {
     fi
     lr_write "$LR_LINK_DIR/streak" "$streak"
     [ "$streak" -ge 3 ] && [ -n "${LR_SUCCESSOR:-}" ] || return 0
-    delay=$((LONGRUN_BACKOFF_SECONDS << (streak - 3)))
+    delay=$((streak - 3 > 10 ? 600 : LONGRUN_BACKOFF_SECONDS << (streak - 3)))  # no overflow
     [ $delay -gt 600 ] && delay=600
     if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$LR_SUCCESSOR" "StartTime=now+$delay" >/dev/null 2>&1; then
         lr_event backoff successor "$LR_SUCCESSOR" seconds "$delay" short_links "$streak"
@@ -564,6 +577,20 @@ lr_on_term() {
 }
 
 # --- the link's steps ---------------------------------------------------------------------
+lr_stat() {
+    # lr_stat PATH [-L]: its owner, mode and kind, into the caller's owner, mode and kind. A
+    # stat that fails is asked again twice, a second apart: one failed call decides nothing.
+    local try out
+    for try in 1 2 3; do
+        if out=$(stat ${2:+"$2"} -c '%u %a %F' -- "$1" 2>/dev/null); then
+            read -r owner mode kind <<<"$out"
+            return 0
+        fi
+        [ $try -eq 3 ] || sleep 1
+    done
+    return 1
+}
+
 lr_trusted_path() {
     # lr_trusted_path PATH: whether nobody else can swap PATH, or a folder on the way to it, for
     # one of their own: every folder on the way belongs to you or root and is writable by no
@@ -574,7 +601,7 @@ lr_trusted_path() {
     [[ $rest == /* ]] || { LR_PROBLEM="$1 is not an absolute path"; return 1; }
     part=/
     while :; do
-        if ! read -r owner mode kind < <(stat -c '%u %a %F' -- "${current:-/}" 2>/dev/null); then
+        if ! lr_stat "${current:-/}"; then
             LR_PROBLEM="${current:-/} cannot be read"
         elif [ "$owner" != 0 ] && [ "$owner" != "$UID" ]; then
             LR_PROBLEM="${current:-/} belongs to uid $owner, neither you (uid $UID) nor root"
@@ -591,7 +618,7 @@ lr_trusted_path() {
                 .) continue ;;
                 ..) current=${current%/*}; continue ;;
             esac
-            read -r owner mode kind < <(stat -c '%u %a %F' -- "$current/$part" 2>/dev/null)
+            lr_stat "$current/$part" || break  # then reported as unreadable, above
             [ "$kind" = "symbolic link" ] || break
             if [ "$owner" != 0 ] && [ "$owner" != "$UID" ]; then
                 LR_PROBLEM="$current/$part is a symbolic link of uid $owner, neither you (uid $UID) nor root"
@@ -611,14 +638,14 @@ lr_folder_problem() {
     # Whether the chain folder and the files a link trusts are safe: the whole path to them
     # trusted (lr_trusted_path), and each of them yours and writable by nobody else. Otherwise
     # someone else could choose what this job runs or submits. The problem in LR_PROBLEM.
-    local path owner mode
+    local path owner mode kind
     for path in "$LONGRUN_CHAIN_DIR" "$LR_JOBS_DIR"; do
         lr_trusted_path "$path" || return 0
     done
     for path in "$LONGRUN_STATE_DIR" "$LONGRUN_CHAIN_DIR" "$LR_LINKS_DIR" "$LR_JOBS_DIR" "$LR_ENV_FILE" "$LR_LINK_SCRIPT"; do
-        if [ -L "$path" ]; then
+        if [ -L "$path" ] && [ -f "$path" ]; then
             LR_PROBLEM="$path is a symbolic link"
-        elif ! read -r owner mode < <(stat -c '%u %a' -- "$path" 2>/dev/null); then
+        elif ! lr_stat "$path" -L; then
             LR_PROBLEM="$path cannot be read"
         elif [ "$owner" != "$UID" ]; then
             LR_PROBLEM="$path belongs to uid $owner, not to you (uid $UID)"
@@ -631,10 +658,10 @@ lr_folder_problem() {
 }
 
 lr_check_folder() {
-    # Refuse to run in a chain folder someone else could change (lr_folder_problem).
+    # Refuse to run in a chain folder someone else could change (lr_folder_problem). Nothing
+    # is written there: not even the chain's end, since the folder is not to be trusted.
     lr_folder_problem || return 0
-    printf 'longrun: refusing to run: %s. Someone else could change what this job runs; nothing of your script ran. Check the chain folder (chmod go-w), then resubmit.\n' "$LR_PROBLEM" >&2
-    lr_end_chain FAILED "unsafe chain folder: $LR_PROBLEM"
+    printf 'longrun: refusing to run: %s. Someone else could change what this job runs; nothing of your script ran, and the chain stops here. Check the chain folder (chmod go-w), then resubmit.\n' "$LR_PROBLEM" >&2
     exit 1
 }
 
@@ -1005,7 +1032,6 @@ lr_go_on() {
             fi
             exit "$rc" ;;
         *)
-            lr_stopped_after && exit "$rc"
             lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
             exit "$rc" ;;
     esac

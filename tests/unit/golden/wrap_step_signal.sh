@@ -33,9 +33,9 @@ LONGRUN_INTERPRETER=(/bin/sh)
 LONGRUN_SCRIPT_NAME=script
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=fde8ed1045bc7603cb8c77c218ce46ebd59c726b29c51a6c46a66ebf5060dc07
+LONGRUN_LIBRARY_SHA256=a6c903a63a0f597d060c8bda6071a5058211985e322887695436a07c2dacc715
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
-if [ "$(printf '%s\n' "$LR_LIBRARY" | sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
+if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
     if [ -O "$LONGRUN_CHAIN_DIR" ] && [ ! -L "$LONGRUN_CHAIN_DIR" ]; then  # only into a folder of your own
         LR_TMP=$LONGRUN_CHAIN_DIR/.ended.$SLURM_JOB_ID.$$
