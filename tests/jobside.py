@@ -21,6 +21,8 @@ from slurmguard import guarded_path
 FAKE_SLURM = r"""#!/bin/bash
 dir=$(dirname "$0") name=${0##*/}
 printf '%s\n' "$name $*" >>"$dir/calls"
+# What a test has this command do first (JobSide.on_call).
+[ -f "$dir/on-$name" ] && . "$dir/on-$name"
 case $name in
     sbatch)
         id=$(cat "$dir/next-id" 2>/dev/null || echo 300)
@@ -103,6 +105,10 @@ class JobSide:
         preempt = "2026-11-30T10:30:00" if preempted else "None"
         record = RECORD.format(job=job, state=state, reason=reason, preempt=preempt)
         (self.bin / f"scontrol-{job}").write_text(record)
+
+    def on_call(self, command: str, shell: str) -> None:
+        """The stand-in for `command` also runs these lines first, in its own process."""
+        (self.bin / f"on-{command}").write_text(shell + "\n")
 
     def slurm_fails(self, job: str, words: str) -> None:
         (self.bin / f"scontrol-{job}.err").write_text(words + "\n")

@@ -269,3 +269,16 @@ def test_the_backoff_of_a_long_streak_stays_at_its_longest(side: JobSide) -> Non
     side.body_exits(protocol.CONTINUE_EXIT_CODE)
     side.run("100", 1, "99")
     assert [(e["short_links"], e["seconds"]) for e in side.events("backoff")] == [("66", "600")]
+
+
+def test_a_pre_timeout_signal_before_the_script_started_is_not_lost(side: JobSide) -> None:
+    # The signal comes while the link submits its successor (a short time limit): the check
+    # it asks for runs all the same, once the script is started.
+    side.on_call("sbatch", 'kill -USR1 "$PPID"')  # sbatch's parent: the link
+    side.slurm_shows("300", states.DEADLINE)  # removed by Slurm by the time of the check
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("100", 0)
+    assert [e["signal"] for e in side.events("pretimeout_signal")] == ["USR1"]
+    assert len(side.submitted()) == 1
+    assert [e["state"] for e in side.events("successor_stopped")] == [states.DEADLINE]
+    assert side.chain.ended() == states.CHAIN_DEADLINE

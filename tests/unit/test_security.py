@@ -166,14 +166,11 @@ def test_parents_made_for_a_new_state_directory_are_private_under_umask_002(
 def test_the_successor_is_submitted_with_your_umask(side: JobSide) -> None:
     # sbatch passes its umask on to the job (SLURM_UMASK): the next link's output files and
     # its script's umask come from it, not from longrun's own 077.
-    sbatch = side.bin / "sbatch"
-    sbatch.unlink()
-    fake = side.bin / "fake-slurm"
-    sbatch.write_text(f'#!/bin/bash\numask >>{side.tmp}/sbatch-umask\nexec -a sbatch {fake} "$@"\n')
-    sbatch.chmod(0o755)
+    side.on_call("sbatch", f"umask >>{shquote(side.tmp / 'sbatch-umask')}")
     side.body_exits(75)
     side.run("100", 0, umask=0o002)
     assert (side.tmp / "sbatch-umask").read_text().split() == ["0002"]
+    assert len(side.submitted()) == 1
 
 
 def test_the_library_check_does_not_run_a_sha256sum_found_through_a_relative_path(

@@ -658,10 +658,12 @@ lr_folder_problem() {
 }
 
 lr_check_folder() {
-    # Refuse to run in a chain folder someone else could change (lr_folder_problem). Nothing
-    # is written there: not even the chain's end, since the folder is not to be trusted.
+    # Refuse to run in a chain folder someone else could change (lr_folder_problem). The end
+    # is still recorded, for `longrun status` and the watcher, but only as a new file (never
+    # written through a link someone put there).
     lr_folder_problem || return 0
-    printf 'longrun: refusing to run: %s. Someone else could change what this job runs; nothing of your script ran, and the chain stops here. Check the chain folder (chmod go-w), then resubmit.\n' "$LR_PROBLEM" >&2
+    printf 'longrun: refusing to run: %s. Someone else could change what this job runs; nothing of your script ran. Check the chain folder (chmod go-w), then resubmit.\n' "$LR_PROBLEM" >&2
+    lr_end_chain FAILED "unsafe chain folder: $LR_PROBLEM"
     exit 1
 }
 
@@ -907,11 +909,12 @@ lr_run_body() {
         LR_WOKEN=0
         wait "$LR_BODY_PID"
         rc=$?
+        # The pre-timeout check, also for a signal that came before the wait began.
+        if [ "$LR_CHECK_PENDING" = 1 ]; then
+            LR_CHECK_PENDING=0
+            lr_ensure_successor
+        fi
         if [ "$LR_WOKEN" = 1 ]; then
-            if [ "$LR_CHECK_PENDING" = 1 ]; then
-                LR_CHECK_PENDING=0
-                lr_ensure_successor
-            fi
             # A trapped signal ended the wait: wait again while the script lives; if it has
             # just ended, its status is still waiting to be collected.
             kill -0 "$LR_BODY_PID" 2>/dev/null && continue
