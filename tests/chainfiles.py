@@ -7,11 +7,15 @@ import json
 import shutil
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from longrun import slurm
+import pytest
+
+from longrun import slurm, watcher
 from longrun.chain_store import ChainFolder, StateDir
+from longrun.chain_view import ChainView
 
 CHAINS = Path(__file__).parent / "unit" / "data" / "chains"
 
@@ -90,3 +94,32 @@ def stalled_chain(base: Path) -> tuple[ChainFolder, StateDir, str]:
     folder.write_env({"PATH": "/usr/bin:/bin"})
     folder.write_link_script("#!/bin/bash\n")
     return folder, state, json.loads(lines[cut - 1])["job"]
+
+
+@dataclass
+class Watched:
+    """A stalled chain, the stand-in Slurm, and one watcher's memory and output."""
+
+    folder: ChainFolder
+    state: StateDir
+    last: str  # the job id of the chain's last link
+    slurm: FakeSlurm
+    memory: watcher.WatchMemory = field(default_factory=watcher.WatchMemory)
+    out: watcher.Output = field(default_factory=lambda: watcher.Output(stream=Lines()))
+
+    def check(self) -> ChainView:
+        """One look of the watcher at the chain."""
+        return watcher._check(self.folder, self.state, self.out, self.memory)
+
+    def said(self) -> str:
+        return self.out.stream.getvalue()
+
+
+def watched_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, sacct_fails: bool = False
+) -> Watched:
+    """stalled_chain, with squeue showing its last link ended TIMEOUT (and nothing else)."""
+    folder, state, last = stalled_chain(tmp_path)
+    fake = FakeSlurm({last: "TIMEOUT"}, sacct_fails=sacct_fails)
+    monkeypatch.setattr(slurm, "run", fake.run)
+    return Watched(folder, state, last, fake)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from attacker import as_attacker, attacker_ids, shared_folder
-from chainfiles import FakeSlurm, Lines, ended_chain, stalled_chain
+from chainfiles import ended_chain, watched_stall
 from jobside import JobSide
 
 from longrun import chain_ops, slurm, watcher
@@ -252,23 +252,21 @@ def test_a_chain_that_always_looks_broken_is_not_repaired_without_end(
 ) -> None:
     # A script named `claim` made every successor lose its claim: the chain kept looking
     # stalled, and the watcher submitted a new successor at every look (9 jobs in 60 s).
-    folder, state, last = stalled_chain(tmp_path)
-    fake = FakeSlurm({last: "TIMEOUT"})
-    monkeypatch.setattr(slurm, "run", fake.run)
-    memory, out = watcher.WatchMemory(), watcher.Output(stream=Lines())
-    watcher._check(folder, state, out, memory)
-    assert len(fake.submitted) == 1
+    watched = watched_stall(tmp_path, monkeypatch)
+    folder, last = watched.folder, watched.last
+    watched.check()
+    assert len(watched.slurm.submitted) == 1
     # The repaired successor starts and finds the claim taken: the chain looks stalled again.
     folder.append_event("link_started", job="901", restart_count=1, previous=last)
     folder.append_event("claim_lost", job="901", previous=last, owner="unknown")
-    fake.queue["901"] = "COMPLETED"
+    watched.slurm.queue["901"] = "COMPLETED"
     for _ in range(5):
-        watcher._check(folder, state, out, memory)
-    assert len(fake.submitted) == 1
+        watched.check()
+    assert len(watched.slurm.submitted) == 1
     # Another watcher, later: the chain's record refuses too.
     with pytest.raises(RepairRefused, match="job 901, queued by a repair, started"):
-        chain_ops.repair(folder, state)
-    assert len(fake.submitted) == 1
+        chain_ops.repair(folder, watched.state)
+    assert len(watched.slurm.submitted) == 1
     # Said once, as an event (the watcher prints it), and `longrun status` tells why.
     refusals = [e for e in folder.read_events() if e["event"] == "repair_refused"]
     assert [e["job"] for e in refusals] == [last]
