@@ -68,17 +68,36 @@ def submit_array(
     return Array(workdir, first.split()[-1]), result.stdout + result.stderr, result.returncode
 
 
-def accounting(array: Array) -> list[dict[str, str]]:
-    """Every job of the array chain in sacct: the array's tasks and the elements' later links."""
+def accounting(array: Array, first_links: int) -> list[dict[str, str]]:
+    """Every job of the array chain in sacct: the array's tasks and the elements' later links,
+    once slurmdbd holds the end of all `first_links` tasks (it may lag behind slurmctld)."""
     jobs = {array.array_job}
     for element in array.status()["elements"]:
         jobs |= {link["job_id"] for link in array.links(element["element"])}
-    out = slurm.run(
-        ["sacct", "-n", "-X", "-P", "-j", ",".join(sorted(jobs)), "-o",
-         "JobID,JobIDRaw,State,Start,End"],
-    ).stdout  # fmt: skip
     keys = ("job", "raw", "state", "start", "end")
-    return [dict(zip(keys, line.split("|"))) for line in out.splitlines() if line.count("|") == 4]
+
+    def ended() -> list[dict[str, str]] | None:
+        out = slurm.run(
+            ["sacct", "-n", "-X", "-P", "-j", ",".join(sorted(jobs)), "-o",
+             "JobID,JobIDRaw,State,Start,End"],
+        ).stdout  # fmt: skip
+        rows = [
+            dict(zip(keys, line.split("|"))) for line in out.splitlines() if line.count("|") == 4
+        ]
+        tasks = [r for r in rows if "_" in r["job"] and r["end"][:1].isdigit()]
+        return rows if len(tasks) >= first_links else None
+
+    return wait_for(ended, timeout=60, what=f"sacct to hold the end of {first_links} tasks")
+
+
+def started(workdir: Path, array: Array, elements: tuple[int, ...]) -> None:
+    """Wait until the script of each element's first link runs (it prints its first line)."""
+
+    def running() -> bool:
+        outs = [workdir / f"out_{array.array_job}_{element}.txt" for element in elements]
+        return all(out.exists() and "link=0" in out.read_text() for out in outs)
+
+    wait_for(running, timeout=120, what=f"the scripts of elements {elements}")
 
 
 def most_at_once(spans: list[tuple[str, str]]) -> int:
@@ -235,9 +254,7 @@ def test_scancel_of_one_task_ends_that_element_and_longrun_cancel_ends_all(
     # Elements 0 and 1 run and wait for go_N; element 2 waits for the throttle.
     script = CONTINUE_ONCE.replace("${WAIT:-}", "wait")
     array, _, _ = submit_array(tmp_path, script, "--array=0-2%2", "-p", "multi")
-    wait_for(
-        lambda: all(array.status(i)["links"] for i in (0, 1)), timeout=120, what="two elements"
-    )
+    started(tmp_path, array, (0, 1))
     cluster.cancel(f"{array.array_job}_1")  # a running task
     cluster.cancel(f"{array.array_job}_2")  # a task still waiting for the throttle
     wait_for(lambda: array.status(1)["state"] == "CANCELLED", timeout=120, what="element 1 to end")
@@ -269,7 +286,7 @@ def test_scancel_of_one_task_ends_that_element_and_longrun_cancel_ends_all(
 
     # A third, ended by scancel of the whole array job: every element ends, none runs again.
     third, _, _ = submit_array(tmp_path / "scancel", script, "--array=0-2%2", "-p", "multi")
-    wait_for(lambda: all(third.status(i)["links"] for i in (0, 1)), timeout=120, what="running")
+    started(tmp_path / "scancel", third, (0, 1))
     cluster.cancel(third.array_job)
     view = third.wait_end()
     assert view["elements_by_state"] == {"CANCELLED": 3}, view
@@ -302,7 +319,7 @@ fi
     assert "throttle %2: Slurm starts at most 2 elements' first links at once" in output
     view = array.wait_end()
     assert view["elements_by_state"] == {"COMPLETED": 6}, view
-    records = accounting(array)
+    records = accounting(array, first_links=6)
     first_links = [(r["start"], r["end"]) for r in records if "_" in r["job"]]
     assert len(first_links) == 6
     assert most_at_once(first_links) == 2
