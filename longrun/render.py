@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from . import __version__, protocol, states
+from . import __version__, protocol, slurm_output, states
 from .plan import LinkPlan
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"  # inside an installed wheel
@@ -76,6 +76,7 @@ def _tables() -> dict[str, Any]:
         "paths": protocol.PATHS,
         "arguments": protocol.ARGUMENTS,
         "tag_prefix": protocol.TAG_PREFIX,
+        "no_accounting": slurm_output.NO_ACCOUNTING,
         "rules": [
             {"patterns": rule_patterns(rule), "outcome": rule.outcome, "why": rule.why}
             for rule in states.RULES

@@ -13,6 +13,7 @@ from . import log
 from .errors import SlurmCommandError
 from .slurm_output import (
     ACCOUNTING_FORMAT,
+    NO_ACCOUNTING,
     QUEUE_FORMAT,
     TAG_FORMAT,
     AccountingRow,
@@ -147,10 +148,6 @@ def accounting_rows(
         log.debug("sacct did not answer: {}", exc)
         return None
     return parse_sacct(result.stdout)
-
-
-# What sacct says on a cluster that keeps no accounting: an answer (there is no record).
-NO_ACCOUNTING = "accounting storage is disabled"
 
 
 def scancel(job_id: str, clusters: Sequence[str] = ()) -> None:

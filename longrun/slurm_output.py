@@ -125,6 +125,8 @@ class AccountingRow:
 
 
 # JobIDRaw: an array task's own job id (JobID would say ARRAYJOB_TASK); the same for other jobs.
+# What sacct says on a cluster that keeps no accounting: an answer (there is no record).
+NO_ACCOUNTING = "accounting storage is disabled"
 ACCOUNTING_FORMAT = "JobIDRaw,State,ExitCode,Start,End,Elapsed,Reason"
 _ACCOUNTING_FIELDS = len(dataclasses.fields(AccountingRow))
 

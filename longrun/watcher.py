@@ -33,7 +33,7 @@ from .chain_ops import (
     settle_last_link,
 )
 from .chain_store import ChainFolder, EventTail, StateDir
-from .chain_view import ChainView, LinkView
+from .chain_view import ChainView
 from .errors import LongrunError, RepairRefused
 from .report import duration, event_line, progress_line
 
@@ -185,7 +185,9 @@ def _interval(view: ChainView | ArrayView, settings: WatchSettings) -> float:
 class WatchMemory:
     """What one watcher remembers between its looks at Slurm, whatever the folder says."""
 
-    asked_sacct: set[str] = field(default_factory=set)  # links whose end sacct answered
+    # (link, its successor on record) pairs sacct answered about: a successor queued by a
+    # repair is asked about again (you may cancel it too).
+    asked_sacct: set[tuple[str, str]] = field(default_factory=set)
     silent_sacct: set[str] = field(default_factory=set)  # links told about a silent sacct
     repairs: Counter[str] = field(default_factory=Counter)  # link -> successors it submitted
     refused: set[str] = field(default_factory=set)  # links whose refusal was recorded
@@ -205,8 +207,7 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemor
         if view.state == states.CHAIN_STALLED:
             if _settle(folder, view, out, memory):
                 view = live_view(folder, ask_slurm=False)
-            last = view.links[-1] if view.links else None
-            if view.state == states.CHAIN_STALLED and _repair_once(folder, state, memory, last):
+            if view.state == states.CHAIN_STALLED and _repair_once(folder, state, memory, view):
                 view = live_view(folder, ask_slurm=False)
         record_end(folder, view, by="watcher")
         return view
@@ -219,7 +220,7 @@ def _settle(folder: ChainFolder, view: ChainView, out: Output, memory: WatchMemo
     """Ask sacct about a stalled chain's (or element's) last link once it answers; True if
     that recorded an end. While it does not answer, say so once."""
     last = view.links[-1] if view.links else None
-    if last is None or last.job_id in memory.asked_sacct:
+    if last is None or (last.job_id, view.successor_job or "") in memory.asked_sacct:
         return False
     settled = settle_last_link(folder, view)
     if settled is None:
@@ -230,7 +231,7 @@ def _settle(folder: ChainFolder, view: ChainView, out: Output, memory: WatchMemo
                 "until it does (its successor may have been cancelled)"
             )
         return False
-    memory.asked_sacct.add(last.job_id)
+    memory.asked_sacct.add((last.job_id, view.successor_job or ""))
     return settled
 
 
@@ -238,13 +239,15 @@ def _repair_once(
     folder: ChainFolder,
     state: StateDir,
     memory: WatchMemory,
-    last: LinkView | None,
+    view: ChainView,
     element: int | None = None,
 ) -> bool:
     """Repair a stalled chain (or element) once sacct answered about its last link, within
     the chain's bound (chain_ops.refuse_another_repair) and this watcher's own; a refusal is
     recorded as an event, once. True if a successor was submitted."""
-    if last is None or last.job_id not in memory.asked_sacct or last.job_id in memory.refused:
+    last = view.links[-1] if view.links else None
+    asked = last is not None and (last.job_id, view.successor_job or "") in memory.asked_sacct
+    if last is None or not asked or last.job_id in memory.refused:
         return False
     try:
         if memory.repairs[last.job_id] >= MAX_REPAIRS:
@@ -341,7 +344,7 @@ def _check_array(
             view = live_array_view(folder, ask_slurm=False)
         stalled = [i for i, e in view.elements.items() if e.state == states.CHAIN_STALLED]
         submitted = [
-            _repair_once(folder, state, memory, view.elements[index].links[-1], index)
+            _repair_once(folder, state, memory, view.elements[index], index)
             for index in stalled
             if view.elements[index].links
         ]

@@ -42,8 +42,13 @@ def shared_folder(path: Path, mode: int) -> Path:
     """A folder both users can write to (a group project folder), with this mode."""
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(mode)
-    for parent in path.parents:  # pytest's folders are root's, mode 0700: let the attacker in
-        if parent == Path("/tmp") or parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o011)
+    let_attacker_in(path.parent)
     return path
+
+
+def let_attacker_in(path: Path) -> None:
+    """The attacker may enter `path` and the folders above it (pytest's are root's, 0700)."""
+    for folder in (path, *path.parents):
+        if folder in (Path("/tmp"), Path("/")):
+            break
+        folder.chmod(folder.stat().st_mode | 0o011)

@@ -282,3 +282,14 @@ def test_a_pre_timeout_signal_before_the_script_started_is_not_lost(side: JobSid
     assert len(side.submitted()) == 1
     assert [e["state"] for e in side.events("successor_stopped")] == [states.DEADLINE]
     assert side.chain.ended() == states.CHAIN_DEADLINE
+
+
+def test_a_cluster_without_accounting_answers_that_a_forgotten_successor_is_gone(
+    side: JobSide,
+) -> None:
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.signal_during_body()
+    side.accounting_fails("sacct: error: Slurm accounting storage is disabled")
+    side.run("100", 0)
+    assert [e["successor"] for e in side.events("successor_missing")] == ["300"]
+    assert len(side.submitted()) == 2  # the lost one replaced, as before accounting was asked

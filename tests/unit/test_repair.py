@@ -55,3 +55,17 @@ def test_a_repaired_successor_lost_before_it_started_is_repaired_again_up_to_a_b
     assert view.state == states.CHAIN_STALLED and "3 repairs" in view.reason
     refusals = [e for e in watched.folder.read_events() if e["event"] == "repair_refused"]
     assert len(refusals) == 1, "the refusal is recorded once"
+
+
+def test_a_successor_a_repair_queued_and_you_cancelled_stops_the_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same watcher: it repaired (901), then you cancelled 901 before it started, and it
+    # left the queue. sacct is asked about 901 too: the chain stops, nothing replaces it.
+    watched = watched_stall(tmp_path, monkeypatch)
+    watched.check()
+    assert len(watched.slurm.submitted) == 1
+    watched.slurm.accounting = {"901": "CANCELLED"}
+    view = watched.check()
+    assert len(watched.slurm.submitted) == 1, "a successor you cancelled was replaced"
+    assert view.state == states.CHAIN_CANCELLED

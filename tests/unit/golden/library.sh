@@ -179,7 +179,11 @@ lr_sacct_state() {
     # Returns 0 with a record, 1 when sacct answered without one, 2 when it did not answer.
     local out
     LR_STATE='' LR_START='' LR_END=''
-    out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -X -P -j "$1" -o State,Start,End 2>/dev/null) || return 2
+    if ! out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -X -P -j "$1" -o State,Start,End 2>&1); then
+        # A cluster that keeps no accounting answers: there is no record.
+        [[ $out == *'accounting storage is disabled'* ]] && return 1
+        return 2
+    fi
     out=${out##*$'\n'}
     IFS='|' read -r LR_STATE LR_START LR_END <<<"$out"
     LR_STATE=${LR_STATE%% *}

@@ -33,7 +33,7 @@ LONGRUN_INTERPRETER=(/bin/sh)
 LONGRUN_SCRIPT_NAME=script
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=e6e23dd0a6ea26d3d565a666e8e83d8c50bf3e16ab7f585dd145d07b5d035d2f
+LONGRUN_LIBRARY_SHA256=c27fbf05c9256da00f4a7010d1abfe156c5bea413648790f737af9a5dc50db7b
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
