@@ -182,7 +182,9 @@ MinJobAge=300
 InactiveLimit=0
 SchedulerType=sched/backfill
 MpiDefault=none
-JobAcctGatherType=jobacct_gather/none
+# Steps' CPU time and memory are gathered (every second: test steps are short), so sacct's TotalCPU and MaxRSS are real (longrun usage).
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
 # No mail server here: mails go to $LOG/mail.log, one line each.
 MailProg=$ETC/mail.sh
 JobCompType=jobcomp/none
@@ -193,7 +195,11 @@ AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$SOCKET
 PreemptType=preempt/partition_prio
 PreemptMode=CANCEL
-NodeName=$NODE NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORT CPUs=$NODE_CPUS RealMemory=8000 State=UNKNOWN
+# Node $NODE has two GPUs that are only names (gres.conf: empty files), so that jobs can
+# ask for --gpus and sacct shows gres/gpu in AllocTRES (longrun usage counts GPU hours).
+GresTypes=gpu
+AccountingStorageTRES=gres/gpu
+NodeName=$NODE NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORT CPUs=$NODE_CPUS RealMemory=8000 Gres=gpu:2 State=UNKNOWN
 # A second slurmd on this machine, its own node: multi-node jobs run in partition 'multi'.
 NodeName=$NODE_B NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORT_B CPUs=4 RealMemory=2000 State=UNKNOWN
 # main: the default partition, preempted by 'high' in CANCEL mode.
@@ -204,6 +210,11 @@ PartitionName=requeue Nodes=$NODE MaxTime=INFINITE State=UP PriorityTier=1 Preem
 PartitionName=high Nodes=$NODE MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 # multi: both nodes, for jobs with --nodes=2.
 PartitionName=multi Nodes=$NODE,$NODE_B MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=OFF
+EOF
+  # Slurm drops a GPU without a device file: two empty files stand in for them.
+  mkdir -p "$DIR/dev" && touch "$DIR/dev/gpu0" "$DIR/dev/gpu1"
+  cat >"$ETC/gres.conf" <<EOF
+NodeName=$NODE Name=gpu File=$DIR/dev/gpu[0-1]
 EOF
   cat >"$ETC/mail.sh" <<EOF
 #!/bin/sh

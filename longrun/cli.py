@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -20,6 +21,7 @@ from .arrays import element_key, split_element
 from .chain_store import ChainFolder, StateDir, default_root, read_regular, reading
 from .command_line import split_wrapper_args
 from .errors import LongrunError, SlurmCommandError, StateError, UsageError
+from .notify import NOTIFY_ON
 from .report import array_status_text, list_text, status_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -167,6 +169,33 @@ def submit_options(function: F) -> F:
             0,
             "How often a link whose script exits non-zero on its own is run again.",
         ),
+        click.option(
+            "--notify",
+            metavar="CMD",
+            default=None,
+            help="Run CMD on a compute node when the chain ends or needs you, with LONGRUN_EVENT, "
+            "LONGRUN_CHAIN_ID, LONGRUN_STATE, LONGRUN_REASON... in its environment.",
+        ),
+        click.option(
+            "--notify-url",
+            metavar="URL",
+            default=None,
+            help="POST those events as JSON to URL (curl, else Python's standard library).",
+        ),
+        click.option(
+            "--notify-on",
+            type=click.Choice(NOTIFY_ON),
+            default="end",
+            show_default=True,
+            help="end: the chain's end, a stall, a refused successor; all: also every link.",
+        ),
+        click.option(
+            "--progress-file",
+            metavar="PATH",
+            default=None,
+            help="A file your job rewrites when it makes progress (a checkpoint): longrun usage "
+            "shows the work at risk at each interruption.",
+        ),
         click.option("--no-watch", is_flag=True, help="Submit and exit; nothing stays running."),
         click.option(
             "--dry-run", is_flag=True, help="Print the link script and sbatch command only."
@@ -193,6 +222,10 @@ def run_submit(
     detached: bool,
     max_restarts: int,
     retry_failed: int,
+    notify: str | None,
+    notify_url: str | None,
+    notify_on: str,
+    progress_file: str | None,
     no_watch: bool,
     dry_run: bool,
     state_dir: str | None,
@@ -212,6 +245,10 @@ def run_submit(
         no_watch=no_watch,
         dry_run=dry_run,
         state_dir=state_dir,
+        notify=notify,
+        notify_url=notify_url,
+        notify_on=notify_on,
+        progress_file=progress_file,
     )
     if not sbatch_args and sys.stdin.isatty():
         raise UsageError(
@@ -346,6 +383,43 @@ def status_command(
     click.echo(text, nl=False)
 
 
+@main.command("usage", context_settings=CONTEXT)
+@chain_argument(required=False)
+@element_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@click.option(
+    "--svg",
+    "svg_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also draw the links on a time axis into this SVG file.",
+)
+@state_dir_option
+@reports_errors
+def usage_command(
+    chain: str | None, element: int | None, as_json: bool, svg_path: str | None,
+    state_dir: str | None,
+) -> None:  # fmt: skip
+    """What a chain cost, link by link and in total, from Slurm's accounting (one sacct call):
+    time queued, elapsed, CPU hours held and used, GPU hours, peak memory, and longrun's own
+    overhead (default: the newest chain). CHAIN: chain id or any job id."""
+    setup_logging("DEFAULT")
+    from .usage import chain_usage
+    from .usage_report import usage_svg, usage_text
+
+    target = find_chain(chain, element, state_dir)
+    with reading(target.folder):
+        usage = chain_usage(target.folder, target.element)
+    if svg_path is not None:
+        Path(svg_path).write_text(usage_svg(usage))
+    if as_json:
+        click.echo(json.dumps(usage.to_json(), indent=2))
+    else:
+        click.echo(usage_text(usage))
+        if svg_path is not None:
+            click.echo(f"\nDrawn into {svg_path}.")
+
+
 @main.command("logs", context_settings=CONTEXT)
 @chain_argument(required=False)
 @element_option
@@ -377,15 +451,25 @@ def logs_command(
 @main.command("list", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, for scripts.")
 @click.option("--live", is_flag=True, help="Only chains that have not ended.")
+@click.option(
+    "--usage", "with_usage", is_flag=True, help="Add what each chain cost (one sacct call)."
+)
 @state_dir_option
 @reports_errors
-def list_command(as_json: bool, live: bool, state_dir: str | None) -> None:
+def list_command(as_json: bool, live: bool, with_usage: bool, state_dir: str | None) -> None:
     """Your chains, newest first."""
     setup_logging("DEFAULT")
     state = state_of(state_dir)
     from .listing import list_rows_of
 
     rows = list_rows_of(state, live_only=live)
+    if with_usage:
+        from .usage import usage_of_chains
+
+        usages = usage_of_chains(state)
+        for row in rows:
+            found = usages.get(row["chain_id"])
+            row["usage"] = found.total.to_json() if found else None
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:

@@ -36,7 +36,8 @@ def in_chain() -> bool:
 
 
 def chain_id() -> str | None:
-    """The chain's id (`longrun status` takes it); None outside a chain."""
+    """The chain's id (`longrun status` takes it): the same in every link, so a name for the
+    run in an experiment tracker (W&B, MLflow, TensorBoard); None outside a chain."""
     return os.environ.get("SLURM_LONGRUN_CHAIN_ID") or None
 
 
@@ -48,6 +49,11 @@ def restart_count() -> int:
 def max_restarts() -> int | None:
     """The chain's --max-restarts; None outside a chain."""
     return _int("SLURM_LONGRUN_MAX_RESTARTS", -1) if in_chain() else None
+
+
+def link_number() -> int:
+    """1 in the first link, 2 in the second, ... (SLURM_LONGRUN_LINK); 1 outside a chain."""
+    return _int("SLURM_LONGRUN_LINK", restart_count() + 1)
 
 
 def initial_job_id() -> str | None:

@@ -9,6 +9,7 @@ moved onto the first link's command line.
 
 from __future__ import annotations
 
+import os
 import re
 import signal as signal_module
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from .batch_script import (
 from .environment import ExportMode, export_mode
 from .errors import UsageError
 from .mail import MailPlan, mail_plan
+from .notify import NOTIFY_TIMEOUT_SECONDS, NotifyPlan, notify_plan
 from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
 from .script_checks import self_continuing
 
@@ -172,6 +174,10 @@ class WrapperOptions:
     no_watch: bool = False
     dry_run: bool = False
     state_dir: str | None = None
+    notify: str | None = None  # --notify CMD
+    notify_url: str | None = None
+    notify_on: str = "end"
+    progress_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,9 @@ class LinkPlan:
     output_pattern: str
     error_pattern: str
     mail: MailPlan
+    notify: NotifyPlan
+    notify_seconds: int  # one notifier run, or one POST with its tries
+    progress_file: str  # absolute; "" when the chain does not track progress
     job_name: str
     test_only: bool
     parsable: bool
@@ -361,6 +370,13 @@ def build_plan(
         output_pattern=(eff.get("output") or ARRAY_DEFAULT_OUTPUT) if array else "",
         error_pattern=(eff.get("error") or "") if array else "",
         mail=mail,
+        notify=notify_plan(
+            wrapper.notify, wrapper.notify_url, wrapper.notify_on, where.submit_dir, environ
+        ),
+        notify_seconds=max(
+            1, _int_setting(environ, "LONGRUN_NOTIFY_SECONDS", NOTIFY_TIMEOUT_SECONDS)
+        ),
+        progress_file=_progress_file(wrapper.progress_file, where.submit_dir),
         job_name=job_name,
         test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),
         parsable=any(o.name == "parsable" for o in (*cli, *directive_options)),
@@ -407,6 +423,14 @@ def _delimiter(lines: Sequence[str]) -> str:
         n += 1
         candidate = f"{BODY_DELIMITER}_{n}"
     return candidate
+
+
+def _progress_file(path: str | None, submit_dir: str) -> str:
+    if path is None:
+        return ""
+    if not path.strip() or "\n" in path:
+        raise UsageError(f"--progress-file {path!r} is not a file name")
+    return os.path.normpath(os.path.join(submit_dir, os.path.expanduser(path)))
 
 
 def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -125,6 +125,10 @@ BODY_STARTED = "body_started"
 BODY_EXITED = "body_exited"
 NODE_CHECK = "node_check"
 VERDICT_RECORDED = "verdict"
+LINK_INTERRUPTED = "link_interrupted"  # the previous link ended and the chain goes on
+CHAIN_STALLED = "chain_stalled"  # the chain should go on, but no successor is queued
+PROGRESS = "progress"  # when --progress-file last changed, as a link saw it
+NOTIFY_FAILED = "notify_failed"  # a notifier failed or timed out; the chain goes on
 # Written by longrun's Python side.
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
@@ -168,7 +172,23 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     BODY_EXITED: ("exit_code",),
     NODE_CHECK: ("seconds",),
     VERDICT_RECORDED: ("verdict", "reason", "exit_code", "start", "slurm_state", "preempted"),
+    LINK_INTERRUPTED: ("previous", "slurm_state", "verdict", "reason"),
+    CHAIN_STALLED: ("reason",),
+    PROGRESS: ("at", "previous", "mtime"),
+    NOTIFY_FAILED: ("notifier", "notified", "exit_code", "error"),
 }  # fmt: skip
+
+# A progress event's `at`: a link's look at its start (about the previous link: the file as that
+# link left it, even if it was killed) or at its end (about itself).
+PROGRESS_AT_START = "start"
+PROGRESS_AT_END = "end"
+
+# --notify-on: the events the job side tells the notifiers about. By default the chain's end and
+# what needs a person; `all` adds every link.
+NOTIFY_EVENTS: Mapping[str, tuple[str, ...]] = {
+    "end": (CHAIN_ENDED, CHAIN_STALLED, SUCCESSOR_FAILED),
+    "all": (CHAIN_ENDED, CHAIN_STALLED, SUCCESSOR_FAILED, LINK_STARTED, LINK_INTERRUPTED),
+}
 
 PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     SUBMITTING: ("command",),

@@ -77,6 +77,7 @@ def _tables() -> dict[str, Any]:
         "arguments": protocol.ARGUMENTS,
         "tag_prefix": protocol.TAG_PREFIX,
         "no_accounting": slurm_output.NO_ACCOUNTING,
+        "progress_at": {"start": protocol.PROGRESS_AT_START, "end": protocol.PROGRESS_AT_END},
         "rules": [
             {"patterns": rule_patterns(rule), "outcome": rule.outcome, "why": rule.why}
             for rule in states.RULES

@@ -144,8 +144,10 @@ def list_text(
 
 
 def _list_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    usage = any("usage" in r for r in rows)  # longrun list --usage
     return table(
-        ["CHAIN", "NAME", "STATE", "LINKS", "ELEMENTS", "CURRENT JOB", "LAST CHANGE"],
+        ["CHAIN", "NAME", "STATE", "LINKS", "ELEMENTS", "CURRENT JOB", "LAST CHANGE"]
+        + (["ELAPSED", "CPU H", "GPU H"] if usage else []),
         [
             [
                 str(r["chain_id"]),
@@ -155,10 +157,23 @@ def _list_table(rows: Sequence[Mapping[str, Any]]) -> str:
                 ", ".join(f"{k} {v}" for k, v in r["elements"].items()) if r["elements"] else "-",
                 str(r["current_job"] or "-"),
                 clock(r["last_change_epoch"]),
+                *(_usage_cells(r.get("usage")) if usage else []),
             ]
             for r in rows
         ],
     )
+
+
+def _usage_cells(total: Mapping[str, Any] | None) -> list[str]:
+    """Elapsed, CPU hours held and GPU hours of a chain (a Totals.to_json())."""
+    if not total:
+        return ["-", "-", "-"]
+    gpu = total["gpu_seconds"]
+    return [
+        duration(total["elapsed_seconds"]),
+        f"{total['cpu_allocated_seconds'] / 3600:.2f}",
+        f"{gpu / 3600:.2f}" if gpu else "-",
+    ]
 
 
 # One line per event, filled from the event's fields ({here}: "link N/M" of the event's link).
@@ -184,6 +199,8 @@ EVENT_LINES = {
     protocol.CANCELLED_BEYOND_MAX: "Cancelled job {job}: it is beyond --max-restarts "
     "{max_restarts}",
     protocol.CHAIN_ENDED: "Chain ended {state}: {reason}",
+    protocol.CHAIN_STALLED: "Job {job} ({here}): the chain stalls: {reason}",
+    protocol.NOTIFY_FAILED: "Job {job}: the notifier ({notifier}) failed at {notified}: {error}",
 }
 # Shown only with --verbose.
 VERBOSE_LINES = {

@@ -10,19 +10,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import log
-from .errors import SlurmCommandError
+from .errors import LongrunError, SlurmCommandError
 from .slurm_output import (
     ACCOUNTING_FORMAT,
     NO_ACCOUNTING,
     QUEUE_FORMAT,
     TAG_FORMAT,
+    USAGE_FORMAT,
     AccountingRow,
     QueueRow,
+    UsageRow,
     parse_sacct,
     parse_sbatch_job_id,
     parse_slurm_version,
     parse_squeue,
     parse_tagged,
+    parse_usage,
 )
 
 if TYPE_CHECKING:
@@ -148,6 +151,27 @@ def accounting_rows(
         log.debug("sacct did not answer: {}", exc)
         return None
     return parse_sacct(result.stdout)
+
+
+def usage_rows(job_ids: Iterable[str], since: str, clusters: Sequence[str] = ()) -> list[UsageRow]:
+    """Every run (-D: a requeued job's earlier runs too) of these jobs that was in the queue at
+    or after `since` (a chain's submit time: a job id Slurm used before is not this chain's),
+    in one sacct call. Raises SlurmCommandError when sacct does not answer or keeps nothing."""
+    ids = sorted(set(job_ids), key=_job_order)
+    if not ids:
+        return []
+    command = ["sacct", *clusters, "-P", "-D", "-j", ",".join(ids), "-o", USAGE_FORMAT]
+    if since:
+        command += ["-S", since, "-E", "now"]
+    try:
+        return parse_usage(run(command, timeout=60).stdout)
+    except SlurmCommandError as exc:
+        if NO_ACCOUNTING in exc.stderr:
+            raise LongrunError(
+                "this cluster keeps no accounting (sacct: accounting storage is disabled)",
+                "What a chain cost comes from Slurm's accounting; ask your site about slurmdbd.",
+            ) from None
+        raise
 
 
 def scancel(job_id: str, clusters: Sequence[str] = ()) -> None:

@@ -154,3 +154,115 @@ def slurm_epoch(text: str | None) -> int | None:
         return int(time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S")))
     except ValueError:
         return None
+
+
+# --- what jobs cost: `longrun usage` ----------------------------------------------------------
+# Read by the header row sacct prints (not by position), so that a field added here or a Slurm
+# that orders them otherwise cannot shift the values.
+USAGE_FIELDS = (
+    "JobID", "JobIDRaw", "State", "Submit", "Eligible", "Start", "End", "ElapsedRaw",
+    "AllocCPUS", "TotalCPU", "AllocTRES", "MaxRSS", "NodeList",
+)  # fmt: skip
+USAGE_FORMAT = ",".join(USAGE_FIELDS)
+_MEMORY_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One run of one job (a requeued job has several), with the peak memory of its steps."""
+
+    job: str  # as sacct names it: 123, or ARRAYJOB_TASK for an array task
+    job_raw: str  # the job's own id
+    state: str
+    submit: int | None
+    eligible: int | None
+    start: int | None
+    end: int | None
+    elapsed: int  # seconds
+    cpus: int  # allocated
+    cpu_used: float  # seconds of CPU time its processes used (TotalCPU)
+    gpus: int  # allocated (AllocTRES gres/gpu)
+    max_rss: int | None  # bytes: the largest MaxRSS of its steps; None when none was gathered
+    nodes: str
+
+
+def cpu_seconds(text: str) -> float:
+    """sacct's TotalCPU (`[D-][HH:]MM:SS[.mmm]`) in seconds; 0 for anything else."""
+    days, _, rest = text.strip().rpartition("-")
+    parts = rest.split(":")
+    try:
+        seconds = float(parts[-1]) if parts[-1] else 0.0
+        minutes = int(parts[-2]) if len(parts) > 1 else 0
+        hours = int(parts[-3]) if len(parts) > 2 else 0
+        return int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
+    except ValueError:
+        return 0.0
+
+
+def memory_bytes(text: str) -> int | None:
+    """sacct's MaxRSS (`170084K`, `1.5G`, `0`) in bytes; None when empty."""
+    match = re.fullmatch(r"\s*([\d.]+)([KMGTP]?)\s*", text or "")
+    if not match:
+        return None
+    try:
+        return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
+    except ValueError:
+        return None
+
+
+def gpu_count(tres: str) -> int:
+    """GPUs in an AllocTRES (`cpu=2,gres/gpu=1,node=1`); typed counts (`gres/gpu:a100=1`) when
+    Slurm gives no total."""
+    total, typed = None, 0
+    for item in tres.split(","):
+        name, _, value = item.partition("=")
+        if not value.isdigit():
+            continue
+        if name == "gres/gpu":
+            total = int(value)
+        elif name.startswith("gres/gpu:"):
+            typed += int(value)
+    return typed if total is None else total
+
+
+def parse_usage(stdout: str) -> list[UsageRow]:
+    """The job records of `sacct -P -D -o USAGE_FORMAT` (with its header row), each with the
+    peak MaxRSS of its own steps (`123.batch`, `123.0`, ...), in sacct's order."""
+    lines = stdout.splitlines()
+    wanted = set(USAGE_FIELDS)
+    header = next((i for i, line in enumerate(lines) if wanted <= set(line.split("|"))), None)
+    if header is None:
+        return []
+    names = lines[header].split("|")
+    runs: list[dict[str, str]] = []
+    peaks: list[int | None] = []
+    for line in lines[header + 1 :]:
+        values = line.split("|")
+        if len(values) != len(names):
+            continue
+        record = dict(zip(names, values))
+        if "." not in record["JobID"]:
+            runs.append(record)
+            peaks.append(memory_bytes(record["MaxRSS"]))
+        elif runs and record["JobID"].split(".", 1)[0] == runs[-1]["JobID"]:
+            rss = memory_bytes(record["MaxRSS"])
+            if rss is not None:
+                peaks[-1] = max(peaks[-1] or 0, rss)
+    return [
+        UsageRow(
+            job=record["JobID"],
+            job_raw=record["JobIDRaw"],
+            state=record["State"].split(" ", 1)[0].rstrip("+"),
+            submit=slurm_epoch(record["Submit"]),
+            eligible=slurm_epoch(record["Eligible"]),
+            start=slurm_epoch(record["Start"]),
+            end=slurm_epoch(record["End"]),
+            elapsed=int(record["ElapsedRaw"]) if record["ElapsedRaw"].isdigit() else 0,
+            cpus=int(record["AllocCPUS"]) if record["AllocCPUS"].isdigit() else 0,
+            cpu_used=cpu_seconds(record["TotalCPU"]),
+            gpus=gpu_count(record["AllocTRES"]),
+            max_rss=peak,
+            nodes=record["NodeList"],
+        )
+        for record, peak in zip(runs, peaks)
+    ]

@@ -216,6 +216,10 @@ LINK_KINDS = (
 )  # fmt: skip
 
 
+# Links that Slurm ended before their script did: their work since the last checkpoint is lost.
+INTERRUPTED_KINDS = frozenset({KIND_TIME_LIMIT, KIND_PREEMPTED, KIND_NODE_FAILURE})
+
+
 def link_kind(state: str, verdict: str | None, preempted: bool) -> str:
     """How a link ended (or that it runs), from Slurm's state, its own verdict and whether
     slurmctld showed a PreemptTime (a preempted job may be recorded FAILED)."""

@@ -73,9 +73,14 @@ class JobSide:
     """One chain's folder, its rendered link script and library, and the stand-in Slurm."""
 
     def __init__(
-        self, tmp_path: Path, wrapper: WrapperOptions | None = None, base: Path | None = None
+        self,
+        tmp_path: Path,
+        wrapper: WrapperOptions | None = None,
+        base: Path | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
-        """The chain's state directory in `base` (default: tmp_path), the rest in tmp_path."""
+        """The chain's state directory in `base` (default: tmp_path), the rest in tmp_path;
+        `settings`: LONGRUN_* settings of the submission environment."""
         self.tmp = tmp_path
         self.bin = tmp_path / "slurm-bin"
         self.bin.mkdir()
@@ -93,6 +98,7 @@ class JobSide:
             hook=shquote(tmp_path / "hook"),
         )
         environ = {"LONGRUN_JUDGE_SECONDS": "0", "LONGRUN_SUBMIT_RETRY_SECONDS": "0"}
+        environ.update(settings or {})
         plan = plan_of(body, [], where=where, wrapper=wrapper, environ=environ)
         self.chain = ChainFolder(Path(where.chain_dir))
         self.chain.write_link_script(render_link_script(plan))

@@ -194,6 +194,14 @@ def test_wrapper_options_stop_at_the_first_sbatch_option(workdir: Path) -> None:
         (["-J"], "requires an argument"),
         (["--bogus", "job.sh"], "unrecognized sbatch option '--bogus'"),
         ([], "empty"),
+        (["--notify", "./missing.sh", "job.sh"], "'./missing.sh' is not an executable file"),
+        (["--notify", "no-such-notifier", "job.sh"], "is not an executable file on your PATH"),
+        (["--notify", "./job.sh 'x", "job.sh"], "No closing quotation"),
+        (["--notify", " ", "job.sh"], "--notify needs a command"),
+        (["--notify-url", "ftp://host/x", "job.sh"], "is not an http:// or https:// address"),
+        (["--notify-url", "-K/etc/passwd", "job.sh"], "is not an http:// or https:// address"),
+        (["--notify-on", "often", "job.sh"], "--notify-on"),
+        (["--progress-file", "", "job.sh"], "is not a file name"),
     ],
 )
 def test_usage_errors_exit_2_and_write_nothing(

@@ -73,8 +73,9 @@ lr_json() {
 }
 
 lr_event() {
-    # lr_event NAME [KEY VALUE]...: one line in this link's own event file (its only writer).
-    local line now epoch
+    # lr_event NAME [KEY VALUE]...: one line in this link's own event file (its only writer);
+    # the notifiers hear of the events they asked for (lr_notify).
+    local line now epoch name=$1 state='' reason=''
     [ -n "${LR_LINK_DIR:-}" ] || return 0
     printf -v now '%(%Y-%m-%dT%H:%M:%S)T' -1
     printf -v epoch '%(%s)T' -1
@@ -82,6 +83,7 @@ lr_event() {
     line="{\"time\":\"$now\",\"epoch\":$epoch,\"t\":${EPOCHREALTIME:-$epoch},\"event\":$LR_JSON,\"job\":\"${SLURM_JOB_ID:-}\",\"restart_count\":${LR_RESTART_COUNT:-0}"
     shift
     while [ $# -ge 2 ]; do
+        case $1 in state|slurm_state) state=$2 ;; reason) reason=$2 ;; esac
         lr_json "$1"
         line+=",$LR_JSON:"
         lr_json "$2"
@@ -90,6 +92,70 @@ lr_event() {
     done
     printf '%s}\n' "$line" >>"$LR_LINK_DIR/events.jsonl" \
         || printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR/events.jsonl" >&2
+    case " ${LONGRUN_NOTIFY_EVENTS[*]} " in
+        *" $name "*) lr_notify "$name" "$line}" "$state" "$reason" ;;
+    esac
+}
+
+lr_notify() {
+    # lr_notify EVENT JSON STATE WHY: run --notify's command and POST to --notify-url, each
+    # bounded by a timeout. A notifier that fails or hangs costs a notify_failed event, never
+    # the chain; it hears nothing of its own failures.
+    [ "${LR_NOTIFYING:-0}" = 1 ] && return 0
+    local LR_NOTIFYING=1 rc why payload timeout_path env_path
+    lr_json "$LONGRUN_CHAIN_ID"
+    payload="{\"chain\":$LR_JSON,${2#\{}"
+    timeout_path=$(command -v timeout) || timeout_path=''
+    env_path=$(command -v env) || env_path=/usr/bin/env
+    if [ ${#LONGRUN_NOTIFY_COMMAND[@]} -gt 0 ]; then
+        (
+            cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
+            PATH=$LR_USER_PATH
+            umask "$LR_USER_UMASK"
+            exec ${timeout_path:+"$timeout_path" -k 5 "$LONGRUN_NOTIFY_SECONDS"} "$env_path" \
+                LONGRUN_EVENT="$1" LONGRUN_CHAIN_ID="$LONGRUN_CHAIN_ID" LONGRUN_JOB_ID="$SLURM_JOB_ID" \
+                LONGRUN_LINK=$((LR_RESTART_COUNT + 1)) LONGRUN_ELEMENT="$LR_ELEMENT" \
+                LONGRUN_STATE="$3" LONGRUN_REASON="$4" LONGRUN_EVENT_JSON="$payload" \
+                "${LONGRUN_NOTIFY_COMMAND[@]}"
+        ) </dev/null 1>&2
+        rc=$?
+        if [ $rc -ne 0 ]; then
+            why="exit $rc"
+            [ $rc -eq 124 ] || [ $rc -eq 137 ] && why="no end in ${LONGRUN_NOTIFY_SECONDS}s"
+            lr_event notify_failed notifier command notified "$1" exit_code "$rc" error "$why"
+        fi
+    fi
+    if [ -n "$LONGRUN_NOTIFY_URL" ]; then
+        lr_post "$payload" "$timeout_path"
+        rc=$?
+        [ $rc -eq 0 ] || lr_event notify_failed notifier url notified "$1" exit_code "$rc" error "${LR_POST_ERROR##*$'\n'}"
+    fi
+    return 0
+}
+
+lr_post() {
+    # lr_post JSON BOUND: POST to --notify-url with curl, or Python's standard library where
+    # the node has no curl; three tries, each bounded. The reason of a failure in LR_POST_ERROR.
+    local attempt rc=1 each=$(( LONGRUN_NOTIFY_SECONDS / 3 > 2 ? LONGRUN_NOTIFY_SECONDS / 3 : 2 )) bound=()
+    LR_POST_ERROR=''
+    [ -n "$2" ] && bound=("$2" -k 2 "$each")
+    for attempt in 1 2 3; do
+        if command -v curl >/dev/null 2>&1; then
+            LR_POST_ERROR=$("${bound[@]}" curl -sS -f -o /dev/null -m $((each - 1)) \
+                -H 'Content-Type: application/json' --data-binary @- --url "$LONGRUN_NOTIFY_URL" <<<"$1" 2>&1)
+        elif command -v python3 >/dev/null 2>&1; then
+            LR_POST_ERROR=$("${bound[@]}" python3 -I -c 'import sys, urllib.request
+request = urllib.request.Request(sys.argv[1], data=sys.stdin.buffer.read(), method="POST", headers={"Content-Type": "application/json"})
+urllib.request.urlopen(request, timeout=float(sys.argv[2])).close()' "$LONGRUN_NOTIFY_URL" $((each - 1)) <<<"$1" 2>&1)
+        else
+            LR_POST_ERROR="neither curl nor python3 on this node"
+            return 127
+        fi
+        rc=$?
+        [ $rc -eq 0 ] && return 0
+        [ $attempt -lt 3 ] && sleep $attempt
+    done
+    return $rc
 }
 
 lr_write() {
@@ -297,10 +363,15 @@ lr_submit_successor() {
     # job ("Socket timed out"): before every new attempt, look for it by its tag. Bounded.
     local next=$((LR_RESTART_COUNT + 2)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
     local sbatch_path out rc id submit=1 err_file="$LR_LINK_DIR/sbatch.err"
-    sbatch_path=$(command -v sbatch) || { lr_event successor_failed error "sbatch not found on PATH"; return 1; }
+    sbatch_path=$(command -v sbatch) || {
+        LR_SUBMIT_ERROR="sbatch not found on PATH"
+        lr_event successor_failed error "$LR_SUBMIT_ERROR"
+        return 1
+    }
     if lr_folder_problem; then
         # Checked again before every submission: the folder may have changed since the start.
-        lr_event successor_failed error "unsafe chain folder: $LR_PROBLEM"
+        LR_SUBMIT_ERROR="unsafe chain folder: $LR_PROBLEM"
+        lr_event successor_failed error "$LR_SUBMIT_ERROR"
         lr_say "$LR_LABEL: no successor queued: unsafe chain folder: $LR_PROBLEM"
         return 1
     fi
@@ -342,6 +413,7 @@ lr_submit_successor() {
             *) submit=0 ;;  # unknown: never submit blindly; look again
         esac
         if [ $SECONDS -ge $deadline ]; then
+            LR_SUBMIT_ERROR=${out:-slurmctld did not answer}
             lr_event successor_failed exit_code "${rc:-}" error "${out:-}"
             lr_say "$LR_LABEL: could not queue a successor: ${out:-slurmctld did not answer}"
             return 1
@@ -697,7 +769,7 @@ lr_start() {
     LR_LABEL="link $((LR_RESTART_COUNT + 1))/$((LONGRUN_MAX_RESTARTS + 1))"
     lr_check_folder
     LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
-    LR_SUCCESSOR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
+    LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
     LR_TERMINATED=0 LR_TERM_VERDICT='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
     if [ -L "$LR_LINK_DIR" ] || [ ! -O "$LR_LINK_DIR" ] || [ -L "$LR_LINK_DIR/events.jsonl" ]; then
@@ -834,6 +906,10 @@ lr_judge_previous() {
         end:*)
             lr_skip_body "${outcome#end:}" "$why" ;;
     esac
+    # The chain goes on (lr_skip_body has not ended it).
+    lr_event link_interrupted previous "$LR_PREVIOUS" slurm_state "${LR_STATE:-unknown}" \
+        verdict "${verdict:-none}" reason "$why"
+    lr_progress start
     lr_announce
 }
 
@@ -854,6 +930,7 @@ lr_announce() {
 lr_export_variables() {
     export SLURM_LONGRUN_INITIAL_JOB_ID=$LR_INITIAL
     export SLURM_LONGRUN_RESTART_COUNT=$LR_RESTART_COUNT
+    export SLURM_LONGRUN_LINK=$((LR_RESTART_COUNT + 1))
     export SLURM_LONGRUN_MAX_RESTARTS=$LONGRUN_MAX_RESTARTS
     export SLURM_LONGRUN_PREVIOUS_JOB_ID=$LR_PREVIOUS
     export SLURM_LONGRUN_PREVIOUS_STATE=$LR_PREV_STATE
@@ -999,6 +1076,7 @@ lr_record_verdict() {
         why="the script failed (exit $rc)"
         verdict="failed"
     fi
+    lr_progress end
     # From here on the verdict is final: a SIGTERM that arrived before this line wins.
     LR_VERDICT_FINAL=1
     if [ "$LR_TERMINATED" = 1 ]; then
@@ -1024,6 +1102,7 @@ lr_go_on() {
             else
                 lr_say "$LR_LABEL: $why; the chain continues"
                 lr_backoff
+                lr_check_stalled
             fi
             # A preempted script's own exit code stays in Slurm's record (e.g. 143).
             [ "$LR_PREEMPTED" = 1 ] && exit "$rc"
@@ -1033,6 +1112,7 @@ lr_go_on() {
                 && ! [ -s "$LR_LINK_DIR/stop_after" ]; then
                 lr_say "$LR_LABEL: $why; retrying ($((LR_RETRIES + 1))/$LONGRUN_RETRY_FAILED)"
                 lr_backoff
+                lr_check_stalled
             else
                 lr_end_chain FAILED "$why"
                 lr_cancel_successor
@@ -1040,8 +1120,31 @@ lr_go_on() {
             exit "$rc" ;;
         *)
             lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
+            lr_check_stalled
             exit "$rc" ;;
     esac
+}
+
+lr_check_stalled() {
+    # The chain should go on after this link, but no successor is queued (every submission
+    # failed): say so in the job log, the events (`longrun status`) and to the notifiers. The
+    # watcher repairs such a chain; without one, resubmit.
+    [ -z "${LR_SUCCESSOR:-}" ] && [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || return 0
+    [ "$LR_TERM_VERDICT" = terminated ] && return 0
+    [ -e "$LR_LINK_DIR/stop_after" ] && return 0
+    lr_ended && return 0
+    lr_event chain_stalled reason "no successor is queued: ${LR_SUBMIT_ERROR:-sbatch failed}"
+    lr_say "$LR_LABEL: the chain stalls here: no successor is queued (${LR_SUBMIT_ERROR:-sbatch failed})"
+}
+
+lr_progress() {
+    # lr_progress start|end: when --progress-file last changed, for `longrun usage` (the work
+    # at risk at an interruption). At a link's start it tells of the previous link, even a
+    # killed one: nothing has written the file since.
+    [ -n "$LONGRUN_PROGRESS_FILE" ] || return 0
+    local mtime
+    mtime=$(stat -L -c %Y -- "$LONGRUN_PROGRESS_FILE" 2>/dev/null) || mtime=''
+    lr_event progress at "$1" previous "$LR_PREVIOUS" mtime "$mtime"
 }
 
 lr_rule_outcome() {

@@ -28,6 +28,9 @@ LONGRUN_CLUSTER_ARGS=()
 LONGRUN_QUERY_ARGS=(--local)
 LONGRUN_COMMENT_PREFIX=''
 LONGRUN_MAIL_END=0 LONGRUN_MAIL_FAIL=0
+LONGRUN_NOTIFY_COMMAND=( ) LONGRUN_NOTIFY_URL='' LONGRUN_NOTIFY_SECONDS=30
+LONGRUN_NOTIFY_EVENTS=( )
+LONGRUN_PROGRESS_FILE=''
 LONGRUN_ARRAY=0 LONGRUN_OUTPUT_PATTERN='' LONGRUN_ERROR_PATTERN=''
 LONGRUN_EXPORT_MODE=all LONGRUN_EXPORT_NAMES=( )
 LONGRUN_SBATCH_OPTIONS=( -p gpu -J 'my run' --gres=gpu:1 )
@@ -36,7 +39,7 @@ LONGRUN_INTERPRETER=(/usr/bin/env python3)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=c27fbf05c9256da00f4a7010d1abfe156c5bea413648790f737af9a5dc50db7b
+LONGRUN_LIBRARY_SHA256=aa94d37f15a4331444624ace62b021267523e9dcd3979fda47d0b3d6c60c1a75
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
