@@ -38,12 +38,13 @@ STREAK = "streak"
 STOP_AFTER = "stop_after"
 CLAIM = "claim"
 SBATCH_ERRORS = "sbatch.err"
+NOTIFY_ERRORS = "notify.err"  # what the last POST to --notify-url said on failure
 
 PATHS = {
     "jobs": JOBS, "library": LIBRARY, "link_script": LINK_SCRIPT, "env": ENV, "ended": ENDED,
     "events": EVENTS, "links": LINKS, "elements": ELEMENTS, "verdict": VERDICT,
     "successor": SUCCESSOR, "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM,
-    "sbatch_errors": SBATCH_ERRORS,
+    "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS,
 }  # fmt: skip
 
 # --- the link script's arguments -------------------------------------------------------------

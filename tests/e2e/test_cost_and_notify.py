@@ -222,3 +222,34 @@ def test_a_chain_that_cannot_queue_a_successor_says_so_and_tells_the_notifier(
     status = run_cli("longrun", "status", "--state-dir", "state", chain.chain_id, cwd=tmp_path)
     assert "STALLED" in status.stdout
     assert "the chain stalls" in (tmp_path / "out.txt").read_text()
+
+
+def test_an_array_chain_has_totals_per_element_and_for_the_whole_array(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    chain = submit_chain(
+        cluster, tmp_path, "#!/bin/bash\n#SBATCH -o out-%a.txt\n" + TWO_LINKS, "--array=1-2"
+    )
+
+    def ended() -> str | None:  # an array records each element's end
+        status = run_cli("longrun", "status", "--state-dir", "state", chain.chain_id, "--json",
+                         cwd=tmp_path)  # fmt: skip
+        state = json.loads(status.stdout)["state"]
+        return state if state not in ("RUNNING", "PENDING", "STALLED") else None
+
+    assert wait_for(ended, timeout=300, interval=2, what="the array chain to end") == "COMPLETED"
+    usage = wait_for(
+        lambda: (lambda u: u if u["total"]["recorded_links"] == 4 else None)(
+            usage_json(tmp_path, chain.chain_id)
+        ),
+        timeout=60, what="sacct to record the four links",
+    )  # fmt: skip
+    links = [link["job_id"] for link in usage["links"]]
+    assert sorted(links) == sorted(chain.links())
+    assert [link["element"] for link in usage["links"]] == [1, 1, 2, 2]
+    elements = usage["elements"]
+    assert {index: e["links"] for index, e in elements.items()} == {"1": 2, "2": 2}
+    assert sum(e["elapsed_seconds"] for e in elements.values()) == usage["total"]["elapsed_seconds"]
+    assert usage["total"]["elapsed_seconds"] == sacct_totals(links)["elapsed"]
+    one = usage_json(tmp_path, chain.chain_id, "--element", "2")
+    assert [link["job_id"] for link in one["links"]] == links[2:]

@@ -10,7 +10,9 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -276,3 +278,31 @@ def test_the_url_hears_each_event_as_json(tmp_path: Path, hook: str, client: str
     assert {(path, kind) for path, kind, _ in Hook.received} == {
         ("/hook?token=a%20b", "application/json"),
     }
+
+
+def test_a_sigterm_during_a_notifier_is_handled_at_once(tmp_path: Path) -> None:
+    """A notifier that takes its time must not hold back the SIGTERM handler: Slurm kills the
+    job KillWait seconds after it, and the link must say why it ended before that."""
+    slow = notifier(tmp_path, body=f"#!/bin/bash\ntouch {tmp_path}/notifying\nsleep 20\n")
+    side = side_with(tmp_path, notify=str(slow), notify_on="all")
+    side.slurm_shows("200", states.RUNNING)
+    link = subprocess.Popen(side.command("200", 0), env=side.environ("200"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "notifying").exists():  # link_started is being told
+            assert time.monotonic() < deadline and link.poll() is None
+            time.sleep(0.05)
+        side.slurm_shows("200", states.TIMEOUT)
+        signalled = time.monotonic()
+        link.send_signal(signal.SIGTERM)
+        while not side.events(protocol.SIGTERM):
+            assert time.monotonic() - signalled < 5, "the SIGTERM waited for the notifier"
+            time.sleep(0.05)
+        assert link.wait(timeout=60) == 0
+    finally:
+        link.kill()
+        link.wait()
+    assert side.bodies_run() == []  # the body never starts after a SIGTERM
+    (verdict,) = side.events(protocol.SIGTERM)
+    assert verdict["slurm_state"] == states.TIMEOUT

@@ -99,8 +99,9 @@ lr_event() {
 
 lr_notify() {
     # lr_notify EVENT JSON STATE WHY: run --notify's command and POST to --notify-url, each
-    # bounded by a timeout. A notifier that fails or hangs costs a notify_failed event, never
-    # the chain; it hears nothing of its own failures.
+    # bounded by a timeout, in the background so that a SIGTERM or the pre-timeout signal is
+    # handled at once. A notifier that fails or hangs costs a notify_failed event, never the
+    # chain; it hears nothing of its own failures.
     [ "${LR_NOTIFYING:-0}" = 1 ] && return 0
     local LR_NOTIFYING=1 rc why payload timeout_path env_path
     lr_json "$LONGRUN_CHAIN_ID"
@@ -117,7 +118,8 @@ lr_notify() {
                 LONGRUN_LINK=$((LR_RESTART_COUNT + 1)) LONGRUN_ELEMENT="$LR_ELEMENT" \
                 LONGRUN_STATE="$3" LONGRUN_REASON="$4" LONGRUN_EVENT_JSON="$payload" \
                 "${LONGRUN_NOTIFY_COMMAND[@]}"
-        ) </dev/null 1>&2
+        ) </dev/null 1>&2 &
+        lr_wait_for $!
         rc=$?
         if [ $rc -ne 0 ]; then
             why="exit $rc"
@@ -128,30 +130,51 @@ lr_notify() {
     if [ -n "$LONGRUN_NOTIFY_URL" ]; then
         lr_post "$payload" "$timeout_path"
         rc=$?
-        [ $rc -eq 0 ] || lr_event notify_failed notifier url notified "$1" exit_code "$rc" error "${LR_POST_ERROR##*$'\n'}"
+        [ $rc -eq 0 ] || lr_event notify_failed notifier url notified "$1" exit_code "$rc" error "$LR_POST_ERROR"
     fi
     return 0
+}
+
+lr_wait_for() {
+    # lr_wait_for PID: wait for a background process and return its exit status. Unlike a
+    # command in the foreground, a wait lets a trapped signal (SIGTERM, the pre-timeout signal)
+    # be handled at once; then wait again while the process lives.
+    local rc again
+    wait "$1"
+    rc=$?
+    while kill -0 "$1" 2>/dev/null; do
+        wait "$1"
+        rc=$?
+    done
+    wait "$1" 2>/dev/null
+    again=$?
+    [ $again -ne 127 ] && rc=$again
+    return $rc
 }
 
 lr_post() {
     # lr_post JSON BOUND: POST to --notify-url with curl, or Python's standard library where
     # the node has no curl; three tries, each bounded. The reason of a failure in LR_POST_ERROR.
     local attempt rc=1 each=$(( LONGRUN_NOTIFY_SECONDS / 3 > 2 ? LONGRUN_NOTIFY_SECONDS / 3 : 2 )) bound=()
+    local err_file=$LR_LINK_DIR/notify.err
     LR_POST_ERROR=''
     [ -n "$2" ] && bound=("$2" -k 2 "$each")
     for attempt in 1 2 3; do
         if command -v curl >/dev/null 2>&1; then
-            LR_POST_ERROR=$("${bound[@]}" curl -sS -f -o /dev/null -m $((each - 1)) \
-                -H 'Content-Type: application/json' --data-binary @- --url "$LONGRUN_NOTIFY_URL" <<<"$1" 2>&1)
+            "${bound[@]}" curl -sS -f -o /dev/null -m $((each - 1)) -H 'Content-Type: application/json' \
+                --data-binary @- --url "$LONGRUN_NOTIFY_URL" <<<"$1" >/dev/null 2>"$err_file" &
         elif command -v python3 >/dev/null 2>&1; then
-            LR_POST_ERROR=$("${bound[@]}" python3 -I -c 'import sys, urllib.request
+            "${bound[@]}" python3 -I -c 'import sys, urllib.request
 request = urllib.request.Request(sys.argv[1], data=sys.stdin.buffer.read(), method="POST", headers={"Content-Type": "application/json"})
-urllib.request.urlopen(request, timeout=float(sys.argv[2])).close()' "$LONGRUN_NOTIFY_URL" $((each - 1)) <<<"$1" 2>&1)
+urllib.request.urlopen(request, timeout=float(sys.argv[2])).close()' "$LONGRUN_NOTIFY_URL" $((each - 1)) \
+                <<<"$1" >/dev/null 2>"$err_file" &
         else
             LR_POST_ERROR="neither curl nor python3 on this node"
             return 127
         fi
+        lr_wait_for $!
         rc=$?
+        LR_POST_ERROR=$(tail -n 1 "$err_file" 2>/dev/null)
         [ $rc -eq 0 ] && return 0
         [ $attempt -lt 3 ] && sleep $attempt
     done
