@@ -8,7 +8,8 @@ cannot run is a usage error and not a silent chain.
 The command is split into words as a shell would split it, and never run by a shell: the link
 script runs it as an argument list (`sh -c '...'` if you want a shell). A first word with a `/`
 is taken from the submit directory; one without is looked up on your PATH now, so that the job's
-PATH does not matter.
+PATH does not matter. Like the chain folder, the notifier and every folder on the way to it must
+be yours or root's and writable by nobody else: it runs as you.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import shlex
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import protocol
-from .errors import UsageError
+from .chain_store import check_trusted_path
+from .errors import StateError, UsageError
 
 NOTIFY_TIMEOUT_SECONDS = 30  # one notifier run, or one POST with its retries
 NOTIFY_ON = tuple(protocol.NOTIFY_EVENTS)  # end (the default), all
@@ -80,7 +83,16 @@ def _executable(name: str, submit_dir: str, environ: Mapping[str, str]) -> str:
             "Give the notifier's path (./notify.sh) or a command on your PATH; "
             "nothing was submitted.",
         )
-    return os.path.abspath(path)
+    path = os.path.abspath(path)
+    try:  # the job side checks the same before each run (lr_trusted_path)
+        check_trusted_path(Path(path))
+    except StateError as exc:
+        raise UsageError(
+            f"--notify: {exc.message}",
+            "Someone else could change what your jobs run: keep the notifier where only you "
+            "(or root) can write; nothing was submitted.",
+        ) from None
+    return path
 
 
 def _check_url(url: str) -> None:

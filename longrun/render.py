@@ -88,6 +88,7 @@ def _tables() -> dict[str, Any]:
             "cancelled": states.CANCELLED_STATES,
             "interrupt_reasons": states.INTERRUPT_REASONS,
             "interrupt_states": states.INTERRUPT_STATES,
+            "never_requeued": states.NEVER_REQUEUED,
             "running": states.RUNNING,
             "successor_stops": [
                 {"state": state, "chain_state": chain_state, "phrase": phrase}

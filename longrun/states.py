@@ -52,6 +52,9 @@ ACTIVE_STATES = (
 # interrupts the job, as seen on Slurm 22.05; a scancel shows none of them (Reason=None).
 INTERRUPT_REASONS = ("TimeLimit", "NodeDown", "DeadLine", "BootFail")
 INTERRUPT_STATES = CONTINUE_STATES
+# A job that Slurm ends for these (its state, or the reason slurmctld shows) is never requeued:
+# at --max-restarts, the link's end is the chain's, and the link records it.
+NEVER_REQUEUED = (TIMEOUT, "TimeLimit")
 # Links whose end is not settled yet: Slurm may still tell more.
 UNSETTLED_STATES = (UNKNOWN, RUNNING, PENDING, COMPLETING)
 # Links that have started and not ended, as far as their own events tell.

@@ -5,17 +5,16 @@ hangs, a chain that cannot queue a successor."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import sys
-import threading
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from webhook import Webhook, webhook
 
 from chaintest import TWO_LINKS, environment, run_cli, submit_chain
 from faulttest import Faults
@@ -127,27 +126,10 @@ def test_usage_counts_every_link_as_sacct_does_with_the_work_at_risk(
 
 
 # --- notifications --------------------------------------------------------------------------
-class Hook(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        Hook.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def hook() -> Iterator[str]:
-    Hook.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/longrun"
-    server.shutdown()
-    server.server_close()
+def hook() -> Iterator[Webhook]:
+    with webhook() as server:
+        yield server
 
 
 NOTIFIER = """#!/bin/bash
@@ -155,13 +137,16 @@ echo "$LONGRUN_EVENT $LONGRUN_LINK $LONGRUN_JOB_ID $LONGRUN_STATE" >>notified.tx
 """
 
 
-def test_notifiers_hear_every_event_in_order(cluster: Cluster, tmp_path: Path, hook: str) -> None:
+def test_notifiers_hear_every_event_in_order(
+    cluster: Cluster, tmp_path: Path, hook: Webhook
+) -> None:
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "notify.sh").write_text(NOTIFIER)
     (tmp_path / "notify.sh").chmod(0o755)
     chain = submit_chain(
         cluster, tmp_path, "#!/bin/bash\n#SBATCH -o out.txt\n" + TWO_LINKS,
-        wrapper=("--notify", "./notify.sh", "--notify-url", hook, "--notify-on", "all"),
+        wrapper=("--notify", "./notify.sh", "--notify-url", f"{hook.url}/longrun",
+                 "--notify-on", "all"),
     )  # fmt: skip
     assert chain.wait_end() == "COMPLETED"
     first, second = chain.links()
@@ -174,9 +159,9 @@ def test_notifiers_hear_every_event_in_order(cluster: Cluster, tmp_path: Path, h
     ]
     assert told == expected
     assert (tmp_path / "notified.txt").read_text().splitlines()[-1].endswith(" COMPLETED")
-    posted = [(p["event"], str(p["restart_count"] + 1), p["job"]) for p in Hook.received]
-    assert posted == expected
-    assert {p["chain"] for p in Hook.received} == {chain.chain_id}
+    posts = [post.json() for post in hook.posts]
+    assert [(p["event"], str(p["restart_count"] + 1), p["job"]) for p in posts] == expected
+    assert {p["chain"] for p in posts} == {chain.chain_id}
     assert chain.events("notify_failed") == []
 
 

@@ -5,7 +5,7 @@ stand-in Slurm commands. On the real cluster: tests/e2e/test_cost_and_notify.py.
 
 from __future__ import annotations
 
-import http.server
+import contextlib
 import json
 import os
 import shlex
@@ -13,14 +13,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from jobside import JobSide
+from webhook import Webhook, webhook
 
 from longrun import protocol, states
 from longrun.errors import UsageError
@@ -220,30 +219,10 @@ def test_a_directory_or_a_file_that_cannot_run_is_no_notifier(tmp_path: Path) ->
 
 
 # --- --notify-url, against a real HTTP server -------------------------------------------------
-class Hook(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, str, bytes]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        Hook.received.append(
-            (self.path, self.headers.get("Content-Type", ""), self.rfile.read(length))
-        )
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def hook() -> Iterator[str]:
-    Hook.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook?token=a%20b"
-    server.shutdown()
-    server.server_close()
+def hook() -> Iterator[Webhook]:
+    with webhook() as server:
+        yield server
 
 
 def without_curl(tmp_path: Path) -> str:
@@ -257,9 +236,9 @@ def without_curl(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("client", ["curl", "python3"])
-def test_the_url_hears_each_event_as_json(tmp_path: Path, hook: str, client: str) -> None:
+def test_the_url_hears_each_event_as_json(tmp_path: Path, hook: Webhook, client: str) -> None:
     assert shutil.which("curl") and shutil.which("python3")
-    side = side_with(tmp_path, notify_url=hook, notify_on="all")
+    side = side_with(tmp_path, notify_url=f"{hook.url}/hook?token=a%20b", notify_on="all")
     base = without_curl(tmp_path) if client == "python3" else "/usr/bin:/bin"
     path = f"{side.bin}:{guarded_path(base)}"
     side.body_exits(protocol.CONTINUE_EXIT_CODE)
@@ -268,14 +247,14 @@ def test_the_url_hears_each_event_as_json(tmp_path: Path, hook: str, client: str
     side.body_exits(0)
     side.run("300", 1, "200", path=path)
     assert side.events(protocol.NOTIFY_FAILED) == []
-    posted = [json.loads(body) for _, _, body in Hook.received]
+    posted = [post.json() for post in hook.posts]
     assert [(p["event"], p["job"]) for p in posted] == [
         (protocol.LINK_STARTED, "200"), (protocol.LINK_STARTED, "300"),
         (protocol.LINK_INTERRUPTED, "300"), (protocol.CHAIN_ENDED, "300"),
     ]  # fmt: skip
     assert {p["chain"] for p in posted} == {side.chain.chain_id}
     assert posted[-1]["state"] == states.CHAIN_COMPLETED
-    assert {(path, kind) for path, kind, _ in Hook.received} == {
+    assert {(post.path, post.content_type) for post in hook.posts} == {
         ("/hook?token=a%20b", "application/json"),
     }
 
@@ -284,7 +263,7 @@ def test_a_sigterm_during_a_notifier_is_handled_at_once(tmp_path: Path) -> None:
     """A notifier that takes its time must not hold back the SIGTERM handler: Slurm kills the
     job KillWait seconds after it, and the link must say why it ended before that."""
     slow = notifier(tmp_path, body=f"#!/bin/bash\ntouch {tmp_path}/notifying\nsleep 20\n")
-    side = side_with(tmp_path, notify=str(slow), notify_on="all")
+    side = side_with(tmp_path, notify=str(slow), notify_on="all", seconds="8")
     side.slurm_shows("200", states.RUNNING)
     link = subprocess.Popen(side.command("200", 0), env=side.environ("200"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -297,7 +276,7 @@ def test_a_sigterm_during_a_notifier_is_handled_at_once(tmp_path: Path) -> None:
         signalled = time.monotonic()
         link.send_signal(signal.SIGTERM)
         while not side.events(protocol.SIGTERM):
-            assert time.monotonic() - signalled < 5, "the SIGTERM waited for the notifier"
+            assert time.monotonic() - signalled < 3, "the SIGTERM waited for the notifier"
             time.sleep(0.05)
         assert link.wait(timeout=60) == 0
     finally:
@@ -306,3 +285,269 @@ def test_a_sigterm_during_a_notifier_is_handled_at_once(tmp_path: Path) -> None:
     assert side.bodies_run() == []  # the body never starts after a SIGTERM
     (verdict,) = side.events(protocol.SIGTERM)
     assert verdict["slurm_state"] == states.TIMEOUT
+
+
+# --- found by a review that tried to break the notifiers (each failed before its fix) ---------
+EVENT_NOTIFIER = """#!/bin/bash
+printf '%s\\n' "$LONGRUN_EVENT" >>{heard}
+"""
+
+
+def test_a_notifier_whose_path_has_an_equals_sign_runs(tmp_path: Path) -> None:
+    # A submit directory such as .../lr=0.01/ is common; the notifier's absolute path is then
+    # taken by `env` for one more NAME=VALUE, so env runs nothing (it prints the environment and
+    # exits 0), or runs the notifier's first argument as the command.
+    folder = tmp_path / "lr=0.01"
+    folder.mkdir()
+    notify = folder / "notify.sh"
+    notify.write_text(EVENT_NOTIFIER.replace("{heard}", shlex.quote(str(tmp_path / "heard"))))
+    notify.chmod(0o755)
+    side = JobSide(tmp_path, WrapperOptions(notify="./lr=0.01/notify.sh"))
+    link = side.run("200", 0)
+    assert link.returncode == 0
+    assert side.chain.ended() == states.CHAIN_COMPLETED
+    heard = (tmp_path / "heard").read_text().split() if (tmp_path / "heard").exists() else []
+    assert heard == [protocol.CHAIN_ENDED], (
+        f"the notifier never ran and no notify_failed: {side.events(protocol.NOTIFY_FAILED)}; "
+        f"the job log got env's dump: {'LONGRUN_EVENT_JSON=' in link.stderr}"
+    )
+
+
+def test_a_successor_found_gone_and_not_replaced_is_a_stall(tmp_path: Path) -> None:
+    # Link 200 queues job 300 at its start. At the pre-timeout check job 300 is gone (Slurm
+    # answers: no such job, no record) and sbatch now refuses: nothing continues the chain. The
+    # link still holds 300 in LR_SUCCESSOR, so lr_check_stalled stays silent.
+    side = JobSide(tmp_path)
+    side.on_call(
+        "sbatch",
+        '[ -f "$dir/next-id" ] && { echo "sbatch: error: Batch job submission failed:'
+        ' Job violates accounting/QOS policy" >&2; exit 1; }',
+    )
+    side.signal_during_body()
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    link = side.run("200", 0)
+    assert link.returncode == 0
+    assert [e["successor"] for e in side.events(protocol.SUCCESSOR_QUEUED)] == ["300"]
+    assert [e["successor"] for e in side.events("successor_missing")] == ["300"]
+    assert len(side.events(protocol.SUCCESSOR_FAILED)) == 1
+    assert side.chain.ended() is None
+    assert len(side.events(protocol.CHAIN_STALLED)) == 1, "the chain stalls without a word"
+
+
+def test_a_successor_that_may_be_queued_is_not_called_missing(tmp_path: Path) -> None:
+    # sbatch timed out (Slurm may have queued the job all the same) and squeue did not answer
+    # when the link looked for it: whether a successor is queued is unknown. chain_stalled says
+    # "no successor is queued" and tells the notifier (the README: "without a watcher,
+    # resubmit"): a resubmitted chain and the queued successor then run the same work at once.
+    heard = tmp_path / "heard"
+    notify = tmp_path / "notify.sh"
+    notify.write_text(EVENT_NOTIFIER.replace("{heard}", shlex.quote(str(heard))))
+    notify.chmod(0o755)
+    side = JobSide(tmp_path, WrapperOptions(notify=str(notify)))
+    side.on_call(
+        "sbatch",
+        'echo "sbatch: error: Batch job submission failed: Socket timed out on send/recv'
+        ' operation" >&2; exit 1',
+    )
+    side.on_call("squeue", 'echo "slurm_load_jobs error: Socket timed out" >&2; exit 1')
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    assert side.run("200", 0).returncode == 0
+    stalled = [e["reason"] for e in side.events(protocol.CHAIN_STALLED)]
+    told = heard.read_text().split() if heard.exists() else []
+    assert not any("no successor is queued" in r for r in stalled), stalled
+    assert protocol.CHAIN_STALLED not in told, told
+
+
+def _tree(root: int) -> list[int]:
+    """root and its descendants (Slurm signals every process of a job)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            rest = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(rest[1]), []).append(int(stat.parent.name))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
+def _signal_job(root: int, signum: int) -> None:
+    for pid in _tree(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def test_a_hanging_notifier_does_not_keep_a_preempted_link_from_queueing_its_successor(
+    tmp_path: Path,
+) -> None:
+    # Link 300 continues link 200. It is preempted a second after it starts: Slurm sends
+    # SIGTERM to every process of the job and SIGKILL KillWait (default 30 s) later. Without a
+    # notifier the link queues its successor at once (lr_ensure_successor after the trap). With
+    # --notify-on all and a notifier that hangs (the default bound, 30 s + 5 s), the link_started
+    # and link_interrupted notifications run first, in the link's own flow: SIGKILL comes before
+    # any successor is queued, and the chain stops without a word.
+    hang = tmp_path / "notify.sh"
+    hang.write_text("#!/bin/bash\ntrap '' TERM\nsleep 120\n")
+    hang.chmod(0o755)
+    side = JobSide(tmp_path, WrapperOptions(notify=str(hang), notify_on="all"))
+    side.previous_verdict("200", states.VERDICT_CONTINUE)
+    side.slurm_shows("200", states.COMPLETED)
+    side.slurm_shows("300", states.RUNNING)
+    side.body_runs("sleep 20")  # the script's own work, if it gets to run
+    link = subprocess.Popen(
+        side.command("300", 1, "200"), env=side.environ("300"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1)
+        side.slurm_shows("300", states.RUNNING, preempted=True)  # PreemptTime is set
+        _signal_job(link.pid, signal.SIGTERM)
+        # Slurm's SIGKILL comes KillWait (30 s) later: here as soon as the successor is queued.
+        deadline = time.monotonic() + 30
+        while link.poll() is None and not side.submitted() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _signal_job(link.pid, signal.SIGKILL)
+        link.wait()
+    finally:
+        if link.poll() is None:
+            _signal_job(link.pid, signal.SIGKILL)
+    assert len(side.submitted()) == 1, "SIGKILL came before the successor was queued"
+
+
+def test_the_event_json_is_json_in_a_locale_with_a_decimal_comma(tmp_path: Path) -> None:
+    # sbatch passes the user's LANG/LC_ALL to the job; bash writes $EPOCHREALTIME with the
+    # locale's decimal point ("1796000000,123456"), so every event line is `"t":1796000000,
+    # 123456,` -- not JSON: the notifier's LONGRUN_EVENT_JSON, the POST body and (already
+    # before this change) every line of events.jsonl, which read_events skips as damaged.
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    made = subprocess.run(
+        ["localedef", "-i", "de_DE", "-f", "UTF-8", str(locales / "de_DE.UTF-8")],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    assert (locales / "de_DE.UTF-8").exists(), f"cannot build de_DE.UTF-8: {made.stderr!r}"
+    dump = tmp_path / "notify.sh"
+    dump.write_text(f'#!/bin/bash\nprintf "%s\\n" "$LONGRUN_EVENT_JSON" >>{tmp_path}/heard\n')
+    dump.chmod(0o755)
+    side = JobSide(tmp_path, WrapperOptions(notify=str(dump)))
+    side.slurm_shows("200", states.RUNNING)
+    env = side.environ("200") | {"LOCPATH": str(locales), "LANG": "de_DE.UTF-8"}
+    subprocess.run(side.command("200", 0), env=env, capture_output=True, timeout=60, check=True)
+    assert side.chain.ended() == states.CHAIN_COMPLETED
+    (told,) = (tmp_path / "heard").read_text().splitlines()
+    json.loads(told)  # the notifier's LONGRUN_EVENT_JSON (and the POST body)
+    lines = (side.chain.link_dir("200") / "events.jsonl").read_text().splitlines()
+    for line in lines:
+        json.loads(line)
+
+
+def test_the_url_is_posted_to_as_typed(tmp_path: Path) -> None:
+    # curl expands [1-3] and {a,b} in a URL (globbing) unless told -g: one event, three POSTs
+    # to three other addresses (python3's fallback posts once, to the URL as typed).
+    with webhook() as hook:
+        side = JobSide(tmp_path, WrapperOptions(notify_url=f"{hook.url}/hook?run=[1-3]"))
+        assert side.run("200", 0).returncode == 0
+    assert [post.path for post in hook.posts] == ["/hook?run=[1-3]"]
+
+
+def test_the_notifier_hears_the_end_of_a_chain_whose_last_link_runs_out_of_time(
+    tmp_path: Path,
+) -> None:
+    # The README: chain_ended is told for MAX_RESTARTS. The last link allowed reaches its time
+    # limit: lr_on_term knows the chain ends with it (it asks Slurm for mail at the end with
+    # --mail-type END), but lr_go_on's interrupted branch records no end and runs no notifier:
+    # the most common end of a chain with --max-restarts is never told.
+    heard = tmp_path / "heard"
+    notify = tmp_path / "notify.sh"
+    notify.write_text(EVENT_NOTIFIER.replace("{heard}", shlex.quote(str(heard))))
+    notify.chmod(0o755)
+    side = JobSide(tmp_path, WrapperOptions(notify=str(notify), max_restarts=1))
+    side.previous_verdict("200", states.VERDICT_CONTINUE)
+    side.slurm_shows("200", states.COMPLETED)
+    side.slurm_shows("300", states.RUNNING)
+    side.body_runs("sleep 20")
+    link = subprocess.Popen(
+        side.command("300", 1, "200"), env=side.environ("300"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.5)
+    side.slurm_shows("300", states.TIMEOUT)  # the time limit: Slurm TERMs every process
+    _signal_job(link.pid, signal.SIGTERM)
+    link.wait(timeout=30)
+    assert side.bodies_run() == ["300"]
+    assert [e["verdict"] for e in side.events("verdict")] == [states.VERDICT_INTERRUPTED]
+    assert [e["reason"] for e in side.events("no_successor")] == ["max_restarts"]
+    told = heard.read_text().split() if heard.exists() else []
+    assert protocol.CHAIN_ENDED in told, f"the notifier heard {told}"
+
+
+def test_no_link_interrupted_is_told_after_the_chain_ended(tmp_path: Path) -> None:
+    # `longrun cancel` recorded the end, but its scancel of the queued successor came too late:
+    # the successor starts, and before lr_check_go skips its body it tells the notifier
+    # "link_interrupted" (README: "a link starts after one that did not end the chain").
+    heard = tmp_path / "heard"
+    notify = tmp_path / "notify.sh"
+    notify.write_text(EVENT_NOTIFIER.replace("{heard}", shlex.quote(str(heard))))
+    notify.chmod(0o755)
+    side = JobSide(tmp_path, WrapperOptions(notify=str(notify), notify_on="all"))
+    side.previous_verdict("200", states.VERDICT_CONTINUE)
+    side.slurm_shows("200", states.COMPLETED)
+    side.chain.ended_file.write_text(states.CHAIN_CANCELLED + "\n")
+    assert side.run("300", 1, "200").returncode == 0
+    assert side.bodies_run() == []
+    told = heard.read_text().split() if heard.exists() else []
+    assert protocol.LINK_INTERRUPTED not in told, told
+
+
+def test_the_url_and_its_token_are_not_on_a_command_line(tmp_path: Path) -> None:
+    # A webhook's URL is its secret (Slack, Teams, ntfy: ".../hooks/T0/B0/XXXX", "?token=").
+    # lr_post gives it to curl (or python3) as an argument: /proc/PID/cmdline is readable by
+    # every user of a shared node for as long as the POST runs (up to LONGRUN_NOTIFY_SECONDS).
+    secret = "token=s3cr3t-webhook-key"
+    seen: list[str] = []
+    with webhook(delay=3) as hook:
+        side = JobSide(tmp_path, WrapperOptions(notify_url=f"{hook.url}/hook?{secret}"))
+        side.slurm_shows("200", states.RUNNING)
+        link = subprocess.Popen(
+            side.command("200", 0), env=side.environ("200"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while link.poll() is None and time.monotonic() < deadline and not seen:
+            for pid in _tree(link.pid):
+                cmdline = Path(f"/proc/{pid}/cmdline")
+                try:
+                    words = cmdline.read_bytes().decode(errors="replace").split("\0")
+                except OSError:
+                    continue
+                if any(secret in word for word in words) and cmdline.stat().st_mode & 0o004:
+                    seen.append(" ".join(words))
+            time.sleep(0.1)
+        link.wait(timeout=30)
+    assert side.chain.ended() == states.CHAIN_COMPLETED
+    assert seen == [], f"world-readable command line: {seen[0]!r}"
+
+
+def test_a_notifier_others_can_change_is_refused_at_submission(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone may replace what is in it
+    (shared / "notify.sh").write_text("#!/bin/sh\n")
+    (shared / "notify.sh").chmod(0o755)
+    with pytest.raises(UsageError, match="writable by other users"):
+        notify_plan("shared/notify.sh", None, "end", str(tmp_path), dict(os.environ))
+
+
+def test_a_notifier_others_could_change_since_is_not_run(tmp_path: Path) -> None:
+    path = notifier(tmp_path)
+    side = side_with(tmp_path, notify=str(path))
+    path.chmod(0o777)  # after the submission
+    assert side.run("200", 0).returncode == 0
+    assert heard(tmp_path) == []
+    (failed,) = side.events(protocol.NOTIFY_FAILED)
+    assert failed["error"].startswith("unsafe notifier:") and "writable by other" in failed["error"]
+    assert side.chain.ended() == states.CHAIN_COMPLETED

@@ -132,7 +132,7 @@ def chain_of_captured_links() -> tuple[ChainView, list[dict[str, Any]]]:
         assert at is not None
         events.append(event(protocol.BODY_STARTED, job, at + 0.6))
         if job != "3090":  # link 2 was killed: its body never exited
-            events.append(event(protocol.BODY_EXITED, job, at + 3.9))
+            events.append(event(protocol.BODY_EXITED, job, at + 3.4))
     return view(
         link(1, "3089", states.COMPLETED, states.VERDICT_CONTINUE),
         link(2, "3090", states.TIMEOUT),
@@ -151,10 +151,10 @@ def test_the_chain_totals_are_the_sums_of_its_links() -> None:
     assert total.gpu_seconds == 12
     assert total.queued == 1 + 0 + 0  # eligible -> start, per link
     assert total.max_rss == 123108 * 1024
-    # Before each body: 0.6 s rounds to 1 s; after: 4 - 3.9 rounds to 0; the killed link's
+    # Before each body: 0.6 s rounds to 1 s; after: 4 - 3.4 rounds to 1; the killed link's
     # body ran to the job's end.
-    assert [u.overhead for u in usage.links] == [(1, 0), (1, 0), (1, 0)]
-    assert (total.overhead, total.without_body) == (3, 0)
+    assert [u.overhead for u in usage.links] == [(1, 1), (1, 0), (1, 1)]
+    assert (total.overhead, total.overhead_before, total.without_body) == (5, 3, 0)
     assert total.at_risk is None  # no --progress-file: not tracked
 
 
@@ -290,3 +290,32 @@ def test_jobs_of_other_chains_in_the_answer_are_not_counted(tmp_path: Path) -> N
     assert data["chain_id"] == folder.chain_id
     assert data["total"]["links"] == len(data["links"]) > 0
     assert data["total"]["recorded_links"] == 0 and data["total"]["elapsed_seconds"] == 0
+
+
+def test_the_list_counts_only_runs_submitted_after_the_chain(tmp_path: Path) -> None:
+    """One sacct call for the whole list starts at the oldest chain's submit time, so a job id
+    Slurm used before a newer chain was submitted comes back too: that run is not counted."""
+    _folder, state = ended_chain(tmp_path)  # links 137 and 143, submitted 2026-11-25T21:28:28
+    header = "|".join(USAGE_FIELDS)
+    rows = [
+        # job 137 long before the chain (a reused id), then the chain's own runs
+        "137|137|COMPLETED|2026-11-20T08:00:00|2026-11-20T08:00:00|2026-11-20T08:00:00|"
+        "2026-11-20T09:00:00|3600|8|00:00:00|cpu=8|1000K|vm",
+        "137|137|TIMEOUT|2026-11-25T21:28:28|2026-11-25T21:28:28|2026-11-25T21:28:29|"
+        "2026-11-25T21:29:29|60|1|00:00:00|cpu=1|1000K|vm",
+        "143|143|COMPLETED|2026-11-25T21:28:40|2026-11-25T21:29:30|2026-11-25T21:29:30|"
+        "2026-11-25T21:29:40|10|1|00:00:00|cpu=1|1000K|vm",
+    ]
+    answer = tmp_path / "answer"
+    answer.write_text("\n".join([header, *rows]) + "\n")
+    bin_dir = stand_ins(tmp_path / "bin", sacct=f"cat {answer}")
+    env = {"PATH": f"{bin_dir}:{guarded_path()}"}
+    result = CliRunner().invoke(
+        main, ["list", "--state-dir", str(state.root), "--usage", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["usage"]["elapsed_seconds"] == 70
+    assert row["usage"]["cpu_allocated_seconds"] == 70
+    text = CliRunner().invoke(main, ["list", "--state-dir", str(state.root), "--usage"], env=env)
+    assert "ELAPSED" in text.output and "00:01:10" in text.output

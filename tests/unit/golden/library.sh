@@ -26,7 +26,8 @@ if ! command -v sbatch >/dev/null 2>&1 && [ -n "$LONGRUN_SLURM_BIN" ]; then
     PATH="$LONGRUN_SLURM_BIN:$PATH" LR_USER_PATH="$LONGRUN_SLURM_BIN:${LR_USER_PATH:-/usr/bin:/bin}"
 fi
 umask 077
-# The chain folder (see longrun/chain_store.py).
+# The chain folder (see longrun/chain_store.py). LONGRUN_* are the link script's settings.
+# shellcheck disable=SC2153  # (not misspelt: set by the link script before it runs this file)
 LR_CHAIN_ENDED_FILE=$LONGRUN_CHAIN_DIR/ended  # the chain's end state, created once
 LR_ENDED_FILE=$LR_CHAIN_ENDED_FILE  # this link's end state: an array element's own (lr_start)
 LR_ENV_FILE=$LONGRUN_CHAIN_DIR/env          # the environment snapshot
@@ -43,6 +44,7 @@ main() {
     lr_claim_previous       # 2. be the only link that continues the previous one
     lr_judge_previous       # 3. why the previous link ended: go on, or end the chain here
     lr_ensure_successor     # 4. keep one successor queued (--dependency=afterany on this job)
+    lr_release_notices      #    (then the notifiers hear what happened so far)
     lr_export_variables     # 5. SLURM_LONGRUN_* for your script
     lr_write_body           # 6. your script as a file of its own in this link's folder
     lr_check_go             # 7. the last look: a recorded end or a SIGTERM means no body
@@ -75,12 +77,15 @@ lr_json() {
 lr_event() {
     # lr_event NAME [KEY VALUE]...: one line in this link's own event file (its only writer);
     # the notifiers hear of the events they asked for (lr_notify).
-    local line now epoch name=$1 state='' reason=''
+    local line now epoch t name=$1 state='' reason=''
     [ -n "${LR_LINK_DIR:-}" ] || return 0
     printf -v now '%(%Y-%m-%dT%H:%M:%S)T' -1
     printf -v epoch '%(%s)T' -1
+    # $EPOCHREALTIME has the locale's decimal point (a comma in de_DE): JSON needs a dot.
+    t=${EPOCHREALTIME:-$epoch}
+    t=${t/[!0-9]/.}
     lr_json "$1"
-    line="{\"time\":\"$now\",\"epoch\":$epoch,\"t\":${EPOCHREALTIME:-$epoch},\"event\":$LR_JSON,\"job\":\"${SLURM_JOB_ID:-}\",\"restart_count\":${LR_RESTART_COUNT:-0}"
+    line="{\"time\":\"$now\",\"epoch\":$epoch,\"t\":$t,\"event\":$LR_JSON,\"job\":\"${SLURM_JOB_ID:-}\",\"restart_count\":${LR_RESTART_COUNT:-0}"
     shift
     while [ $# -ge 2 ]; do
         case $1 in state|slurm_state) state=$2 ;; reason) reason=$2 ;; esac
@@ -93,8 +98,25 @@ lr_event() {
     printf '%s}\n' "$line" >>"$LR_LINK_DIR/events.jsonl" \
         || printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR/events.jsonl" >&2
     case " ${LONGRUN_NOTIFY_EVENTS[*]} " in
-        *" $name "*) lr_notify "$name" "$line}" "$state" "$reason" ;;
+        *" $name "*)
+            if [ "${LR_NOTICES_HELD:-0}" = 1 ]; then
+                LR_HELD+=("$name" "$line}" "$state" "$reason")
+            else
+                lr_notify "$name" "$line}" "$state" "$reason"
+            fi ;;
     esac
+}
+
+lr_release_notices() {
+    # Tell the notifiers what happened while they were held back: until this link has ensured
+    # its successor (step 4), no notifier may delay it, or a preemption could kill the link
+    # before it queued one.
+    local i
+    LR_NOTICES_HELD=0
+    for ((i = 0; i + 3 < ${#LR_HELD[@]}; i += 4)); do
+        lr_notify "${LR_HELD[i]}" "${LR_HELD[i + 1]}" "${LR_HELD[i + 2]}" "${LR_HELD[i + 3]}"
+    done
+    LR_HELD=()
 }
 
 lr_notify() {
@@ -103,21 +125,22 @@ lr_notify() {
     # handled at once. A notifier that fails or hangs costs a notify_failed event, never the
     # chain; it hears nothing of its own failures.
     [ "${LR_NOTIFYING:-0}" = 1 ] && return 0
-    local LR_NOTIFYING=1 rc why payload timeout_path env_path
+    local LR_NOTIFYING=1 rc why payload timeout_path
     lr_json "$LONGRUN_CHAIN_ID"
     payload="{\"chain\":$LR_JSON,${2#\{}"
     timeout_path=$(command -v timeout) || timeout_path=''
-    env_path=$(command -v env) || env_path=/usr/bin/env
-    if [ ${#LONGRUN_NOTIFY_COMMAND[@]} -gt 0 ]; then
+    if [ ${#LONGRUN_NOTIFY_COMMAND[@]} -gt 0 ] && ! lr_trusted_path "${LONGRUN_NOTIFY_COMMAND[0]}"; then
+        lr_event notify_failed notifier command notified "$1" exit_code 126 error "unsafe notifier: $LR_PROBLEM"
+    elif [ ${#LONGRUN_NOTIFY_COMMAND[@]} -gt 0 ]; then
         (
             cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
             PATH=$LR_USER_PATH
             umask "$LR_USER_UMASK"
-            exec ${timeout_path:+"$timeout_path" -k 5 "$LONGRUN_NOTIFY_SECONDS"} "$env_path" \
-                LONGRUN_EVENT="$1" LONGRUN_CHAIN_ID="$LONGRUN_CHAIN_ID" LONGRUN_JOB_ID="$SLURM_JOB_ID" \
-                LONGRUN_LINK=$((LR_RESTART_COUNT + 1)) LONGRUN_ELEMENT="$LR_ELEMENT" \
-                LONGRUN_STATE="$3" LONGRUN_REASON="$4" LONGRUN_EVENT_JSON="$payload" \
-                "${LONGRUN_NOTIFY_COMMAND[@]}"
+            # Named in the environment, never through env(1): a path with "=" is no variable.
+            export LONGRUN_EVENT="$1" LONGRUN_JOB_ID="$SLURM_JOB_ID" LONGRUN_LINK=$((LR_RESTART_COUNT + 1)) \
+                LONGRUN_ELEMENT="$LR_ELEMENT" LONGRUN_STATE="${3:0:2000}" LONGRUN_REASON="${4:0:2000}" \
+                LONGRUN_EVENT_JSON="$payload" LONGRUN_CHAIN_ID
+            exec ${timeout_path:+"$timeout_path" -k 5 "$LONGRUN_NOTIFY_SECONDS"} "${LONGRUN_NOTIFY_COMMAND[@]}"
         ) </dev/null 1>&2 &
         lr_wait_for $!
         rc=$?
@@ -156,17 +179,20 @@ lr_post() {
     # lr_post JSON BOUND: POST to --notify-url with curl, or Python's standard library where
     # the node has no curl; three tries, each bounded. The reason of a failure in LR_POST_ERROR.
     local attempt rc=1 each=$(( LONGRUN_NOTIFY_SECONDS / 3 > 2 ? LONGRUN_NOTIFY_SECONDS / 3 : 2 )) bound=()
-    local err_file=$LR_LINK_DIR/notify.err
+    local err_file=$LR_LINK_DIR/notify.err url=${LONGRUN_NOTIFY_URL//\\/\\\\}
+    url=${url//\"/\\\"}
     LR_POST_ERROR=''
     [ -n "$2" ] && bound=("$2" -k 2 "$each")
     for attempt in 1 2 3; do
         if command -v curl >/dev/null 2>&1; then
-            "${bound[@]}" curl -sS -f -o /dev/null -m $((each - 1)) -H 'Content-Type: application/json' \
-                --data-binary @- --url "$LONGRUN_NOTIFY_URL" <<<"$1" >/dev/null 2>"$err_file" &
+            # The URL (often itself the secret) in a config on a descriptor, not in the command
+            # line every user can read; -g: [] and {} in it are no pattern.
+            "${bound[@]}" curl -sS -f -g -o /dev/null -m $((each - 1)) -H 'Content-Type: application/json' \
+                --data-binary @- -K /dev/fd/3 3<<<"url = \"$url\"" <<<"$1" >/dev/null 2>"$err_file" &
         elif command -v python3 >/dev/null 2>&1; then
-            "${bound[@]}" python3 -I -c 'import sys, urllib.request
-request = urllib.request.Request(sys.argv[1], data=sys.stdin.buffer.read(), method="POST", headers={"Content-Type": "application/json"})
-urllib.request.urlopen(request, timeout=float(sys.argv[2])).close()' "$LONGRUN_NOTIFY_URL" $((each - 1)) \
+            LR_URL=$LONGRUN_NOTIFY_URL "${bound[@]}" python3 -I -c 'import os, sys, urllib.request
+request = urllib.request.Request(os.environ["LR_URL"], data=sys.stdin.buffer.read(), method="POST", headers={"Content-Type": "application/json"})
+urllib.request.urlopen(request, timeout=float(sys.argv[1])).close()' $((each - 1)) \
                 <<<"$1" >/dev/null 2>"$err_file" &
         else
             LR_POST_ERROR="neither curl nor python3 on this node"
@@ -386,6 +412,7 @@ lr_submit_successor() {
     # job ("Socket timed out"): before every new attempt, look for it by its tag. Bounded.
     local next=$((LR_RESTART_COUNT + 2)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
     local sbatch_path out rc id submit=1 err_file="$LR_LINK_DIR/sbatch.err"
+    LR_SUBMIT_UNKNOWN=0
     sbatch_path=$(command -v sbatch) || {
         LR_SUBMIT_ERROR="sbatch not found on PATH"
         lr_event successor_failed error "$LR_SUBMIT_ERROR"
@@ -437,6 +464,7 @@ lr_submit_successor() {
         esac
         if [ $SECONDS -ge $deadline ]; then
             LR_SUBMIT_ERROR=${out:-slurmctld did not answer}
+            [ $submit = 0 ] && LR_SUBMIT_UNKNOWN=1  # the last look for it got no answer
             lr_event successor_failed exit_code "${rc:-}" error "${out:-}"
             lr_say "$LR_LABEL: could not queue a successor: ${out:-slurmctld did not answer}"
             return 1
@@ -485,6 +513,7 @@ lr_ensure_successor() {
             return 0
         fi
         lr_event successor_missing successor "$id" state "${LR_STATE:-gone}"
+        LR_SUCCESSOR=''
     fi
     lr_submit_successor
 }
@@ -664,6 +693,7 @@ lr_on_term() {
         LR_TERM_VERDICT=terminated
     fi
     lr_set_verdict "$LR_TERM_VERDICT"
+    LR_TERM_CAUSE=$LR_CAUSE
     lr_event sigterm slurm_state "${LR_STATE:-unknown}" reason "$LR_REASON" preempted "$LR_PREEMPTED" \
         cause "$LR_CAUSE" verdict "$LR_TERM_VERDICT" final "$LR_VERDICT_FINAL"
     lr_say "$LR_LABEL: SIGTERM (${LR_STATE:-state unknown}${LR_CAUSE:+, $LR_CAUSE})"
@@ -793,7 +823,8 @@ lr_start() {
     lr_check_folder
     LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
     LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
-    LR_TERMINATED=0 LR_TERM_VERDICT='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
+    LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
+    LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
     if [ -L "$LR_LINK_DIR" ] || [ ! -O "$LR_LINK_DIR" ] || [ -L "$LR_LINK_DIR/events.jsonl" ]; then
         # Only this link writes there: something put in its place is not followed.
@@ -929,8 +960,8 @@ lr_judge_previous() {
         end:*)
             lr_skip_body "${outcome#end:}" "$why" ;;
     esac
-    # The chain goes on (lr_skip_body has not ended it).
-    lr_event link_interrupted previous "$LR_PREVIOUS" slurm_state "${LR_STATE:-unknown}" \
+    # The chain goes on, unless its end is recorded already (then lr_check_go stops it).
+    lr_ended || lr_event link_interrupted previous "$LR_PREVIOUS" slurm_state "${LR_STATE:-unknown}" \
         verdict "${verdict:-none}" reason "$why"
     lr_progress start
     lr_announce
@@ -942,6 +973,7 @@ lr_skip_body() {
     lr_set_verdict ended
     lr_end_chain "$1" "$2"
     lr_cancel_successor
+    lr_release_notices
     exit 0
 }
 
@@ -1142,10 +1174,24 @@ lr_go_on() {
             fi
             exit "$rc" ;;
         *)
-            lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
-            lr_check_stalled
+            if [ "$LR_RESTART_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ] && [ "$LR_VERDICT" = interrupted ] \
+                && lr_never_requeued "${LR_TERM_CAUSE:-$LR_CAUSE}"; then
+                # The last link allowed, ended by a time limit: Slurm never runs it again, so
+                # the chain ends with it (and the notifiers hear it).
+                lr_end_chain MAX_RESTARTS "$why (${LR_TERM_CAUSE:-$LR_CAUSE}), and no restarts are left"
+            else
+                lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
+                lr_check_stalled
+            fi
             exit "$rc" ;;
     esac
+}
+
+lr_never_requeued() {
+    # lr_never_requeued CAUSE: whether Slurm never requeues a job it ends for this cause (a
+    # state or a reason, from lr_interruption): from longrun's rule table (longrun/states.py).
+    case $1 in TIMEOUT|TimeLimit) return 0 ;; esac
+    return 1
 }
 
 lr_check_stalled() {
@@ -1156,6 +1202,12 @@ lr_check_stalled() {
     [ "$LR_TERM_VERDICT" = terminated ] && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
     lr_ended && return 0
+    if [ "$LR_SUBMIT_UNKNOWN" = 1 ]; then
+        # sbatch failed, and Slurm did not answer the look for the job it may have queued all
+        # the same: unknown, not missing (the watcher and `longrun status` ask again).
+        lr_event warning message "whether a successor is queued is unknown: sbatch said ${LR_SUBMIT_ERROR:-nothing} and Slurm did not answer the look for it"
+        return 0
+    fi
     lr_event chain_stalled reason "no successor is queued: ${LR_SUBMIT_ERROR:-sbatch failed}"
     lr_say "$LR_LABEL: the chain stalls here: no successor is queued (${LR_SUBMIT_ERROR:-sbatch failed})"
 }
