@@ -144,6 +144,7 @@ def build_view(
     duplicates: set[str] = set()  # jobs that lost the claim: never a link of the chain
     stopped: dict[str, tuple[str, str]] = {}  # link -> (successor, state): it found it ended
     refused: dict[str, str] = {}  # link -> why the watcher does not repair it again
+    stalls: dict[str, str] = {}  # link -> why it queued no successor, in its own words
 
     for event in events:
         kind = event.get("event")
@@ -167,6 +168,8 @@ def build_view(
                 stopped[job] = (str(event.get("successor") or ""), stop)
         elif kind == protocol.REPAIR_REFUSED:
             refused[job] = str(event.get("reason") or "")
+        elif kind == protocol.CHAIN_STALLED:
+            stalls[job] = str(event.get("reason") or "")
         elif kind == protocol.SUCCESSOR_CANCELLED:
             cancelled_by_us[str(event.get("successor"))] = "the link that ended the chain"
         if kind in CANCEL_EVENTS:
@@ -217,8 +220,10 @@ def build_view(
     _chain_state(chain, ended, queue, successor_of, submitted)
     _stop_after_successor(chain, ended, final_states, cancelled_by_us, stopped)
     last = chain.links[-1] if chain.links else None
-    if chain.state == states.CHAIN_STALLED and last is not None and last.job_id in refused:
-        chain.reason = f"{chain.reason}; {refused[last.job_id]}"
+    if chain.state == states.CHAIN_STALLED and last is not None:
+        for said in (stalls, refused):
+            if last.job_id in said:
+                chain.reason = f"{chain.reason}; {said[last.job_id]}"
     return chain
 
 

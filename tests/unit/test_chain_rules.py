@@ -219,3 +219,15 @@ def test_the_state_a_link_ends_in_after_its_verdict(
     verdict: str, exit_code: int | None, preempted: bool, state: str
 ) -> None:
     assert states.state_after_verdict(verdict, exit_code, preempted) == state
+
+
+def test_a_stalled_chain_says_what_its_last_link_said() -> None:
+    words = "no successor is queued: sbatch: error: Access/permission denied"
+    events = [
+        *link("100", 0), *verdict("100", 0, states.VERDICT_CONTINUE, 75),
+        event(protocol.CHAIN_STALLED, "100", 0, 1060, reason=words),
+    ]  # fmt: skip
+    view = build_view({**META, "max_restarts": 5}, events, None, {},
+                      {"100": SlurmEnd(states.COMPLETED)})  # fmt: skip
+    assert view.state == states.CHAIN_STALLED
+    assert view.reason.endswith(f"; {words}")
