@@ -43,6 +43,8 @@ step "result ($DEMO/result.txt)"
 cat result.txt 2>/dev/null || echo "(no result: the chain did not complete)"
 step "longrun status"
 "$BIN/longrun" status
+step "longrun usage (what the chain cost, from sacct)"
+"$BIN/longrun" usage || echo "(sacct did not answer; try again in a moment)"
 echo
-echo "Try: LONGRUN_HOME=$LONGRUN_HOME $BIN/longrun list   (and show, watch, cancel)"
+echo "Try: LONGRUN_HOME=$LONGRUN_HOME $BIN/longrun list   (and usage, logs, show, watch, cancel)"
 exit "$status"
