@@ -25,6 +25,11 @@ def duration(seconds: int | None) -> str:
     return f"{days}-{text}" if days else text
 
 
+def hours(seconds: float) -> str:
+    """Seconds as hours, as accounting bills them (CPU hours, GPU hours)."""
+    return f"{seconds / 3600:.2f}"
+
+
 def clock(epoch: int | None) -> str:
     stamp = iso(epoch)
     return stamp.replace("T", " ") if stamp else "-"
@@ -171,8 +176,8 @@ def _usage_cells(total: Mapping[str, Any] | None) -> list[str]:
     gpu = total["gpu_seconds"]
     return [
         duration(total["elapsed_seconds"]),
-        f"{total['cpu_allocated_seconds'] / 3600:.2f}",
-        f"{gpu / 3600:.2f}" if gpu else "-",
+        hours(total["cpu_allocated_seconds"]),
+        hours(gpu) if gpu else "-",
     ]
 
 

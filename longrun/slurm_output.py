@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from .errors import LongrunError
-from .states import is_active, is_pending
+from .states import base_state, is_active, is_pending
 
 _SUBMITTED = re.compile(r"(?:Submitted batch job\s+)?(\d+)(?:;\S+|\s+on cluster\s+\S+)?\s*$")
 
@@ -252,7 +252,7 @@ def parse_usage(stdout: str) -> list[UsageRow]:
         UsageRow(
             job=record["JobID"],
             job_raw=record["JobIDRaw"],
-            state=record["State"].split(" ", 1)[0].rstrip("+"),
+            state=base_state(record["State"]),
             submit=slurm_epoch(record["Submit"]),
             eligible=slurm_epoch(record["Eligible"]),
             start=slurm_epoch(record["Start"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from . import states
-from .report import clock, duration, table
+from .report import clock, duration, hours, table
 from .usage import ChainUsage, LinkUsage, Totals
 
 
@@ -18,10 +18,6 @@ def memory(size: int | None) -> str:
         if size >= scale:
             return f"{size / scale:.1f}{unit}"
     return f"{size}B"
-
-
-def hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2f}"
 
 
 def usage_text(usage: ChainUsage) -> str:

@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +49,13 @@ def notifier(tmp_path: Path, code: int = 0, body: str | None = None) -> Path:
 def heard(tmp_path: Path) -> list[dict[str, str]]:
     path = tmp_path / "heard"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_until(condition: Callable[[], object], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def side_with(tmp_path: Path, **options: str) -> JobSide:
@@ -262,22 +269,23 @@ def test_the_url_hears_each_event_as_json(tmp_path: Path, hook: Webhook, client:
 def test_a_sigterm_during_a_notifier_is_handled_at_once(tmp_path: Path) -> None:
     """A notifier that takes its time must not hold back the SIGTERM handler: Slurm kills the
     job KillWait seconds after it, and the link must say why it ended before that."""
-    slow = notifier(tmp_path, body=f"#!/bin/bash\ntouch {tmp_path}/notifying\nsleep 20\n")
-    side = side_with(tmp_path, notify=str(slow), notify_on="all", seconds="8")
+    slow = notifier(
+        tmp_path, body=f"#!/bin/bash\ntouch {tmp_path}/notifying\nsleep 6\ntouch {tmp_path}/told\n"
+    )
+    side = side_with(tmp_path, notify=str(slow), notify_on="all", seconds="20")
     side.slurm_shows("200", states.RUNNING)
     link = subprocess.Popen(side.command("200", 0), env=side.environ("200"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "notifying").exists():  # link_started is being told
-            assert time.monotonic() < deadline and link.poll() is None
-            time.sleep(0.05)
+        # link_started is being told
+        wait_until(lambda: (tmp_path / "notifying").exists() or link.poll() is not None,
+                   "the notifier to start")  # fmt: skip
         side.slurm_shows("200", states.TIMEOUT)
-        signalled = time.monotonic()
         link.send_signal(signal.SIGTERM)
-        while not side.events(protocol.SIGTERM):
-            assert time.monotonic() - signalled < 3, "the SIGTERM waited for the notifier"
-            time.sleep(0.05)
+        wait_until(lambda: side.events(protocol.SIGTERM) or (tmp_path / "told").exists(),
+                   "the SIGTERM handler or the notifier's end")  # fmt: skip
+        assert side.events(protocol.SIGTERM), "the SIGTERM waited for the notifier"
+        assert not (tmp_path / "told").exists()
         assert link.wait(timeout=60) == 0
     finally:
         link.kill()
@@ -351,10 +359,12 @@ def test_a_successor_that_may_be_queued_is_not_called_missing(tmp_path: Path) ->
     )
     side.on_call("squeue", 'echo "slurm_load_jobs error: Socket timed out" >&2; exit 1')
     side.body_exits(protocol.CONTINUE_EXIT_CODE)
-    assert side.run("200", 0).returncode == 0
+    link = side.run("200", 0)
+    assert link.returncode == 0
     stalled = [e["reason"] for e in side.events(protocol.CHAIN_STALLED)]
     told = heard.read_text().split() if heard.exists() else []
     assert not any("no successor is queued" in r for r in stalled), stalled
+    assert "whether a successor is queued is unknown" in link.stderr
     assert protocol.CHAIN_STALLED not in told, told
 
 
@@ -403,7 +413,7 @@ def test_a_hanging_notifier_does_not_keep_a_preempted_link_from_queueing_its_suc
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        time.sleep(1)
+        wait_until(lambda: side.events(protocol.LINK_STARTED), "link 300 to start")
         side.slurm_shows("300", states.RUNNING, preempted=True)  # PreemptTime is set
         _signal_job(link.pid, signal.SIGTERM)
         # Slurm's SIGKILL comes KillWait (30 s) later: here as soon as the successor is queued.
@@ -474,7 +484,7 @@ def test_the_notifier_hears_the_end_of_a_chain_whose_last_link_runs_out_of_time(
         side.command("300", 1, "200"), env=side.environ("300"),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    time.sleep(1.5)
+    wait_until(lambda: side.bodies_run() == ["300"], "link 300's script to start")
     side.slurm_shows("300", states.TIMEOUT)  # the time limit: Slurm TERMs every process
     _signal_job(link.pid, signal.SIGTERM)
     link.wait(timeout=30)

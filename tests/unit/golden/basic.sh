@@ -39,7 +39,7 @@ LONGRUN_INTERPRETER=(/bin/bash)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=c3fae95cff0d5c2cb439dcb2b83fa045ea3f491917efdd9967051ef537e458d1
+LONGRUN_LIBRARY_SHA256=2c8654128e045410a3ace0fdbfb5d78d56a7dec0ccb76a18a1b65fe5151ad368
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2

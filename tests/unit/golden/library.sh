@@ -1206,6 +1206,7 @@ lr_check_stalled() {
         # sbatch failed, and Slurm did not answer the look for the job it may have queued all
         # the same: unknown, not missing (the watcher and `longrun status` ask again).
         lr_event warning message "whether a successor is queued is unknown: sbatch said ${LR_SUBMIT_ERROR:-nothing} and Slurm did not answer the look for it"
+        lr_say "$LR_LABEL: whether a successor is queued is unknown (sbatch: ${LR_SUBMIT_ERROR:-nothing}; Slurm did not answer the look for it)"
         return 0
     fi
     lr_event chain_stalled reason "no successor is queued: ${LR_SUBMIT_ERROR:-sbatch failed}"
