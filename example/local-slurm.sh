@@ -170,9 +170,14 @@ SlurmdLogFile=$LOG/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+# task/cgroup with cgroup.conf's ConstrainRAMSpace: a job's --mem is a hard limit (cgroup v1 memory
+# controller), and a step whose processes the kernel OOM-kills is recorded OUT_OF_MEMORY.
+TaskPlugin=task/cgroup
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+# Memory is allocated too (without it, task/cgroup sets no limit); a job without --mem gets 500 MB
+# per CPU, so that all 16 CPUs of node $NODE (RealMemory 8000) can still run jobs at once.
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=500
 SlurmdParameters=config_overrides
 ReturnToService=2
 KillWait=5
@@ -210,6 +215,11 @@ PartitionName=requeue Nodes=$NODE MaxTime=INFINITE State=UP PriorityTier=1 Preem
 PartitionName=high Nodes=$NODE MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 # multi: both nodes, for jobs with --nodes=2.
 PartitionName=multi Nodes=$NODE,$NODE_B MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=OFF
+EOF
+  cat >"$ETC/cgroup.conf" <<EOF
+# Written by longrun's example/local-slurm.sh: memory limits only (cgroup v1, as mounted here).
+CgroupPlugin=cgroup/v1
+ConstrainRAMSpace=yes
 EOF
   # Slurm drops a GPU without a device file: two empty files stand in for them.
   mkdir -p "$DIR/dev" && touch "$DIR/dev/gpu0" "$DIR/dev/gpu1"

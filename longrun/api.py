@@ -29,6 +29,7 @@ from .chain_ops import cancel_chain, list_views, status_view
 from .chain_store import ChainFolder, StateDir, default_root
 from .chain_view import ChainView, LinkView
 from .errors import UsageError
+from .learning import LearningOptions
 
 
 @dataclass(frozen=True)
@@ -172,10 +173,14 @@ def submit(
     retry_failed: int = 0,
     state_dir: str | os.PathLike[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    progress_file: str | None = None,
+    learning: LearningOptions | None = None,
 ) -> Chain:
     """Submit `script` as a chain, as `sbatch_longrun --no-watch [sbatch_args] script
     [script_args]` would from `cwd` (default: the current folder); no watcher is started.
-    sbatch's options go in `sbatch_args`, each as its own item (["--time=1:00:00", "-p", "gpu"])."""
+    sbatch's options go in `sbatch_args`, each as its own item (["--time=1:00:00", "-p", "gpu"]);
+    `learning` holds --avoid-failed-nodes, --node-check, --grow-mem-on-oom, --max-idle-links
+    and --total-time (longrun.learning.LearningOptions)."""
     from .plan import WrapperOptions
     from .submission import Submitted
     from .submission import submit as submit_chain
@@ -188,6 +193,7 @@ def submit(
     wrapper = WrapperOptions(
         max_restarts=max_restarts, retry_failed=retry_failed, no_watch=True,
         state_dir=None if state_dir is None else os.fspath(state_dir),
+        progress_file=progress_file, learning=learning or LearningOptions(),
     )  # fmt: skip
     path = Path(os.fspath(script))
     if cwd is not None and not path.is_absolute():

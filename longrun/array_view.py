@@ -20,8 +20,8 @@ from .slurm_output import QueueRow
 
 # The state of an ended array whose elements did not all complete: the first that applies.
 END_PRIORITY = (
-    states.CHAIN_FAILED, states.CHAIN_CANCELLED, states.CHAIN_MAX_RESTARTS,
-    states.CHAIN_DEADLINE,
+    states.CHAIN_FAILED, states.CHAIN_CANCELLED, states.CHAIN_NO_PROGRESS,
+    states.CHAIN_TIME_BUDGET, states.CHAIN_MAX_RESTARTS, states.CHAIN_DEADLINE,
 )  # fmt: skip
 REMOVED_BEFORE_START = "removed from the queue before its first link started"
 

@@ -180,11 +180,12 @@ def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: b
     if any(states.is_active(row.state) for row in queue.values()):
         return False
     last = view.links[-1]
-    if last.restart_count >= view.max_restarts:
+    if last.restart_count >= view.restart_limit:
         return False
     state = last.state if states.is_final(last.state) else ""
     outcome = states.judge(last.verdict or "", state, last.preempted).outcome
-    if outcome == states.RETRY_OR_FAIL:
+    if outcome in (states.RETRY_OR_FAIL, states.OUT_OF_MEMORY_OUTCOME):
+        # (with --grow-mem-on-oom, `retries_left` is True: the next link grows the memory)
         return retries_left
     return outcome in states.RUN_OUTCOMES and (state != "" or last.verdict is not None)
 
@@ -208,7 +209,9 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         view, _ = _chain_or_element(folder, meta, events, element, rows)
         own = {job: row for job, row in rows.items() if job in jobs}
         retries = _retries_of(events, last.job_id) if last else 0
-        if last is None or not needs_repair(view, own, retries < meta.get("retry_failed", 0)):
+        grows = bool(meta.get("learning", {}).get("grow_percent"))
+        retries_left = grows or retries < meta.get("retry_failed", 0)
+        if last is None or not needs_repair(view, own, retries_left):
             return None
         refuse_another_repair(events, last.job_id)
         with folder.held() as handle:  # checked again now, and read from what was checked
@@ -224,13 +227,15 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
             return None
         comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
         how = ExportMode(meta.get("export_mode", EXPORT_ALL), tuple(meta.get("export_names", ())))
-        array_element = _array_element_of(events, last.job_id) if element is not None else ""
+        array_element = _started_field(events, last.job_id, "array") if element is not None else ""
         arguments = [
             "--parsable", *meta.get("successor_options", []),
             *_element_options(meta, array_element), comment,
             *successor_arguments(how, str(folder.env_file)), str(folder.link_script),
             *protocol.link_arguments(
-                next_count, _initial_job(view), last.job_id, retries, array_element
+                next_count, _initial_job(view), last.job_id, retries, array_element,
+                free_links=view.free_links,
+                memory=_started_field(events, last.job_id, "memory"),
             ),
         ]  # fmt: skip
         env = successor_environment(snapshot, how, os.environ.get("SLURM_CONF"))
@@ -285,11 +290,12 @@ def _chain_or_element(
     return array.elements[element], {f"{array.array_job}_{element}", *jobs} - {array.array_job}
 
 
-def _array_element_of(events: Sequence[Mapping[str, Any]], job_id: str) -> str:
-    """The array element a link said it belonged to (--array-element's value)."""
+def _started_field(events: Sequence[Mapping[str, Any]], job_id: str, key: str) -> str:
+    """A field of a link's link_started event: the array element it said it belonged to
+    (--array-element's value), the memory it had (--memory's value)."""
     for event in events:
         if event.get("event") == protocol.LINK_STARTED and str(event.get("job")) == job_id:
-            return str(event.get("array") or "")
+            return str(event.get(key) or "")
     return ""
 
 
@@ -325,7 +331,7 @@ def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
     over = [
         link.job_id
         for link in view.links
-        if link.restart_count > view.max_restarts and link.state in states.UNSETTLED_STATES
+        if link.restart_count > view.restart_limit and link.state in states.UNSETTLED_STATES
     ]
     clusters = cluster_args(folder.read_meta())
     for job in over:

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import protocol, states
 from .chain_store import MAX_NUMBER
-from .slurm_output import QueueRow, slurm_epoch
+from .slurm_output import QueueRow, hostnames, slurm_epoch
 
 
 @dataclass
@@ -33,6 +33,12 @@ class LinkView:
     node: str | None = None
     slurm_restarts: int = 0
     preempted: bool = False  # slurmctld showed a PreemptTime, or the link saw one
+    # What the chain learned (README: A chain that learns).
+    nodes: str | None = None  # the job's nodes, as Slurm lists them
+    avoided: bool = False  # later links of the chain avoid (some of) these nodes
+    handed_over: str | None = None  # why the link did not run the body, leaving it to the next
+    memory: str | None = None  # the memory it had: mem=MB or mem-per-cpu=MB
+    progress: dict[str, Any] | None = None  # --progress-file at its end: mtime, value, idle
 
     @property
     def elapsed(self) -> int | None:
@@ -62,6 +68,13 @@ class ChainView:
     created: str = ""
     last_change_epoch: int | None = None
     submitted_job: str | None = None
+    free_links: int = 0  # links that handed over: not counted against --max-restarts
+    avoided_nodes: list[str] = field(default_factory=list)
+
+    @property
+    def restart_limit(self) -> int:
+        """The restart count of the last link allowed: --max-restarts, plus the free links."""
+        return self.max_restarts + self.free_links
 
     @property
     def total_run_seconds(self) -> int:
@@ -73,7 +86,7 @@ class ChainView:
 
     def label(self, link: LinkView | int) -> str:
         number = link.link if isinstance(link, LinkView) else link
-        return f"link {number}/{self.max_restarts + 1}"
+        return f"link {number}/{self.restart_limit + 1}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +95,8 @@ class ChainView:
             "state": self.state,
             "reason": self.reason,
             "max_restarts": self.max_restarts,
+            "free_links": self.free_links,
+            "avoided_nodes": self.avoided_nodes,
             "links": [link.to_json() for link in self.links],
             "current_job": self.current_job,
             "successor_job": self.successor_job,
@@ -145,6 +160,9 @@ def build_view(
     stopped: dict[str, tuple[str, str]] = {}  # link -> (successor, state): it found it ended
     refused: dict[str, str] = {}  # link -> why the watcher does not repair it again
     stalls: dict[str, str] = {}  # link -> why it queued no successor, in its own words
+    handovers: dict[str, str] = {}  # link -> why it left the body to its successor
+    progress: dict[str, dict[str, Any]] = {}  # link -> --progress-file as seen after it
+    avoided: dict[str, None] = {}  # nodes the chain avoided (in order)
 
     for event in events:
         kind = event.get("event")
@@ -170,6 +188,12 @@ def build_view(
             refused[job] = str(event.get("reason") or "")
         elif kind == protocol.CHAIN_STALLED:
             stalls[job] = str(event.get("reason") or "")
+        elif kind == protocol.HANDED_OVER:
+            handovers[job] = str(event.get("reason") or "")
+        elif kind == protocol.NODES_AVOIDED:  # (for a while: the event says until when)
+            avoided.update(dict.fromkeys(hostnames(str(event.get("nodes") or ""))))
+        elif kind == protocol.PROGRESS:
+            _note_progress(progress, event, job)
         elif kind == protocol.SUCCESSOR_CANCELLED:
             cancelled_by_us[str(event.get("successor"))] = "the link that ended the chain"
         if kind in CANCEL_EVENTS:
@@ -206,6 +230,12 @@ def build_view(
             view.end_epoch = None
             view.why = "" if not states.is_pending(view.state) else f"waiting ({row.reason})"
 
+    for job, view in links.items():
+        view.handed_over = handovers.get(job)
+        if view.handed_over:
+            view.why = f"handed over: {view.handed_over}"
+        view.progress = progress.get(job)
+        view.avoided = not avoided.keys().isdisjoint(hostnames(view.nodes or ""))
     chain = ChainView(
         chain_id=str(meta.get("chain_id", "")),
         job_name=str(meta.get("job_name", "")),
@@ -216,6 +246,8 @@ def build_view(
         created=str(meta.get("created", "")),
         last_change_epoch=last_epoch,
         submitted_job=submitted,
+        free_links=sum(1 for job in order if job in handovers),
+        avoided_nodes=list(avoided),
     )
     _chain_state(chain, ended, queue, successor_of, submitted)
     _stop_after_successor(chain, ended, final_states, cancelled_by_us, stopped)
@@ -228,7 +260,10 @@ def build_view(
 
 
 # Verdicts with which a link ends the chain itself (and cancels its own successor).
-LINK_ENDS_CHAIN = (states.VERDICT_COMPLETED, states.VERDICT_FAILED, states.VERDICT_ENDED)
+LINK_ENDS_CHAIN = (
+    states.VERDICT_COMPLETED, states.VERDICT_FAILED, states.VERDICT_OUT_OF_MEMORY,
+    states.VERDICT_ENDED,
+)  # fmt: skip
 # Verdicts after which Slurm's end state says best why a link ended.
 STOPPED_FROM_OUTSIDE = (None, states.VERDICT_TERMINATED, states.VERDICT_INTERRUPTED)
 LINK_EVENTS = frozenset(
@@ -245,6 +280,8 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
     if kind == protocol.LINK_STARTED:
         view.slurm_restarts = max(view.slurm_restarts, _int(event.get("slurm_restarts")) or 0)
         view.node = event.get("node") or view.node
+        view.nodes = str(event.get("nodes") or "") or view.nodes
+        view.memory = str(event.get("memory") or "") or view.memory
         if view.state in states.OPEN_STATES:
             view.state = states.RUNNING
         return
@@ -279,6 +316,21 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
 
 
 CANCEL_EVENTS = frozenset({protocol.CHAIN_ENDED, protocol.JOBS_CANCELLED})
+
+
+def _note_progress(progress: dict[str, dict[str, Any]], event: Mapping[str, Any], job: str) -> None:
+    """A `progress` event tells of the link that wrote it (at its end) or of the link before
+    (at a link's start: the file as that link left it, even a killed one)."""
+    about = job if event.get("at") == protocol.PROGRESS_AT_END else str(event.get("previous") or "")
+    if not about:
+        return
+    mtime = _int(event.get("mtime"))
+    progress[about] = {
+        "mtime": iso(mtime),
+        "mtime_epoch": mtime,
+        "value": str(event.get("value") or ""),
+        "idle": _int(event.get("idle")),
+    }
 
 
 def _cancelled_jobs(event: Mapping[str, Any]) -> list[str]:
@@ -379,7 +431,7 @@ def _chain_state(
     elif last.state in states.CANCELLED_STATES:
         view.state = states.CHAIN_CANCELLED
         view.reason = f"job {last.job_id} was cancelled"
-    elif last.restart_count >= view.max_restarts:
+    elif last.restart_count >= view.restart_limit:
         view.state = states.CHAIN_MAX_RESTARTS
         view.reason = f"{view.label(last)} ended {last.state} and no restarts are left"
     else:

@@ -21,6 +21,7 @@ from .arrays import element_key, split_element
 from .chain_store import ChainFolder, StateDir, default_root, read_regular, reading
 from .command_line import split_wrapper_args
 from .errors import LongrunError, SlurmCommandError, StateError, UsageError
+from .learning import DEFAULT_AVOID
 from .notify import NOTIFY_ON
 from .report import array_status_text, list_text, status_text
 
@@ -90,7 +91,9 @@ class WrapperCommand(click.Command):
         for param in self.get_params(ctx):
             if isinstance(param, click.Option):
                 for name in (*param.opts, *param.secondary_opts):
-                    takes_value[name] = not (param.is_flag or param.count)
+                    # An option whose value is optional takes it after "=" only.
+                    optional = getattr(param, "_flag_needs_value", False)
+                    takes_value[name] = not (param.is_flag or param.count or optional)
         wrapper, rest = split_wrapper_args(args, takes_value)
         return super().parse_args(ctx, [*wrapper, "--", *rest])
 
@@ -196,6 +199,47 @@ def submit_options(function: F) -> F:
             help="A file your job rewrites when it makes progress (a checkpoint): longrun usage "
             "shows the work at risk at each interruption.",
         ),
+        click.option(
+            "--avoid-failed-nodes",
+            metavar="[=DURATION]",
+            is_flag=False,
+            flag_value=DEFAULT_AVOID,
+            default=DEFAULT_AVOID,
+            show_default=True,
+            help="Keep later links off the nodes of a link that lost its node or failed within "
+            "a minute of its start, for DURATION.",
+        ),
+        click.option(
+            "--no-avoid-failed-nodes", is_flag=True, help="Never steer links off failed nodes."
+        ),
+        click.option(
+            "--node-check",
+            metavar="CMD",
+            default=None,
+            help="Run CMD on the node before your script (e.g. nvidia-smi); if it fails, the "
+            "chain avoids the node and moves on without running the script there.",
+        ),
+        click.option(
+            "--grow-mem-on-oom",
+            metavar="FACTOR[:MAX]",
+            default=None,
+            help="After a link runs out of memory, the next link asks for FACTOR times the "
+            "memory (--mem or --mem-per-cpu), up to MAX (e.g. 2:64G).",
+        ),
+        click.option(
+            "--max-idle-links",
+            type=click.IntRange(min=1),
+            default=None,
+            help="End the chain NO_PROGRESS after N links in a row left --progress-file "
+            "unchanged (default 3 with --progress-file).",
+        ),
+        click.option(
+            "--total-time",
+            metavar="DURATION",
+            default=None,
+            help="A budget for the links' run times together (e.g. 3-00:00:00 or 72h): the last "
+            "link's time limit is cut to what is left; the chain ends TIME_BUDGET.",
+        ),
         click.option("--no-watch", is_flag=True, help="Submit and exit; nothing stays running."),
         click.option(
             "--dry-run", is_flag=True, help="Print the link script and sbatch command only."
@@ -226,6 +270,12 @@ def run_submit(
     notify_url: str | None,
     notify_on: str,
     progress_file: str | None,
+    avoid_failed_nodes: str,
+    no_avoid_failed_nodes: bool,
+    node_check: str | None,
+    grow_mem_on_oom: str | None,
+    max_idle_links: int | None,
+    total_time: str | None,
     no_watch: bool,
     dry_run: bool,
     state_dir: str | None,
@@ -233,6 +283,7 @@ def run_submit(
 ) -> None:
     setup_logging(use_verbosity)
     # Imported here: reading a chain (status, list...) needs neither Jinja2 nor the planner.
+    from .learning import LearningOptions
     from .plan import WrapperOptions
     from .submission import DryRun, Submitted, TestOnly, submit
     from .watcher import start_detached, watch_until_end
@@ -249,6 +300,13 @@ def run_submit(
         notify_url=notify_url,
         notify_on=notify_on,
         progress_file=progress_file,
+        learning=LearningOptions(
+            avoid_failed_nodes=None if no_avoid_failed_nodes else avoid_failed_nodes,
+            node_check=node_check,
+            grow_mem_on_oom=grow_mem_on_oom,
+            max_idle_links=max_idle_links,
+            total_time=total_time,
+        ),
     )
     if not sbatch_args and sys.stdin.isatty():
         raise UsageError(

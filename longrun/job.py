@@ -18,9 +18,12 @@ program runs by hand.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import tempfile
+import time
 from collections.abc import Iterable
 from types import FrameType
 from typing import NoReturn
@@ -80,6 +83,41 @@ def continue_code() -> int:
 def pretimeout_signal() -> str:
     """The name of the signal Slurm sends before the time limit (USR1 unless --signal says)."""
     return os.environ.get("SLURM_LONGRUN_SIGNAL") or "USR1"
+
+
+def deadline() -> float | None:
+    """When Slurm will end this link (epoch seconds, SLURM_LONGRUN_DEADLINE); None outside a
+    chain or when Slurm gave the job no end time."""
+    value = _int("SLURM_LONGRUN_DEADLINE", 0)
+    return float(value) if value > 0 else None
+
+
+def time_left() -> float | None:
+    """Seconds until Slurm ends this link (0 once past it): checkpoint at a step boundary
+    while enough is left, instead of inside a signal handler. None when unknown."""
+    end = deadline()
+    return None if end is None else max(0.0, end - time.time())
+
+
+def report_progress(value: object = "") -> bool:
+    """Tell the chain this link made progress (a checkpoint saved, a step done): rewrites
+    --progress-file with `value` (its first line is shown by `longrun status`). A chain that
+    sees no progress in --max-idle-links links in a row ends NO_PROGRESS. Returns False when
+    the chain tracks no progress file (or outside a chain)."""
+    path = os.environ.get("SLURM_LONGRUN_PROGRESS_FILE")
+    if not path:
+        return False
+    folder = os.path.dirname(path) or "."
+    fd, temporary = tempfile.mkstemp(prefix=".progress.", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{value}\n")
+        os.replace(temporary, path)  # whole, by rename: a reader never sees half a value
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return True
 
 
 def install_handler(signals: Iterable[str] | None = None) -> None:

@@ -52,35 +52,38 @@ def notify_plan(
         raise UsageError(f"--notify-on {on!r}: say {' or '.join(NOTIFY_ON)}")
     words: tuple[str, ...] = ()
     if command is not None:
-        words = tuple(_split(command))
-        words = (_executable(words[0], submit_dir, environ), *words[1:])
+        words = command_words(command, "--notify", submit_dir, environ)
     if url is not None:
         _check_url(url)
     return NotifyPlan(words, url or "", on)
 
 
-def _split(command: str) -> list[str]:
+def command_words(
+    command: str, option: str, submit_dir: str, environ: Mapping[str, str]
+) -> tuple[str, ...]:
+    """A command the job side runs (--notify, --node-check): its words, the first resolved to
+    an absolute, trusted path. UsageError for one that cannot run."""
     try:
         words = shlex.split(command)
     except ValueError as exc:
         raise UsageError(
-            f"--notify {command!r}: {exc}", "Quote it as you would in a shell."
+            f"{option} {command!r}: {exc}", "Quote it as you would in a shell."
         ) from None
     if not words:
-        raise UsageError("--notify needs a command", "For example: --notify ./notify.sh")
-    return words
+        raise UsageError(f"{option} needs a command", f"For example: {option} ./check.sh")
+    return (_executable(words[0], option, submit_dir, environ), *words[1:])
 
 
-def _executable(name: str, submit_dir: str, environ: Mapping[str, str]) -> str:
+def _executable(name: str, option: str, submit_dir: str, environ: Mapping[str, str]) -> str:
     if "/" in name:
         path = os.path.normpath(os.path.join(submit_dir, name))
     else:
         path = shutil.which(name, path=environ.get("PATH", "")) or ""
     if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
         raise UsageError(
-            f"--notify: {name!r} is not an executable file"
+            f"{option}: {name!r} is not an executable file"
             + ("" if "/" in name else " on your PATH"),
-            "Give the notifier's path (./notify.sh) or a command on your PATH; "
+            "Give the command's path (./notify.sh) or a command on your PATH; "
             "nothing was submitted.",
         )
     path = os.path.abspath(path)
@@ -88,8 +91,8 @@ def _executable(name: str, submit_dir: str, environ: Mapping[str, str]) -> str:
         check_trusted_path(Path(path))
     except StateError as exc:
         raise UsageError(
-            f"--notify: {exc.message}",
-            "Someone else could change what your jobs run: keep the notifier where only you "
+            f"{option}: {exc.message}",
+            "Someone else could change what your jobs run: keep the command where only you "
             "(or root) can write; nothing was submitted.",
         ) from None
     return path

@@ -27,6 +27,7 @@ from .batch_script import (
 )
 from .environment import ExportMode, export_mode
 from .errors import UsageError
+from .learning import LearningOptions, LearningPlan, learning_plan
 from .mail import MailPlan, mail_plan
 from .notify import NOTIFY_TIMEOUT_SECONDS, NotifyPlan, notify_plan
 from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
@@ -178,6 +179,7 @@ class WrapperOptions:
     notify_url: str | None = None
     notify_on: str = "end"
     progress_file: str | None = None
+    learning: LearningOptions = field(default_factory=LearningOptions)
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ class LinkPlan:
     notify: NotifyPlan
     notify_seconds: int  # one notifier run, or one POST with its tries
     progress_file: str  # absolute; "" when the chain does not track progress
+    learning: LearningPlan
     job_name: str
     test_only: bool
     parsable: bool
@@ -334,6 +337,7 @@ def build_plan(
         first.append(f"--mail-type={mail.first}")
 
     interpreter, interpreter_arg = script.interpreter
+    progress_file = _progress_file(wrapper.progress_file, where.submit_dir)
     name = script.default_job_name if script.source not in ("-", "--wrap") else "script"
     return LinkPlan(
         chain_id=where.chain_id,
@@ -376,7 +380,10 @@ def build_plan(
         notify_seconds=max(
             1, _int_setting(environ, "LONGRUN_NOTIFY_SECONDS", NOTIFY_TIMEOUT_SECONDS)
         ),
-        progress_file=_progress_file(wrapper.progress_file, where.submit_dir),
+        progress_file=progress_file,
+        learning=learning_plan(
+            wrapper.learning, eff.values, progress_file, where.submit_dir, environ
+        ),
         job_name=job_name,
         test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),
         parsable=any(o.name == "parsable" for o in (*cli, *directive_options)),

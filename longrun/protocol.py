@@ -39,13 +39,22 @@ STOP_AFTER = "stop_after"
 CLAIM = "claim"
 SBATCH_ERRORS = "sbatch.err"
 NOTIFY_ERRORS = "notify.err"  # what the last POST to --notify-url said on failure
+# What a link learned, for the links after it (key=value lines, replaced whole): its nodes, the
+# progress file as it found it, the idle links before it, its start and end, the run time of
+# the links before it (see LEARNED_KEYS).
+LEARNED = "learned"
+# Nodes the chain avoids because of this link: "NODE UNTIL_EPOCH CAUSE" lines; every link
+# reads every link's file (the writers never share one).
+AVOID = "avoid"
 
 PATHS = {
     "jobs": JOBS, "library": LIBRARY, "link_script": LINK_SCRIPT, "env": ENV, "ended": ENDED,
     "events": EVENTS, "links": LINKS, "elements": ELEMENTS, "verdict": VERDICT,
     "successor": SUCCESSOR, "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM,
-    "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS,
+    "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS, "learned": LEARNED,
+    "avoid": AVOID,
 }  # fmt: skip
+LEARNED_KEYS = ("nodes", "mtime", "idle", "started", "ended", "used", "handover")
 
 # --- the link script's arguments -------------------------------------------------------------
 ARGUMENTS = {
@@ -56,6 +65,11 @@ ARGUMENTS = {
     # An array element's later links: ARRAYJOB,TASK,COUNT,MIN,MAX,STEP as Slurm gave them to
     # the element's first link (SLURM_ARRAY_*).
     "array_element": "--array-element",
+    # Links that handed over without running the body (a node the chain avoids, more memory):
+    # they do not count against --max-restarts.
+    "free_links": "--free-links",
+    # The memory the chain asks for after --grow-mem-on-oom grew it: mem=MB or mem-per-cpu=MB.
+    "memory": "--memory",
 }
 
 
@@ -65,6 +79,8 @@ def link_arguments(
     previous_job: str = "",
     retries: int = 0,
     array_element: str = "",
+    free_links: int = 0,
+    memory: str = "",
 ) -> list[str]:
     """The arguments of the link script for one link (values left out when unknown)."""
     values = {
@@ -73,6 +89,8 @@ def link_arguments(
         "previous_job": previous_job,
         "retries": str(retries),
         "array_element": array_element,
+        "free_links": str(free_links) if free_links else "",
+        "memory": memory,
     }
     return [f"{ARGUMENTS[name]}={value}" for name, value in values.items() if value]
 
@@ -130,6 +148,13 @@ LINK_INTERRUPTED = "link_interrupted"  # the previous link ended and the chain g
 CHAIN_STALLED = "chain_stalled"  # the chain should go on, but no successor is queued
 PROGRESS = "progress"  # when --progress-file last changed, as a link saw it
 NOTIFY_FAILED = "notify_failed"  # a notifier failed or timed out; the chain goes on
+# What the chain learned (README: A chain that learns).
+NODES_AVOIDED = "nodes_avoided"  # nodes later links of the chain stay off, until a time
+AVOID_DROPPED = "avoid_dropped"  # the avoided nodes would leave no place to run: not excluded
+NODE_CHECK_FAILED = "node_check_failed"  # --node-check failed on this link's node
+HANDED_OVER = "handed_over"  # this link did not run the body: its successor runs elsewhere
+MEMORY_GROWN = "memory_grown"  # a link ran out of memory: later links ask for more
+TIME_CUT = "time_cut"  # this link's time limit was cut to what is left of --total-time
 # Written by longrun's Python side.
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
@@ -141,7 +166,8 @@ CANCELLED_BEYOND_MAX = "cancelled_beyond_max"
 
 JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     LINK_STARTED: ("previous", "slurm_restarts", "node", "retries", "element", "array", "output",
-                   "output_offset", "error", "error_offset"),
+                   "output_offset", "error", "error_offset", "nodes", "memory", "free_links",
+                   "deadline"),
     CLAIMED: ("previous",),
     CLAIM_LOST: ("previous", "owner"),
     JUDGED: ("previous", "verdict", "slurm_state", "preempted", "outcome", "reason", "start",
@@ -175,8 +201,14 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     VERDICT_RECORDED: ("verdict", "reason", "exit_code", "start", "slurm_state", "preempted"),
     LINK_INTERRUPTED: ("previous", "slurm_state", "verdict", "reason"),
     CHAIN_STALLED: ("reason",),
-    PROGRESS: ("at", "previous", "mtime"),
+    PROGRESS: ("at", "previous", "mtime", "value", "idle"),
     NOTIFY_FAILED: ("notifier", "notified", "exit_code", "error"),
+    NODES_AVOIDED: ("nodes", "until", "cause"),
+    AVOID_DROPPED: ("nodes", "reason"),
+    NODE_CHECK_FAILED: ("nodes", "exit_code"),
+    HANDED_OVER: ("reason", "successor"),
+    MEMORY_GROWN: ("option", "before", "after", "maximum"),
+    TIME_CUT: ("used", "total", "limit"),
 }  # fmt: skip
 
 # A progress event's `at`: a link's look at its start (about the previous link: the file as that
@@ -187,8 +219,17 @@ PROGRESS_AT_END = "end"
 # --notify-on: the events the job side tells the notifiers about. By default the chain's end and
 # what needs a person; `all` adds every link.
 NOTIFY_EVENTS: Mapping[str, tuple[str, ...]] = {
-    "end": (CHAIN_ENDED, CHAIN_STALLED, SUCCESSOR_FAILED),
-    "all": (CHAIN_ENDED, CHAIN_STALLED, SUCCESSOR_FAILED, LINK_STARTED, LINK_INTERRUPTED),
+    "end": (CHAIN_ENDED, CHAIN_STALLED, SUCCESSOR_FAILED, AVOID_DROPPED),
+    "all": (
+        CHAIN_ENDED,
+        CHAIN_STALLED,
+        SUCCESSOR_FAILED,
+        LINK_STARTED,
+        LINK_INTERRUPTED,
+        NODES_AVOIDED,
+        AVOID_DROPPED,
+        MEMORY_GROWN,
+    ),
 }
 
 PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {

@@ -69,6 +69,19 @@ def rule_patterns(rule: states.Rule) -> list[str]:
     return [f"{verdict}:{state}:{preempted}" for state in rule.states]
 
 
+def _rendered_rules() -> list[dict[str, Any]]:
+    """The rule table as bash case branches; a pattern an earlier rule has is left out (the
+    first match wins on both sides, and bash would warn of a branch that never matches)."""
+    seen: set[str] = set()
+    rules = []
+    for rule in states.RULES:
+        patterns = [p for p in rule_patterns(rule) if p not in seen]
+        seen.update(patterns)
+        if patterns:
+            rules.append({"patterns": patterns, "outcome": rule.outcome, "why": rule.why})
+    return rules
+
+
 def _tables() -> dict[str, Any]:
     """What both templates may use: longrun's version, its rule table and its protocol."""
     return {
@@ -78,10 +91,8 @@ def _tables() -> dict[str, Any]:
         "tag_prefix": protocol.TAG_PREFIX,
         "no_accounting": slurm_output.NO_ACCOUNTING,
         "progress_at": {"start": protocol.PROGRESS_AT_START, "end": protocol.PROGRESS_AT_END},
-        "rules": [
-            {"patterns": rule_patterns(rule), "outcome": rule.outcome, "why": rule.why}
-            for rule in states.RULES
-        ],
+        "learned_keys": protocol.LEARNED_KEYS,
+        "rules": _rendered_rules(),
         "states": {
             "final": states.FINAL_STATES,
             "active": states.ACTIVE_STATES,
@@ -89,6 +100,8 @@ def _tables() -> dict[str, Any]:
             "interrupt_reasons": states.INTERRUPT_REASONS,
             "interrupt_states": states.INTERRUPT_STATES,
             "never_requeued": states.NEVER_REQUEUED,
+            "node_lost": states.NODE_LOST_STATES,
+            "out_of_memory": states.OUT_OF_MEMORY_STATES,
             "running": states.RUNNING,
             "successor_stops": [
                 {"state": state, "chain_state": chain_state, "phrase": phrase}
@@ -99,6 +112,7 @@ def _tables() -> dict[str, Any]:
             "completed": states.VERDICT_COMPLETED,
             "continue": states.VERDICT_CONTINUE,
             "failed": states.VERDICT_FAILED,
+            "out_of_memory": states.VERDICT_OUT_OF_MEMORY,
             "interrupted": states.VERDICT_INTERRUPTED,
             "terminated": states.VERDICT_TERMINATED,
             "ended": states.VERDICT_ENDED,
@@ -109,11 +123,14 @@ def _tables() -> dict[str, Any]:
             "retry_or_fail": states.RETRY_OR_FAIL,
             "end_as_recorded": states.END_AS_RECORDED,
             "end_prefix": states.END_PREFIX,
+            "out_of_memory": states.OUT_OF_MEMORY_OUTCOME,
         },
         "chain_states": {
             "completed": states.CHAIN_COMPLETED,
             "failed": states.CHAIN_FAILED,
             "max_restarts": states.CHAIN_MAX_RESTARTS,
+            "no_progress": states.CHAIN_NO_PROGRESS,
+            "time_budget": states.CHAIN_TIME_BUDGET,
         },
     }
 

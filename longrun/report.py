@@ -11,7 +11,7 @@ from typing import Any
 from . import protocol, states
 from .array_view import ArrayView
 from .chain_store import digits
-from .chain_view import ChainView, iso
+from .chain_view import ChainView, LinkView, iso
 
 
 def duration(seconds: int | None) -> str:
@@ -45,7 +45,23 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _progress_cell(link: LinkView) -> str:
+    """--progress-file after the link: its value (or when it changed), and the idle links."""
+    seen = link.progress
+    if not seen:
+        return "-"
+    if seen.get("value"):
+        shown = str(seen["value"])
+    elif seen.get("mtime_epoch") is not None:
+        shown = f"changed {clock(seen['mtime_epoch'])}"
+    else:
+        shown = "no file yet"
+    idle = seen.get("idle")
+    return f"{shown} (idle {idle})" if idle else shown
+
+
 def status_text(view: ChainView) -> str:
+    tracked = any(link.progress for link in view.links)
     head = f"Chain {view.chain_id} ({view.job_name}): {view.state}"
     if view.reason:
         head += f" - {view.reason}"
@@ -59,14 +75,15 @@ def status_text(view: ChainView) -> str:
             clock(link.end_epoch) if link.state not in (states.RUNNING, states.PENDING) else "-",
             duration(link.elapsed),
             "-" if link.exit_code is None else str(link.exit_code),
+            (link.nodes or "-") + (" (avoided)" if link.avoided else ""),
+            *([_progress_cell(link)] if tracked else []),
         ]
         for link in view.links
     ]
     parts = [head]
     if rows:
-        parts.append(
-            table(["LINK", "JOB", "STATE", "WHY", "START", "END", "ELAPSED", "EXIT"], rows)
-        )
+        headers = ["LINK", "JOB", "STATE", "WHY", "START", "END", "ELAPSED", "EXIT", "NODES"]
+        parts.append(table([*headers, *(["PROGRESS"] if tracked else [])], rows))
     elif view.submitted_job:
         parts.append(f"Job {view.submitted_job} has not started yet.")
     for link in view.links:
@@ -76,12 +93,24 @@ def status_text(view: ChainView) -> str:
                 f"Link {link.link} (job {link.job_id}) was requeued by Slurm {times} and ran "
                 "again with the same job id."
             )
+    memory = None
+    for link in view.links:
+        if link.handed_over:
+            parts.append(
+                f"Link {link.link} (job {link.job_id}) handed over without running the script: "
+                f"{link.handed_over} (a free link, not counted against --max-restarts)."
+            )
+        if link.memory and memory is not None and link.memory != memory:
+            parts.append(f"Link {link.link} (job {link.job_id}) asked for --{link.memory}M.")
+        memory = link.memory or memory
+    if view.avoided_nodes:
+        parts.append(f"Nodes the chain avoids: {', '.join(view.avoided_nodes)}")
     if view.successor_job and view.is_live:
         parts.append(f"Successor queued: job {view.successor_job}")
     count = len(view.links)
     parts.append(
         f"Total run time: {duration(view.total_run_seconds)} over {count} "
-        f"link{'s' if count != 1 else ''} (at most {view.max_restarts + 1})"
+        f"link{'s' if count != 1 else ''} (at most {view.restart_limit + 1})"
     )
     return "\n".join(parts)
 
@@ -206,6 +235,14 @@ EVENT_LINES = {
     protocol.CHAIN_ENDED: "Chain ended {state}: {reason}",
     protocol.CHAIN_STALLED: "Job {job} ({here}): the chain stalls: {reason}",
     protocol.NOTIFY_FAILED: "Job {job}: the notifier ({notifier}) failed at {notified}: {error}",
+    protocol.NODES_AVOIDED: "Job {job}: later links avoid node(s) {nodes} ({cause})",
+    protocol.AVOID_DROPPED: "Job {job}: node(s) {nodes} not avoided after all: {reason}",
+    protocol.NODE_CHECK_FAILED: "Job {job}: --node-check failed on {nodes} (exit {exit_code})",
+    protocol.HANDED_OVER: "Job {job} ({here}): {reason}: job {successor} takes over (a free link)",
+    protocol.MEMORY_GROWN: "Job {job}: it ran out of memory, so later links ask for --{option}="
+    "{after}M (was {before}M)",
+    protocol.TIME_CUT: "Job {job} ({here}): the last of --total-time: time limit cut to "
+    "{limit} min",
 }
 # Shown only with --verbose.
 VERBOSE_LINES = {

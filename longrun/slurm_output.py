@@ -266,3 +266,25 @@ def parse_usage(stdout: str) -> list[UsageRow]:
         )
         for record, peak in zip(runs, peaks)
     ]
+
+
+_HOSTLIST_PART = re.compile(r"([^,\[]+)(?:\[([^\]]*)\])?([^,\[]*)")
+
+
+def hostnames(hostlist: str) -> list[str]:
+    """Slurm's host list in node names (`vm,node[01-03]` -> vm node01 node02 node03), as
+    `scontrol show hostnames` gives them; one bracket per name, as Slurm writes them."""
+    names: list[str] = []
+    for match in _HOSTLIST_PART.finditer(hostlist.strip()):
+        prefix, ranges, suffix = match.groups()
+        if ranges is None:
+            names.append(prefix + suffix)
+            continue
+        for part in ranges.split(","):
+            low, _, high = part.partition("-")
+            if not low.isdigit() or (high and not high.isdigit()):
+                names.append(f"{prefix}[{part}]{suffix}")
+                continue
+            for number in range(int(low), int(high or low) + 1):
+                names.append(f"{prefix}{number:0{len(low)}d}{suffix}")
+    return [name for name in names if name]

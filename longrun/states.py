@@ -39,6 +39,9 @@ CONTINUE_STATES = (TIMEOUT, PREEMPTED, NODE_FAIL, "REVOKED", "BOOT_FAIL")
 # removed too, so the chain ends.
 DEADLINE_STATES = (DEADLINE,)
 FAILED_STATES = (FAILED, OUT_OF_MEMORY)
+OUT_OF_MEMORY_STATES = (OUT_OF_MEMORY,)
+# A link that ended so lost its node(s): the chain avoids them (--avoid-failed-nodes).
+NODE_LOST_STATES = (NODE_FAIL, "BOOT_FAIL")
 CANCELLED_STATES = (CANCELLED,)
 FINAL_STATES = (*CONTINUE_STATES, *DEADLINE_STATES, *FAILED_STATES, *CANCELLED_STATES, COMPLETED)
 # States in which a job still holds or waits for an allocation.
@@ -79,12 +82,13 @@ STATE_PHRASES = {
 VERDICT_COMPLETED = "completed"  # the body exited 0 on its own: the work is done
 VERDICT_CONTINUE = "continue"  # the body asked for (or needs) a fresh allocation
 VERDICT_FAILED = "failed"  # the body exited non-zero on its own
+VERDICT_OUT_OF_MEMORY = "out_of_memory"  # it failed, and the kernel or Slurm saw it run out
 VERDICT_INTERRUPTED = "interrupted"  # SIGTERM while Slurm showed a time limit, preemption...
 VERDICT_TERMINATED = "terminated"  # SIGTERM from outside with no sign of why (a cancel?)
 VERDICT_ENDED = "ended"  # the link ended the chain without running the body
 VERDICTS = (
-    VERDICT_COMPLETED, VERDICT_CONTINUE, VERDICT_FAILED, VERDICT_INTERRUPTED,
-    VERDICT_TERMINATED, VERDICT_ENDED,
+    VERDICT_COMPLETED, VERDICT_CONTINUE, VERDICT_FAILED, VERDICT_OUT_OF_MEMORY,
+    VERDICT_INTERRUPTED, VERDICT_TERMINATED, VERDICT_ENDED,
 )  # fmt: skip
 
 # Chain states, as `longrun status` reports them.
@@ -96,11 +100,14 @@ CHAIN_CANCELLED = CANCELLED
 CHAIN_MAX_RESTARTS = "MAX_RESTARTS"
 CHAIN_DEADLINE = DEADLINE
 CHAIN_STALLED = "STALLED"
+CHAIN_NO_PROGRESS = "NO_PROGRESS"  # --max-idle-links links in a row made no progress
+CHAIN_TIME_BUDGET = "TIME_BUDGET"  # the links' run times used up --total-time
 # A chain whose folder cannot be read (a damaged or hostile file in it): `longrun list` shows
 # it in this state, beside the others.
 CHAIN_DAMAGED = "DAMAGED"
 CHAIN_END_STATES = (
     CHAIN_COMPLETED, CHAIN_FAILED, CHAIN_CANCELLED, CHAIN_MAX_RESTARTS, CHAIN_DEADLINE,
+    CHAIN_NO_PROGRESS, CHAIN_TIME_BUDGET,
 )  # fmt: skip
 
 # A successor that ended before it ran, as the link that queued it finds it: the chain stops
@@ -116,6 +123,9 @@ RUN = "run"  # run the body
 RUN_WARN = "run-warn"  # run the body, but record that the predecessor's end is unknown
 RETRY_OR_FAIL = "retry-or-fail"  # run again if --retry-failed has retries left, else FAILED
 END_AS_RECORDED = "end-as-recorded"  # the predecessor ended the chain; keep its end state
+# The predecessor ran out of memory: with --grow-mem-on-oom, hand over to a successor that asks
+# for more; without it, as RETRY_OR_FAIL.
+OUT_OF_MEMORY_OUTCOME = "out-of-memory"
 END_PREFIX = "end:"  # end the chain in the state that follows
 END_COMPLETED = END_PREFIX + CHAIN_COMPLETED
 END_FAILED = END_PREFIX + CHAIN_FAILED
@@ -141,6 +151,9 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule(VERDICT_COMPLETED, ANY, None, END_COMPLETED, "the previous link finished the work"),
     Rule(VERDICT_ENDED, ANY, None, END_AS_RECORDED, "the previous link ended the chain"),
+    Rule(VERDICT_OUT_OF_MEMORY, ANY, None, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
+    Rule(VERDICT_FAILED, OUT_OF_MEMORY_STATES, None, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
+    Rule("", OUT_OF_MEMORY_STATES, False, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
     Rule(VERDICT_FAILED, ANY, None, RETRY_OR_FAIL, "the work of the previous link failed"),
     Rule("*", DEADLINE_STATES, None, END_DEADLINE, "the previous link reached its --deadline"),
     Rule(VERDICT_CONTINUE, ANY, None, RUN, "the previous link asked to continue"),
@@ -188,7 +201,7 @@ def state_after_verdict(verdict: str | None, exit_code: int | None, preempted: b
     a preempted link exits with its script's code, every other continuing link exits 0."""
     if verdict == VERDICT_COMPLETED:
         return COMPLETED
-    if verdict == VERDICT_FAILED:
+    if verdict in (VERDICT_FAILED, VERDICT_OUT_OF_MEMORY):
         return FAILED
     if verdict == VERDICT_CONTINUE:
         return FAILED if preempted and exit_code not in (None, 0) else COMPLETED

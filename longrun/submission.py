@@ -238,6 +238,15 @@ def _metadata(
         "comment_prefix": plan.comment_prefix,
         "export_mode": plan.export.mode,
         "export_names": list(plan.export.names),
+        # What the chain learns from (README: A chain that learns); 0 is off.
+        "learning": {
+            "avoid_seconds": plan.learning.avoid_seconds,
+            "node_check": list(plan.learning.node_check),
+            "grow_percent": plan.learning.grow_percent,
+            "grow_max_mb": plan.learning.grow_max_mb,
+            "max_idle_links": plan.learning.max_idle_links,
+            "total_seconds": plan.learning.total_seconds,
+        },
         "array": {
             "spec": plan.array.spec,
             "indices": list(plan.array.indices),

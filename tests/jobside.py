@@ -30,6 +30,8 @@ case $name in
         echo "$id" ;;
     scontrol)
         [ "$1" = update ] && exit 0
+        # scontrol show hostnames a,b: a local command, no question to slurmctld.
+        [ "$2" = hostnames ] && { tr ',' '\n' <<<"$3"; exit 0; }
         job=${*: -1}
         if [ -f "$dir/scontrol-$job.err" ]; then cat "$dir/scontrol-$job.err" >&2; exit 1; fi
         if [ -f "$dir/scontrol-$job" ]; then cat "$dir/scontrol-$job"; exit 0; fi
@@ -38,6 +40,9 @@ case $name in
         while [ $# -gt 0 ] && [ "$1" != -j ]; do shift; done
         [ -f "$dir/sacct.err" ] && { cat "$dir/sacct.err" >&2; exit 1; }
         cat "$dir/sacct-$2" 2>/dev/null; exit 0 ;;
+    sinfo)
+        [ -f "$dir/sinfo.out" ] || exit 1
+        cat "$dir/sinfo.out"; exit 0 ;;
 esac
 exit 0
 """
@@ -78,9 +83,10 @@ class JobSide:
         wrapper: WrapperOptions | None = None,
         base: Path | None = None,
         settings: dict[str, str] | None = None,
+        argv: list[str] | None = None,
     ) -> None:
         """The chain's state directory in `base` (default: tmp_path), the rest in tmp_path;
-        `settings`: LONGRUN_* settings of the submission environment."""
+        `settings`: LONGRUN_* settings of the submission environment; `argv`: sbatch options."""
         self.tmp = tmp_path
         self.bin = tmp_path / "slurm-bin"
         self.bin.mkdir()
@@ -99,7 +105,7 @@ class JobSide:
         )
         environ = {"LONGRUN_JUDGE_SECONDS": "0", "LONGRUN_SUBMIT_RETRY_SECONDS": "0"}
         environ.update(settings or {})
-        plan = plan_of(body, [], where=where, wrapper=wrapper, environ=environ)
+        plan = plan_of(body, argv or [], where=where, wrapper=wrapper, environ=environ)
         self.chain = ChainFolder(Path(where.chain_dir))
         self.chain.write_link_script(render_link_script(plan))
         self.chain.write_library(render_library())
@@ -139,11 +145,22 @@ class JobSide:
         (self.tmp / "exit-code").write_text(f"{code}\n")
 
     # --- running links --------------------------------------------------------------------
-    def command(self, job: str, restart: int, previous: str = "", retries: int = 0) -> list[str]:
+    def partition_has(self, *nodes: str) -> None:
+        """What sinfo lists as the partition's nodes (without it, sinfo fails)."""
+        (self.bin / "sinfo.out").write_text(",".join(nodes) + "\n")
+
+    def calls(self, command: str) -> list[str]:
+        path = self.bin / "calls"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [line for line in lines if line.startswith(f"{command} ")]
+
+    def command(
+        self, job: str, restart: int, previous: str = "", retries: int = 0, *more: str
+    ) -> list[str]:
         args = [f"--restart-count={restart}", "--initial-job=100", f"--retries={retries}"]
         if previous:
             args.append(f"--previous-job={previous}")
-        return ["bash", str(self.chain.link_script), *args]
+        return ["bash", str(self.chain.link_script), *args, *more]
 
     def environ(self, job: str, slurm_restarts: int = 0, path: str = "") -> dict[str, str]:
         env = {"PATH": path or f"{self.bin}:{guarded_path()}", "SLURM_JOB_ID": job}
@@ -162,13 +179,16 @@ class JobSide:
         umask: int | None = None,
         path: str = "",
         cwd: Path | None = None,
+        arguments: tuple[str, ...] = (),
+        slurm_env: dict[str, str] | None = None,
     ) -> Link:
         """Run the link script as job `job` would, until it exits (with this umask, PATH and
-        working directory if given)."""
+        working directory if given; more link `arguments`; more of Slurm's SLURM_* variables
+        in `slurm_env`)."""
         self.slurm_shows(job, states.RUNNING)
         result = subprocess.run(
-            self.command(job, restart, previous, retries),
-            env=self.environ(job, slurm_restarts, path),
+            self.command(job, restart, previous, retries, *arguments),
+            env={**self.environ(job, slurm_restarts, path), **(slurm_env or {})},
             capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
             preexec_fn=None if umask is None else (lambda: os.umask(umask)),
         )  # fmt: skip

@@ -43,6 +43,7 @@ def view_of(name: str) -> ChainView:
         ("cancelled", "CANCELLED", 1),
         ("repaired", "COMPLETED", 2),
         ("three_links", "COMPLETED", 3),
+        ("handover", "COMPLETED", 4),
     ],
 )
 def test_each_link_has_the_state_and_times_slurm_recorded(
@@ -272,3 +273,22 @@ def test_a_link_that_found_its_successor_removed_at_the_deadline_ends_the_chain_
     )
     assert view.state == states.CHAIN_DEADLINE
     assert not needs_repair(view, {}, retries_left=False)
+
+
+def test_what_the_chain_learned_is_shown_per_link() -> None:
+    """A node failure on vm-b; the successor started there once it was back and handed over
+    to one that excluded it (tests/e2e/test_learning_chain.py, 2026-11-30)."""
+    view = view_of("handover")
+    failed, handed, ran, _ = view.links
+    assert (failed.nodes, failed.avoided, failed.handed_over) == ("vm-b", True, None)
+    assert (handed.nodes, handed.avoided) == ("vm-b", True)
+    assert handed.handed_over == "node vm-b is avoided by this chain"
+    assert handed.why == "handed over: node vm-b is avoided by this chain"
+    assert (ran.nodes, ran.avoided, ran.handed_over) == ("vm", False, None)
+    assert (view.free_links, view.avoided_nodes) == (1, ["vm-b"])
+    assert view.label(ran) == "link 3/1001"  # the hand-over is free
+    data = view.to_json()
+    assert data["free_links"] == 1 and data["links"][1]["handed_over"] == handed.handed_over
+    text = status_text(view)
+    assert "vm-b (avoided)" in text and "Nodes the chain avoids: vm-b" in text
+    assert f"Link 2 (job {handed.job_id}) handed over without running the script" in text

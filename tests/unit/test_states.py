@@ -43,9 +43,13 @@ from longrun import states
         ("completed", "DEADLINE", False, states.END_COMPLETED),
         # nothing recorded and CANCELLED -> CANCELLED
         ("", "CANCELLED", False, states.END_CANCELLED),
-        # nothing recorded and FAILED or OUT_OF_MEMORY -> FAILED, unless PreemptTime is shown
+        # nothing recorded and FAILED -> FAILED, unless PreemptTime is shown; OUT_OF_MEMORY:
+        # grow the memory (--grow-mem-on-oom) or else as a failure (the job side decides)
         ("", "FAILED", False, states.END_FAILED),
-        ("", "OUT_OF_MEMORY", False, states.END_FAILED),
+        ("", "OUT_OF_MEMORY", False, states.OUT_OF_MEMORY_OUTCOME),
+        ("failed", "OUT_OF_MEMORY", False, states.OUT_OF_MEMORY_OUTCOME),
+        ("failed", "OUT_OF_MEMORY", True, states.OUT_OF_MEMORY_OUTCOME),
+        ("continue", "OUT_OF_MEMORY", False, states.RUN),
         ("", "FAILED", True, states.RUN),
         ("", "OUT_OF_MEMORY", True, states.RUN),
         # a link that ended the chain itself

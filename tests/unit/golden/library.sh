@@ -37,17 +37,22 @@ LR_JOBS_DIR=$LONGRUN_STATE_DIR/jobs         # jobs/<job id> names the job's chai
 # This job as Slurm's commands name it (an array task: ARRAYJOB_TASK), the chain's tag, and the
 # array element this link belongs to (empty for a chain that is not an array).
 LR_SELF=${SLURM_JOB_ID:-} LR_TAG_ID=$LONGRUN_CHAIN_ID LR_ELEMENT='' LR_ARRAY_ELEMENT=''
+# The restart count of the last link allowed (--max-restarts plus the free links that handed
+# over), and what the successor gets besides your options (lr_placement); lr_start sets them.
+LR_LIMIT=$LONGRUN_MAX_RESTARTS LR_FREE=0 LR_PLACEMENT=() LR_NEXT_ARGUMENTS=() LR_HANDOVER=''
+LR_MEMORY_HINT='ask for more memory with --mem, or let the chain grow it: --grow-mem-on-oom 2'
 
 # --- the story of a link ------------------------------------------------------------------
 main() {
     lr_start "$@"           # 1. arguments, this link's folder, the real signal handlers
     lr_claim_previous       # 2. be the only link that continues the previous one
     lr_judge_previous       # 3. why the previous link ended: go on, or end the chain here
+    lr_learn                #    (and what the chain learned: nodes, memory, progress, time)
     lr_ensure_successor     # 4. keep one successor queued (--dependency=afterany on this job)
     lr_release_notices      #    (then the notifiers hear what happened so far)
     lr_export_variables     # 5. SLURM_LONGRUN_* for your script
     lr_write_body           # 6. your script as a file of its own in this link's folder
-    lr_check_go             # 7. the last look: a recorded end or a SIGTERM means no body
+    lr_check_go             # 7. the last look: a recorded end, a SIGTERM or a hand-over: no body
     lr_run_body             # 8. run it, pass signals on as sbatch would, wait for it
     lr_record_verdict       # 9. why this link ended; final once written
     lr_go_on                # 10. end the chain, or leave the work to the successor
@@ -433,10 +438,11 @@ lr_submit_successor() {
                 cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
                 umask "$LR_USER_UMASK"
                 exec env -i -- "${LR_ENV[@]}" "$sbatch_path" --parsable "${LR_EXPORT_ARGS[@]}" \
-                    "--dependency=afterany:$LR_SELF" "${LONGRUN_SBATCH_OPTIONS[@]}" "${LR_ELEMENT_OPTIONS[@]}" \
+                    "--dependency=afterany:$LR_SELF" "${LONGRUN_SBATCH_OPTIONS[@]}" "${LR_PLACEMENT[@]}" "${LR_ELEMENT_OPTIONS[@]}" \
                     "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LR_TAG_ID:$next" "$LR_LINK_SCRIPT" \
                     "--restart-count=$((LR_RESTART_COUNT + 1))" "--initial-job=$LR_INITIAL" \
                     "--previous-job=$SLURM_JOB_ID" "--retries=$LR_RETRIES" "${LR_ELEMENT_ARGUMENTS[@]}" \
+                    "${LR_NEXT_ARGUMENTS[@]}" \
                     2>"$err_file"
             )
             rc=$?
@@ -477,7 +483,7 @@ lr_submit_successor() {
 lr_ensure_successor() {
     # Keep exactly one successor queued. Only a definite answer from Slurm makes the one on
     # record count as missing; a successor cancelled by the user means "stop after this link".
-    [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || return 0
+    [ "$LR_RESTART_COUNT" -lt "$LR_LIMIT" ] || return 0
     lr_ended && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
     # Stopped from outside with no sign of an interruption: nothing to continue.
@@ -686,7 +692,7 @@ lr_on_term() {
     [ "$LR_TERMINATED" = 1 ] && return
     LR_TERMINATED=1
     # The last link allowed: whatever Slurm does with it, the chain ends with it.
-    [ "$LR_RESTART_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ] && lr_mail_at_end MAX_RESTARTS
+    [ "$LR_RESTART_COUNT" -ge "$LR_LIMIT" ] && lr_mail_at_end MAX_RESTARTS
     if lr_interruption; then
         LR_TERM_VERDICT=interrupted
     else
@@ -798,7 +804,7 @@ lr_check_folder() {
 
 lr_start() {
     local argument
-    LR_RESTART_COUNT='' LR_INITIAL='' LR_PREVIOUS='' LR_RETRIES=0
+    LR_RESTART_COUNT='' LR_INITIAL='' LR_PREVIOUS='' LR_RETRIES=0 LR_FREE=0 LR_MEMORY=''
     for argument in "$@"; do
         case $argument in
             --restart-count=*) LR_RESTART_COUNT=${argument#*=} ;;
@@ -806,11 +812,14 @@ lr_start() {
             --previous-job=*) LR_PREVIOUS=${argument#*=} ;;
             --retries=*) LR_RETRIES=${argument#*=} ;;
             --array-element=*) LR_ARRAY_ELEMENT=${argument#*=} ;;
+            --free-links=*) LR_FREE=${argument#*=} ;;
+            --memory=*) LR_MEMORY=${argument#*=} ;;
             *) LR_RESTART_COUNT=invalid ;;
         esac
     done
-    [[ $LR_RESTART_COUNT =~ ^[0-9]+$ && $LR_RETRIES =~ ^[0-9]+$ && $LR_INITIAL =~ ^[0-9]*$ && $LR_PREVIOUS =~ ^[0-9]*$ ]] || {
-        printf 'longrun: this link script takes --restart-count=N [--initial-job=JOB] [--previous-job=JOB] [--retries=N] [--array-element=ARRAY]\n' >&2
+    [[ $LR_RESTART_COUNT =~ ^[0-9]+$ && $LR_RETRIES =~ ^[0-9]+$ && $LR_INITIAL =~ ^[0-9]*$ && $LR_PREVIOUS =~ ^[0-9]*$ \
+        && $LR_FREE =~ ^[0-9]{1,6}$ && $LR_MEMORY =~ ^((mem|mem-per-cpu)=[1-9][0-9]{0,11})?$ ]] || {
+        printf 'longrun: this link script takes --restart-count=N [--initial-job=JOB] [--previous-job=JOB] [--retries=N] [--array-element=ARRAY] [--free-links=N] [--memory=mem|mem-per-cpu=MB]\n' >&2
         exit 2
     }
     if [ "$LONGRUN_ARRAY" = 1 ] && ! lr_array_element; then
@@ -818,13 +827,15 @@ lr_start() {
         exit 2
     fi
     [ -n "$LR_INITIAL" ] || LR_INITIAL=$SLURM_JOB_ID
-    LR_T0=$SECONDS
-    LR_LABEL="link $((LR_RESTART_COUNT + 1))/$((LONGRUN_MAX_RESTARTS + 1))"
+    LR_T0=$SECONDS LR_STARTED=$EPOCHSECONDS LR_ENDED_AT=''
+    LR_FREE=$((10#$LR_FREE)) LR_LIMIT=$((LONGRUN_MAX_RESTARTS + 10#$LR_FREE))
+    LR_LABEL="link $((LR_RESTART_COUNT + 1))/$((LR_LIMIT + 1))"
     lr_check_folder
     LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
     LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
     LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
-    LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0
+    LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0 LR_HANDOVER='' LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
+    LR_AVOID='' LR_MTIME0='' LR_IDLE=0 LR_USED=0 LR_DEADLINE=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
     if [ -L "$LR_LINK_DIR" ] || [ ! -O "$LR_LINK_DIR" ] || [ -L "$LR_LINK_DIR/events.jsonl" ]; then
         # Only this link writes there: something put in its place is not followed.
@@ -841,9 +852,14 @@ lr_start() {
     local output output_offset error error_offset
     lr_stream 1 && output=$LR_PATH output_offset=$LR_SIZE
     lr_stream 2 && error=$LR_PATH error_offset=$LR_SIZE
+    lr_deadline
+    lr_save_learned
+    lr_memory_asked
     lr_event link_started previous "$LR_PREVIOUS" slurm_restarts "${SLURM_RESTART_COUNT:-0}" \
         node "${SLURMD_NODENAME:-}" retries "$LR_RETRIES" element "$LR_ELEMENT" array "$LR_ARRAY_ELEMENT" \
-        output "$output" output_offset "$output_offset" error "$error" error_offset "$error_offset"
+        output "$output" output_offset "$output_offset" error "$error" error_offset "$error_offset" \
+        nodes "${SLURM_JOB_NODELIST:-}" memory "${LR_MEM_KIND:+$LR_MEM_KIND=$LR_MEM_MB}" free_links "$LR_FREE" \
+        deadline "$LR_DEADLINE"
     if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
         lr_say "$LR_LABEL: restarted by Slurm with the same job id (restart ${SLURM_RESTART_COUNT})"
     fi
@@ -933,7 +949,7 @@ lr_judge_previous() {
     LR_PREV_VERDICT=$(cat "$LR_LINKS_DIR/$LR_PREVIOUS/verdict" 2>/dev/null)
     verdict=$LR_PREV_VERDICT
     # A decisive verdict needs Slurm's word only for the record: wait less for it.
-    case $verdict in completed|continue|failed|ended) wait_s=10 ;; *) wait_s=$LONGRUN_JUDGE_SECONDS ;; esac
+    case $verdict in completed|continue|failed|out_of_memory|ended) wait_s=10 ;; *) wait_s=$LONGRUN_JUDGE_SECONDS ;; esac
     # An array element's first link is an array task: Slurm names it ARRAYJOB_TASK.
     previous=$LR_PREVIOUS
     [ -n "$LR_ELEMENT" ] && [ "$LR_RESTART_COUNT" -eq 1 ] && previous=${LR_ARRAY_JOB}_$LR_ELEMENT
@@ -954,6 +970,15 @@ lr_judge_previous() {
             else
                 lr_skip_body FAILED "$why"
             fi ;;
+        out-of-memory)
+            if [ "$LONGRUN_GROW_PERCENT" -gt 0 ]; then
+                lr_grow_memory "$why"
+            elif [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ]; then
+                LR_RETRIES=$((LR_RETRIES + 1))
+                lr_event retry attempt "$LR_RETRIES" of "$LONGRUN_RETRY_FAILED"
+            else
+                lr_skip_body FAILED "$why ($LR_MEMORY_HINT)"
+            fi ;;
         end-as-recorded)
             lr_ended || LR_RECORDED=COMPLETED
         lr_skip_body "$LR_RECORDED" "$why" ;;
@@ -963,7 +988,6 @@ lr_judge_previous() {
     # The chain goes on, unless its end is recorded already (then lr_check_go stops it).
     lr_ended || lr_event link_interrupted previous "$LR_PREVIOUS" slurm_state "${LR_STATE:-unknown}" \
         verdict "${verdict:-none}" reason "$why"
-    lr_progress start
     lr_announce
 }
 
@@ -979,14 +1003,15 @@ lr_skip_body() {
 
 lr_announce() {
     lr_say "$LR_LABEL of chain $LONGRUN_CHAIN_ID${LR_ELEMENT:+ (array element $LR_ELEMENT)} is job $SLURM_JOB_ID${LR_PREVIOUS:+ (job $LR_PREVIOUS before it ended ${LR_PREV_STATE:-in an unknown state})}"
-    [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || lr_event no_successor reason max_restarts
 }
 
 lr_export_variables() {
     export SLURM_LONGRUN_INITIAL_JOB_ID=$LR_INITIAL
     export SLURM_LONGRUN_RESTART_COUNT=$LR_RESTART_COUNT
     export SLURM_LONGRUN_LINK=$((LR_RESTART_COUNT + 1))
-    export SLURM_LONGRUN_MAX_RESTARTS=$LONGRUN_MAX_RESTARTS
+    export SLURM_LONGRUN_MAX_RESTARTS=$LR_LIMIT
+    export SLURM_LONGRUN_DEADLINE=$LR_DEADLINE
+    export SLURM_LONGRUN_PROGRESS_FILE=$LONGRUN_PROGRESS_FILE
     export SLURM_LONGRUN_PREVIOUS_JOB_ID=$LR_PREVIOUS
     export SLURM_LONGRUN_PREVIOUS_STATE=$LR_PREV_STATE
     export SLURM_LONGRUN_PREVIOUS_VERDICT=$LR_PREV_VERDICT
@@ -1018,6 +1043,7 @@ lr_check_go() {
         lr_say "$LR_LABEL: SIGTERM before the script started; it does not run"
         exit 0
     fi
+    [ -z "$LR_HANDOVER" ] || lr_hand_over
 }
 
 lr_write_body() {
@@ -1127,11 +1153,16 @@ lr_record_verdict() {
     elif lr_node_lost; then
         why="the script exited $rc while a node of the job was lost"
         verdict="interrupted"
+    elif lr_ran_out_of_memory; then
+        why="the script failed (exit $rc): it ran out of memory"
+        verdict="out_of_memory"
     else
         why="the script failed (exit $rc)"
         verdict="failed"
     fi
-    lr_progress end
+    LR_ENDED_AT=$EPOCHSECONDS
+    lr_save_learned
+    lr_progress
     # From here on the verdict is final: a SIGTERM that arrived before this line wins.
     LR_VERDICT_FINAL=1
     if [ "$LR_TERMINATED" = 1 ]; then
@@ -1151,9 +1182,12 @@ lr_go_on() {
             lr_cancel_successor
             exit 0 ;;
         continue)
-            if [ "$LR_RESTART_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ]; then
+            if [ "$LR_RESTART_COUNT" -ge "$LR_LIMIT" ]; then
                 lr_end_chain MAX_RESTARTS "$why, but no restarts are left"
             elif lr_stopped_after; then :
+            elif lr_spent; then
+                lr_end_chain "$LR_SPENT_STATE" "$why; $LR_SPENT_WHY"
+                lr_cancel_successor
             else
                 lr_say "$LR_LABEL: $why; the chain continues"
                 lr_backoff
@@ -1162,23 +1196,37 @@ lr_go_on() {
             # A preempted script's own exit code stays in Slurm's record (e.g. 143).
             [ "$LR_PREEMPTED" = 1 ] && exit "$rc"
             exit 0 ;;
-        failed)
-            if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ] && [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] \
-                && ! [ -s "$LR_LINK_DIR/stop_after" ]; then
-                lr_say "$LR_LABEL: $why; retrying ($((LR_RETRIES + 1))/$LONGRUN_RETRY_FAILED)"
+        failed|out_of_memory)
+            if { [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ] || [ "$LONGRUN_GROW_PERCENT" -gt 0 ]; } \
+                && [ "$LR_RESTART_COUNT" -lt "$LR_LIMIT" ] && ! [ -s "$LR_LINK_DIR/stop_after" ]; then
+                if [ "$LONGRUN_GROW_PERCENT" -gt 0 ] && [ "$LR_VERDICT" = out_of_memory ]; then
+                    lr_say "$LR_LABEL: $why; the next link asks for more memory"
+                elif [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ]; then
+                    lr_say "$LR_LABEL: $why; retrying ($((LR_RETRIES + 1))/$LONGRUN_RETRY_FAILED)"
+                else
+                    # A job whose batch step ran out of memory is recorded so once it ended:
+                    # the next link reads Slurm's record (--grow-mem-on-oom).
+                    lr_say "$LR_LABEL: $why; the next link decides from Slurm's record whether it ran out of memory"
+                fi
                 lr_backoff
                 lr_check_stalled
+            elif [ "$LR_VERDICT" = out_of_memory ]; then
+                lr_end_chain FAILED "$why ($LR_MEMORY_HINT)"
+                lr_cancel_successor
             else
                 lr_end_chain FAILED "$why"
                 lr_cancel_successor
             fi
             exit "$rc" ;;
         *)
-            if [ "$LR_RESTART_COUNT" -ge "$LONGRUN_MAX_RESTARTS" ] && [ "$LR_VERDICT" = interrupted ] \
+            if [ "$LR_RESTART_COUNT" -ge "$LR_LIMIT" ] && [ "$LR_VERDICT" = interrupted ] \
                 && lr_never_requeued "${LR_TERM_CAUSE:-$LR_CAUSE}"; then
                 # The last link allowed, ended by a time limit: Slurm never runs it again, so
                 # the chain ends with it (and the notifiers hear it).
                 lr_end_chain MAX_RESTARTS "$why (${LR_TERM_CAUSE:-$LR_CAUSE}), and no restarts are left"
+            elif [ "$LR_VERDICT" = interrupted ] && lr_spent; then
+                lr_end_chain "$LR_SPENT_STATE" "$why (${LR_TERM_CAUSE:-$LR_CAUSE}); $LR_SPENT_WHY"
+                lr_cancel_successor
             else
                 lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
                 lr_check_stalled
@@ -1198,7 +1246,7 @@ lr_check_stalled() {
     # The chain should go on after this link, but no successor is queued (every submission
     # failed): say so in the job log, the events (`longrun status`) and to the notifiers. The
     # watcher repairs such a chain; without one, resubmit.
-    [ -z "${LR_SUCCESSOR:-}" ] && [ "$LR_RESTART_COUNT" -lt "$LONGRUN_MAX_RESTARTS" ] || return 0
+    [ -z "${LR_SUCCESSOR:-}" ] && [ "$LR_RESTART_COUNT" -lt "$LR_LIMIT" ] || return 0
     [ "$LR_TERM_VERDICT" = terminated ] && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
     lr_ended && return 0
@@ -1214,13 +1262,370 @@ lr_check_stalled() {
 }
 
 lr_progress() {
-    # lr_progress start|end: when --progress-file last changed, for `longrun usage` (the work
-    # at risk at an interruption). At a link's start it tells of the previous link, even a
-    # killed one: nothing has written the file since.
+    # When --progress-file last changed, at this link's end, for `longrun status` and `longrun
+    # usage` (the work at risk at an interruption; the look at a link's start, in
+    # lr_learn_progress, tells of the previous link, even a killed one). idle: links in a row
+    # without progress, this one included.
     [ -n "$LONGRUN_PROGRESS_FILE" ] || return 0
-    local mtime
-    mtime=$(stat -L -c %Y -- "$LONGRUN_PROGRESS_FILE" 2>/dev/null) || mtime=''
-    lr_event progress at "$1" previous "$LR_PREVIOUS" mtime "$mtime"
+    local idle=0
+    lr_progress_look
+    [ "$LR_MTIME" = "$LR_MTIME0" ] && idle=$((LR_IDLE + 1))
+    lr_event progress at end previous "$LR_PREVIOUS" mtime "$LR_MTIME" value "$LR_VALUE" idle "$idle"
+}
+
+# --- what the chain learned (README: A chain that learns) ---------------------------------
+
+lr_learn() {
+    # What the chain learned from how its links ended, before step 4 queues the successor
+    # with it: the nodes to avoid, the progress made, the time budget. May end the chain here,
+    # or make this link hand over (LR_HANDOVER: why; the body does not run here).
+    lr_read_learned "$LR_PREVIOUS"
+    lr_learn_progress
+    lr_learn_budget
+    lr_learn_nodes
+    if [ -n "$LR_HANDOVER" ]; then
+        # A hand-over is free: it does not count against --max-restarts.
+        LR_FREE=$((LR_FREE + 1)) LR_LIMIT=$((LR_LIMIT + 1))
+    fi
+    lr_save_learned
+    lr_placement
+    [ "$LR_RESTART_COUNT" -lt "$LR_LIMIT" ] || lr_event no_successor reason max_restarts
+}
+
+lr_number() {
+    # lr_number NAME: empty the variable NAME unless it holds digits only (files are data,
+    # never arithmetic: bash would evaluate an expression in them).
+    [[ ${!1} =~ ^[0-9]{1,15}$ ]] || printf -v "$1" '%s' ''
+}
+
+lr_read_learned() {
+    # lr_read_learned JOB: what link JOB learned (its learned file) into LR_P_<KEY>.
+    local line key
+    LR_P_NODES='' LR_P_MTIME='' LR_P_IDLE='' LR_P_STARTED='' LR_P_ENDED='' LR_P_USED='' LR_P_HANDOVER=''
+    [ -n "$1" ] && [ -f "$LR_LINKS_DIR/$1/learned" ] || return 0
+    while IFS= read -r line; do
+        key=${line%%=*}
+        case $key in nodes|mtime|idle|started|ended|used|handover) printf -v "LR_P_${key^^}" '%s' "${line#*=}" ;; esac
+    done <"$LR_LINKS_DIR/$1/learned"
+    for key in LR_P_MTIME LR_P_IDLE LR_P_STARTED LR_P_ENDED LR_P_USED LR_P_HANDOVER; do lr_number "$key"; done
+    [[ $LR_P_NODES =~ ^[][A-Za-z0-9._,-]*$ ]] || LR_P_NODES=''
+}
+
+lr_save_learned() {
+    lr_write "$LR_LINK_DIR/learned" "nodes=${SLURM_JOB_NODELIST:-}
+mtime=$LR_MTIME0
+idle=$LR_IDLE
+started=$LR_STARTED
+ended=$LR_ENDED_AT
+used=$LR_USED
+handover=${LR_HANDOVER:+1}"
+}
+
+lr_deadline() {
+    # When Slurm will end this link (epoch seconds): Slurm gives it to the job; asked only if not.
+    LR_DEADLINE=${SLURM_JOB_END_TIME:-}
+    lr_number LR_DEADLINE
+    if [ -n "$LR_DEADLINE" ] && [ "$LR_DEADLINE" -gt "$LR_STARTED" ]; then return 0; fi
+    LR_DEADLINE=''
+    local LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON
+    lr_job_info "$LR_SELF" && [ -n "$LR_TIME_LEFT" ] && LR_DEADLINE=$((EPOCHSECONDS + LR_TIME_LEFT))
+    return 0
+}
+
+lr_memory_asked() {
+    # The memory this link has (Slurm's SLURM_MEM_PER_CPU or SLURM_MEM_PER_NODE, in MB):
+    # LR_MEM_KIND (the sbatch option: mem-per-cpu or mem) and LR_MEM_MB; empty if neither.
+    LR_MEM_KIND='' LR_MEM_MB=''
+    if [[ ${SLURM_MEM_PER_CPU:-} =~ ^[1-9][0-9]{0,11}$ ]]; then
+        LR_MEM_KIND=mem-per-cpu LR_MEM_MB=$SLURM_MEM_PER_CPU
+    elif [[ ${SLURM_MEM_PER_NODE:-} =~ ^[1-9][0-9]{0,11}$ ]]; then
+        LR_MEM_KIND=mem LR_MEM_MB=$SLURM_MEM_PER_NODE
+    fi
+}
+
+lr_progress_look() {
+    # --progress-file now: LR_MTIME (its mtime, empty if absent) and LR_VALUE (its first line,
+    # for a small file: a step counter, or longrun.job.report_progress's value).
+    LR_MTIME='' LR_VALUE=''
+    local size
+    read -r LR_MTIME size < <(stat -L -c '%Y %s' -- "$LONGRUN_PROGRESS_FILE" 2>/dev/null)
+    lr_number LR_MTIME
+    if [ -n "$LR_MTIME" ] && [[ $size =~ ^[0-9]+$ ]] && [ "$size" -le 4096 ]; then
+        IFS= read -r -n 200 LR_VALUE <"$LONGRUN_PROGRESS_FILE" 2>/dev/null
+    fi
+    return 0
+}
+
+lr_learn_progress() {
+    # Links in a row that ended without progress (--progress-file unchanged): at
+    # --max-idle-links the chain ends NO_PROGRESS. A hand-over is not a try: it passes the
+    # count on. The previous link is judged by the file as this link finds it (it may have
+    # been killed before it could look).
+    [ -n "$LONGRUN_PROGRESS_FILE" ] || return 0
+    lr_progress_look
+    LR_MTIME0=$LR_MTIME LR_IDLE=0
+    if [ -n "$LR_P_STARTED" ] && [ "$LR_MTIME" = "$LR_P_MTIME" ]; then
+        LR_IDLE=$(( ${LR_P_IDLE:-0} + (LR_P_HANDOVER == 1 ? 0 : 1) ))
+    fi
+    [ -z "$LR_PREVIOUS" ] || lr_event progress at start previous "$LR_PREVIOUS" mtime "$LR_MTIME" \
+        value "$LR_VALUE" idle "$LR_IDLE"
+    if [ "$LONGRUN_MAX_IDLE" -gt 0 ] && [ "$LR_IDLE" -ge "$LONGRUN_MAX_IDLE" ]; then
+        lr_skip_body NO_PROGRESS "no progress in $LR_IDLE links: $LONGRUN_PROGRESS_FILE did not change (--max-idle-links $LONGRUN_MAX_IDLE)"
+    fi
+}
+
+lr_learn_budget() {
+    # --total-time: the run time of the links before this one (the previous link's record,
+    # its end from Slurm if it was killed). With less than a minute left the chain ends
+    # TIME_BUDGET; with less than this link's time limit, the limit is cut to what is left.
+    [ "$LONGRUN_TOTAL_SECONDS" -gt 0 ] || return 0
+    local end left minutes
+    LR_USED=0
+    if [ -n "$LR_P_STARTED" ]; then
+        end=$LR_P_ENDED
+        [ -n "$end" ] || end=$(date -d "$LR_PREV_END" +%s 2>/dev/null)
+        lr_number end
+        [ -n "$end" ] && [ "$end" -ge "$LR_P_STARTED" ] && [ "$end" -le "$LR_STARTED" ] || end=$LR_STARTED
+        LR_USED=$(( ${LR_P_USED:-0} + end - LR_P_STARTED ))
+    elif [ "$LR_RESTART_COUNT" -gt 0 ]; then
+        lr_event warning message "time budget: the previous link left no record; counting the links on record only"
+        LR_USED=$(lr_sum_run_times)
+    fi
+    left=$((LONGRUN_TOTAL_SECONDS - LR_USED))
+    if [ "$left" -lt 60 ]; then
+        lr_skip_body TIME_BUDGET "the time budget is used: the links ran $(lr_hours "$LR_USED") of --total-time $(lr_hours "$LONGRUN_TOTAL_SECONDS")"
+    fi
+    [ -n "$LR_DEADLINE" ] && [ $((LR_DEADLINE - EPOCHSECONDS)) -gt "$left" ] || return 0
+    # Slurm counts time limits in minutes: never beyond the budget.
+    minutes=$(( (EPOCHSECONDS - LR_STARTED + left) / 60 ))
+    if scontrol "${LONGRUN_CLUSTER_ARGS[@]}" update "JobId=$LR_SELF" "TimeLimit=$minutes" >/dev/null 2>&1; then
+        LR_DEADLINE=$((LR_STARTED + minutes * 60))
+        lr_event time_cut used "$LR_USED" total "$LONGRUN_TOTAL_SECONDS" limit "$minutes"
+        lr_say "$LR_LABEL: the last of the time budget: this link's time limit is cut to $minutes minutes"
+    else
+        lr_event warning message "time budget: could not cut this link's time limit to $minutes minutes; the chain ends after it"
+    fi
+}
+
+lr_sum_run_times() {
+    # The run times of every link of this chain on record (start to end), for a chain whose
+    # previous link left no record.
+    local file line started ended total=0
+    for file in "$LR_LINKS_DIR"/*/learned; do
+        if [ ! -f "$file" ] || [ "$file" = "$LR_LINK_DIR/learned" ]; then continue; fi
+        started='' ended=''
+        while IFS= read -r line; do
+            case $line in started=*) started=${line#*=} ;; ended=*) ended=${line#*=} ;; esac
+        done <"$file"
+        lr_number started; lr_number ended
+        [ -n "$started" ] && [ -n "$ended" ] && [ "$ended" -ge "$started" ] && total=$((total + ended - started))
+    done
+    printf '%s\n' "$total"
+}
+
+lr_hours() {
+    printf '%d:%02d h' $(($1 / 3600)) $(($1 % 3600 / 60))
+}
+
+lr_learn_nodes() {
+    # Nodes to avoid (--avoid-failed-nodes): those of a previous link that lost its node, or
+    # failed soon after its start; and this link's own node when --node-check fails. A link
+    # that finds itself on an avoided node hands over to a successor that excludes it.
+    local prev_ran=''
+    if [ "$LONGRUN_AVOID_SECONDS" -gt 0 ] && [ -n "$LR_P_NODES" ]; then
+        case $LR_PREV_STATE in
+            NODE_FAIL|BOOT_FAIL) lr_avoid "$LR_P_NODES" "$LONGRUN_AVOID_SECONDS" "$LR_PREV_STATE" ;;
+            OUT_OF_MEMORY) ;;  # the work's fault, not the node's
+            *)
+                [ -n "$LR_P_STARTED" ] && [ -n "$LR_P_ENDED" ] && prev_ran=$((LR_P_ENDED - LR_P_STARTED))
+                if [ "$LR_PREV_VERDICT" = failed ] && [ -n "$prev_ran" ] && [ "$prev_ran" -lt "$LONGRUN_FAST_FAIL_SECONDS" ]; then
+                    lr_avoid "$LR_P_NODES" "$LONGRUN_AVOID_SECONDS" failed_after_${prev_ran}s
+                fi ;;
+        esac
+    fi
+    lr_avoided
+    local node
+    for node in $(lr_hostnames "${SLURM_JOB_NODELIST:-}"); do
+        if [[ ,$LR_AVOID, == *,"$node",* ]]; then
+            LR_HANDOVER="node $node is avoided by this chain"
+            return 0
+        fi
+    done
+    [ ${#LONGRUN_NODE_CHECK[@]} -gt 0 ] && [ -z "$LR_HANDOVER" ] || return 0
+    local rc timeout_path
+    timeout_path=$(command -v timeout) || timeout_path=''
+    lr_say "$LR_LABEL: --node-check on ${SLURM_JOB_NODELIST:-this node}: ${LONGRUN_NODE_CHECK[*]}"
+    if ! lr_trusted_path "${LONGRUN_NODE_CHECK[0]}"; then
+        rc=126
+        printf 'longrun: unsafe --node-check command: %s\n' "$LR_PROBLEM" >&2
+    else
+        (
+            PATH=$LR_USER_PATH
+            umask "$LR_USER_UMASK"
+            cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
+            exec ${timeout_path:+"$timeout_path" -k 5 "$LONGRUN_NODE_CHECK_SECONDS"} "${LONGRUN_NODE_CHECK[@]}" </dev/null
+        ) &
+        lr_wait_for $!
+        rc=$?
+    fi
+    [ "$rc" -eq 0 ] && return 0
+    lr_event node_check_failed nodes "${SLURM_JOB_NODELIST:-}" exit_code "$rc"
+    lr_avoid "${SLURM_JOB_NODELIST:-}" "$LONGRUN_NODE_CHECK_AVOID_SECONDS" node_check
+    lr_avoided
+    LR_HANDOVER="--node-check failed on ${SLURM_JOB_NODELIST:-this node} (exit $rc)"
+}
+
+lr_ran_out_of_memory() {
+    # Whether this link's work ran out of memory: OOM kills the kernel counted in this link's
+    # own cgroup (the batch step: Slurm records the job out of memory only once it ended), or
+    # a step that Slurm recorded so (srun: the job itself then ends as failed). Asked once more
+    # after 2 s: a step's record reaches the accounting about a second after it ended.
+    local path file key count out try
+    path=$(sed -n 's/^[0-9]*:memory:\(.*\)/\1/p' /proc/self/cgroup 2>/dev/null)
+    [ -n "$path" ] || path=$(sed -n 's/^0::\(.*\)/\1/p' /proc/self/cgroup 2>/dev/null)
+    for file in "/sys/fs/cgroup/memory$path/memory.oom_control" "/sys/fs/cgroup$path/memory.events"; do
+        if [ -z "$path" ] || [ ! -r "$file" ]; then continue; fi
+        while read -r key count; do
+            [ "$key" = oom_kill ] && [[ $count =~ ^[0-9]+$ ]] && [ "$count" -gt 0 ] && return 0
+        done <"$file"
+    done
+    for try in 1 2; do
+        out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -P -j "$SLURM_JOB_ID" -o State 2>/dev/null) || return 1
+        [[ $'\n'$out$'\n' == *$'\n'OUT_OF_MEMORY$'\n'* ]] && return 0
+        [ $try = 2 ] || sleep 2
+    done
+    return 1
+}
+
+lr_hostnames() {
+    # The node names in a Slurm host list (node[1-3] -> node1 node2 node3): a local command.
+    [ -n "$1" ] && scontrol show hostnames "$1" 2>/dev/null
+    return 0
+}
+
+lr_avoid() {
+    # lr_avoid HOSTLIST SECONDS CAUSE: this link's record that the chain avoids these nodes.
+    local node file=$LR_LINK_DIR/avoid lines='' until=$((EPOCHSECONDS + $2))
+    [ -f "$file" ] && lines=$(<"$file")
+    for node in $(lr_hostnames "$1"); do
+        lines+=${lines:+$'\n'}"$node $until $3"
+    done
+    [ -n "$lines" ] || return 0
+    lr_write "$file" "$lines"
+    lr_event nodes_avoided nodes "$1" until "$until" cause "$3"
+    lr_say "$LR_LABEL: the chain avoids node(s) $1 for $(lr_hours "$2") ($3)"
+}
+
+lr_avoided() {
+    # The nodes the chain avoids now (every link's avoid lines still in force) into
+    # LR_AVOID (a comma list), less what would leave the successor no place to run: nodes of
+    # your --nodelist, or all of them when too few nodes of the partition would be left.
+    local node until all=' ' dropped='' part out left=0 need=${SLURM_JOB_NUM_NODES:-1}
+    LR_AVOID=''
+    while read -r node until _; do
+        [[ $until =~ ^[0-9]{1,15}$ && $node =~ ^[A-Za-z0-9._-]+$ ]] || continue
+        [ "$until" -gt "$EPOCHSECONDS" ] || continue
+        [[ $all == *" $node "* ]] || all+="$node "
+    done < <(cat "$LR_LINKS_DIR"/*/avoid 2>/dev/null)
+    [ "$all" != ' ' ] || return 0
+    if [ -n "$LONGRUN_USER_NODELIST" ]; then
+        for node in $(lr_hostnames "$LONGRUN_USER_NODELIST"); do
+            [[ $all == *" $node "* ]] && all=${all/ $node / } dropped+=" $node"
+        done
+        [ -z "$dropped" ] || lr_dropped "${dropped# }" "your --nodelist asks for them"
+    fi
+    [ "$all" != ' ' ] || return 0
+    part=${LONGRUN_PARTITION:-${SLURM_JOB_PARTITION:-}}
+    if ! out=$(sinfo "${LONGRUN_CLUSTER_ARGS[@]}" -h ${part:+-p "$part"} -o %N 2>/dev/null); then
+        lr_dropped "${all:1}" "sinfo did not answer, so whether other nodes are left is unknown"
+        return 0
+    fi
+    local -A counted=()
+    for node in $(lr_hostnames "${out//$'\n'/,}"); do
+        [ -z "${counted[$node]:-}" ] || continue
+        counted[$node]=1
+        [[ $all == *" $node "* || ,$LONGRUN_USER_EXCLUDE, == *,"$node",* ]] || left=$((left + 1))
+    done
+    lr_number need
+    if [ "$left" -lt "${need:-1}" ]; then
+        lr_dropped "${all:1}" "only $left node(s) of partition ${part:-?} would be left for a job on ${need:-1}"
+        return 0
+    fi
+    all=${all:1}
+    LR_AVOID=${all% }
+    LR_AVOID=${LR_AVOID// /,}
+}
+
+lr_dropped() {
+    lr_event avoid_dropped nodes "${1% }" reason "$2"
+    lr_say "$LR_LABEL: node(s) ${1% } not avoided after all: $2"
+}
+
+lr_grow_memory() {
+    # lr_grow_memory WHY: after a link ran out of memory (--grow-mem-on-oom), hand over to a successor
+    # that asks for LONGRUN_GROW_PERCENT % of this link's memory, up to the maximum; at the
+    # maximum, or with no memory known to grow from, the chain ends as failed.
+    local grown max=$LONGRUN_GROW_MAX_MB
+    lr_memory_asked
+    if [ -z "$LR_MEM_KIND" ]; then
+        lr_skip_body FAILED "$1, and Slurm gives the job no memory size to grow from (give --mem or --mem-per-cpu)"
+    fi
+    grown=$((LR_MEM_MB * LONGRUN_GROW_PERCENT / 100))
+    [ "$max" -gt 0 ] && [ "$grown" -gt "$max" ] && grown=$max
+    if [ "$grown" -le "$LR_MEM_MB" ]; then
+        lr_skip_body FAILED "$1 with --$LR_MEM_KIND=${LR_MEM_MB}M, the most --grow-mem-on-oom allows"
+    fi
+    LR_MEMORY=$LR_MEM_KIND=$grown
+    LR_HANDOVER="the previous link ran out of memory: the next one asks for --$LR_MEM_KIND=${grown}M"
+    lr_event memory_grown option "$LR_MEM_KIND" before "$LR_MEM_MB" after "$grown" maximum "$max"
+}
+
+lr_placement() {
+    # What the successor is submitted with besides your options: the nodes the chain avoids
+    # (with your own --exclude), the grown memory, and the arguments that carry them on.
+    LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
+    [ -n "$LR_AVOID" ] && LR_PLACEMENT+=("--exclude=${LONGRUN_USER_EXCLUDE:+$LONGRUN_USER_EXCLUDE,}$LR_AVOID")
+    if [ -n "$LR_MEMORY" ]; then
+        LR_PLACEMENT+=("--${LR_MEMORY%%=*}=${LR_MEMORY#*=}M")
+        LR_NEXT_ARGUMENTS+=("--memory=$LR_MEMORY")
+    fi
+    [ "$LR_FREE" -gt 0 ] && LR_NEXT_ARGUMENTS+=("--free-links=$LR_FREE")
+    return 0
+}
+
+lr_hand_over() {
+    # This link does not run the body here (LR_HANDOVER says why): the successor, queued with
+    # what the chain learned, continues. It costs a scheduling pass, not a restart.
+    lr_set_verdict continue
+    lr_event verdict verdict continue reason "handed over: $LR_HANDOVER" exit_code 0 start '' \
+        slurm_state '' preempted 0
+    lr_event handed_over reason "$LR_HANDOVER" successor "${LR_SUCCESSOR:-}"
+    lr_say "$LR_LABEL: $LR_HANDOVER: the script does not run here${LR_SUCCESSOR:+; job $LR_SUCCESSOR continues}"
+    lr_check_stalled
+    exit 0
+}
+
+lr_spent() {
+    # Whether the chain ends after this link although its work goes on: no progress in
+    # --max-idle-links links, or --total-time used. LR_SPENT_STATE and LR_SPENT_WHY.
+    local used
+    if [ -n "$LONGRUN_PROGRESS_FILE" ] && [ "$LONGRUN_MAX_IDLE" -gt 0 ]; then
+        lr_progress_look
+        if [ "$LR_MTIME" = "$LR_MTIME0" ] && [ $((LR_IDLE + 1)) -ge "$LONGRUN_MAX_IDLE" ]; then
+            LR_SPENT_STATE=NO_PROGRESS
+            LR_SPENT_WHY="no progress in $((LR_IDLE + 1)) links: $LONGRUN_PROGRESS_FILE did not change (--max-idle-links $LONGRUN_MAX_IDLE)"
+            return 0
+        fi
+    fi
+    if [ "$LONGRUN_TOTAL_SECONDS" -gt 0 ]; then
+        used=$((LR_USED + EPOCHSECONDS - LR_STARTED))
+        if [ $((LONGRUN_TOTAL_SECONDS - used)) -lt 60 ]; then
+            LR_SPENT_STATE=TIME_BUDGET
+            LR_SPENT_WHY="the time budget is used: the links ran $(lr_hours "$used") of --total-time $(lr_hours "$LONGRUN_TOTAL_SECONDS")"
+            return 0
+        fi
+    fi
+    return 1
 }
 
 lr_rule_outcome() {
@@ -1232,6 +1637,12 @@ lr_rule_outcome() {
             LR_OUTCOME=end:COMPLETED LR_WHY='the previous link finished the work' ;;
         ended:*:*)
             LR_OUTCOME=end-as-recorded LR_WHY='the previous link ended the chain' ;;
+        out_of_memory:*:*)
+            LR_OUTCOME=out-of-memory LR_WHY='the previous link ran out of memory' ;;
+        failed:OUT_OF_MEMORY:*)
+            LR_OUTCOME=out-of-memory LR_WHY='the previous link ran out of memory' ;;
+        :OUT_OF_MEMORY:0)
+            LR_OUTCOME=out-of-memory LR_WHY='the previous link ran out of memory' ;;
         failed:*:*)
             LR_OUTCOME=retry-or-fail LR_WHY='the work of the previous link failed' ;;
         *:DEADLINE:*)
@@ -1250,7 +1661,7 @@ lr_rule_outcome() {
             LR_OUTCOME=run LR_WHY='the previous link was interrupted by Slurm' ;;
         :FAILED:1|:OUT_OF_MEMORY:1|:COMPLETED:1)
             LR_OUTCOME=run LR_WHY='the previous link was preempted' ;;
-        :FAILED:0|:OUT_OF_MEMORY:0)
+        :FAILED:0)
             LR_OUTCOME=end:FAILED LR_WHY='the previous link failed' ;;
         :COMPLETED:0)
             LR_OUTCOME=end:COMPLETED LR_WHY='the previous link completed' ;;
