@@ -228,14 +228,15 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
         how = ExportMode(meta.get("export_mode", EXPORT_ALL), tuple(meta.get("export_names", ())))
         array_element = _started_field(events, last.job_id, "array") if element is not None else ""
+        memory = _grown_memory(events)
         arguments = [
             "--parsable", *meta.get("successor_options", []),
+            *([f"--{memory}M"] if memory else []),
             *_element_options(meta, array_element), comment,
             *successor_arguments(how, str(folder.env_file)), str(folder.link_script),
             *protocol.link_arguments(
                 next_count, _initial_job(view), last.job_id, retries, array_element,
-                free_links=view.free_links,
-                memory=_started_field(events, last.job_id, "memory"),
+                free_links=view.free_links, memory=memory,
             ),
         ]  # fmt: skip
         env = successor_environment(snapshot, how, os.environ.get("SLURM_CONF"))
@@ -288,6 +289,17 @@ def _chain_or_element(
     array = build_array_view(meta, events, folder.ended(), folder.element_ends(), queue)
     jobs = {job for job, own in elements_of_jobs(events).items() if own == element}
     return array.elements[element], {f"{array.array_job}_{element}", *jobs} - {array.array_job}
+
+
+def _grown_memory(events: Sequence[Mapping[str, Any]]) -> str:
+    """The memory the chain asks for since --grow-mem-on-oom last grew it (mem=MB or
+    mem-per-cpu=MB, as --memory carries it), or "" when it never grew."""
+    for event in reversed(events):
+        if event.get("event") == protocol.MEMORY_GROWN:
+            option, after = str(event.get("option") or ""), str(event.get("after") or "")
+            if option in ("mem", "mem-per-cpu") and after.isdigit() and len(after) < 13:
+                return f"{option}={after}"
+    return ""
 
 
 def _started_field(events: Sequence[Mapping[str, Any]], job_id: str, key: str) -> str:

@@ -37,6 +37,7 @@ class LinkView:
     nodes: str | None = None  # the job's nodes, as Slurm lists them
     avoided: bool = False  # later links of the chain avoid (some of) these nodes
     handed_over: str | None = None  # why the link did not run the body, leaving it to the next
+    free_links: int = 0  # hand-overs before it (its --free-links)
     memory: str | None = None  # the memory it had: mem=MB or mem-per-cpu=MB
     progress: dict[str, Any] | None = None  # --progress-file at its end: mtime, value, idle
 
@@ -246,7 +247,9 @@ def build_view(
         created=str(meta.get("created", "")),
         last_change_epoch=last_epoch,
         submitted_job=submitted,
-        free_links=sum(1 for job in order if job in handovers),
+        # A link knows the hand-overs before it; one that handed over adds itself (its event
+        # may be missing if it was killed right after queuing its successor: the next tells).
+        free_links=max((links[job].free_links + (job in handovers) for job in order), default=0),
         avoided_nodes=list(avoided),
     )
     _chain_state(chain, ended, queue, successor_of, submitted)
@@ -282,6 +285,7 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
         view.node = event.get("node") or view.node
         view.nodes = str(event.get("nodes") or "") or view.nodes
         view.memory = str(event.get("memory") or "") or view.memory
+        view.free_links = _int(event.get("free_links")) or view.free_links
         if view.state in states.OPEN_STATES:
             view.state = states.RUNNING
         return

@@ -26,6 +26,7 @@ DEFAULT_AVOID = "24h"
 DEFAULT_MAX_IDLE_LINKS = 3  # when --progress-file is given
 FAST_FAIL_SECONDS = 60  # a link that fails sooner after its start blames its node
 NODE_CHECK_SECONDS = 300  # the longest a --node-check may run
+MAX_HANDOVERS = 5  # hand-overs in a row before the chain ends: no node takes the work
 DAY = 86400
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY}
@@ -55,6 +56,7 @@ class LearningPlan:
     node_check_seconds: int = NODE_CHECK_SECONDS
     # A node that fails --node-check is avoided this long, even with --no-avoid-failed-nodes.
     node_check_avoid_seconds: int = DAY
+    max_handovers: int = MAX_HANDOVERS  # LONGRUN_MAX_HANDOVERS
     grow_percent: int = 0  # FACTOR x 100
     grow_max_mb: int = 0
     max_idle_links: int = 0
@@ -145,10 +147,14 @@ def learning_plan(
     if options.node_check is not None:
         check = command_words(options.node_check, "--node-check", submit_dir, environ)
     nodelist = effective.get("nodelist") or ""
+    handovers = environ.get("LONGRUN_MAX_HANDOVERS", str(MAX_HANDOVERS))
+    if not handovers.isdigit():
+        raise UsageError(f"LONGRUN_MAX_HANDOVERS={handovers!r} is not a whole number")
     return LearningPlan(
         avoid_seconds=duration_seconds(avoid, "--avoid-failed-nodes") if avoid else 0,
         node_check=check,
         node_check_avoid_seconds=duration_seconds(avoid, "--avoid-failed-nodes") if avoid else DAY,
+        max_handovers=int(handovers),
         grow_percent=grow,
         grow_max_mb=grow_max,
         max_idle_links=idle,

@@ -54,7 +54,9 @@ PATHS = {
     "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS, "learned": LEARNED,
     "avoid": AVOID,
 }  # fmt: skip
-LEARNED_KEYS = ("nodes", "mtime", "idle", "started", "ended", "used", "handover")
+LEARNED_KEYS = (
+    "nodes", "mtime", "idle", "started", "ended", "used", "rerun", "handover", "handovers",
+)  # fmt: skip
 
 # --- the link script's arguments -------------------------------------------------------------
 ARGUMENTS = {
@@ -171,7 +173,7 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     CLAIMED: ("previous",),
     CLAIM_LOST: ("previous", "owner"),
     JUDGED: ("previous", "verdict", "slurm_state", "preempted", "outcome", "reason", "start",
-             "end"),
+             "end", "steps_out_of_memory"),
     WARNING: ("message",),
     RETRY: ("attempt", "of"),
     NO_SUCCESSOR: ("reason",),

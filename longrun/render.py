@@ -101,8 +101,10 @@ def _tables() -> dict[str, Any]:
             "interrupt_states": states.INTERRUPT_STATES,
             "never_requeued": states.NEVER_REQUEUED,
             "node_lost": states.NODE_LOST_STATES,
+            "not_the_works_fault": states.NOT_THE_WORKS_FAULT,
             "out_of_memory": states.OUT_OF_MEMORY_STATES,
             "running": states.RUNNING,
+            "failed_state": states.FAILED,
             "successor_stops": [
                 {"state": state, "chain_state": chain_state, "phrase": phrase}
                 for state, (chain_state, phrase) in states.SUCCESSOR_STOPS.items()

@@ -50,12 +50,13 @@ def _progress_cell(link: LinkView) -> str:
     seen = link.progress
     if not seen:
         return "-"
-    if seen.get("value"):
-        shown = str(seen["value"])
-    elif seen.get("mtime_epoch") is not None:
-        shown = f"changed {clock(seen['mtime_epoch'])}"
-    else:
+    changed = seen.get("mtime_epoch")
+    if changed is None:
         shown = "no file yet"
+    elif seen.get("value"):
+        shown = f"{seen['value']} at {clock(changed)}"
+    else:
+        shown = f"changed {clock(changed)}"
     idle = seen.get("idle")
     return f"{shown} (idle {idle})" if idle else shown
 

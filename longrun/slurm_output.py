@@ -271,18 +271,23 @@ def parse_usage(stdout: str) -> list[UsageRow]:
 _HOSTLIST_PART = re.compile(r"([^,\[]+)(?:\[([^\]]*)\])?([^,\[]*)")
 
 
+MAX_HOSTNAMES = 65536  # Slurm's own bound on a host list (MAX_RANGE in hostlist.c)
+
+
 def hostnames(hostlist: str) -> list[str]:
     """Slurm's host list in node names (`vm,node[01-03]` -> vm node01 node02 node03), as
-    `scontrol show hostnames` gives them; one bracket per name, as Slurm writes them."""
+    `scontrol show hostnames` gives them; one bracket per name, as Slurm writes them. A range
+    beyond MAX_HOSTNAMES names in all stays one name, as written (a damaged file)."""
     names: list[str] = []
-    for match in _HOSTLIST_PART.finditer(hostlist.strip()):
+    for match in _HOSTLIST_PART.finditer(hostlist.strip()[:10000]):
         prefix, ranges, suffix = match.groups()
         if ranges is None:
             names.append(prefix + suffix)
             continue
         for part in ranges.split(","):
             low, _, high = part.partition("-")
-            if not low.isdigit() or (high and not high.isdigit()):
+            valid = low.isdigit() and (not high or high.isdigit())
+            if not valid or len(names) + int(high or low) - int(low) >= MAX_HOSTNAMES:
                 names.append(f"{prefix}[{part}]{suffix}")
                 continue
             for number in range(int(low), int(high or low) + 1):

@@ -42,6 +42,9 @@ FAILED_STATES = (FAILED, OUT_OF_MEMORY)
 OUT_OF_MEMORY_STATES = (OUT_OF_MEMORY,)
 # A link that ended so lost its node(s): the chain avoids them (--avoid-failed-nodes).
 NODE_LOST_STATES = (NODE_FAIL, "BOOT_FAIL")
+# A link that Slurm ended so (its state, or the reason slurmctld showed it) was not idle by its
+# own fault: it does not count against --max-idle-links.
+NOT_THE_WORKS_FAULT = (PREEMPTED, *NODE_LOST_STATES, "REVOKED", "NodeDown", "BootFail")
 CANCELLED_STATES = (CANCELLED,)
 FINAL_STATES = (*CONTINUE_STATES, *DEADLINE_STATES, *FAILED_STATES, *CANCELLED_STATES, COMPLETED)
 # States in which a job still holds or waits for an allocation.

@@ -292,3 +292,12 @@ def test_what_the_chain_learned_is_shown_per_link() -> None:
     text = status_text(view)
     assert "vm-b (avoided)" in text and "Nodes the chain avoids: vm-b" in text
     assert f"Link 2 (job {handed.job_id}) handed over without running the script" in text
+
+
+def test_a_hand_over_whose_event_is_missing_is_still_free() -> None:
+    """A link killed right after it queued its successor wrote no `handed_over`: the next
+    link's own --free-links still tells the watcher (enforce_max_restarts) of the free link."""
+    meta, events, ended = load("handover")
+    events = [e for e in events if e["event"] != "handed_over"]
+    view = build_view(meta, events, ended)
+    assert view.free_links == 1 and view.restart_limit == view.max_restarts + 1

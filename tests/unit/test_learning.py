@@ -99,13 +99,32 @@ def test_avoid_failed_nodes_takes_its_value_after_an_equals_sign_only() -> None:
 
 
 # --- the job side ---------------------------------------------------------------------------
-def side_with(tmp_path: Path, **learning: object) -> JobSide:
+def side_with(
+    tmp_path: Path, max_restarts: int = 999, retry_failed: int = 0, **learning: object
+) -> JobSide:
     progress = learning.pop("progress_file", None)
     wrapper = WrapperOptions(
         learning=LearningOptions(**learning),  # type: ignore[arg-type]
         progress_file=progress,  # type: ignore[arg-type]
+        max_restarts=max_restarts,
+        retry_failed=retry_failed,
     )
     return JobSide(tmp_path, wrapper)
+
+
+def already_avoided(side: JobSide, node: str, cause: str = "NODE_FAIL") -> None:
+    """An earlier link (job 100) of the chain recorded that the chain avoids `node`."""
+    folder = side.chain.link_dir("100")
+    folder.mkdir(parents=True)
+    (folder / "avoid").write_text(f"{node} {int(time.time()) + 3600} {cause}\n")
+
+
+def recorded_link(side: JobSide, job: str, learned: str, verdict: str = "continue") -> None:
+    """An earlier link of the chain as it left its folder: its `learned` file and verdict."""
+    folder = side.chain.link_dir(job)
+    folder.mkdir(parents=True)
+    (folder / "learned").write_text(learned)
+    (folder / "verdict").write_text(verdict + "\n")
 
 
 def on_nodes(*nodes: str, **more: str) -> dict[str, str]:
@@ -267,15 +286,24 @@ def test_a_step_that_ran_out_of_memory_is_the_links_own_verdict(tmp_path: Path) 
     assert "--mem-per-cpu=1500M " in side.submitted()[-1]
 
 
-def test_at_the_most_memory_allowed_the_chain_ends(tmp_path: Path) -> None:
-    side = side_with(tmp_path, grow_mem_on_oom="2:100M")
+@pytest.mark.parametrize(
+    ("grow", "memory", "why"),
+    [
+        ("2:100M", "100", "with --mem=100M, the most --grow-mem-on-oom allows"),
+        ("2", "0", "Slurm gives the job no memory size to grow from (give --mem"),
+    ],
+)
+def test_a_chain_whose_memory_cannot_grow_ends_saying_why(
+    tmp_path: Path, grow: str, memory: str, why: str
+) -> None:
+    side = side_with(tmp_path, grow_mem_on_oom=grow)
     side.body_exits(137)
-    side.run("200", 0, slurm_env={"SLURM_MEM_PER_NODE": "100"})
+    side.run("200", 0, slurm_env={"SLURM_MEM_PER_NODE": memory})
     side.slurm_shows("200", states.OUT_OF_MEMORY)
-    side.run("300", 1, "200", slurm_env={"SLURM_MEM_PER_NODE": "100"})
+    side.run("300", 1, "200", slurm_env={"SLURM_MEM_PER_NODE": memory})
     assert ended(side) == states.CHAIN_FAILED
     (end,) = side.events(protocol.CHAIN_ENDED)
-    assert "with --mem=100M, the most --grow-mem-on-oom allows" in end["reason"]
+    assert why in end["reason"]
 
 
 def test_without_growth_running_out_of_memory_ends_the_chain_with_a_hint(tmp_path: Path) -> None:
@@ -351,10 +379,7 @@ def test_the_last_of_the_time_budget_cuts_the_time_limit_and_ends_the_chain(
 ) -> None:
     side = side_with(tmp_path, total_time="2m")
     now = int(time.time())
-    previous = side.chain.link_dir("200")
-    previous.mkdir(parents=True)
-    (previous / "learned").write_text(f"started={now - 100}\nended={now - 50}\nused=9\n")
-    (previous / "verdict").write_text("continue\n")
+    recorded_link(side, "200", f"started={now - 100}\nended={now - 50}\nused=9\n")
     side.slurm_shows("200", states.COMPLETED)
     side.body_runs("sleep 2")
     side.body_exits(protocol.CONTINUE_EXIT_CODE)
@@ -370,12 +395,7 @@ def test_the_last_of_the_time_budget_cuts_the_time_limit_and_ends_the_chain(
 def test_a_link_that_finds_the_budget_used_runs_nothing(tmp_path: Path) -> None:
     side = side_with(tmp_path, total_time="2m")
     now = int(time.time())
-    previous = side.chain.link_dir("200")
-    previous.mkdir(parents=True)
-    (previous / "learned").write_text(
-        f"nodes=vm\nstarted={now - 200}\nended={now - 100}\nused=30\n"
-    )
-    (previous / "verdict").write_text("continue\n")
+    recorded_link(side, "200", f"nodes=vm\nstarted={now - 200}\nended={now - 100}\nused=30\n")
     side.slurm_shows("200", states.COMPLETED)
     side.run("300", 1, "200")
     assert side.bodies_run() == []
@@ -396,3 +416,15 @@ def test_every_link_knows_when_slurm_will_end_it(tmp_path: Path) -> None:
     first, second = (tmp_path / "deadline").read_text().split()
     assert first == end_time
     assert before + 3595 - 2 <= int(second) <= int(time.time()) + 3595
+
+
+def test_a_killed_links_run_time_comes_from_slurms_record(tmp_path: Path) -> None:
+    side = side_with(tmp_path, total_time="1h")
+    started = int(time.mktime(time.strptime("2026-11-30T10:00:00", "%Y-%m-%dT%H:%M:%S")))
+    recorded_link(side, "200", f"nodes=vm\nstarted={started}\nused=0\n", verdict="")  # killed
+    side.slurm_shows("200", states.TIMEOUT)  # StartTime 10:00, EndTime 11:00
+    side.run("300", 1, "200")
+    assert side.bodies_run() == []
+    (end,) = side.events(protocol.CHAIN_ENDED)
+    assert end["state"] == states.CHAIN_TIME_BUDGET
+    assert "the links ran 1:00 h of --total-time 1:00 h" in end["reason"]

@@ -832,10 +832,10 @@ lr_start() {
     LR_LABEL="link $((LR_RESTART_COUNT + 1))/$((LR_LIMIT + 1))"
     lr_check_folder
     LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
-    LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_VERDICT=''
+    LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_END='' LR_PREV_PREEMPTED=0 LR_PREV_VERDICT=''
     LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
     LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0 LR_HANDOVER='' LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
-    LR_AVOID='' LR_MTIME0='' LR_IDLE=0 LR_USED=0 LR_DEADLINE=''
+    LR_AVOID='' LR_MTIME0='' LR_IDLE=0 LR_USED=0 LR_RERUN=0 LR_HANDOVERS=0 LR_DEADLINE=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
     if [ -L "$LR_LINK_DIR" ] || [ ! -O "$LR_LINK_DIR" ] || [ -L "$LR_LINK_DIR/events.jsonl" ]; then
         # Only this link writes there: something put in its place is not followed.
@@ -853,6 +853,7 @@ lr_start() {
     lr_stream 1 && output=$LR_PATH output_offset=$LR_SIZE
     lr_stream 2 && error=$LR_PATH error_offset=$LR_SIZE
     lr_deadline
+    lr_rerun_time
     lr_save_learned
     lr_memory_asked
     lr_event link_started previous "$LR_PREVIOUS" slurm_restarts "${SLURM_RESTART_COUNT:-0}" \
@@ -954,30 +955,31 @@ lr_judge_previous() {
     previous=$LR_PREVIOUS
     [ -n "$LR_ELEMENT" ] && [ "$LR_RESTART_COUNT" -eq 1 ] && previous=${LR_ARRAY_JOB}_$LR_ELEMENT
     lr_final_state "$previous" "$wait_s"
-    LR_PREV_STATE=$LR_STATE
-    lr_rule_outcome "$verdict" "$LR_STATE" "$LR_PREEMPTED"
+    LR_PREV_STATE=$LR_STATE LR_PREV_END=$LR_END LR_PREV_PREEMPTED=$LR_PREEMPTED
+    # A failed link could not tell whether a step of it ran out of memory (the accounting did
+    # not answer it): Slurm records that for the step only, so ask again now.
+    local judged=$LR_STATE steps=''
+    if [ "$verdict" = failed ] && [ "$LR_STATE" = FAILED ]; then
+        lr_steps_out_of_memory "$previous"
+        steps=$?
+        [ "$steps" = 0 ] && judged=OUT_OF_MEMORY
+    fi
+    lr_rule_outcome "$verdict" "$judged" "$LR_PREEMPTED"
     outcome=$LR_OUTCOME why=$LR_WHY
     lr_event judged previous "$LR_PREVIOUS" verdict "${verdict:-none}" slurm_state "${LR_STATE:-unknown}" \
-        preempted "$LR_PREEMPTED" outcome "$outcome" reason "$why" start "$LR_START" end "$LR_END"
+        preempted "$LR_PREEMPTED" outcome "$outcome" reason "$why" start "$LR_START" end "$LR_END" \
+        steps_out_of_memory "$steps"
     case $outcome in
         run) ;;
         run-warn)
             lr_event warning message "state of job $LR_PREVIOUS unknown after ${wait_s}s; running" ;;
         retry-or-fail)
-            if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ]; then
-                LR_RETRIES=$((LR_RETRIES + 1))
-                lr_event retry attempt "$LR_RETRIES" of "$LONGRUN_RETRY_FAILED"
-            else
-                lr_skip_body FAILED "$why"
-            fi ;;
+            lr_retry_or_fail "$why" ;;
         out-of-memory)
             if [ "$LONGRUN_GROW_PERCENT" -gt 0 ]; then
                 lr_grow_memory "$why"
-            elif [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ]; then
-                LR_RETRIES=$((LR_RETRIES + 1))
-                lr_event retry attempt "$LR_RETRIES" of "$LONGRUN_RETRY_FAILED"
             else
-                lr_skip_body FAILED "$why ($LR_MEMORY_HINT)"
+                lr_retry_or_fail "$why ($LR_MEMORY_HINT)"
             fi ;;
         end-as-recorded)
             lr_ended || LR_RECORDED=COMPLETED
@@ -989,6 +991,17 @@ lr_judge_previous() {
     lr_ended || lr_event link_interrupted previous "$LR_PREVIOUS" slurm_state "${LR_STATE:-unknown}" \
         verdict "${verdict:-none}" reason "$why"
     lr_announce
+}
+
+lr_retry_or_fail() {
+    # lr_retry_or_fail WHY: run the body again while --retry-failed has retries left; else the
+    # chain ends as failed, for WHY.
+    if [ "$LR_RETRIES" -lt "$LONGRUN_RETRY_FAILED" ]; then
+        LR_RETRIES=$((LR_RETRIES + 1))
+        lr_event retry attempt "$LR_RETRIES" of "$LONGRUN_RETRY_FAILED"
+    else
+        lr_skip_body FAILED "$1"
+    fi
 }
 
 lr_skip_body() {
@@ -1284,6 +1297,11 @@ lr_learn() {
     lr_learn_budget
     lr_learn_nodes
     if [ -n "$LR_HANDOVER" ]; then
+        LR_HANDOVERS=$(( ${LR_P_HANDOVERS:-0} + 1 ))
+        if [ "$LR_HANDOVERS" -gt "$LONGRUN_MAX_HANDOVERS" ]; then
+            # Free, but not for ever: no node the chain may use takes the work.
+            lr_skip_body FAILED "$LR_HANDOVERS links in a row could not run the script where Slurm started them (the last: $LR_HANDOVER); see the job log, or resubmit with --no-avoid-failed-nodes or another --node-check"
+        fi
         # A hand-over is free: it does not count against --max-restarts.
         LR_FREE=$((LR_FREE + 1)) LR_LIMIT=$((LR_LIMIT + 1))
     fi
@@ -1301,13 +1319,16 @@ lr_number() {
 lr_read_learned() {
     # lr_read_learned JOB: what link JOB learned (its learned file) into LR_P_<KEY>.
     local line key
-    LR_P_NODES='' LR_P_MTIME='' LR_P_IDLE='' LR_P_STARTED='' LR_P_ENDED='' LR_P_USED='' LR_P_HANDOVER=''
+    LR_P_NODES='' LR_P_MTIME='' LR_P_IDLE='' LR_P_STARTED='' LR_P_ENDED='' LR_P_USED='' LR_P_RERUN=''
+    LR_P_HANDOVER='' LR_P_HANDOVERS=''
     [ -n "$1" ] && [ -f "$LR_LINKS_DIR/$1/learned" ] || return 0
     while IFS= read -r line; do
         key=${line%%=*}
-        case $key in nodes|mtime|idle|started|ended|used|handover) printf -v "LR_P_${key^^}" '%s' "${line#*=}" ;; esac
+        case $key in nodes|mtime|idle|started|ended|used|rerun|handover|handovers) printf -v "LR_P_${key^^}" '%s' "${line#*=}" ;; esac
     done <"$LR_LINKS_DIR/$1/learned"
-    for key in LR_P_MTIME LR_P_IDLE LR_P_STARTED LR_P_ENDED LR_P_USED LR_P_HANDOVER; do lr_number "$key"; done
+    for key in LR_P_MTIME LR_P_IDLE LR_P_STARTED LR_P_ENDED LR_P_USED LR_P_RERUN LR_P_HANDOVER LR_P_HANDOVERS; do
+        lr_number "$key"
+    done
     [[ $LR_P_NODES =~ ^[][A-Za-z0-9._,-]*$ ]] || LR_P_NODES=''
 }
 
@@ -1318,7 +1339,9 @@ idle=$LR_IDLE
 started=$LR_STARTED
 ended=$LR_ENDED_AT
 used=$LR_USED
-handover=${LR_HANDOVER:+1}"
+rerun=$LR_RERUN
+handover=${LR_HANDOVER:+1}
+handovers=$LR_HANDOVERS"
 }
 
 lr_deadline() {
@@ -1365,7 +1388,9 @@ lr_learn_progress() {
     lr_progress_look
     LR_MTIME0=$LR_MTIME LR_IDLE=0
     if [ -n "$LR_P_STARTED" ] && [ "$LR_MTIME" = "$LR_P_MTIME" ]; then
-        LR_IDLE=$(( ${LR_P_IDLE:-0} + (LR_P_HANDOVER == 1 ? 0 : 1) ))
+        LR_IDLE=${LR_P_IDLE:-0}
+        # A hand-over, or a link Slurm preempted or lost with its node, did not try.
+        lr_not_the_works_fault "$LR_PREV_STATE" "$LR_PREV_PREEMPTED" || [ "$LR_P_HANDOVER" = 1 ] || LR_IDLE=$((LR_IDLE + 1))
     fi
     [ -z "$LR_PREVIOUS" ] || lr_event progress at start previous "$LR_PREVIOUS" mtime "$LR_MTIME" \
         value "$LR_VALUE" idle "$LR_IDLE"
@@ -1383,7 +1408,8 @@ lr_learn_budget() {
     LR_USED=0
     if [ -n "$LR_P_STARTED" ]; then
         end=$LR_P_ENDED
-        [ -n "$end" ] || end=$(date -d "$LR_PREV_END" +%s 2>/dev/null)
+        # Slurm's end of the previous link (a killed one left none of its own)
+        [ -n "$end" ] || [[ ! $LR_PREV_END =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]+$ ]] || end=$(date -d "$LR_PREV_END" +%s 2>/dev/null)
         lr_number end
         [ -n "$end" ] && [ "$end" -ge "$LR_P_STARTED" ] && [ "$end" -le "$LR_STARTED" ] || end=$LR_STARTED
         LR_USED=$(( ${LR_P_USED:-0} + end - LR_P_STARTED ))
@@ -1391,6 +1417,7 @@ lr_learn_budget() {
         lr_event warning message "time budget: the previous link left no record; counting the links on record only"
         LR_USED=$(lr_sum_run_times)
     fi
+    LR_USED=$((LR_USED + LR_RERUN))
     left=$((LONGRUN_TOTAL_SECONDS - LR_USED))
     if [ "$left" -lt 60 ]; then
         lr_skip_body TIME_BUDGET "the time budget is used: the links ran $(lr_hours "$LR_USED") of --total-time $(lr_hours "$LONGRUN_TOTAL_SECONDS")"
@@ -1405,6 +1432,27 @@ lr_learn_budget() {
     else
         lr_event warning message "time budget: could not cut this link's time limit to $minutes minutes; the chain ends after it"
     fi
+}
+
+lr_not_the_works_fault() {
+    # lr_not_the_works_fault STATE-OR-CAUSE 0|1: whether Slurm ended a link for no fault of
+    # its work (preempted, its node lost), from longrun's rule table (longrun/states.py).
+    [ "$2" = 1 ] && return 0
+    case $1 in PREEMPTED|NODE_FAIL|BOOT_FAIL|REVOKED|NodeDown|BootFail|preempted) return 0 ;; esac
+    return 1
+}
+
+lr_rerun_time() {
+    # A link that Slurm requeued (same job id) ran before: that run counts for --total-time
+    # (up to now when it left no end of its own: the wait in the queue counts too).
+    local end
+    LR_RERUN=0
+    [ "${SLURM_RESTART_COUNT:-0}" != 0 ] || return 0
+    lr_read_learned "$SLURM_JOB_ID"
+    [ -n "$LR_P_STARTED" ] || return 0
+    end=${LR_P_ENDED:-$EPOCHSECONDS}
+    [ "$end" -ge "$LR_P_STARTED" ] || end=$LR_P_STARTED
+    LR_RERUN=$(( ${LR_P_RERUN:-0} + end - LR_P_STARTED ))
 }
 
 lr_sum_run_times() {
@@ -1478,9 +1526,8 @@ lr_learn_nodes() {
 lr_ran_out_of_memory() {
     # Whether this link's work ran out of memory: OOM kills the kernel counted in this link's
     # own cgroup (the batch step: Slurm records the job out of memory only once it ended), or
-    # a step that Slurm recorded so (srun: the job itself then ends as failed). Asked once more
-    # after 2 s: a step's record reaches the accounting about a second after it ended.
-    local path file key count out try
+    # a step that Slurm recorded so (srun: the job itself then ends as failed).
+    local path file key count
     path=$(sed -n 's/^[0-9]*:memory:\(.*\)/\1/p' /proc/self/cgroup 2>/dev/null)
     [ -n "$path" ] || path=$(sed -n 's/^0::\(.*\)/\1/p' /proc/self/cgroup 2>/dev/null)
     for file in "/sys/fs/cgroup/memory$path/memory.oom_control" "/sys/fs/cgroup$path/memory.events"; do
@@ -1489,12 +1536,29 @@ lr_ran_out_of_memory() {
             [ "$key" = oom_kill ] && [[ $count =~ ^[0-9]+$ ]] && [ "$count" -gt 0 ] && return 0
         done <"$file"
     done
+    lr_steps_out_of_memory "$SLURM_JOB_ID"
+    case $? in
+        0) return 0 ;;
+        2) lr_event warning message "whether a step of this job ran out of memory is unknown: the accounting did not answer (the next link asks again)" ;;
+    esac
+    return 1
+}
+
+lr_steps_out_of_memory() {
+    # lr_steps_out_of_memory JOB: 0 when Slurm recorded a step of JOB out of memory, 1 when
+    # none, 2 when the accounting did not answer. Asked again after 2 s: a step's record
+    # reaches the accounting about a second after it ended.
+    local out try rc=1
     for try in 1 2; do
-        out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -P -j "$SLURM_JOB_ID" -o State 2>/dev/null) || return 1
-        [[ $'\n'$out$'\n' == *$'\n'OUT_OF_MEMORY$'\n'* ]] && return 0
+        if out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -P -j "$1" -o State 2>/dev/null); then
+            [[ $'\n'$out$'\n' == *$'\n'OUT_OF_MEMORY$'\n'* ]] && return 0
+            rc=1
+        else
+            rc=2
+        fi
         [ $try = 2 ] || sleep 2
     done
-    return 1
+    return $rc
 }
 
 lr_hostnames() {
@@ -1597,6 +1661,8 @@ lr_hand_over() {
     # This link does not run the body here (LR_HANDOVER says why): the successor, queued with
     # what the chain learned, continues. It costs a scheduling pass, not a restart.
     lr_set_verdict continue
+    LR_ENDED_AT=$EPOCHSECONDS
+    lr_save_learned
     lr_event verdict verdict continue reason "handed over: $LR_HANDOVER" exit_code 0 start '' \
         slurm_state '' preempted 0
     lr_event handed_over reason "$LR_HANDOVER" successor "${LR_SUCCESSOR:-}"
@@ -1609,7 +1675,8 @@ lr_spent() {
     # Whether the chain ends after this link although its work goes on: no progress in
     # --max-idle-links links, or --total-time used. LR_SPENT_STATE and LR_SPENT_WHY.
     local used
-    if [ -n "$LONGRUN_PROGRESS_FILE" ] && [ "$LONGRUN_MAX_IDLE" -gt 0 ]; then
+    if [ -n "$LONGRUN_PROGRESS_FILE" ] && [ "$LONGRUN_MAX_IDLE" -gt 0 ] \
+        && ! lr_not_the_works_fault "${LR_TERM_CAUSE:-$LR_CAUSE}" "${LR_PREEMPTED:-0}"; then
         lr_progress_look
         if [ "$LR_MTIME" = "$LR_MTIME0" ] && [ $((LR_IDLE + 1)) -ge "$LONGRUN_MAX_IDLE" ]; then
             LR_SPENT_STATE=NO_PROGRESS
