@@ -147,14 +147,10 @@ def learning_plan(
     if options.node_check is not None:
         check = command_words(options.node_check, "--node-check", submit_dir, environ)
     nodelist = effective.get("nodelist") or ""
-    handovers = environ.get("LONGRUN_MAX_HANDOVERS", str(MAX_HANDOVERS))
-    if not handovers.isdigit():
-        raise UsageError(f"LONGRUN_MAX_HANDOVERS={handovers!r} is not a whole number")
     return LearningPlan(
         avoid_seconds=duration_seconds(avoid, "--avoid-failed-nodes") if avoid else 0,
         node_check=check,
         node_check_avoid_seconds=duration_seconds(avoid, "--avoid-failed-nodes") if avoid else DAY,
-        max_handovers=int(handovers),
         grow_percent=grow,
         grow_max_mb=grow_max,
         max_idle_links=idle,

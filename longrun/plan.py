@@ -13,7 +13,7 @@ import os
 import re
 import signal as signal_module
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import protocol
 from .arrays import ArraySpec, parse_array
@@ -27,7 +27,13 @@ from .batch_script import (
 )
 from .environment import ExportMode, export_mode
 from .errors import UsageError
-from .learning import LearningOptions, LearningPlan, learning_plan
+from .learning import (
+    FAST_FAIL_SECONDS,
+    MAX_HANDOVERS,
+    LearningOptions,
+    LearningPlan,
+    learning_plan,
+)
 from .mail import MailPlan, mail_plan
 from .notify import NOTIFY_TIMEOUT_SECONDS, NotifyPlan, notify_plan
 from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
@@ -381,8 +387,10 @@ def build_plan(
             1, _int_setting(environ, "LONGRUN_NOTIFY_SECONDS", NOTIFY_TIMEOUT_SECONDS)
         ),
         progress_file=progress_file,
-        learning=learning_plan(
-            wrapper.learning, eff.values, progress_file, where.submit_dir, environ
+        learning=replace(
+            learning_plan(wrapper.learning, eff.values, progress_file, where.submit_dir, environ),
+            max_handovers=_int_setting(environ, "LONGRUN_MAX_HANDOVERS", MAX_HANDOVERS),
+            fast_fail_seconds=_int_setting(environ, "LONGRUN_FAST_FAIL_SECONDS", FAST_FAIL_SECONDS),
         ),
         job_name=job_name,
         test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),
@@ -445,5 +453,5 @@ def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit():
-        raise UsageError(f"{name}={raw!r} is not a whole number of seconds")
+        raise UsageError(f"{name}={raw!r} is not a whole number (0 or more)")
     return int(raw)

@@ -428,3 +428,14 @@ def test_a_killed_links_run_time_comes_from_slurms_record(tmp_path: Path) -> Non
     (end,) = side.events(protocol.CHAIN_ENDED)
     assert end["state"] == states.CHAIN_TIME_BUDGET
     assert "the links ran 1:00 h of --total-time 1:00 h" in end["reason"]
+
+
+def test_site_settings_for_learning_are_read_at_submission(tmp_path: Path) -> None:
+    side = JobSide(
+        tmp_path, settings={"LONGRUN_MAX_HANDOVERS": "2", "LONGRUN_FAST_FAIL_SECONDS": "600"}
+    )
+    script = side.chain.link_script.read_text()
+    assert "LONGRUN_FAST_FAIL_SECONDS=600 " in script and "LONGRUN_MAX_HANDOVERS=2\n" in script
+    (tmp_path / "other").mkdir()
+    with pytest.raises(UsageError, match="LONGRUN_MAX_HANDOVERS='many' is not a whole number"):
+        JobSide(tmp_path / "other", settings={"LONGRUN_MAX_HANDOVERS": "many"})

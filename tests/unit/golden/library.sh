@@ -1492,8 +1492,9 @@ lr_learn_nodes() {
         esac
     fi
     lr_avoided
-    local node
-    for node in $(lr_hostnames "${SLURM_JOB_NODELIST:-}"); do
+    local node mine=''
+    [ -z "$LR_AVOID" ] || mine=$(lr_hostnames "${SLURM_JOB_NODELIST:-}")
+    for node in $mine; do
         if [[ ,$LR_AVOID, == *,"$node",* ]]; then
             LR_HANDOVER="node $node is avoided by this chain"
             return 0

@@ -43,7 +43,7 @@ LONGRUN_INTERPRETER=(/usr/bin/env python3)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=137a1eb74fc347f93090d2eaa5eedb22f9e6e63a28692893315530596d45cdc5
+LONGRUN_LIBRARY_SHA256=3973860afe85e7f83510231fae9b241ceb1ba4ab9de484d6b334cebe1be05f88
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
