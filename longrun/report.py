@@ -239,7 +239,8 @@ EVENT_LINES = {
     protocol.NODES_AVOIDED: "Job {job}: later links avoid node(s) {nodes} ({cause})",
     protocol.AVOID_DROPPED: "Job {job}: node(s) {nodes} not avoided after all: {reason}",
     protocol.NODE_CHECK_FAILED: "Job {job}: --node-check failed on {nodes} (exit {exit_code})",
-    protocol.HANDED_OVER: "Job {job} ({here}): {reason}: job {successor} takes over (a free link)",
+    protocol.HANDED_OVER: "Job {job} ({here}): {reason}: the script does not run there (a free "
+    "link)",
     protocol.MEMORY_GROWN: "Job {job}: it ran out of memory, so later links ask for --{option}="
     "{after}M (was {before}M)",
     protocol.TIME_CUT: "Job {job} ({here}): the last of --total-time: time limit cut to "

@@ -301,3 +301,13 @@ def test_a_hand_over_whose_event_is_missing_is_still_free() -> None:
     events = [e for e in events if e["event"] != "handed_over"]
     view = build_view(meta, events, ended)
     assert view.free_links == 1 and view.restart_limit == view.max_restarts + 1
+
+
+def test_the_watcher_says_what_the_chain_learned() -> None:
+    _, events, _ = load("handover")
+    lines = [event_line(e, 999, verbose=False) for e in events]
+    assert "Job 4774: later links avoid node(s) vm-b (NODE_FAIL)" in lines
+    assert (
+        "Job 4774 (link 2/1000): node vm-b is avoided by this chain: the script does not run "
+        "there (a free link)"
+    ) in lines
