@@ -90,8 +90,10 @@ class Output:
             self._progress = False
 
 
-class Stop(Exception):
-    """The watcher was told to stop (Ctrl-C, closed terminal, SIGTERM)."""
+class Stop(BaseException):
+    """The watcher was told to stop (closed terminal, SIGTERM). Like KeyboardInterrupt, no
+    `except Exception` may take it for an error (reading a chain turns those into
+    StateError, which the watcher reports and goes on after)."""
 
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
@@ -118,9 +120,13 @@ def watch(
     next_query = clock() + _interval(view, settings)
     last_plain = clock()
     memory = WatchMemory()
+    told = False  # the event of the chain's end
     while True:
-        link_ended = _report(tail, out, max_restarts)
+        kinds = _report(tail, out, max_restarts)
+        told = told or bool(kinds & END_EVENTS)
+        link_ended = bool(kinds & LINK_END_EVENTS)
         if folder.ended():
+            _report_the_end(tail, out, max_restarts, told, clock, sleep)
             return _finish(folder, out)
         now = clock()
         if link_ended:
@@ -129,7 +135,7 @@ def watch(
         if now >= next_query:
             view = _check(folder, state, out, memory)
             if view.state in states.CHAIN_END_STATES:
-                _report(tail, out, max_restarts)
+                _report_the_end(tail, out, max_restarts, told, clock, sleep)
                 return _finish(folder, out)
             next_query = now + _interval(view, settings)
         elif out.tty:
@@ -160,15 +166,37 @@ def _progress(
     return last_plain
 
 
-def _report(tail: EventTail, out: Output, max_restarts: int) -> bool:
-    """Print the new events of the log; True if one of them says a link ended."""
-    link_ended = False
+def _report(tail: EventTail, out: Output, max_restarts: int) -> set[str]:
+    """Print the new events of the log; return their kinds."""
+    kinds = set()
     for event in tail.read():
         text = event_line(event, max_restarts, out.verbose)
         if text:
             out.line(text)
-        link_ended = link_ended or event.get("event") in LINK_END_EVENTS
-    return link_ended
+        kinds.add(str(event.get("event")))
+    return kinds
+
+
+END_EVENTS = frozenset({protocol.CHAIN_ENDED, protocol.CHAIN_END_KEPT})
+END_EVENT_SECONDS = 3.0
+
+
+def _report_the_end(
+    tail: EventTail,
+    out: Output,
+    max_restarts: int,
+    told: bool,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> None:
+    """Print the last events: the chain's end is a file its recorder writes just before the
+    event that says why, so wait a moment for that event unless it was `told` already
+    (END_EVENT_SECONDS at most)."""
+    deadline = clock() + END_EVENT_SECONDS
+    while not _report(tail, out, max_restarts) & END_EVENTS and not told:
+        if clock() >= deadline:
+            return
+        sleep(0.2)
 
 
 LINK_END_EVENTS = frozenset(

@@ -2,7 +2,9 @@
 failure, --node-check), asks for more memory after Slurm itself recorded OUT_OF_MEMORY (memory
 is enforced: task/cgroup), ends when its links make no progress, keeps a total time budget by
 cutting the last link's real time limit, and goes on through links the backfill scheduler
-shortened (--time-min). Each test checks the promises afterwards."""
+shortened (--time-min). Each test checks the promises afterwards. The chains run in partition
+`multi`: its two nodes, and no other test preempts its jobs (each chain has the links its test
+means)."""
 
 from __future__ import annotations
 
@@ -106,7 +108,7 @@ def test_after_running_out_of_memory_the_chain_asks_for_more(
     # 300 MiB: too much for 100M and 200M (link 1 in an srun step, link 3 in the batch step,
     # each recorded by Slurm), enough with 400M.
     script = f"""#!/bin/bash
-#SBATCH -p main -o out.txt --mem=100M
+#SBATCH -p multi -o out.txt --mem=100M
 echo "link $SLURM_LONGRUN_LINK has $SLURM_MEM_PER_NODE MB"
 grab='import time; x = bytearray(300 * 2**20); time.sleep(1)'
 if [ "$SLURM_LONGRUN_LINK" -eq 1 ]; then srun {sys.executable} -c "$grab"; else {sys.executable} -c "$grab"; fi
@@ -140,7 +142,7 @@ def test_without_growth_running_out_of_memory_ends_the_chain_with_a_hint(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     script = f"""#!/bin/bash
-#SBATCH -p main -o out.txt --mem=100M
+#SBATCH -p multi -o out.txt --mem=100M
 {sys.executable} -c 'x = bytearray(300 * 2**20)'
 """
     chain = submit_chain(cluster, tmp_path, script)
@@ -154,7 +156,7 @@ def test_without_growth_running_out_of_memory_ends_the_chain_with_a_hint(
 def test_links_without_progress_end_the_chain(cluster: Cluster, tmp_path: Path) -> None:
     # Link 1 reports progress (longrun.job.report_progress); links 2 and 3 make none.
     script = """#!/bin/bash
-#SBATCH -p main -o out.txt
+#SBATCH -p multi -o out.txt
 if [ "$SLURM_LONGRUN_LINK" -eq 1 ]; then
   "$1" -c 'from longrun import job; job.report_progress("step 1200")'
 fi
@@ -188,7 +190,7 @@ def test_the_time_budget_cuts_the_last_link_and_ends_the_chain(
     # 2 minutes in all: link 1 works 5 s and asks for a new link; link 2 (--time=2) gets what
     # is left, cut to 1 minute (Slurm's unit), and Slurm ends it there.
     script = """#!/bin/bash
-#SBATCH -p main -o out.txt --time=2 --signal=B:USR1@10
+#SBATCH -p multi -o out.txt --time=2 --signal=B:USR1@10
 echo "link $SLURM_LONGRUN_LINK deadline $SLURM_LONGRUN_DEADLINE" \
   "$("$1" -c 'from longrun import job; print(round(job.time_left()))')"
 if [ "$SLURM_LONGRUN_LINK" -eq 1 ]; then sleep 5; exit "$SLURM_LONGRUN_CONTINUE_CODE"; fi

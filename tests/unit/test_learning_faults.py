@@ -345,3 +345,19 @@ def test_a_hand_over_cancelled_after_queuing_its_successor_ends_the_chain(tmp_pa
     side.run("300", 1, "200", arguments=("--free-links=1",), slurm_env=on_nodes("vm2"))
     assert side.bodies_run() == []
     assert ended(side) == states.CHAIN_CANCELLED
+
+
+def test_a_link_stopped_from_outside_after_a_preempted_one_is_not_taken_for_preempted(
+    tmp_path: Path,
+) -> None:
+    """Slurm's view of the previous link (its PreemptTime, its start) is not this link's: a
+    link scancelled after a preempted one records its own facts (seen: a time-limited link
+    after a preemption recorded the preempted link's start as its own)."""
+    side = side_with(tmp_path)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("200", 0)
+    side.slurm_shows("200", states.PREEMPTED, preempted=True)
+    side.body_runs('kill -TERM "$PPID"; sleep 1')  # a scancel of link 300 while it runs
+    side.run("300", 1, "200")
+    verdict = [e for e in side.events(protocol.VERDICT_RECORDED) if e["job"] == "300"][-1]
+    assert (verdict["preempted"], verdict["start"]) == ("0", "")

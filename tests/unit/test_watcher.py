@@ -162,3 +162,31 @@ def test_the_array_watcher_makes_one_squeue_call_per_interval_for_every_element(
     assert 10 <= len(squeue) <= 21
     assert all(later - earlier >= 30 for earlier, later in zip(squeue, squeue[1:]))
     assert "RUNNING - elements: RUNNING 300" in out.getvalue()
+
+
+def test_the_end_is_told_in_the_words_of_the_link_that_recorded_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link records the chain's end as a file, then writes the event that says why: a
+    watcher that sees the file first waits a moment for the event (seen on a loaded machine)."""
+    folder, state, running, successor = running_chain(tmp_path)
+    simulation = Simulation(running, successor, until=600)
+    monkeypatch.setattr(slurm, "run", simulation.run)
+    folder.ended_file.write_text("FAILED\n")
+    later = json.dumps(
+        {"event": "chain_ended", "job": running, "restart_count": 0, "state": "FAILED",
+         "reason": "the script failed (exit 3)", "epoch": 1795642189, "time": "x"}
+    )  # fmt: skip
+
+    def sleep(seconds: float) -> None:
+        with folder.events_file.open("a") as events:  # the link writes it a moment later
+            events.write(later + "\n")
+        simulation.sleep(seconds)
+
+    out = io.StringIO()
+    assert watcher.watch(
+        folder, state, settings=WatchSettings(), output=watcher.Output(out),
+        clock=simulation.clock, sleep=sleep,
+    ) == "FAILED"  # fmt: skip
+    assert "Chain ended FAILED: the script failed (exit 3)" in out.getvalue()
+    assert simulation.now < 5

@@ -990,6 +990,9 @@ lr_judge_previous() {
     # The chain goes on, unless its end is recorded already (then lr_check_go stops it).
     lr_ended || lr_event link_interrupted previous "$LR_PREVIOUS" slurm_state "${LR_STATE:-unknown}" \
         verdict "${verdict:-none}" reason "$why"
+    # Slurm's view of the previous link stays in LR_PREV_*: no later step may take it for
+    # this link's own (a stale PreemptTime made a timed-out link look preempted).
+    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON=''
     lr_announce
 }
 
