@@ -228,7 +228,8 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
         how = ExportMode(meta.get("export_mode", EXPORT_ALL), tuple(meta.get("export_names", ())))
         array_element = _started_field(events, last.job_id, "array") if element is not None else ""
-        memory = _grown_memory(events)
+        # (an array element: its own links' growth only)
+        memory = _grown_memory([e for e in events if element is None or str(e.get("job")) in jobs])
         arguments = [
             "--parsable", *meta.get("successor_options", []),
             *([f"--{memory}M"] if memory else []),

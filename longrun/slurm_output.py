@@ -286,7 +286,9 @@ def hostnames(hostlist: str) -> list[str]:
             continue
         for part in ranges.split(","):
             low, _, high = part.partition("-")
-            valid = low.isdigit() and (not high or high.isdigit())
+            # (a number longer than any node index is a name as written: int() of thousands of
+            # digits is refused)
+            valid = low.isdigit() and (not high or high.isdigit()) and len(low + high) < 20
             if not valid or len(names) + int(high or low) - int(low) >= MAX_HOSTNAMES:
                 names.append(f"{prefix}[{part}]{suffix}")
                 continue

@@ -120,7 +120,9 @@ def watch(
     next_query = clock() + _interval(view, settings)
     last_plain = clock()
     memory = WatchMemory()
-    told = False  # the event of the chain's end
+    # Whether the event of the chain's end was read: the log is followed from its end, so an
+    # end recorded before this watch began counts as told.
+    told = folder.ended() is not None
     while True:
         kinds = _report(tail, out, max_restarts)
         told = told or bool(kinds & END_EVENTS)
@@ -196,7 +198,10 @@ def _report_the_end(
     while not _report(tail, out, max_restarts) & END_EVENTS and not told:
         if clock() >= deadline:
             return
-        sleep(0.2)
+        try:
+            sleep(0.2)
+        except TimeoutError:  # the caller's own deadline (longrun.Chain.wait): the end stands
+            return
 
 
 LINK_END_EVENTS = frozenset(

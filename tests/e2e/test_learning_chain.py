@@ -222,12 +222,12 @@ def timelimit(job: str) -> str:
     return slurm.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "Timelimit"]).stdout.strip()
 
 
+@pytest.mark.disruptive  # the second node must be free for the reservation's 100 s
 def test_links_shortened_by_backfill_for_time_min_still_continue(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     # A reservation of the second node in 100 s: the scheduler starts link 1 with a time limit
-    # cut to what fits before it (--time-min=1). Once link 1 runs, the reservation goes (other
-    # tests' jobs on that node wait for it at most that long).
+    # cut to what fits before it (--time-min=1). Once link 1 runs, the reservation goes.
     name = f"longrun-test-{tmp_path.name}"[:60]
     slurm.run([
         "scontrol", "create", "reservation", f"ReservationName={name}", "StartTime=now+100",
