@@ -439,3 +439,18 @@ def test_site_settings_for_learning_are_read_at_submission(tmp_path: Path) -> No
     (tmp_path / "other").mkdir()
     with pytest.raises(UsageError, match="LONGRUN_MAX_HANDOVERS='many' is not a whole number"):
         JobSide(tmp_path / "other", settings={"LONGRUN_MAX_HANDOVERS": "many"})
+
+
+def test_a_previous_link_without_a_record_leaves_the_budget_to_the_links_on_record(
+    tmp_path: Path,
+) -> None:
+    side = side_with(tmp_path, total_time="2m")
+    now = int(time.time())
+    recorded_link(side, "100", f"started={now - 500}\nended={now - 400}\nused=0\n")
+    side.previous_verdict("200", "continue")  # it never got as far as writing its record
+    side.slurm_shows("200", states.COMPLETED)
+    side.run("300", 1, "200")
+    (warning,) = side.events(protocol.WARNING)
+    assert "the previous link left no record" in warning["message"]
+    (end,) = side.events(protocol.CHAIN_ENDED)
+    assert "the links ran 0:01 h of --total-time 0:02 h" in end["reason"]  # job 100's 100 s
