@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -111,9 +112,9 @@ def submit_chains(
             f"--time={1 if timeout else 5}", "-J", f"load{index:03d}", "-o", "out-%j.log",
             "work.sh", "timeout" if timeout else "short",
         ])  # fmt: skip
-        result = subprocess.run(
-            command, cwd=workdirs[index], capture_output=True, text=True, check=True
-        )
+        result = subprocess.run(command, cwd=workdirs[index], capture_output=True, text=True)
+        if result.returncode != 0:  # what longrun said, not only its exit status
+            raise RuntimeError(f"{shlex.join(command)} exit {result.returncode}:\n{result.stderr}")
         job = result.stdout.split()[-1]
         return (state_dir / "jobs" / job).read_text().strip()
 

@@ -42,7 +42,7 @@ from .errors import ChainNotFoundError, LongrunError, StateError
 from .protocol import read_snapshot, snapshot_bytes
 
 STATE_ENV = "LONGRUN_HOME"
-CHAIN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+CHAIN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}(?:[0-9a-f]{4})?$")  # 4 hex: older chains
 JOB_ID_PATTERN = re.compile(r"^\d+$")
 
 
@@ -58,7 +58,7 @@ def default_root(explicit: str | None = None, environ: Mapping[str, str] | None 
 
 def new_chain_id(now: float | None = None) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return f"{stamp}-{os.urandom(2).hex()}"
+    return f"{stamp}-{os.urandom(4).hex()}"
 
 
 def check_private(path: Path, what: str) -> None:
@@ -156,15 +156,19 @@ class StateDir:
     def jobs(self) -> Path:
         return self.root / protocol.JOBS
 
-    def ensure(self) -> None:
-        """Create the state directory (mode 0700) or check the existing one is safe to use."""
+    def ensure(self) -> list[Path]:
+        """Create the state directory (mode 0700) or check the existing one is safe to use.
+        Returns the folders this call made, so that a failed submission can take back its own,
+        never one that a submission running at the same time made."""
         check_trusted_path(self.root)
-        if self.root.exists() or self.root.is_symlink():
-            check_private(self.root, "state directory")
-        else:
+        made: list[Path] = []
+        if not (self.root.exists() or self.root.is_symlink()):
             umask = os.umask(0o077)  # missing parents too: 0700, never open to the group
             try:
                 self.root.mkdir(mode=0o700, parents=True)
+                made.append(self.root)
+            except FileExistsError:
+                pass  # another submission made it meanwhile: checked below like any other
             except OSError as exc:
                 raise StateError(
                     f"cannot create state directory {self.root}: {exc.strerror}",
@@ -172,9 +176,14 @@ class StateDir:
                 ) from exc
             finally:
                 os.umask(umask)
+        if not made:
+            check_private(self.root, "state directory")
         for sub in (self.chains, self.jobs):
             try:
-                sub.mkdir(mode=0o700, exist_ok=True)
+                sub.mkdir(mode=0o700)
+                made.append(sub)
+            except FileExistsError:
+                pass
             except OSError as exc:
                 raise StateError(f"cannot create {sub}: {exc.strerror}") from exc
         if not os.access(self.root, os.W_OK | os.X_OK):
@@ -182,6 +191,7 @@ class StateDir:
                 f"state directory {self.root} is not writable",
                 "Choose a writable place visible from compute nodes with --state-dir.",
             )
+        return made
 
     def exists(self) -> bool:
         return self.chains.is_dir()

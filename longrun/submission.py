@@ -6,6 +6,7 @@ created) is removed again, and sbatch's own message reaches the user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shlex
@@ -125,7 +126,7 @@ def submit(
     if wrapper.dry_run:
         return DryRun(text, plan.first_command(), plan)
 
-    created = _ensure_state(state)
+    created = state.ensure()
     _warn_if_node_local(state.root, slurm.cluster_args(plan.clusters))
     try:
         with state.creating(chain_id) as folder:
@@ -143,7 +144,8 @@ def submit(
             folder.append_event(protocol.SUBMITTED, job=job_id, restart_count=0)
     except BaseException:
         for path in reversed(created):
-            shutil.rmtree(path, ignore_errors=True)
+            with contextlib.suppress(OSError):  # only while empty: another chain may be in it
+                path.rmdir()
         raise
     return Submitted(chain_id, job_id, folder, plan)
 
@@ -166,13 +168,6 @@ def _warn_if_node_local(root: Path, clusters: list[str]) -> None:
             "a link that runs on another node cannot see the chain folder and fails. Use "
             "--state-dir (or $LONGRUN_HOME) on a shared file system; your home usually is."
         )
-
-
-def _ensure_state(state: StateDir) -> list[Path]:
-    """Create what is missing of the state directory; return what this call created."""
-    missing = [p for p in (state.root, state.chains, state.jobs) if not p.exists()]
-    state.ensure()
-    return missing
 
 
 def _read_stdin(stdin_reader: Callable[[], str] | None) -> str:

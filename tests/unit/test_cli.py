@@ -259,6 +259,25 @@ def test_sbatch_not_on_path_is_a_clear_error_and_nothing_is_written(workdir: Pat
     nothing_written(workdir)
 
 
+def test_a_refused_submission_takes_back_only_what_it_made(workdir: Path) -> None:
+    """Two submissions on a fresh state directory, the second refused by sbatch: its rollback
+    removes its own chain folder, never the state directory with the first one's chain in it."""
+    other_chain = workdir / "state" / "chains" / "20261130-120000-0000abcd"
+    refusing = stand_ins(
+        workdir / "bin",
+        # The other submission makes its chain while ours waits for sbatch's answer.
+        sbatch=f"mkdir -p {other_chain}\necho 'sbatch: error: invalid partition' >&2; exit 1",
+        scontrol='[ "$1 $2" = "show federation" ] && exit 0\nexit 1',
+        sinfo=f"echo {socket.gethostname()}",
+    )
+    env = {"PATH": f"{refusing}:{os.environ['PATH']}"}
+    result = submit(["--no-watch", "--state-dir", "state", "job.sh"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "nothing was submitted" in result.output
+    assert other_chain.is_dir(), "the other submission's chain was removed"
+    assert [p.name for p in (workdir / "state" / "chains").iterdir()] == [other_chain.name]
+
+
 def test_state_directory_that_is_a_file(workdir: Path) -> None:
     (workdir / "state-file").write_text("")
     env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}"}
@@ -395,7 +414,7 @@ def test_longrun_submit_is_sbatch_longrun(workdir: Path) -> None:
     assert direct.exit_code == via_longrun.exit_code == 0
 
     def without_chain_id(text: str) -> str:
-        return re.sub(r"\d{8}-\d{6}-[0-9a-f]{4}", "CHAIN", text)
+        return re.sub(r"\d{8}-\d{6}-[0-9a-f]{8}", "CHAIN", text)
 
     assert without_chain_id(direct.output) == without_chain_id(via_longrun.output)
     assert "LONGRUN_MAX_RESTARTS=4" in direct.output

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from longrun import submission as submit
-from longrun.chain_store import file_system_type, node_local
+from longrun.chain_store import (
+    CHAIN_ID_PATTERN,
+    StateDir,
+    file_system_type,
+    new_chain_id,
+    node_local,
+)
+from longrun.errors import StateError
 
 MOUNTS = """\
 overlay / overlay rw,relatime 0 0
@@ -55,3 +62,48 @@ def test_the_warning_needs_another_host(
         assert (
             "/dev/shm/s is on a tmpfs file system, and the cluster has other hosts" in messages[0]
         )
+
+
+def test_a_state_directory_created_by_another_submission_meanwhile_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight sbatch_longrun started at once on a fresh --state-dir: the ones that lose the race
+    to create it use it (CI once saw one of them exit 2, "cannot create ...: File exists")."""
+    root = tmp_path / "state"
+    real_mkdir = Path.mkdir
+
+    def another_process_wins(self: Path, *args: object, **kwargs: object) -> None:
+        if self == root and not root.exists():
+            real_mkdir(root, 0o700)  # the other submission, between our look and our mkdir
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", another_process_wins)
+    StateDir(root).ensure()
+    assert (root / "chains").is_dir() and (root / "jobs").is_dir()
+
+
+def test_a_state_directory_another_made_open_is_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Losing that race skips no check: a folder that appeared open to others is refused."""
+    root = tmp_path / "state"
+    real_mkdir = Path.mkdir
+
+    def another_user_wins(self: Path, *args: object, **kwargs: object) -> None:
+        if self == root and not root.exists():
+            real_mkdir(root)
+            root.chmod(0o777)
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", another_user_wins)
+    with pytest.raises(StateError, match="writable by other users"):
+        StateDir(root).ensure()
+
+
+def test_chain_ids_made_in_one_second_do_not_collide() -> None:
+    """Chain ids carry 32 random bits: thirty submissions in one second (the load test does
+    that) would collide one time in 300 with 16 bits."""
+    ids = {new_chain_id(0.0) for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(CHAIN_ID_PATTERN.match(chain_id) for chain_id in ids)
+    assert CHAIN_ID_PATTERN.match("20261130-120000-ab12")  # ids of older versions still name chains
