@@ -331,7 +331,8 @@ fi
 @pytest.mark.parametrize(
     ("spec", "elements", "count", "low", "high", "step"),
     # SLURM_ARRAY_TASK_STEP of "1,4-8:4" is 4 (the step written last) on 22.05 and 24.11 alike.
-    [("7", [7], 1, 7, 7, 1), ("1,4-8:4", [1, 4, 8], 3, 1, 8, 4)],
+    # Brackets and a throttle, as slurmctld takes them (issue 23).
+    [("7", [7], 1, 7, 7, 1), ("1,4-8:4", [1, 4, 8], 3, 1, 8, 4), ("[2-6:4]%1", [2, 6], 2, 2, 6, 4)],
 )
 def test_one_index_and_a_list_with_a_step(
     cluster: Cluster,

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slurm
 # Fields of `scontrol show job` that the script's options decide.
 FIELDS = (
     "JobName", "TimeLimit", "Partition", "NumNodes", "NumCPUs", "NumTasks", "CPUs/Task",
-    "MinMemoryNode", "Features", "Requeue", "BeginTime", "Nice",
+    "MinMemoryNode", "Features", "Requeue", "BeginTime", "Nice", "ArrayTaskId",
+    "ArrayTaskThrottle",
 )  # fmt: skip
 
 HEADER_CASES = {
@@ -54,6 +55,18 @@ HEADER_CASES = {
     "ampersand_constraint": "#!/bin/bash\n#SBATCH --constraint=a&b\ntrue\n",
     "dollar_partition": "#!/bin/bash\n#SBATCH -p $PARTITION\ntrue\n",
     "quoted_value_with_space": '#!/bin/bash\n#SBATCH -J "two words"\ntrue\n',
+    # Index lists as slurmctld reads them (tests/unit/data/array-specs-*.txt has many more).
+    "array_in_brackets_throttled": "#!/bin/bash\n#SBATCH --array=[0-5]%2\ntrue\n",
+    "array_list_in_brackets": "#!/bin/bash\n#SBATCH -a [1,3,5-7]\ntrue\n",
+    "array_step_in_brackets": "#!/bin/bash\n#SBATCH --array=[1-9:2]\ntrue\n",
+    "array_empty_items": "#!/bin/bash\n#SBATCH --array=1,,2\ntrue\n",
+    "array_two_throttles": "#!/bin/bash\n#SBATCH --array=1-4:2%2%4\ntrue\n",
+    "array_throttle_not_a_number": "#!/bin/bash\n#SBATCH --array=1-3%x\ntrue\n",
+    "array_only_a_comma": "#!/bin/bash\n#SBATCH --array=,\ntrue\n",
+    "array_step_without_range": "#!/bin/bash\n#SBATCH --array=5:2\ntrue\n",
+    "array_nested_brackets": "#!/bin/bash\n#SBATCH --array=[[0-5]]\ntrue\n",
+    "array_hexadecimal": "#!/bin/bash\n#SBATCH --array=0x10\ntrue\n",
+    "array_beyond_max_array_size": "#!/bin/bash\n#SBATCH --array=0-1001\ntrue\n",
 }
 
 

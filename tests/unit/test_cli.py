@@ -188,7 +188,7 @@ def test_wrapper_options_stop_at_the_first_sbatch_option(workdir: Path) -> None:
         (["--use-verbosity", "LOUD", "job.sh"], "--use-verbosity"),
         (["missing.sh"], "script 'missing.sh' does not exist"),
         (["."], "is a directory"),
-        (["--array=1-x", "job.sh"], "--array=1-x: '1-x' is not an index"),
+        (["--array=1-x", "job.sh"], "--array=1-x: sbatch: error: Batch job submission failed"),
         (["-N1", ":", "-N2", "job.sh"], "heterogeneous jobs"),
         (["--wrap=true", "job.sh"], "a script argument is not permitted with --wrap"),
         (["-J"], "requires an argument"),

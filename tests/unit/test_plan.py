@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 
 from longrun import slurm
-from longrun.arrays import parse_array
 from longrun.errors import SlurmCommandError, UsageError
 from longrun.plan import (
     ChainLocation,
@@ -216,29 +215,6 @@ def test_an_array_is_given_to_the_first_link_only(
 def test_an_arrays_output_patterns_are_kept_for_later_links() -> None:
     plan = plan_for("#!/bin/bash\n#SBATCH -o out_%A_%a.txt\necho\n", ["-a", "1,3", "-e", "e%a"])
     assert (plan.output_pattern, plan.error_pattern) == ("out_%A_%a.txt", "e%a")
-
-
-@pytest.mark.parametrize(
-    ("spec", "indices", "throttle"),
-    [
-        ("0-4", (0, 1, 2, 3, 4), None),
-        ("1,3,5-9:2", (1, 3, 5, 7, 9), None),
-        ("7", (7,), None),
-        ("0-99%10", tuple(range(100)), 10),
-        ("3,1,3", (3, 1), None),
-    ],
-)
-def test_array_specs_read_as_sbatch_reads_them(
-    spec: str, indices: tuple[int, ...], throttle: int | None
-) -> None:
-    parsed = parse_array(spec)
-    assert (parsed.indices, parsed.throttle) == (indices, throttle)
-
-
-@pytest.mark.parametrize("spec", ["", "a-b", "5-1", "1-5:0", "1-3%x", "1,,2"])
-def test_array_specs_sbatch_refuses_are_refused(spec: str) -> None:
-    with pytest.raises(UsageError, match="--array="):
-        parse_array(spec)
 
 
 def test_body_delimiter_avoids_lines_of_the_script() -> None:
