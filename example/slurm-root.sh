@@ -13,7 +13,7 @@ ROOTFS=$ROOT_BASE/root
 # default, which is a path of the root's own).
 ROOT_VENV=/opt/longrun-venv
 ROOT_CONF=/var/lib/longrun-slurm/etc/slurm.conf
-ROOT_PACKAGES=slurm-wlm,slurmdbd,munge,mariadb-server,python3,python3-venv,procps,zsh,tcsh,shellcheck,ca-certificates,hostname,passwd,login
+ROOT_PACKAGES=slurm-wlm,slurmdbd,munge,mariadb-server,python3,python3-venv,procps,zsh,tcsh,shellcheck,ca-certificates,hostname,passwd,login,cron
 
 # The Debian mirror this machine's apt uses (the first one that is not the security archive).
 root_mirror() {

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import states
+from . import protocol, states
 from .array_view import ArrayView
 from .arrays import split_element
 from .chain_ops import cancel_chain, list_views, status_view
@@ -175,12 +175,14 @@ def submit(
     cwd: str | os.PathLike[str] | None = None,
     progress_file: str | None = None,
     learning: LearningOptions | None = None,
+    submit_from: str = "compute",
 ) -> Chain:
     """Submit `script` as a chain, as `sbatch_longrun --no-watch [sbatch_args] script
     [script_args]` would from `cwd` (default: the current folder); no watcher is started.
     sbatch's options go in `sbatch_args`, each as its own item (["--time=1:00:00", "-p", "gpu"]);
     `learning` holds --avoid-failed-nodes, --node-check, --grow-mem-on-oom, --max-idle-links
-    and --total-time (longrun.learning.LearningOptions)."""
+    and --total-time (longrun.learning.LearningOptions); `submit_from="login"` leaves every
+    successor to a keeper on a login node (`longrun keeper`)."""
     from .plan import WrapperOptions
     from .submission import Submitted
     from .submission import submit as submit_chain
@@ -190,10 +192,13 @@ def submit(
             raise UsageError(f"{name} must be a whole number, 0 or more (not {value!r})")
     if isinstance(sbatch_args, str) or isinstance(script_args, str):
         raise UsageError("sbatch_args and script_args are lists of arguments, not one string")
+    if submit_from not in protocol.SUBMIT_FROM:
+        raise UsageError(f"submit_from must be one of {', '.join(protocol.SUBMIT_FROM)}")
     wrapper = WrapperOptions(
         max_restarts=max_restarts, retry_failed=retry_failed, no_watch=True,
         state_dir=None if state_dir is None else os.fspath(state_dir),
         progress_file=progress_file, learning=learning or LearningOptions(),
+        submit_from=submit_from,
     )  # fmt: skip
     path = Path(os.fspath(script))
     if cwd is not None and not path.is_absolute():

@@ -19,11 +19,12 @@ from . import log, protocol, slurm, states
 from .array_view import ArrayView, build_array_view, elements_of_jobs, is_array
 from .arrays import element_key, resolve_pattern
 from .chain_store import ChainFolder, StateDir
-from .chain_view import ChainView, SlurmEnd, build_view, chain_jobs
+from .chain_view import ChainView, LinkView, SlurmEnd, build_view, chain_jobs
 from .environment import EXPORT_ALL, ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, RepairRefused, StateError, UsageError
 from .kept import kept_or_read, kept_view, view_data
 from .slurm_output import QueueRow
+from .successor_request import read_request, submit_request
 
 
 def cluster_args(meta: Mapping[str, Any]) -> list[str]:
@@ -225,6 +226,13 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
                 protocol.SUCCESSOR_FOUND, job=last.job_id, successor=found[0], by="watcher"
             )
             return None
+        request = read_request(folder, last.job_id)
+        if request is not None:
+            # The link built its successor itself and left it to a keeper: submit exactly
+            # that, without the wait on the link, which has ended.
+            arguments = list(request.without_dependency(last.job_id))
+            job_id = submit_request(request, arguments)
+            return _repaired(folder, state, last, job_id, arguments)
         comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
         how = ExportMode(meta.get("export_mode", EXPORT_ALL), tuple(meta.get("export_names", ())))
         array_element = _started_field(events, last.job_id, "array") if element is not None else ""
@@ -237,17 +245,30 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
             *successor_arguments(how, str(folder.env_file)), str(folder.link_script),
             *protocol.link_arguments(
                 next_count, _initial_job(view), last.job_id, retries, array_element,
-                free_links=view.free_links, memory=memory,
+                free_links=view.free_links, memory=memory, submit_from=_submit_from(meta, events),
             ),
         ]  # fmt: skip
         env = successor_environment(snapshot, how, os.environ.get("SLURM_CONF"))
         job_id = slurm.sbatch(arguments, cwd=meta.get("submit_dir") or "/", env=env, timeout=60)
-        state.record_job(job_id, folder.chain_id)
-        folder.append_event(
-            protocol.REPAIRED, job=last.job_id, restart_count=last.restart_count,
-            successor=job_id, command=shlex.join(["sbatch", *arguments]),
-        )  # fmt: skip
-        return job_id
+        return _repaired(folder, state, last, job_id, arguments)
+
+
+def _repaired(
+    folder: ChainFolder, state: StateDir, last: LinkView, job_id: str, arguments: list[str]
+) -> str:
+    state.record_job(job_id, folder.chain_id)
+    folder.append_event(
+        protocol.REPAIRED, job=last.job_id, restart_count=last.restart_count,
+        successor=job_id, command=shlex.join(["sbatch", *arguments]),
+    )  # fmt: skip
+    return job_id
+
+
+def _submit_from(meta: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> str:
+    """login once the chain was submitted so, or a link found its node may not submit."""
+    if any(event.get("event") == protocol.SUBMIT_REFUSED for event in events):
+        return protocol.SUBMIT_FROM_LOGIN
+    return str(meta.get("submit_from") or protocol.SUBMIT_FROM_COMPUTE)
 
 
 MAX_REPAIRS = 3  # of one link; a folder that always looks broken cannot make more

@@ -71,6 +71,10 @@ class ChainView:
     submitted_job: str | None = None
     free_links: int = 0  # links that handed over: not counted against --max-restarts
     avoided_nodes: list[str] = field(default_factory=list)
+    # Sites that forbid submission from compute nodes: sbatch's words to a link, and whether
+    # the last link's successor waits for a keeper on a login node (`longrun keeper`).
+    submit_refused: str | None = None
+    awaits_keeper: bool = False
 
     @property
     def restart_limit(self) -> int:
@@ -98,6 +102,8 @@ class ChainView:
             "max_restarts": self.max_restarts,
             "free_links": self.free_links,
             "avoided_nodes": self.avoided_nodes,
+            "submit_refused": self.submit_refused,
+            "awaits_keeper": self.awaits_keeper,
             "links": [link.to_json() for link in self.links],
             "current_job": self.current_job,
             "successor_job": self.successor_job,
@@ -164,6 +170,8 @@ def build_view(
     handovers: dict[str, str] = {}  # link -> why it left the body to its successor
     progress: dict[str, dict[str, Any]] = {}  # link -> --progress-file as seen after it
     avoided: dict[str, None] = {}  # nodes the chain avoided (in order)
+    requested: set[str] = set()  # links that left their successor to a keeper
+    submit_refused: str | None = None  # what sbatch said to a link on a compute node
 
     for event in events:
         kind = event.get("event")
@@ -191,6 +199,10 @@ def build_view(
             stalls[job] = str(event.get("reason") or "")
         elif kind == protocol.HANDED_OVER:
             handovers[job] = str(event.get("reason") or "")
+        elif kind == protocol.SUCCESSOR_REQUESTED:
+            requested.add(job)
+        elif kind == protocol.SUBMIT_REFUSED:
+            submit_refused = str(event.get("error") or "") or submit_refused
         elif kind == protocol.NODES_AVOIDED:  # (for a while: the event says until when)
             avoided.update(dict.fromkeys(hostnames(str(event.get("nodes") or ""))))
         elif kind == protocol.PROGRESS:
@@ -251,15 +263,27 @@ def build_view(
         # may be missing if it was killed right after queuing its successor: the next tells).
         free_links=max((links[job].free_links + (job in handovers) for job in order), default=0),
         avoided_nodes=list(avoided),
+        submit_refused=submit_refused,
     )
     _chain_state(chain, ended, queue, successor_of, submitted)
     _stop_after_successor(chain, ended, final_states, cancelled_by_us, stopped)
     last = chain.links[-1] if chain.links else None
+    chain.awaits_keeper = bool(
+        chain.is_live and last and last.job_id in requested and not chain.successor_job
+    )
     if chain.state == states.CHAIN_STALLED and last is not None:
         for said in (stalls, refused):
             if last.job_id in said:
                 chain.reason = f"{chain.reason}; {said[last.job_id]}"
+        if chain.awaits_keeper:
+            chain.reason += f"; {KEEPER_WANTED}"
     return chain
+
+
+KEEPER_WANTED = (
+    "its successor waits for a keeper on a login node: run `longrun keeper` there, or "
+    "`longrun keeper --install` (cron)"
+)
 
 
 # Verdicts with which a link ends the chain itself (and cancels its own successor).

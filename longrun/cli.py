@@ -200,6 +200,15 @@ def submit_options(function: F) -> F:
             "shows the work at risk at each interruption.",
         ),
         click.option(
+            "--submit-from",
+            type=click.Choice(protocol.SUBMIT_FROM),
+            default=protocol.SUBMIT_FROM_COMPUTE,
+            show_default=True,
+            help="login: links do not submit; a keeper on a login node queues each successor "
+            "(the watcher, or `longrun keeper`). Chosen by itself when a link finds that its "
+            "compute node may not submit.",
+        ),
+        click.option(
             "--avoid-failed-nodes",
             metavar="[=DURATION]",
             is_flag=False,
@@ -270,6 +279,7 @@ def run_submit(
     notify_url: str | None,
     notify_on: str,
     progress_file: str | None,
+    submit_from: str,
     avoid_failed_nodes: str,
     no_avoid_failed_nodes: bool,
     node_check: str | None,
@@ -300,6 +310,7 @@ def run_submit(
         notify_url=notify_url,
         notify_on=notify_on,
         progress_file=progress_file,
+        submit_from=submit_from,
         learning=LearningOptions(
             avoid_failed_nodes=None if no_avoid_failed_nodes else avoid_failed_nodes,
             node_check=node_check,
@@ -550,6 +561,37 @@ def watch_command(chain: str, verbose: bool, from_start: bool, state_dir: str | 
     with reading(folder):
         code = watch_until_end(folder, state, verbose, replay=from_start)
     sys.exit(code)
+
+
+@main.command("keeper", context_settings=CONTEXT)
+@click.option("--once", is_flag=True, help="One pass over every chain, then exit (for cron).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between passes.",
+)
+@click.option("--install", is_flag=True, help="Run `longrun keeper --once` from your crontab.")
+@click.option("--uninstall", is_flag=True, help="Take that line out of your crontab again.")
+@state_dir_option
+@reports_errors
+def keeper_command(
+    once: bool, interval: float, install: bool, uninstall: bool, state_dir: str | None
+) -> None:
+    """On a login node: queue the successors that links on compute nodes may not submit (sites
+    whose compute nodes refuse sbatch, or chains submitted with --submit-from=login). One
+    squeue call a pass for all your chains; sbatch only for a missing successor."""
+    setup_logging("DEFAULT")
+    from . import keeper
+
+    state = state_of(state_dir)
+    if install and uninstall:
+        raise UsageError("--install and --uninstall together", "Give one of them.")
+    if install or uninstall:
+        click.echo(f"longrun keeper: {keeper.install(state, remove=uninstall)}")
+        return
+    sys.exit(keeper.run(state, once=once, interval=interval))
 
 
 @main.command("cancel", context_settings=CONTEXT)

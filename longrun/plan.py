@@ -185,6 +185,7 @@ class WrapperOptions:
     notify_url: str | None = None
     notify_on: str = "end"
     progress_file: str | None = None
+    submit_from: str = protocol.SUBMIT_FROM_COMPUTE  # or login: a keeper submits successors
     learning: LearningOptions = field(default_factory=LearningOptions)
 
 
@@ -232,6 +233,7 @@ class LinkPlan:
     notify_seconds: int  # one notifier run, or one POST with its tries
     progress_file: str  # absolute; "" when the chain does not track progress
     learning: LearningPlan
+    submit_from: str  # compute, or login: successors are left to a keeper on a login node
     job_name: str
     test_only: bool
     parsable: bool
@@ -392,6 +394,7 @@ def build_plan(
             max_handovers=_int_setting(environ, "LONGRUN_MAX_HANDOVERS", MAX_HANDOVERS),
             fast_fail_seconds=_int_setting(environ, "LONGRUN_FAST_FAIL_SECONDS", FAST_FAIL_SECONDS),
         ),
+        submit_from=wrapper.submit_from,
         job_name=job_name,
         test_only=any(o.name == "test-only" for o in (*cli, *directive_options)),
         parsable=any(o.name == "parsable" for o in (*cli, *directive_options)),

@@ -46,13 +46,17 @@ LEARNED = "learned"
 # Nodes the chain avoids because of this link: "NODE UNTIL_EPOCH CAUSE" lines; every link
 # reads every link's file (the writers never share one).
 AVOID = "avoid"
+# A link that may not submit (--submit-from=login) leaves its successor's submission here for a
+# keeper on a login node (README: Sites that forbid submission from compute nodes); see
+# REQUEST_FORMAT below.
+REQUEST = "request"
 
 PATHS = {
     "jobs": JOBS, "library": LIBRARY, "link_script": LINK_SCRIPT, "env": ENV, "ended": ENDED,
     "events": EVENTS, "links": LINKS, "elements": ELEMENTS, "verdict": VERDICT,
     "successor": SUCCESSOR, "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM,
     "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS, "learned": LEARNED,
-    "avoid": AVOID,
+    "avoid": AVOID, "request": REQUEST,
 }  # fmt: skip
 LEARNED_KEYS = (
     "nodes", "mtime", "idle", "started", "ended", "used", "rerun", "handover", "handovers",
@@ -72,6 +76,9 @@ ARGUMENTS = {
     "free_links": "--free-links",
     # The memory the chain asks for after --grow-mem-on-oom grew it: mem=MB or mem-per-cpu=MB.
     "memory": "--memory",
+    # `login`: the link leaves its successor to a keeper on a login node (a link that found
+    # its compute node may not submit passes it on to every later link).
+    "submit_from": "--submit-from",
 }
 
 
@@ -83,6 +90,7 @@ def link_arguments(
     array_element: str = "",
     free_links: int = 0,
     memory: str = "",
+    submit_from: str = "",
 ) -> list[str]:
     """The arguments of the link script for one link (values left out when unknown)."""
     values = {
@@ -93,9 +101,26 @@ def link_arguments(
         "array_element": array_element,
         "free_links": str(free_links) if free_links else "",
         "memory": memory,
+        "submit_from": submit_from if submit_from == SUBMIT_FROM_LOGIN else "",
     }
     return [f"{ARGUMENTS[name]}={value}" for name, value in values.items() if value]
 
+
+# Where successors are submitted from: by each link from its compute node (the default), or by
+# a keeper on a login node.
+SUBMIT_FROM_COMPUTE = "compute"
+SUBMIT_FROM_LOGIN = "login"
+SUBMIT_FROM = (SUBMIT_FROM_COMPUTE, SUBMIT_FROM_LOGIN)
+# What sbatch says on a compute node that may not submit (a partition's AllocNodes, or a
+# job_submit plugin that denies it; Slurm 22.05 and 24.11 alike: "sbatch: error: Batch job
+# submission failed: Access/permission denied"). The link then leaves its successor to a keeper.
+SUBMIT_REFUSALS = ("Access/permission denied",)
+
+# A request file: NUL-terminated fields: REQUEST_FORMAT, the umask, the directory to submit
+# from, the number N of environment entries, N entries NAME=VALUE (sbatch's own environment,
+# without SLURM_CONF: the keeper's is used), then sbatch's arguments (no program name). Written
+# whole by the link (a rename); a keeper runs `sbatch` of its own PATH with them.
+REQUEST_FORMAT = "longrun-request-1"
 
 # The exit code with which a script asks for a new link at once (EX_TEMPFAIL, "try again"),
 # given to it as SLURM_LONGRUN_CONTINUE_CODE.
@@ -157,6 +182,9 @@ NODE_CHECK_FAILED = "node_check_failed"  # --node-check failed on this link's no
 HANDED_OVER = "handed_over"  # this link did not run the body: its successor runs elsewhere
 MEMORY_GROWN = "memory_grown"  # a link ran out of memory: later links ask for more
 TIME_CUT = "time_cut"  # this link's time limit was cut to what is left of --total-time
+# Sites that forbid submission from compute nodes.
+SUBMIT_REFUSED = "submit_refused"  # sbatch said this compute node may not submit
+SUCCESSOR_REQUESTED = "successor_requested"  # left to a keeper on a login node (REQUEST)
 # Written by longrun's Python side.
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
@@ -164,6 +192,7 @@ FINAL_STATE = "final_state"
 JOBS_CANCELLED = "cancelled"
 REPAIRED = "repaired"
 REPAIR_REFUSED = "repair_refused"  # a stalled link the watcher does not repair again
+KEEPER_FAILED = "keeper_failed"  # a keeper's sbatch for a requested successor failed
 CANCELLED_BEYOND_MAX = "cancelled_beyond_max"
 
 JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
@@ -211,6 +240,8 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     HANDED_OVER: ("reason", "successor"),
     MEMORY_GROWN: ("option", "before", "after", "maximum"),
     TIME_CUT: ("used", "total", "limit"),
+    SUBMIT_REFUSED: ("error",),
+    SUCCESSOR_REQUESTED: ("next", "reason"),
 }  # fmt: skip
 
 # A progress event's `at`: a link's look at its start (about the previous link: the file as that
@@ -221,7 +252,7 @@ PROGRESS_AT_END = "end"
 # --notify-on: the events the job side tells the notifiers about. By default the chain's end and
 # what needs a person; `all` adds every link.
 NOTIFY_EVENTS: Mapping[str, tuple[str, ...]] = {
-    "end": (CHAIN_ENDED, CHAIN_STALLED, SUCCESSOR_FAILED, AVOID_DROPPED),
+    "end": (CHAIN_ENDED, CHAIN_STALLED, SUCCESSOR_FAILED, AVOID_DROPPED, SUBMIT_REFUSED),
     "all": (
         CHAIN_ENDED,
         CHAIN_STALLED,
@@ -231,6 +262,7 @@ NOTIFY_EVENTS: Mapping[str, tuple[str, ...]] = {
         NODES_AVOIDED,
         AVOID_DROPPED,
         MEMORY_GROWN,
+        SUBMIT_REFUSED,
     ),
 }
 
@@ -243,6 +275,9 @@ PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     SUCCESSOR_FOUND: ("job", "successor", "by"),
     REPAIRED: ("job", "restart_count", "successor", "command"),
     REPAIR_REFUSED: ("job", "reason", "element"),
+    # A keeper queued a requested successor (by: keeper, watcher).
+    SUCCESSOR_QUEUED: ("job", "successor", "by"),
+    KEEPER_FAILED: ("job", "error", "by"),
     CANCELLED_BEYOND_MAX: ("job", "max_restarts"),
 }
 

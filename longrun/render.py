@@ -92,6 +92,12 @@ def _tables() -> dict[str, Any]:
         "no_accounting": slurm_output.NO_ACCOUNTING,
         "progress_at": {"start": protocol.PROGRESS_AT_START, "end": protocol.PROGRESS_AT_END},
         "learned_keys": protocol.LEARNED_KEYS,
+        "submit": {
+            "login": protocol.SUBMIT_FROM_LOGIN,
+            "choices": protocol.SUBMIT_FROM,
+            "refusals": protocol.SUBMIT_REFUSALS,
+            "request_format": protocol.REQUEST_FORMAT,
+        },
         "rules": _rendered_rules(),
         "states": {
             "final": states.FINAL_STATES,

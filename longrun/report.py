@@ -11,7 +11,7 @@ from typing import Any
 from . import protocol, states
 from .array_view import ArrayView
 from .chain_store import digits
-from .chain_view import ChainView, LinkView, iso
+from .chain_view import KEEPER_WANTED, ChainView, LinkView, iso
 
 
 def duration(seconds: int | None) -> str:
@@ -106,8 +106,15 @@ def status_text(view: ChainView) -> str:
         memory = link.memory or memory
     if view.avoided_nodes:
         parts.append(f"Nodes the chain avoids: {', '.join(view.avoided_nodes)}")
+    if view.submit_refused:
+        parts.append(
+            f"This cluster refuses submissions from compute nodes: {view.submit_refused}; "
+            "a keeper on a login node queues the successors."
+        )
     if view.successor_job and view.is_live:
         parts.append(f"Successor queued: job {view.successor_job}")
+    elif view.awaits_keeper:
+        parts.append(f"Successor: not queued yet; {KEEPER_WANTED}.")
     count = len(view.links)
     parts.append(
         f"Total run time: {duration(view.total_run_seconds)} over {count} "
@@ -245,11 +252,15 @@ EVENT_LINES = {
     "{after}M (was {before}M)",
     protocol.TIME_CUT: "Job {job} ({here}): the last of --total-time: time limit cut to "
     "{limit} min",
+    protocol.SUBMIT_REFUSED: "Job {job} ({here}): this cluster refuses submissions from compute "
+    "nodes: {error}; the chain needs a keeper on a login node: `longrun keeper`",
+    protocol.KEEPER_FAILED: "Job {job}: the {by} could not queue its successor: {error}",
 }
 # Shown only with --verbose.
 VERBOSE_LINES = {
     protocol.SIGNAL_FORWARDED: "Job {job}: {signal} passed on to the script",
     protocol.SUCCESSOR_QUEUED: "Job {successor} queued to follow job {job}",
+    protocol.SUCCESSOR_REQUESTED: "Job {job}: its successor is left to a keeper ({reason})",
 }
 
 

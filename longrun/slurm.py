@@ -19,6 +19,7 @@ from .slurm_output import (
     USAGE_FORMAT,
     AccountingRow,
     QueueRow,
+    TaggedRow,
     UsageRow,
     parse_sacct,
     parse_sbatch_job_id,
@@ -182,11 +183,17 @@ def scancel(job_id: str, clusters: Sequence[str] = ()) -> None:
         raise SlurmCommandError(["scancel", job_id], result.stderr, result.returncode)
 
 
+def user_jobs(clusters: Sequence[str] = ()) -> list[TaggedRow]:
+    """Every job of this user that slurmctld knows, with its state and --comment (one squeue
+    call). Raises SlurmCommandError when squeue does not answer."""
+    result = run(["squeue", *clusters, "-h", "--me", "-t", "all", "-O", TAG_FORMAT])
+    return parse_tagged(result.stdout)
+
+
 def tagged_jobs(tag: str, clusters: Sequence[str] = ()) -> list[str]:
     """Queued jobs of this user whose --comment ends with the tag (a successor whose sbatch
     answer was lost). Raises SlurmCommandError when squeue does not answer."""
-    result = run(["squeue", *clusters, "-h", "--me", "-t", "all", "-O", TAG_FORMAT])
-    return [row.job_id for row in parse_tagged(result.stdout) if row.tag_matches(tag)]
+    return [row.job_id for row in user_jobs(clusters) if row.tag_matches(tag)]
 
 
 def node_hosts(clusters: Sequence[str] = ()) -> set[str]:

@@ -233,6 +233,7 @@ def _metadata(
         "comment_prefix": plan.comment_prefix,
         "export_mode": plan.export.mode,
         "export_names": list(plan.export.names),
+        "submit_from": plan.submit_from,
         # What the chain learns from (README: A chain that learns); 0 is off.
         "learning": {
             "avoid_seconds": plan.learning.avoid_seconds,

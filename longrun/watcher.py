@@ -35,6 +35,7 @@ from .chain_ops import (
 from .chain_store import ChainFolder, EventTail, StateDir
 from .chain_view import ChainView
 from .errors import LongrunError, RepairRefused
+from .keeper import keep_chain
 from .report import duration, event_line, progress_line
 
 
@@ -127,6 +128,8 @@ def watch(
         kinds = _report(tail, out, max_restarts)
         told = told or bool(kinds & END_EVENTS)
         link_ended = bool(kinds & LINK_END_EVENTS)
+        if protocol.SUCCESSOR_REQUESTED in kinds:  # at once: the link runs without one
+            _keep(folder, state, out)
         if folder.ended():
             _report_the_end(tail, out, max_restarts, told, clock, sleep)
             return _finish(folder, out)
@@ -235,6 +238,8 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemor
     once more under the chain's lock.
     """
     try:
+        if keep_chain(folder, state, by="watcher"):
+            out.line("queued a successor that a link left to a keeper")
         view = live_view(folder)
         enforce_max_restarts(folder, view)
         if view.state == states.CHAIN_STALLED:
@@ -247,6 +252,15 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemor
     except LongrunError as exc:
         out.line(f"warning: could not ask Slurm about the chain: {exc}")
         return live_view(folder, ask_slurm=False)
+
+
+def _keep(folder: ChainFolder, state: StateDir, out: Output) -> None:
+    """Be the keeper of this chain (README: Sites that forbid submission from compute nodes):
+    queue a successor a link left to one."""
+    try:
+        keep_chain(folder, state, by="watcher")
+    except LongrunError as exc:
+        out.line(f"warning: could not queue a requested successor: {exc}")
 
 
 def _settle(folder: ChainFolder, view: ChainView, out: Output, memory: WatchMemory) -> bool:
@@ -324,6 +338,8 @@ def _watch_array(
     while True:
         events = tail.read()
         elements.update(elements_of_jobs([*events, *_as_links(elements)]))
+        if any(event.get("event") == protocol.SUCCESSOR_REQUESTED for event in events):
+            _keep(folder, state, out)
         if out.verbose:
             for event in events:
                 text = event_line(event, max_restarts, verbose=True)
@@ -366,6 +382,7 @@ def _check_array(
 ) -> ArrayView:
     """One look at Slurm for the whole array; then, element by element, what _check does."""
     try:
+        keep_chain(folder, state, by="watcher")
         view = live_array_view(folder)
         settled = False
         for element in view.elements.values():

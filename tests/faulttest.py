@@ -55,6 +55,11 @@ class Faults:
             with open(self.dir / f"{command}.rules", "a") as handle:
                 handle.write("".join(f"{rule}\n" for rule in rules))
 
+    def deny_submission_from_jobs(self) -> None:
+        """sbatch from inside a job is refused as on a site whose compute nodes may not
+        submit, in Slurm's exact words; outside jobs it submits."""
+        (self.dir / "deny-in-jobs").touch()
+
     def release(self) -> None:
         """Let every call held by a "block" rule go on."""
         (self.dir / "release").touch()

@@ -49,6 +49,8 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # Batch scripts in other shells, as users write them (tests/e2e/test_wild_scripts.py).
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 command -v tcsh >/dev/null 2>&1 || missing+=(tcsh)
+# cron, for the keeper installed in a crontab (tests/e2e/test_login_keeper.py).
+command -v cron >/dev/null 2>&1 || missing+=(cron)
 # A locale with a decimal comma (tests/unit/test_notify.py: events stay JSON under de_DE); the
 # root of another Slurm runs the end-to-end tests only.
 [ -e /usr/share/i18n/locales/de_DE ] || [ -r /etc/longrun-slurm-root ] || missing+=(locales)

@@ -145,17 +145,21 @@ def test_a_url_nobody_answers_is_tried_three_times_within_the_bound(tmp_path: Pa
     assert side.chain.ended() == states.CHAIN_COMPLETED
 
 
+# A refusal that is not about the node: a submit limit (slurmctld's words for it).
+QOS_LIMIT = "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)"
+
+
 def test_a_link_that_cannot_queue_a_successor_says_the_chain_stalls(tmp_path: Path) -> None:
     side = side_with(tmp_path, notify=str(notifier(tmp_path)))
     side.on_call(
         "sbatch",
-        'echo "sbatch: error: Batch job submission failed: Access/permission denied" >&2; exit 1',
+        f'echo "sbatch: error: Batch job submission failed: {QOS_LIMIT}" >&2; exit 1',
     )
     side.body_exits(protocol.CONTINUE_EXIT_CODE)
     link = side.run("200", 0)
     assert link.returncode == 0
     (stalled,) = side.events(protocol.CHAIN_STALLED)
-    assert "Access/permission denied" in stalled["reason"]
+    assert QOS_LIMIT in stalled["reason"]
     assert "the chain stalls here" in link.stderr
     told = [t["LONGRUN_EVENT"] for t in heard(tmp_path)]
     assert told == [protocol.SUCCESSOR_FAILED, protocol.CHAIN_STALLED]

@@ -411,18 +411,64 @@ lr_record_successor() {
     lr_write "$LR_JOBS_DIR/$1" "$LONGRUN_CHAIN_ID"
 }
 
+lr_successor_command() {
+    # The next link's sbatch arguments into LR_COMMAND: held back by --dependency=afterany on
+    # this job, tagged for the look-up, with what the chain learned. Used to submit it here, or
+    # to leave it to a keeper on a login node (lr_request_successor): built in one place.
+    LR_COMMAND=(--parsable "${LR_EXPORT_ARGS[@]}" "--dependency=afterany:$LR_SELF" "${LONGRUN_SBATCH_OPTIONS[@]}"
+        "${LR_PLACEMENT[@]}" "${LR_ELEMENT_OPTIONS[@]}" "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LR_TAG_ID:$1"
+        "$LR_LINK_SCRIPT" "--restart-count=$((LR_RESTART_COUNT + 1))" "--initial-job=$LR_INITIAL"
+        "--previous-job=$SLURM_JOB_ID" "--retries=$LR_RETRIES" "${LR_ELEMENT_ARGUMENTS[@]}"
+        "${LR_NEXT_ARGUMENTS[@]}")
+    [ "$LR_SUBMIT_FROM" = login ] && LR_COMMAND+=("--submit-from=login")
+    return 0
+}
+
+lr_submission_refused() {
+    # lr_submission_refused SBATCH_ERRORS: whether sbatch said this compute node may not submit.
+    case $1 in
+        *'Access/permission denied'*) return 0 ;;
+    esac
+    return 1
+}
+
+lr_request_successor() {
+    # lr_request_successor WHY: leave the successor's submission to a keeper on a login node:
+    # the request (sbatch's arguments and environment, see longrun/protocol.py) replaced whole,
+    # then an event; the keeper queues it while this link runs, with the same tag.
+    local entry next=$((LR_RESTART_COUNT + 2)) file="$LR_LINK_DIR/request" fields=()
+    lr_successor_command "$next"
+    for entry in "${LR_ENV[@]}"; do
+        [[ $entry == SLURM_CONF=* ]] || fields+=("$entry")  # the keeper's own is used
+    done
+    rm -f "$file.tmp.$$"
+    if (set -C; printf '%s\0' longrun-request-1 "$LR_USER_UMASK" "$LONGRUN_SUBMIT_DIR" \
+        "${#fields[@]}" "${fields[@]}" "${LR_COMMAND[@]}" >"$file.tmp.$$") && mv -fT "$file.tmp.$$" "$file"; then
+        lr_event successor_requested next "$next" reason "$1"
+        lr_say "$LR_LABEL: the successor is left to a keeper on a login node ($1); run \`longrun keeper\` there if none runs"
+        return 0
+    fi
+    LR_SUBMIT_ERROR="cannot write $file"
+    lr_event successor_failed error "$LR_SUBMIT_ERROR"
+    return 1
+}
+
+lr_refused_here() {
+    # lr_refused_here WORDS: this compute node may not submit: say so everywhere, and leave this
+    # link's successor, and every later one's, to a keeper.
+    LR_SUBMIT_FROM=login
+    lr_event submit_refused error "$1"
+    lr_say "$LR_LABEL: this cluster refuses submissions from compute nodes: $1; the chain needs a keeper on a login node: \`longrun keeper\`"
+    lr_request_successor "this compute node may not submit"
+}
+
 lr_submit_successor() {
-    # Submit the next link, held back by --dependency=afterany on this job, from the original
-    # submit directory with the original environment. A failed sbatch may still have queued the
-    # job ("Socket timed out"): before every new attempt, look for it by its tag. Bounded.
+    # Submit the next link from the original submit directory with the original environment.
+    # A failed sbatch may still have queued the job ("Socket timed out"): before every new
+    # attempt, look for it by its tag. Bounded. A link that may not submit leaves it to a keeper.
     local next=$((LR_RESTART_COUNT + 2)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
     local sbatch_path out rc id submit=1 err_file="$LR_LINK_DIR/sbatch.err"
     LR_SUBMIT_UNKNOWN=0
-    sbatch_path=$(command -v sbatch) || {
-        LR_SUBMIT_ERROR="sbatch not found on PATH"
-        lr_event successor_failed error "$LR_SUBMIT_ERROR"
-        return 1
-    }
     if lr_folder_problem; then
         # Checked again before every submission: the folder may have changed since the start.
         LR_SUBMIT_ERROR="unsafe chain folder: $LR_PROBLEM"
@@ -432,18 +478,21 @@ lr_submit_successor() {
     fi
     lr_load_env
     lr_element_options
+    if [ "$LR_SUBMIT_FROM" = login ]; then
+        lr_request_successor "--submit-from=login"
+        return
+    fi
+    sbatch_path=$(command -v sbatch) || {
+        lr_refused_here "sbatch: command not found on node ${SLURMD_NODENAME:-?}"
+        return
+    }
+    lr_successor_command "$next"
     while :; do
         if [ $submit = 1 ]; then
             out=$(
                 cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
                 umask "$LR_USER_UMASK"
-                exec env -i -- "${LR_ENV[@]}" "$sbatch_path" --parsable "${LR_EXPORT_ARGS[@]}" \
-                    "--dependency=afterany:$LR_SELF" "${LONGRUN_SBATCH_OPTIONS[@]}" "${LR_PLACEMENT[@]}" "${LR_ELEMENT_OPTIONS[@]}" \
-                    "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LR_TAG_ID:$next" "$LR_LINK_SCRIPT" \
-                    "--restart-count=$((LR_RESTART_COUNT + 1))" "--initial-job=$LR_INITIAL" \
-                    "--previous-job=$SLURM_JOB_ID" "--retries=$LR_RETRIES" "${LR_ELEMENT_ARGUMENTS[@]}" \
-                    "${LR_NEXT_ARGUMENTS[@]}" \
-                    2>"$err_file"
+                exec env -i -- "${LR_ENV[@]}" "$sbatch_path" "${LR_COMMAND[@]}" 2>"$err_file"
             )
             rc=$?
             id=${out%%;*}
@@ -468,6 +517,11 @@ lr_submit_successor() {
             1) submit=1 ;;
             *) submit=0 ;;  # unknown: never submit blindly; look again
         esac
+        if [ $submit = 1 ] && lr_submission_refused "$out"; then
+            # A definite no to this node, and nothing queued: a keeper submits from now on.
+            lr_refused_here "$out"
+            return
+        fi
         if [ $SECONDS -ge $deadline ]; then
             LR_SUBMIT_ERROR=${out:-slurmctld did not answer}
             [ $submit = 0 ] && LR_SUBMIT_UNKNOWN=1  # the last look for it got no answer
@@ -543,7 +597,19 @@ lr_stopped_after() {
     lr_end_chain "${stop%% *}" "the successor ${stop#* }: the chain stopped after $LR_LABEL"
 }
 
+lr_requested_successor() {
+    # A successor left to a keeper (lr_request_successor) is known by its tag once queued: look
+    # for it (one squeue) before this link acts on it at its end. Unknown stays unknown: the
+    # keeper looks at the chain's end before it submits, and a successor that starts after the
+    # end runs nothing (lr_check_go).
+    [ -z "${LR_SUCCESSOR:-}" ] && [ -s "$LR_LINK_DIR/request" ] || return 0
+    lr_find_tagged $((LR_RESTART_COUNT + 2)) || return 0
+    LR_SUCCESSOR=$LR_FOUND
+    lr_write "$LR_LINK_DIR/successor" "$LR_FOUND"
+}
+
 lr_cancel_successor() {
+    lr_requested_successor
     [ -n "${LR_SUCCESSOR:-}" ] || return 0
     if scancel "${LONGRUN_CLUSTER_ARGS[@]}" "$LR_SUCCESSOR" 2>/dev/null; then
         lr_event successor_cancelled successor "$LR_SUCCESSOR"
@@ -585,6 +651,7 @@ lr_mail_at_end() {
 lr_backoff() {
     # Hold the successor back after 3 or more links in a row that ran under a minute.
     local streak=0 delay before
+    lr_requested_successor
     if [ $((SECONDS - LR_T0)) -lt 60 ]; then
         # A number, read as digits: bash arithmetic on a file's text would run $(...) in it.
         before=$(cat "$LR_LINKS_DIR/${LR_PREVIOUS:-none}/streak" 2>/dev/null)
@@ -804,7 +871,7 @@ lr_check_folder() {
 
 lr_start() {
     local argument
-    LR_RESTART_COUNT='' LR_INITIAL='' LR_PREVIOUS='' LR_RETRIES=0 LR_FREE=0 LR_MEMORY=''
+    LR_RESTART_COUNT='' LR_INITIAL='' LR_PREVIOUS='' LR_RETRIES=0 LR_FREE=0 LR_MEMORY='' LR_SUBMIT_FROM=$LONGRUN_SUBMIT_FROM
     for argument in "$@"; do
         case $argument in
             --restart-count=*) LR_RESTART_COUNT=${argument#*=} ;;
@@ -814,12 +881,14 @@ lr_start() {
             --array-element=*) LR_ARRAY_ELEMENT=${argument#*=} ;;
             --free-links=*) LR_FREE=${argument#*=} ;;
             --memory=*) LR_MEMORY=${argument#*=} ;;
+            --submit-from=*) LR_SUBMIT_FROM=${argument#*=} ;;
             *) LR_RESTART_COUNT=invalid ;;
         esac
     done
     [[ $LR_RESTART_COUNT =~ ^[0-9]+$ && $LR_RETRIES =~ ^[0-9]+$ && $LR_INITIAL =~ ^[0-9]*$ && $LR_PREVIOUS =~ ^[0-9]*$ \
-        && $LR_FREE =~ ^[0-9]{1,6}$ && $LR_MEMORY =~ ^((mem|mem-per-cpu)=[1-9][0-9]{0,11})?$ ]] || {
-        printf 'longrun: this link script takes --restart-count=N [--initial-job=JOB] [--previous-job=JOB] [--retries=N] [--array-element=ARRAY] [--free-links=N] [--memory=mem|mem-per-cpu=MB]\n' >&2
+        && $LR_FREE =~ ^[0-9]{1,6}$ && $LR_MEMORY =~ ^((mem|mem-per-cpu)=[1-9][0-9]{0,11})?$
+        && $LR_SUBMIT_FROM =~ ^(compute|login)$ ]] || {
+        printf 'longrun: this link script takes --restart-count=N [--initial-job=JOB] [--previous-job=JOB] [--retries=N] [--array-element=ARRAY] [--free-links=N] [--memory=mem|mem-per-cpu=MB] [--submit-from=login]\n' >&2
         exit 2
     }
     if [ "$LONGRUN_ARRAY" = 1 ] && ! lr_array_element; then
@@ -1262,10 +1331,17 @@ lr_check_stalled() {
     # The chain should go on after this link, but no successor is queued (every submission
     # failed): say so in the job log, the events (`longrun status`) and to the notifiers. The
     # watcher repairs such a chain; without one, resubmit.
+    lr_requested_successor
     [ -z "${LR_SUCCESSOR:-}" ] && [ "$LR_RESTART_COUNT" -lt "$LR_LIMIT" ] || return 0
     [ "$LR_TERM_VERDICT" = terminated ] && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
     lr_ended && return 0
+    if [ -s "$LR_LINK_DIR/request" ]; then
+        # Left to a keeper on a login node: not a stall while one runs; say what it waits for.
+        lr_event warning message "no successor is queued yet: it waits for a keeper on a login node (longrun keeper)"
+        lr_say "$LR_LABEL: no successor is queued yet: it waits for a keeper on a login node (\`longrun keeper\`)"
+        return 0
+    fi
     if [ "$LR_SUBMIT_UNKNOWN" = 1 ]; then
         # sbatch failed, and Slurm did not answer the look for the job it may have queued all
         # the same: unknown, not missing (the watcher and `longrun status` ask again).
