@@ -9,11 +9,12 @@ unquoted `#` starts a comment. This module reproduces that reading; it runs noth
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
-from .sbatch_options import ParsedArgs, parse_args
+from .sbatch_options import COMPONENT, ParsedArgs, parse_args
 
 DIRECTIVE = "#SBATCH"
 WRAP_PREFIX = "#!/bin/sh\n# This script was created by sbatch --wrap.\n\n"
@@ -38,6 +39,11 @@ class UserScript:
         program, _, argument = first.partition(" ")
         argument = argument.strip()
         return program, (argument or None)
+
+
+# `#SBATCH hetjob` (or the older `packjob`), as sbatch reads it: blanks, the word in any case,
+# then the end of the line or a blank.
+HETJOB_LINE = re.compile(r"^\s*(?:hetjob|packjob)(?:\s|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -146,14 +152,11 @@ def directive_lines(script: UserScript) -> list[DirectiveLine]:
         line = lines[index]
         if not line.startswith(DIRECTIVE):
             continue
+        if HETJOB_LINE.match(line[len(DIRECTIVE) :]):
+            # A new component of a heterogeneous job; sbatch ignores the rest of the line.
+            found.append(DirectiveLine(index, (COMPONENT,)))
+            continue
         arguments = split_directive(line[len(DIRECTIVE) :], index + 1, script.source)
-        lowered = line.lower()
-        if "hetjob" in lowered or "packjob" in lowered:
-            raise UsageError(
-                f"{script.source}: line {index + 1}: heterogeneous job components "
-                "(#SBATCH hetjob) cannot run as a longrun chain",
-                "Submit each component as its own chain, or use plain sbatch.",
-            )
         found.append(DirectiveLine(index, tuple(arguments)))
     return found
 

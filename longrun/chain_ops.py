@@ -230,7 +230,7 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         if request is not None:
             # The link built its successor itself and left it to a keeper: submit exactly
             # that, without the wait on the link, which has ended.
-            arguments = list(request.without_dependency(last.job_id))
+            arguments = list(request.without_dependency())
             job_id = submit_request(request, arguments)
             return _repaired(folder, state, last, job_id, arguments)
         comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
@@ -242,7 +242,8 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
             "--parsable", *meta.get("successor_options", []),
             *([f"--{memory}M"] if memory else []),
             *_element_options(meta, array_element), comment,
-            *successor_arguments(how, str(folder.env_file)), str(folder.link_script),
+            *successor_arguments(how, str(folder.env_file)),
+            *meta.get("successor_components", []), str(folder.link_script),
             *protocol.link_arguments(
                 next_count, _initial_job(view), last.job_id, retries, array_element,
                 free_links=view.free_links, memory=memory, submit_from=_submit_from(meta, events),

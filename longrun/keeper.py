@@ -16,6 +16,7 @@ cancelled again; one that starts after the end runs nothing).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -28,11 +29,23 @@ from typing import Any
 
 from . import log, protocol, slurm, states
 from .array_view import elements_of_jobs
-from .chain_ops import chain_lock, cluster_args, repair
+from .chain_ops import (
+    chain_lock,
+    cluster_args,
+    live_array_view,
+    live_view,
+    record_end,
+    repair,
+    settle_last_link,
+)
 from .chain_store import ChainFolder, StateDir
 from .errors import LongrunError, RepairRefused, SlurmCommandError, UsageError
 from .slurm_output import TaggedRow
 from .successor_request import read_request, submit_request
+
+LINK_NUMBER = re.compile(r"[0-9]{1,9}")  # a link number as the job side writes it
+# What one chain's trouble may raise; it must not stop the keeper for the other chains.
+CHAIN_ERRORS = (LongrunError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,7 @@ def open_requests(folder: ChainFolder, events: Sequence[Mapping[str, Any]]) -> l
     for event in events:
         kind = event.get("event")
         job = str(event.get("job") or "")
-        if kind == protocol.SUCCESSOR_REQUESTED and str(event.get("next") or "").isdigit():
+        if kind == protocol.SUCCESSOR_REQUESTED and LINK_NUMBER.fullmatch(str(event.get("next"))):
             requested[job] = str(event["next"])
         elif kind in protocol.SUCCESSOR_EVENTS:
             known.add(job)
@@ -116,15 +129,9 @@ def _keep_one(
         return None
     link = next((row for row in rows if row.job_id == request.job_id), None)
     if link is None or not states.is_active(link.state):
-        # The link has ended (or Slurm forgot it): the repair decides, by the rule table,
-        # whether the chain goes on; it submits the same request, without the dependency.
-        try:
-            return repair(folder, state, request.element)
-        except RepairRefused as exc:
-            log.info("chain {}: {}", folder.chain_id, exc.message)
-            return None
+        return _after_the_link(folder, state, by, request)
     with chain_lock(folder):
-        if folder.ended() or request not in open_requests(folder, folder.read_events()):
+        if _ended(folder, request) or request not in open_requests(folder, folder.read_events()):
             return None
         try:  # under the lock: what another keeper queued is known by now, or found here
             tagged = slurm.tagged_jobs(request.tag, clusters)
@@ -136,6 +143,10 @@ def _keep_one(
             return None
         asked = read_request(folder, request.job_id)
         if asked is None:
+            return None
+        if not asked.carries(request.tag):
+            why = f"its request does not carry the tag {request.tag}: not submitted"
+            folder.append_event(protocol.KEEPER_FAILED, job=request.job_id, error=why, by=by)
             return None
         try:
             job_id = submit_request(asked, asked.arguments)
@@ -149,9 +160,47 @@ def _keep_one(
             return None
         state.record_job(job_id, folder.chain_id)
         folder.append_event(protocol.SUCCESSOR_QUEUED, job=request.job_id, successor=job_id, by=by)
-        if folder.ended():  # the chain ended while it was submitted: take it back
+        if _ended(folder, request):  # the chain ended while it was submitted: take it back
             _cancel(folder, job_id, clusters, by)
         return job_id
+
+
+def _ended(folder: ChainFolder, request: Open) -> bool:
+    """The chain, or the request's array element, has a recorded end."""
+    return bool(folder.ended()) or (
+        request.element is not None and request.element in folder.element_ends()
+    )
+
+
+def _after_the_link(folder: ChainFolder, state: StateDir, by: str, request: Open) -> str | None:
+    """The link has ended (or slurmctld forgot it) and nobody queued its successor: learn from
+    sacct how it ended, as the watcher does, record an end the link could not, and let the
+    repair decide by the rule table whether the chain goes on (it submits the link's own
+    request, without the wait)."""
+    element = request.element
+    view = live_view(folder) if element is None else live_array_view(folder).elements.get(element)
+    if view is None:
+        return None
+    if view.state == states.CHAIN_STALLED:
+        settled = settle_last_link(folder, view)
+        if settled is None:
+            why = f"sacct did not answer about job {request.job_id}; asked again next time"
+            folder.append_event(protocol.KEEPER_FAILED, job=request.job_id, error=why, by=by)
+            return None
+        if settled:
+            view = (
+                live_view(folder, ask_slurm=False)
+                if element is None
+                else live_array_view(folder, ask_slurm=False).elements.get(element, view)
+            )
+    record_end(folder, view, by=by, element=element)
+    try:
+        return repair(folder, state, element)
+    except RepairRefused as exc:
+        log.info("chain {}: {}", folder.chain_id, exc.message)
+    except SlurmCommandError as exc:  # unknown: the next pass looks for the tag first
+        folder.append_event(protocol.KEEPER_FAILED, job=request.job_id, error=exc.message, by=by)
+    return None
 
 
 def _found(folder: ChainFolder, job_id: str, successor: str, by: str) -> None:
@@ -198,8 +247,8 @@ def keep_all(state: StateDir, by: str = "keeper") -> Pass:
             if folder.ended() or not open_requests(folder, folder.read_events()):
                 continue
             clusters = tuple(cluster_args(folder.read_meta()))
-        except LongrunError as exc:
-            log.warning("chain {}: {}", folder.chain_id, exc.message)
+        except CHAIN_ERRORS as exc:
+            log.warning("chain {}: {}", folder.chain_id, exc)
             continue
         candidates.append(folder)
         by_clusters.setdefault(clusters, []).append(folder)
@@ -213,8 +262,8 @@ def keep_all(state: StateDir, by: str = "keeper") -> Pass:
         for folder in folders:
             try:
                 queued += keep_chain(folder, state, by, rows)
-            except LongrunError as exc:
-                log.warning("chain {}: {}", folder.chain_id, exc.message)
+            except CHAIN_ERRORS as exc:
+                log.warning("chain {}: {}", folder.chain_id, exc)
     return Pass(len(candidates), queued, unanswered)
 
 

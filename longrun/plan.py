@@ -14,6 +14,7 @@ import re
 import signal as signal_module
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import protocol
 from .arrays import ArraySpec, parse_array
@@ -36,7 +37,16 @@ from .learning import (
 )
 from .mail import MailPlan, mail_plan
 from .notify import NOTIFY_TIMEOUT_SECONDS, NotifyPlan, notify_plan
-from .sbatch_options import ONE_TIME_OPTIONS, Option, ParsedArgs, last_value
+from .sbatch_options import (
+    COMPONENT,
+    ONE_TIME_OPTIONS,
+    SEPARATOR,
+    Option,
+    ParsedArgs,
+    components,
+    first_component,
+    last_value,
+)
 from .script_checks import self_continuing
 
 CONTINUE_EXIT_CODE = protocol.CONTINUE_EXIT_CODE
@@ -76,6 +86,11 @@ PER_CHAIN_OPTIONS = frozenset({"mail-type"})
 # Options taken out of the script's header, the line kept disabled and marked.
 MOVED_OPTIONS = ONE_TIME_OPTIONS | PER_CHAIN_OPTIONS
 
+
+HETEROGENEOUS_LEARNING = (
+    "{option} is off for a heterogeneous job: which component's nodes or memory it would "
+    "change is not something longrun can tell (README: Heterogeneous jobs)"
+)
 
 THROTTLE_WARNING = (
     "--array throttle %{n}: Slurm starts at most {n} elements' first links at once, but an "
@@ -206,8 +221,12 @@ class LinkPlan:
     interpreter_arg: str | None
     script_name: str
     script_args: tuple[str, ...]
+    # sbatch's options of later links and of the first link: those of a heterogeneous job's
+    # first component (longrun adds its own there), then the other components from `:` on.
     successor_options: tuple[str, ...]
+    successor_components: tuple[str, ...]
     first_options: tuple[str, ...]
+    first_components: tuple[str, ...]
     max_restarts: int
     retry_failed: int
     continue_code: int
@@ -261,7 +280,7 @@ class LinkPlan:
         """The sbatch command of the first link."""
         return [
             "sbatch", "--parsable", *self.first_options, f"--comment={self.tag(1)}",
-            self.link_script, *protocol.link_arguments(0),
+            *self.first_components, self.link_script, *protocol.link_arguments(0),
         ]  # fmt: skip
 
 
@@ -286,7 +305,10 @@ def build_plan(
     parsed_directives = parse_directives(script)
     directive_options = [o for _, parsed in parsed_directives for o in parsed.options]
     cli = [o for o in args.options if o.name not in {"wrap"}]
-    eff = effective_options(cli, directive_options, environ)
+    # A heterogeneous job: the first component holds the batch script; its settings are the
+    # job's (signal, output, time...). The other components' options go to sbatch unchanged.
+    heterogeneous = any(o.name == COMPONENT for o in (*cli, *directive_options))
+    eff = effective_options(first_component(cli), first_component(directive_options), environ)
 
     array = parse_array(eff.get("array") or "") if "array" in eff else None
     if any(o.name in ("help", "usage", "version") for o in cli):
@@ -325,12 +347,27 @@ def build_plan(
             "last link's output; leave --open-mode out to have the links append"
         )
 
+    if heterogeneous:
+        # longrun's own directives would follow the user's last component in the header: on
+        # the command line they go to the first one (or, without `:` there, to every one).
+        implicit = [*generated, *implicit]
+        generated = []
+        warnings.extend(HETEROGENEOUS_LEARNING.format(option=o) for o in _learning_given(wrapper))
+    groups = components(cli)
     successor = [
         *implicit,
-        *(t for o in cli if o.name not in MOVED_OPTIONS | OWN_OPTIONS for t in o.tokens),
+        *(t for o in groups[0] if o.name not in MOVED_OPTIONS | OWN_OPTIONS for t in o.tokens),
     ]
+    successor_components = [
+        t for group in groups[1:] for o in [SEPARATOR, *group]
+        if o.name not in MOVED_OPTIONS | OWN_OPTIONS for t in o.tokens
+    ]  # fmt: skip
     first_only = OWN_OPTIONS | PER_CHAIN_OPTIONS | {"array"}
-    first = [*implicit, *(t for o in cli if o.name not in first_only for t in o.tokens)]
+    first = [*implicit, *(t for o in groups[0] if o.name not in first_only for t in o.tokens)]
+    first_components = [
+        t for group in groups[1:] for o in [SEPARATOR, *group] if o.name not in first_only
+        for t in o.tokens
+    ]  # fmt: skip
     cli_names = {o.name for o in cli}
     for option in directive_options:
         if option.name in ONE_TIME_OPTIONS - first_only and option.name not in cli_names:
@@ -362,7 +399,9 @@ def build_plan(
         script_name=name if SAFE_NAME.match(name) and name not in LINK_FILES else "script",
         script_args=tuple(script_args),
         successor_options=tuple(successor),
+        successor_components=tuple(successor_components),
         first_options=tuple(first),
+        first_components=tuple(first_components),
         max_restarts=wrapper.max_restarts,
         retry_failed=wrapper.retry_failed,
         continue_code=CONTINUE_EXIT_CODE,
@@ -393,6 +432,7 @@ def build_plan(
             learning_plan(wrapper.learning, eff.values, progress_file, where.submit_dir, environ),
             max_handovers=_int_setting(environ, "LONGRUN_MAX_HANDOVERS", MAX_HANDOVERS),
             fast_fail_seconds=_int_setting(environ, "LONGRUN_FAST_FAIL_SECONDS", FAST_FAIL_SECONDS),
+            **(PLACEMENT_OFF if heterogeneous else {}),
         ),
         submit_from=wrapper.submit_from,
         job_name=job_name,
@@ -441,6 +481,26 @@ def _delimiter(lines: Sequence[str]) -> str:
         n += 1
         candidate = f"{BODY_DELIMITER}_{n}"
     return candidate
+
+
+# A heterogeneous job: no node avoidance, node check or memory growth (see
+# HETEROGENEOUS_LEARNING); progress and the time budget hold for the whole job.
+PLACEMENT_OFF: dict[str, Any] = {
+    "avoid_seconds": 0, "node_check": (), "grow_percent": 0, "grow_max_mb": 0,
+}  # fmt: skip
+
+
+def _learning_given(wrapper: WrapperOptions) -> list[str]:
+    """The placement options the user gave that a heterogeneous job cannot have."""
+    given = wrapper.learning
+    return [
+        name
+        for name, value in (
+            ("--node-check", given.node_check),
+            ("--grow-mem-on-oom", given.grow_mem_on_oom),
+        )
+        if value
+    ]
 
 
 def _progress_file(path: str | None, submit_dir: str) -> str:

@@ -86,6 +86,29 @@ class Option:
         return f"--{self.name}" if self.value is None else f"--{self.name}={self.value}"
 
 
+# Between the components of a heterogeneous job: `:` on the command line, `#SBATCH hetjob`
+# (or `packjob`) in the script. Kept among the options as an Option of this name.
+COMPONENT = ":"
+SEPARATOR = Option(COMPONENT, None, (COMPONENT,))
+
+
+def components(options: Sequence[Option]) -> list[list[Option]]:
+    """The options of each component of a heterogeneous job, in order (one list for others)."""
+    groups: list[list[Option]] = [[]]
+    for option in options:
+        if option.name == COMPONENT:
+            groups.append([])
+        else:
+            groups[-1].append(option)
+    return groups
+
+
+def first_component(options: Sequence[Option]) -> list[Option]:
+    """The options up to the first component separator: those of the job's first component,
+    which holds the batch script (and whose settings longrun reads)."""
+    return components(options)[0]
+
+
 @dataclass(frozen=True)
 class ParsedArgs:
     """sbatch's options, then the operands: the script (if any) and its arguments."""
@@ -131,11 +154,10 @@ def parse_args(argv: Sequence[str], where: str = "the command line") -> ParsedAr
         token = args[i]
         if token == "--":
             return ParsedArgs(tuple(options), tuple(args[i + 1 :]))
-        if token == ":":
-            raise UsageError(
-                "heterogeneous jobs (`:` between option groups) cannot run as a longrun chain",
-                "Submit each component as its own chain, or use plain sbatch.",
-            )
+        if token == COMPONENT:
+            options.append(SEPARATOR)
+            i += 1
+            continue
         if token.startswith("--") and len(token) > 2:
             body = token[2:]
             name_part, has_eq, inline = body.partition("=")

@@ -193,7 +193,10 @@ def user_jobs(clusters: Sequence[str] = ()) -> list[TaggedRow]:
 def tagged_jobs(tag: str, clusters: Sequence[str] = ()) -> list[str]:
     """Queued jobs of this user whose --comment ends with the tag (a successor whose sbatch
     answer was lost). Raises SlurmCommandError when squeue does not answer."""
-    return [row.job_id for row in user_jobs(clusters) if row.tag_matches(tag)]
+    found = [row.job_id for row in user_jobs(clusters) if row.tag_matches(tag)]
+    # The lowest first: every component of a heterogeneous job carries the tag; the first
+    # component, which names the job, has the lowest id.
+    return sorted(found, key=_job_order)
 
 
 def node_hosts(clusters: Sequence[str] = ()) -> set[str]:

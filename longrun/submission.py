@@ -224,6 +224,7 @@ def _metadata(
         "sbatch_argv": list(sbatch_argv),
         "first_options": list(plan.first_options),
         "successor_options": list(plan.successor_options),
+        "successor_components": list(plan.successor_components),
         "max_restarts": wrapper.max_restarts,
         "retry_failed": wrapper.retry_failed,
         "continue_exit_code": plan.continue_code,

@@ -15,6 +15,7 @@ from . import log, protocol, slurm
 from .chain_store import ChainFolder, read_regular
 
 REQUEST_LIMIT = 4 << 20  # bytes: a request is sbatch's arguments and a small environment
+WAIT_ON_LINK = "--dependency=afterany:"  # lr_successor_command's wait on the link itself
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,17 @@ class Request:
     env: dict[str, str]
     arguments: tuple[str, ...]
 
-    def without_dependency(self, job_id: str) -> tuple[str, ...]:
+    def without_dependency(self) -> tuple[str, ...]:
         """The arguments once the link has ended: nothing to wait for (Slurm may have
-        forgotten the job, and then refuses a dependency on it)."""
-        return tuple(a for a in self.arguments if a != f"--dependency=afterany:{job_id}")
+        forgotten the job, and then refuses a dependency on it). The link's wait is the only
+        dependency a request holds (the user's is for the first link only); an array
+        element's first link waits as ARRAYJOB_TASK, not by its own job id."""
+        return tuple(a for a in self.arguments if not a.startswith(WAIT_ON_LINK))
+
+    def carries(self, tag: str) -> bool:
+        """Whether the successor is tagged as the event that asked for it says: the keeper
+        looks for that tag before it submits, so a request without it could be queued twice."""
+        return any(a.startswith("--comment=") and a.endswith(tag) for a in self.arguments)
 
 
 def parse_request(data: bytes) -> Request:
@@ -74,8 +82,11 @@ def submit_request(request: Request, arguments: Sequence[str]) -> str:
     env = dict(request.env)
     if os.environ.get("SLURM_CONF"):
         env["SLURM_CONF"] = os.environ["SLURM_CONF"]
+    # As the link does (`cd "$LONGRUN_SUBMIT_DIR" || cd /`): a folder removed since is no
+    # reason to stop the chain.
+    cwd = request.cwd if os.path.isdir(request.cwd) else "/"
     before = os.umask(request.umask)
     try:
-        return slurm.sbatch(arguments, cwd=request.cwd, env=env, timeout=60)
+        return slurm.sbatch(arguments, cwd=cwd, env=env, timeout=60)
     finally:
         os.umask(before)

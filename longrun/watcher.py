@@ -35,7 +35,7 @@ from .chain_ops import (
 from .chain_store import ChainFolder, EventTail, StateDir
 from .chain_view import ChainView
 from .errors import LongrunError, RepairRefused
-from .keeper import keep_chain
+from .keeper import CHAIN_ERRORS, keep_chain
 from .report import duration, event_line, progress_line
 
 
@@ -237,9 +237,8 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemor
     successor may have been cancelled by you and left the queue). A repair looks at the queue
     once more under the chain's lock.
     """
+    _keep(folder, state, out)
     try:
-        if keep_chain(folder, state, by="watcher"):
-            out.line("queued a successor that a link left to a keeper")
         view = live_view(folder)
         enforce_max_restarts(folder, view)
         if view.state == states.CHAIN_STALLED:
@@ -259,7 +258,7 @@ def _keep(folder: ChainFolder, state: StateDir, out: Output) -> None:
     queue a successor a link left to one."""
     try:
         keep_chain(folder, state, by="watcher")
-    except LongrunError as exc:
+    except CHAIN_ERRORS as exc:  # a damaged file: said, and the watch goes on
         out.line(f"warning: could not queue a requested successor: {exc}")
 
 
@@ -381,8 +380,8 @@ def _check_array(
     folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemory
 ) -> ArrayView:
     """One look at Slurm for the whole array; then, element by element, what _check does."""
+    _keep(folder, state, out)
     try:
-        keep_chain(folder, state, by="watcher")
         view = live_array_view(folder)
         settled = False
         for element in view.elements.values():

@@ -70,9 +70,14 @@ def test_quoted_directive_arguments_read_back_unchanged(value: str) -> None:
     assert split_directive(" " + quote_directive_argument(value), 1, "x") == [value]
 
 
-def test_hetjob_directive_is_refused() -> None:
-    with pytest.raises(UsageError, match="heterogeneous"):
-        directive_lines(script("#!/bin/bash\n#SBATCH -n1\n#SBATCH hetjob\n#SBATCH -n2\n"))
+def test_hetjob_lines_separate_components_as_sbatch_reads_them() -> None:
+    text = (
+        "#!/bin/bash\n#SBATCH -n1\n#SBATCH hetjob\n#SBATCH -n2\n#SBATCH   PackJob -J ignored\n"
+        "#SBATCH -n3\n#SBATCH hetjobs\n"
+    )
+    found = [line.arguments for line in directive_lines(script(text))]
+    # `hetjob` or the older `packjob`, any case; the rest of that line is ignored by sbatch.
+    assert found == [("-n1",), (":",), ("-n2",), (":",), ("-n3",), ("hetjobs",)]
 
 
 def test_wrap_script_is_what_sbatch_writes() -> None:

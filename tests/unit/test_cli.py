@@ -12,6 +12,7 @@ import os
 import pickle
 import pwd
 import re
+import shlex
 import shutil
 import socket
 import stat
@@ -189,7 +190,6 @@ def test_wrapper_options_stop_at_the_first_sbatch_option(workdir: Path) -> None:
         (["missing.sh"], "script 'missing.sh' does not exist"),
         (["."], "is a directory"),
         (["--array=1-x", "job.sh"], "--array=1-x: sbatch: error: Batch job submission failed"),
-        (["-N1", ":", "-N2", "job.sh"], "heterogeneous jobs"),
         (["--wrap=true", "job.sh"], "a script argument is not permitted with --wrap"),
         (["-J"], "requires an argument"),
         (["--bogus", "job.sh"], "unrecognized sbatch option '--bogus'"),
@@ -420,14 +420,25 @@ def test_longrun_submit_is_sbatch_longrun(workdir: Path) -> None:
     assert "LONGRUN_MAX_RESTARTS=4" in direct.output
 
 
-def test_hetjob_directive_is_refused(workdir: Path) -> None:
+def test_a_heterogeneous_job_gets_longruns_options_in_its_first_component(
+    workdir: Path,
+) -> None:
     (workdir / "het.sh").write_text(
         "#!/bin/bash\n#SBATCH -N1\n#SBATCH hetjob\n#SBATCH -N2\nhostname\n"
     )
-    env = {"PATH": f"{recording_sbatch(workdir)}:{os.environ['PATH']}", "LONGRUN_HOME": "state"}
-    result = submit(["het.sh"], env=env)
-    assert result.exit_code == 2
-    assert "heterogeneous job components (#SBATCH hetjob)" in result.output
+    result = submit(["--dry-run", "-p", "multi", "-J", "a", ":", "-p", "multi", "het.sh"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    command = lines[lines.index("# sbatch command of the first link:") + 1]
+    words = shlex.split(command[2:])
+    first, rest = words[: words.index(":")], words[words.index(":") :]
+    # Before the first `:`: longrun's own (signal, open mode, the tag) with the first
+    # component's options; the other component keeps its own.
+    assert "--signal=B:USR1@120" in first and "--open-mode=append" in first
+    assert any(w.startswith("--comment=longrun:") for w in first)
+    assert rest[:3] == [":", "-p", "multi"]
+    # No generated #SBATCH line: after the header it would belong to the last component.
+    assert "#SBATCH --signal" not in result.output
     nothing_written(workdir)
 
 

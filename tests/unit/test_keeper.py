@@ -202,7 +202,7 @@ def test_one_pass_asks_squeue_once_for_every_chain(
         link.mkdir(parents=True)
         folder.path.chmod(0o700)
         folder.write_meta({"chain_id": name, "max_restarts": 9})
-        (link / protocol.REQUEST).write_bytes(_request_bytes(job, tmp_path))
+        (link / protocol.REQUEST).write_bytes(_request_bytes(job, tmp_path, name))
         (link / protocol.EVENTS).write_text(
             f'{{"event":"link_started","job":"{job}","restart_count":0}}\n'
             f'{{"event":"successor_requested","job":"{job}","restart_count":0,"next":"2"}}\n'
@@ -217,10 +217,12 @@ def test_one_pass_asks_squeue_once_for_every_chain(
     assert cluster.count("squeue", "--me") == 1 + 2  # nothing open: no question asked
 
 
-def _request_bytes(job: str, cwd: Path) -> bytes:
+def _request_bytes(job: str, cwd: Path, chain: str = "x") -> bytes:
+    """A request as a link writes it, for link 1 (job `job`) of `chain`."""
+    tag = protocol.link_tag(chain, 2)
     fields = [
         protocol.REQUEST_FORMAT, "0022", str(cwd), "1", "PATH=/usr/bin",
-        "--parsable", f"--dependency=afterany:{job}", f"--comment=longrun:x:{job}", "link.sh",
+        "--parsable", f"--dependency=afterany:{job}", f"--comment={tag}", "link.sh",
     ]  # fmt: skip
     return "".join(f"{field}\0" for field in fields).encode()
 

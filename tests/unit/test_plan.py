@@ -9,6 +9,7 @@ import pytest
 
 from longrun import slurm
 from longrun.errors import SlurmCommandError, UsageError
+from longrun.learning import LearningOptions
 from longrun.plan import (
     ChainLocation,
     LinkPlan,
@@ -292,3 +293,55 @@ def test_submission_learns_whether_the_cluster_is_federated(
 
     monkeypatch.setattr(slurm, "run", run)
     assert slurm.federated() is federated
+
+
+HETJOB = (
+    "#!/bin/bash\n#SBATCH -N1 --signal=B:USR2@30\n#SBATCH hetjob\n#SBATCH -N2 --signal=B:HUP@9\n"
+    "srun true\n"
+)
+TWO_COMPONENTS = "#!/bin/bash\n#SBATCH -N1\n#SBATCH hetjob\n#SBATCH -N2\ntrue\n"
+
+
+def test_a_heterogeneous_jobs_settings_are_its_first_components() -> None:
+    plan = plan_for(HETJOB, [])
+    # The batch script runs in the first component: its --signal is the one longrun traps.
+    assert (plan.check_signal, plan.forward_signal) == ("USR2", True)
+    assert plan.generated_directives == ()
+    assert "--open-mode=append" in plan.successor_options
+    assert not any(o.startswith("--signal") for o in plan.successor_options)
+    # The header is the user's, components and all.
+    assert plan.header[1:3] == ("#SBATCH hetjob", "#SBATCH -N2 --signal=B:HUP@9")
+
+
+def test_longruns_own_options_go_to_the_first_component_on_the_command_line() -> None:
+    plan = plan_for(
+        "#!/bin/bash\n#SBATCH -N1\n#SBATCH hetjob\n#SBATCH -N2\ntrue\n", ["-p", "multi"]
+    )
+    assert plan.generated_directives == ()
+    assert plan.successor_options[:2] == ("--signal=B:USR1@120", "--open-mode=append")
+    assert plan.successor_components == ()  # components in the script: none on the command line
+    command = plan.first_command()
+    assert command.index("--signal=B:USR1@120") < command.index(plan.link_script)
+
+
+def test_command_line_components_keep_their_options_and_lose_one_time_ones() -> None:
+    argv = ["-N1", "--dependency=afterok:1", ":", "-N2", "-d", "afterok:2", "--hold", "-J", "b"]
+    plan = plan_for("#!/bin/bash\ntrue\n", argv)
+    assert plan.successor_options[-1] == "-N1"
+    assert plan.successor_components == (":", "-N2", "-J", "b")
+    first = plan.first_command()
+    tag = next(w for w in first if w.startswith("--comment="))
+    assert first.index(tag) < first.index(":")  # the tag in the first component
+    assert first[first.index(":") :][:6] == [":", "-N2", "-d", "afterok:2", "--hold", "-J"]
+
+
+def test_placement_learning_is_off_for_a_heterogeneous_job() -> None:
+    wrapper = WrapperOptions(
+        learning=LearningOptions(node_check="/bin/true", grow_mem_on_oom="2"),
+    )
+    plan = plan_for("#!/bin/bash\ntrue\n", ["--mem=1G", ":", "-N1"], wrapper=wrapper)
+    assert (plan.learning.avoid_seconds, plan.learning.grow_percent) == (0, 0)
+    assert plan.learning.node_check == ()
+    said = " ".join(plan.warnings)
+    assert "--node-check is off for a heterogeneous job" in said
+    assert "--grow-mem-on-oom is off" in said

@@ -8,7 +8,15 @@ import pytest
 
 from longrun.command_line import split_wrapper_args
 from longrun.errors import UsageError
-from longrun.sbatch_options import ALIASES, LONG_OPTIONS, SHORT_OPTIONS, Option, parse_args
+from longrun.sbatch_options import (
+    ALIASES,
+    LONG_OPTIONS,
+    SHORT_OPTIONS,
+    Option,
+    components,
+    first_component,
+    parse_args,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -129,9 +137,14 @@ def test_unknown_bare_option_is_a_usage_error_with_advice() -> None:
         parse_args(["-Z", "job.sh"])
 
 
-def test_hetjob_separator_is_refused() -> None:
-    with pytest.raises(UsageError, match="heterogeneous"):
-        parse_args(["-n1", ":", "-n2", "job.sh"])
+def test_a_colon_separates_the_components_of_a_heterogeneous_job() -> None:
+    parsed = parse_args(["-n1", "-J", "x", ":", "-n2", ":", "--mem=1G", "job.sh", ":"])
+    groups = components(parsed.options)
+    assert [[o.name for o in group] for group in groups] == [
+        ["ntasks", "job-name"], ["ntasks"], ["mem"],
+    ]  # fmt: skip
+    assert parsed.operands == ("job.sh", ":")  # after the script: the script's own arguments
+    assert first_component(parsed.options) == groups[0]
 
 
 def test_no_script_leaves_no_operands() -> None:

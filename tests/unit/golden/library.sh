@@ -397,12 +397,13 @@ lr_find_tagged() {
         state=${rest%%|*} comment=${rest#*|}
         comment=${comment%|}
         comment=${comment%"${comment##*[![:space:]]}"}
-        if [[ $comment == *"$tag" ]] && lr_is_active "$state" && [[ $id =~ ^[0-9]+$ ]]; then
-            LR_FOUND=$id
-            return 0
+        if [[ $comment == *"$tag" ]] && lr_is_active "$state" && [[ $id =~ ^[0-9]{1,18}$ ]]; then
+            # The lowest id: a heterogeneous job's components all carry the tag; the first
+            # component, its leader, has the lowest.
+            [ -z "$LR_FOUND" ] || [ "$id" -lt "$LR_FOUND" ] && LR_FOUND=$id
         fi
     done <<<"$out"
-    return 1
+    [ -n "$LR_FOUND" ]
 }
 
 lr_record_successor() {
@@ -413,11 +414,12 @@ lr_record_successor() {
 
 lr_successor_command() {
     # The next link's sbatch arguments into LR_COMMAND: held back by --dependency=afterany on
-    # this job, tagged for the look-up, with what the chain learned. Used to submit it here, or
-    # to leave it to a keeper on a login node (lr_request_successor): built in one place.
+    # this job, tagged for the look-up, with what the chain learned (all in a heterogeneous
+    # job's first component; the others follow from `:` on). Used to submit it here, or to
+    # leave it to a keeper on a login node (lr_request_successor): built in one place.
     LR_COMMAND=(--parsable "${LR_EXPORT_ARGS[@]}" "--dependency=afterany:$LR_SELF" "${LONGRUN_SBATCH_OPTIONS[@]}"
         "${LR_PLACEMENT[@]}" "${LR_ELEMENT_OPTIONS[@]}" "--comment=${LONGRUN_COMMENT_PREFIX}longrun:$LR_TAG_ID:$1"
-        "$LR_LINK_SCRIPT" "--restart-count=$((LR_RESTART_COUNT + 1))" "--initial-job=$LR_INITIAL"
+        "${LONGRUN_SBATCH_COMPONENTS[@]}" "$LR_LINK_SCRIPT" "--restart-count=$((LR_RESTART_COUNT + 1))" "--initial-job=$LR_INITIAL"
         "--previous-job=$SLURM_JOB_ID" "--retries=$LR_RETRIES" "${LR_ELEMENT_ARGUMENTS[@]}"
         "${LR_NEXT_ARGUMENTS[@]}")
     [ "$LR_SUBMIT_FROM" = login ] && LR_COMMAND+=("--submit-from=login")
@@ -603,9 +605,17 @@ lr_requested_successor() {
     # keeper looks at the chain's end before it submits, and a successor that starts after the
     # end runs nothing (lr_check_go).
     [ -z "${LR_SUCCESSOR:-}" ] && [ -s "$LR_LINK_DIR/request" ] || return 0
-    lr_find_tagged $((LR_RESTART_COUNT + 2)) || return 0
-    LR_SUCCESSOR=$LR_FOUND
-    lr_write "$LR_LINK_DIR/successor" "$LR_FOUND"
+    lr_find_tagged $((LR_RESTART_COUNT + 2))
+    case $? in
+        0)
+            LR_SUCCESSOR=$LR_FOUND
+            lr_write "$LR_LINK_DIR/successor" "$LR_FOUND"
+            lr_event successor_found successor "$LR_FOUND" ;;  # (the keeper's answer may be lost)
+        2)
+            lr_event warning message "squeue did not answer the look for the successor a keeper may have queued; if one is queued, it runs nothing after an end"
+            lr_say "$LR_LABEL: squeue did not answer the look for the successor a keeper may have queued" ;;
+    esac
+    return 0
 }
 
 lr_cancel_successor() {

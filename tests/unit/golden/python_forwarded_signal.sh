@@ -39,12 +39,13 @@ LONGRUN_SUBMIT_FROM=compute
 LONGRUN_ARRAY=0 LONGRUN_OUTPUT_PATTERN='' LONGRUN_ERROR_PATTERN=''
 LONGRUN_EXPORT_MODE=all LONGRUN_EXPORT_NAMES=( )
 LONGRUN_SBATCH_OPTIONS=( -p gpu -J 'my run' --gres=gpu:1 )
+LONGRUN_SBATCH_COMPONENTS=( )
 LONGRUN_SCRIPT_ARGS=( --lr 0.1 'two words' )
 LONGRUN_INTERPRETER=(/usr/bin/env python3)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=29f7ea626cf19a3f7f8dca5ee97bf33889246af33218a6d7135fb2c226a9c2cd
+LONGRUN_LIBRARY_SHA256=7b52dd2f31c88e096446577fb3001a72425a013f24bf3023559bf6d8296b6972
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
