@@ -81,13 +81,15 @@ def sacct_records(job_id: str) -> list[SacctRecord]:
     """Every accounting record of a job's allocation, one per run (a requeued job has several)."""
     result = slurm.run(
         ["sacct", "-n", "-X", "-P", "-D", "-j", job_id, "-o",
-         "JobID,State,ExitCode,Partition,Start,End"],
+         "JobID,State,ExitCode,Partition,Start,End,JobIDRaw"],
         check=False,
     )  # fmt: skip
     records = []
     for line in result.stdout.splitlines():
         fields = line.split("|")
-        if len(fields) == 6 and fields[0] == job_id:
+        # JobID: an array task as ARRAYJOB_TASK; JobIDRaw: a heterogeneous job's first
+        # component by the job's own id (its JobID is JOB+0).
+        if len(fields) == 7 and job_id in (fields[0], fields[6]):
             records.append(
                 SacctRecord(
                     job_id=fields[0],
