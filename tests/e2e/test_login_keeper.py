@@ -51,18 +51,26 @@ def kept_by(chain: Chain) -> list[str]:
     return [str(e["by"]) for e in queued] + ["repair" for _ in chain.events("repaired")]
 
 
+def watched(
+    cluster: Cluster, tmp_path: Path, script: str, *wrapper: str, sbatch: tuple[str, ...] = ()
+) -> tuple[Faults, Chain]:
+    """Submit `script` with sbatch_longrun (its watcher in the foreground unless `wrapper`
+    says otherwise) on a cluster whose jobs may not submit; the faults and the chain."""
+    faults = Faults(tmp_path)
+    faults.deny_submission_from_jobs()
+    (tmp_path / "job.sh").write_text(script)
+    result = run_cli(
+        "sbatch_longrun", *wrapper, "--state-dir", str(tmp_path / "state"), "-p", "multi",
+        *sbatch, "job.sh", cwd=tmp_path, env=faults.env(**WATCH_FAST), timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return faults, chain_of(cluster, tmp_path / "state", result.stdout.splitlines()[0])
+
+
 def test_the_foreground_watcher_keeps_a_chain_whose_nodes_may_not_submit(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    faults = Faults(tmp_path)
-    faults.deny_submission_from_jobs()
-    (tmp_path / "job.sh").write_text(THREE_LINKS)
-    result = run_cli(
-        "sbatch_longrun", "--state-dir", str(tmp_path / "state"), "-p", "multi", "job.sh",
-        cwd=tmp_path, env=faults.env(**WATCH_FAST), timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    chain = chain_of(cluster, tmp_path / "state", result.stdout.splitlines()[0])
+    faults, chain = watched(cluster, tmp_path, THREE_LINKS)
     assert chain.wait_end() == "COMPLETED"
     assert len(chain.links()) == 3
     # Detected by the first link, in Slurm's words; later links never try (--submit-from=login).
@@ -80,16 +88,7 @@ def test_the_foreground_watcher_keeps_a_chain_whose_nodes_may_not_submit(
 def test_a_detached_watcher_keeps_a_chain_submitted_from_login(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    faults = Faults(tmp_path)
-    faults.deny_submission_from_jobs()
-    (tmp_path / "job.sh").write_text(THREE_LINKS)
-    result = run_cli(
-        "sbatch_longrun", "--detached", "--submit-from=login", "--state-dir",
-        str(tmp_path / "state"), "-p", "multi", "job.sh",
-        cwd=tmp_path, env=faults.env(**WATCH_FAST),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    chain = chain_of(cluster, tmp_path / "state", result.stdout.splitlines()[0])
+    faults, chain = watched(cluster, tmp_path, THREE_LINKS, "--detached", "--submit-from=login")
     assert chain.wait_end() == "COMPLETED"
     assert len(chain.links()) == 3
     assert denied_in_jobs(faults) == []  # --submit-from=login: no link ever tried
@@ -101,16 +100,8 @@ def test_a_detached_watcher_keeps_a_chain_submitted_from_login(
 def test_the_elements_of_an_array_are_kept_each_on_its_own(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    faults = Faults(tmp_path)
-    faults.deny_submission_from_jobs()
     script = "#!/bin/bash\n#SBATCH -o out_%a.txt\nsleep 3\n" + TWO_LINKS
-    (tmp_path / "job.sh").write_text(script)
-    result = run_cli(
-        "sbatch_longrun", "--state-dir", str(tmp_path / "state"), "-p", "multi", "-a", "1-2",
-        "job.sh", cwd=tmp_path, env=faults.env(**WATCH_FAST), timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    chain = chain_of(cluster, tmp_path / "state", result.stdout.splitlines()[0])
+    _, chain = watched(cluster, tmp_path, script, sbatch=("-a", "1-2"))
     # Each element's first link found out for itself; each later link was kept for its element.
     assert len(chain.events("submit_refused")) == 2
     continued = {str(e["previous"]) for e in chain.events("link_started") if e.get("previous")}

@@ -138,17 +138,24 @@ def test_a_completed_link_that_cannot_look_for_its_successor_says_so(tmp_path: P
     assert any("squeue did not answer" in message for message in said), said
 
 
-def test_a_link_killed_and_forgotten_is_continued_by_the_keeper_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No verdict (the batch shell was killed), and slurmctld forgot the job: the keeper asks
-    sacct itself, as the watcher does, then continues the chain."""
+def killed_link(tmp_path: Path) -> JobSide:
+    """A link that left its request and was killed before any verdict (its batch shell got
+    SIGKILL: a lost node, an OOM kill)."""
     side = JobSide(tmp_path)
     side.on_call("sbatch", f'echo "{DENIED}" >&2; exit 1')
     side.body_runs("kill -9 $PPID")
     side.run("200", 0)
     side.chain.path.chmod(0o700)
     plain_meta(side, tmp_path)
+    return side
+
+
+def test_a_link_killed_and_forgotten_is_continued_by_the_keeper_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No verdict (the batch shell was killed), and slurmctld forgot the job: the keeper asks
+    sacct itself, as the watcher does, then continues the chain."""
+    side = killed_link(tmp_path)
     assert side.events(protocol.SUCCESSOR_REQUESTED) and not side.events("verdict")
     use(monkeypatch, Cluster({}))
     row = AccountingRow(
@@ -162,12 +169,7 @@ def test_a_link_killed_and_forgotten_is_continued_by_the_keeper_alone(
 def test_a_link_forgotten_while_sacct_is_silent_waits_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    side = JobSide(tmp_path)
-    side.on_call("sbatch", f'echo "{DENIED}" >&2; exit 1')
-    side.body_runs("kill -9 $PPID")
-    side.run("200", 0)
-    side.chain.path.chmod(0o700)
-    plain_meta(side, tmp_path)
+    side = killed_link(tmp_path)
     cluster = use(monkeypatch, Cluster({}))
 
     # (accounting_rows: None is sacct's silence, an empty answer "no record")

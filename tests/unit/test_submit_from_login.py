@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobside import JobSide
+from test_notify import QOS_LIMIT
 
 from longrun import protocol, states
 from longrun.chain_view import build_view
@@ -156,9 +157,7 @@ def test_a_refused_sbatch_that_queued_the_job_all_the_same_is_found(tmp_path: Pa
 def test_a_submit_limit_is_not_taken_for_a_node_that_may_not_submit(tmp_path: Path) -> None:
     side = JobSide(tmp_path)
     side.on_call(
-        "sbatch",
-        'echo "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy '
-        "(job submit limit, user's size and/or time limits)\" >&2; exit 1",
+        "sbatch", f'echo "sbatch: error: Batch job submission failed: {QOS_LIMIT}" >&2; exit 1'
     )
     side.run("200", 0)
     assert side.events(protocol.SUBMIT_REFUSED) == []
