@@ -13,7 +13,9 @@ from chaintest import assert_invariants, submit_chain
 from longrun import slurm
 from slurmtest import Cluster
 
-pytestmark = pytest.mark.slurm
+# Each component takes a whole node of `multi`: the tests have the nodes to themselves, so
+# that they neither wait behind other tests nor hold those up.
+pytestmark = [pytest.mark.slurm, pytest.mark.disruptive]
 
 REPORT = """\
 echo "link $SLURM_LONGRUN_RESTART_COUNT job $SLURM_JOB_ID g0 ${SLURM_JOB_ID_HET_GROUP_0:-} \
