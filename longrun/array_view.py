@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import protocol, states
 from .arrays import element_key
+from .chain_record import ChainRecord
 from .chain_store import digits
 from .chain_view import ChainView, build_view, chain_jobs, iso
 from .slurm_output import QueueRow
@@ -81,10 +82,6 @@ def element_row(view: ChainView) -> dict[str, Any]:
     }
 
 
-def is_array(meta: Mapping[str, Any]) -> bool:
-    return bool(meta.get("array"))
-
-
 def elements_of_jobs(events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Which element each job of the array belongs to: a link says so when it starts, and the
     successor it queues (or a repair queues for it) belongs to the same element."""
@@ -125,7 +122,7 @@ def split_events(
 
 
 def build_array_view(
-    meta: Mapping[str, Any],
+    record: ChainRecord,
     events: Sequence[Mapping[str, Any]],
     ended: str | None,
     element_ends: Mapping[int, str],
@@ -134,29 +131,29 @@ def build_array_view(
     """The array from its metadata, events and recorded ends. `queue`: one squeue answer for
     the array and its live successors, or None when Slurm was not asked (then an element that
     never started counts as waiting)."""
-    indices = [int(index) for index in meta.get("array", {}).get("indices", [])]
+    indices = list(record.array.indices) if record.array else []
     array_job = next(
         (str(e.get("job")) for e in events if e.get("event") == protocol.SUBMITTED), ""
     )
     elements = {}
     for index, own in split_events(events, indices).items():
-        element_meta = {**meta, "chain_id": element_key(str(meta.get("chain_id", "")), index)}
+        element_record = replace(record, chain_id=element_key(record.chain_id, index))
         task = f"{array_job}_{index}"
         element = build_view(
-            element_meta, own, element_ends.get(index) or ended, _own_rows(queue, own, task)
+            element_record, own, element_ends.get(index) or ended, _own_rows(queue, own, task)
         )
         if queue is not None and not element.links and element.is_live:
             _ended_before_start(element, queue.get(task))
         elements[index] = element
     last = [v.last_change_epoch for v in elements.values() if v.last_change_epoch is not None]
     view = ArrayView(
-        chain_id=str(meta.get("chain_id", "")),
-        job_name=str(meta.get("job_name", "")),
+        chain_id=record.chain_id,
+        job_name=record.job_name,
         array_job=array_job,
         state="",
         reason="",
         elements=elements,
-        created=str(meta.get("created", "")),
+        created=record.created,
         last_change_epoch=max(last) if last else None,
     )
     view.state = array_state([v.state for v in elements.values()])

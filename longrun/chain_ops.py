@@ -16,20 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import log, protocol, slurm, states
-from .array_view import ArrayView, build_array_view, elements_of_jobs, is_array
+from .array_view import ArrayView, build_array_view, elements_of_jobs
 from .arrays import element_key, resolve_pattern
+from .chain_record import ChainRecord
 from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, LinkView, SlurmEnd, build_view, chain_jobs
-from .environment import EXPORT_ALL, ExportMode, successor_arguments, successor_environment
+from .environment import ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, RepairRefused, StateError, UsageError
 from .kept import kept_or_read, kept_view, view_data
 from .slurm_output import QueueRow
 from .successor_request import read_request, submit_request
-
-
-def cluster_args(meta: Mapping[str, Any]) -> list[str]:
-    """-M CLUSTERS for every Slurm command of the chain with this metadata."""
-    return slurm.cluster_args(meta.get("clusters"))
 
 
 def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
@@ -40,7 +36,7 @@ def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
     if not ask_slurm or ended:
         return build_view(meta, events, ended)
     asked = jobs_to_ask(build_view(meta, events, ended))
-    return build_view(meta, events, ended, slurm.queue_rows(asked, cluster_args(meta)))
+    return build_view(meta, events, ended, slurm.queue_rows(asked, meta.cluster_args()))
 
 
 def jobs_to_ask(view: ChainView) -> set[str]:
@@ -58,7 +54,7 @@ def settle_last_link(folder: ChainFolder, view: ChainView) -> bool | None:
         return False
     wanted = [last.job_id] if last.state in states.UNSETTLED_STATES else []
     wanted += [view.successor_job] if view.successor_job else []
-    rows = slurm.accounting_rows(wanted, cluster_args(folder.read_meta()))
+    rows = slurm.accounting_rows(wanted, folder.read_meta().cluster_args())
     if rows is None:
         return None
     found = {job: SlurmEnd(row.state, row.start, row.end) for job, row in rows.items()}
@@ -115,14 +111,14 @@ def cancel_chain(folder: ChainFolder, element: int | None = None) -> CancelResul
     """
     with chain_lock(folder):
         meta = folder.read_meta()
-        if element is not None and element not in meta.get("array", {}).get("indices", []):
+        if element is not None and element not in (meta.array.indices if meta.array else ()):
             raise UsageError(
                 f"chain {folder.chain_id} has no array element {element}",
                 "`longrun status CHAIN` lists the elements.",
             )
         recorded = folder.ended() if element is None else folder.element_ends().get(element)
         previous = None if folder.set_ended(states.CHAIN_CANCELLED, element) else recorded
-        clusters = cluster_args(meta)
+        clusters = meta.cluster_args()
         cancelled: list[str] = []
         for _ in range(3):
             jobs = _jobs_of(folder, meta, element)
@@ -155,11 +151,11 @@ def cancel_chain(folder: ChainFolder, element: int | None = None) -> CancelResul
         return CancelResult(cancelled, previous)
 
 
-def _jobs_of(folder: ChainFolder, meta: Mapping[str, Any], element: int | None) -> set[str]:
+def _jobs_of(folder: ChainFolder, meta: ChainRecord, element: int | None) -> set[str]:
     """The jobs to cancel: the chain's, or one array element's (its task as ARRAYJOB_TASK,
     never the array's own id, which would name every task)."""
     events = folder.read_events()
-    if not is_array(meta):
+    if not meta.is_array:
         return set(chain_jobs(events))
     view = build_array_view(meta, events, None, {})
     if element is None:  # the array's own id names every task, pending ones too
@@ -200,7 +196,7 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
     """
     with chain_lock(folder):
         meta = folder.read_meta()
-        clusters = cluster_args(meta)
+        clusters = meta.cluster_args()
         events = folder.read_events()
         view, jobs = _chain_or_element(folder, meta, events, element, None)
         last = view.links[-1] if view.links else None
@@ -210,8 +206,7 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         view, _ = _chain_or_element(folder, meta, events, element, rows)
         own = {job: row for job, row in rows.items() if job in jobs}
         retries = _retries_of(events, last.job_id) if last else 0
-        grows = bool(meta.get("learning", {}).get("grow_percent"))
-        retries_left = grows or retries < meta.get("retry_failed", 0)
+        retries_left = meta.grows_memory or retries < meta.retry_failed
         if last is None or not needs_repair(view, own, retries_left):
             return None
         refuse_another_repair(events, last.job_id)
@@ -233,24 +228,24 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
             arguments = list(request.without_dependency())
             job_id = submit_request(request, arguments)
             return _repaired(folder, state, last, job_id, arguments)
-        comment = f"--comment={meta.get('comment_prefix', '')}{tag}"
-        how = ExportMode(meta.get("export_mode", EXPORT_ALL), tuple(meta.get("export_names", ())))
+        comment = f"--comment={meta.comment_prefix}{tag}"
+        how = ExportMode(meta.export_mode, meta.export_names)
         array_element = _started_field(events, last.job_id, "array") if element is not None else ""
         # (an array element: its own links' growth only)
         memory = _grown_memory([e for e in events if element is None or str(e.get("job")) in jobs])
         arguments = [
-            "--parsable", *meta.get("successor_options", []),
+            "--parsable", *meta.successor_options,
             *([f"--{memory}M"] if memory else []),
             *_element_options(meta, array_element), comment,
             *successor_arguments(how, str(folder.env_file)),
-            *meta.get("successor_components", []), str(folder.link_script),
+            *meta.successor_components, str(folder.link_script),
             *protocol.link_arguments(
                 next_count, _initial_job(view), last.job_id, retries, array_element,
                 free_links=view.free_links, memory=memory, submit_from=_submit_from(meta, events),
             ),
         ]  # fmt: skip
         env = successor_environment(snapshot, how, os.environ.get("SLURM_CONF"))
-        job_id = slurm.sbatch(arguments, cwd=meta.get("submit_dir") or "/", env=env, timeout=60)
+        job_id = slurm.sbatch(arguments, cwd=meta.submit_dir or "/", env=env, timeout=60)
         return _repaired(folder, state, last, job_id, arguments)
 
 
@@ -265,11 +260,11 @@ def _repaired(
     return job_id
 
 
-def _submit_from(meta: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> str:
+def _submit_from(meta: ChainRecord, events: Sequence[Mapping[str, Any]]) -> str:
     """login once the chain was submitted so, or a link found its node may not submit."""
     if any(event.get("event") == protocol.SUBMIT_REFUSED for event in events):
         return protocol.SUBMIT_FROM_LOGIN
-    return str(meta.get("submit_from") or protocol.SUBMIT_FROM_COMPUTE)
+    return meta.submit_from or protocol.SUBMIT_FROM_COMPUTE
 
 
 MAX_REPAIRS = 3  # of one link; a folder that always looks broken cannot make more
@@ -301,7 +296,7 @@ def repair_refused(job_id: str, why: str) -> RepairRefused:
 
 def _chain_or_element(
     folder: ChainFolder,
-    meta: Mapping[str, Any],
+    meta: ChainRecord,
     events: Sequence[Mapping[str, Any]],
     element: int | None,
     queue: Mapping[str, QueueRow] | None,
@@ -334,15 +329,17 @@ def _started_field(events: Sequence[Mapping[str, Any]], job_id: str, key: str) -
     return ""
 
 
-def _element_options(meta: Mapping[str, Any], array_element: str) -> list[str]:
+def _element_options(meta: ChainRecord, array_element: str) -> list[str]:
     """An element's later links write the files its first link wrote (see lr_element_options)."""
     if not array_element:
         return []
     array_job, element = array_element.split(",")[:2]
-    array = meta.get("array", {})
-    options = [f"--output={resolve_pattern(array['output'], array_job, int(element))}"]
-    if array.get("error"):
-        options.append(f"--error={resolve_pattern(array['error'], array_job, int(element))}")
+    array = meta.array
+    if array is None:
+        return []
+    options = [f"--output={resolve_pattern(array.output, array_job, int(element))}"]
+    if array.error:
+        options.append(f"--error={resolve_pattern(array.error, array_job, int(element))}")
     return options
 
 
@@ -368,7 +365,7 @@ def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
         for link in view.links
         if link.restart_count > view.restart_limit and link.state in states.UNSETTLED_STATES
     ]
-    clusters = cluster_args(folder.read_meta())
+    clusters = folder.read_meta().cluster_args()
     for job in over:
         try:
             slurm.scancel(job, clusters)
@@ -383,7 +380,7 @@ def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
 def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | ArrayView:
     """The chain for `longrun status`: live jobs from squeue; the last link settled if needed.
     An array chain: all its elements, or one."""
-    if is_array(folder.read_meta()):
+    if folder.read_meta().is_array:
         array = _settled_array(folder, live_array_view(folder), by="longrun status")
         if element is None:
             return array
@@ -430,7 +427,7 @@ def live_array_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ArrayView
     if not ask_slurm or not view.is_live:
         return view
     asked = array_jobs_to_ask(view)
-    rows = slurm.queue_rows(asked, cluster_args(meta)) if asked else {}
+    rows = slurm.queue_rows(asked, meta.cluster_args()) if asked else {}
     return build_array_view(meta, events, ended, ends, rows)
 
 
@@ -459,12 +456,12 @@ def list_views(
 
     def view_of(
         folder: ChainFolder,
-        meta: Mapping[str, Any],
+        meta: ChainRecord,
         events: Any,
         ended: str | None,
         queue: Mapping[str, QueueRow] | None = None,
     ) -> ChainView | ArrayView:
-        if is_array(meta):
+        if meta.is_array:
             return build_array_view(meta, events, ended, folder.element_ends(), queue)
         return build_view(meta, events, ended, queue)
 
@@ -478,7 +475,7 @@ def list_views(
     queue: dict[str, QueueRow] = {}
     if wanted:
         try:
-            queue = slurm.queue_rows(wanted, cluster_args(loaded[0][1]))
+            queue = slurm.queue_rows(wanted, loaded[0][1].cluster_args())
         except LongrunError as exc:
             log.warning("squeue failed; live chains are shown from their logs only: {}", exc)
     if queue:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import log, protocol
+from .chain_record import ChainRecord
 from .errors import ChainNotFoundError, LongrunError, StateError
 from .protocol import read_snapshot, snapshot_bytes
 
@@ -361,8 +362,8 @@ class ChainFolder:
             os.close(fd)
 
     # --- writing (submission) ---------------------------------------------------------------
-    def write_meta(self, meta: Mapping[str, Any]) -> None:
-        write_atomic(self.meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    def write_meta(self, record: ChainRecord) -> None:
+        write_atomic(self.meta_file, record.to_json())
 
     def write_script(self, text: str) -> None:
         write_atomic(self.script_file, text, mode=0o600)
@@ -431,17 +432,14 @@ class ChainFolder:
         return {element: state for element, state in ends.items() if state}
 
     # --- reading ----------------------------------------------------------------------------
-    def read_meta(self, handle: int | None = None) -> dict[str, Any]:
+    def read_meta(self, handle: int | None = None) -> ChainRecord:
         """chain.json (through a handle on the folder from held(), if given)."""
         try:
             path = protocol.META if handle is not None else str(self.meta_file)
-            meta = json.loads(read_regular(path, dir_fd=handle))
+            return ChainRecord.from_json(read_regular(path, dir_fd=handle))
         except (OSError, ValueError, RecursionError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise StateError(f"cannot read {self.meta_file}: {why}") from exc
-        if not isinstance(meta, dict):
-            raise StateError(f"cannot read {self.meta_file}: not a chain's metadata")
-        return meta
 
     def read_events(self) -> list[dict[str, Any]]:
         """Every event of every writer, oldest first; a damaged line is skipped."""

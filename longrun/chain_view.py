@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol, states
+from .chain_record import ChainRecord
 from .chain_store import MAX_NUMBER
 from .slurm_output import QueueRow, hostnames, slurm_epoch
 
@@ -138,7 +139,7 @@ def chain_jobs(events: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def build_view(
-    meta: Mapping[str, Any],
+    record: ChainRecord,
     events: Sequence[Mapping[str, Any]],
     ended: str | None,
     queue: Mapping[str, QueueRow] | None = None,
@@ -250,13 +251,13 @@ def build_view(
         view.progress = progress.get(job)
         view.avoided = not avoided.keys().isdisjoint(hostnames(view.nodes or ""))
     chain = ChainView(
-        chain_id=str(meta.get("chain_id", "")),
-        job_name=str(meta.get("job_name", "")),
+        chain_id=record.chain_id,
+        job_name=record.job_name,
         state="",
         reason=ended_reason,
-        max_restarts=int(meta.get("max_restarts", 0)),
+        max_restarts=record.max_restarts,
         links=[links[job] for job in order],
-        created=str(meta.get("created", "")),
+        created=record.created,
         last_change_epoch=last_epoch,
         submitted_job=submitted,
         # A link knows the hand-overs before it; one that handed over adds itself (its event

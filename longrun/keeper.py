@@ -31,7 +31,6 @@ from . import log, protocol, slurm, states
 from .array_view import elements_of_jobs
 from .chain_ops import (
     chain_lock,
-    cluster_args,
     live_array_view,
     live_view,
     record_end,
@@ -103,7 +102,7 @@ def keep_chain(
     pending = open_requests(folder, folder.read_events())
     if not pending:
         return []
-    clusters = cluster_args(folder.read_meta())
+    clusters = folder.read_meta().cluster_args()
     rows = list(queue) if queue is not None else _user_jobs(clusters)
     if rows is None:
         return []
@@ -246,7 +245,7 @@ def keep_all(state: StateDir, by: str = "keeper") -> Pass:
         try:  # only chains with a request still open cost a question to Slurm
             if folder.ended() or not open_requests(folder, folder.read_events()):
                 continue
-            clusters = tuple(cluster_args(folder.read_meta()))
+            clusters = tuple(folder.read_meta().cluster_args())
         except CHAIN_ERRORS as exc:
             log.warning("chain {}: {}", folder.chain_id, exc)
             continue

@@ -9,7 +9,6 @@ from functools import partial
 from typing import Any
 
 from . import log, protocol, states
-from .array_view import is_array
 from .chain_ops import list_views, live_array_view, live_view
 from .chain_store import MAX_NUMBER, ChainFolder, StateDir, reading
 from .errors import LongrunError
@@ -97,7 +96,7 @@ def _damage(folder: ChainFolder, whole: bool = True) -> str | None:
             meta = folder.read_meta()
             if not whole:
                 return None
-            if is_array(meta):
+            if meta.is_array:
                 list_rows([live_array_view(folder, ask_slurm=False)])
             else:
                 list_rows([live_view(folder, ask_slurm=False)])

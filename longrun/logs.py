@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import protocol
-from .array_view import build_array_view, is_array
+from .array_view import build_array_view
 from .chain_store import ChainFolder, digits, open_regular, reading
 from .chain_view import ChainView, build_view
 from .errors import UsageError
@@ -155,7 +155,7 @@ def _read_chain(
     folder: ChainFolder, element: int | None, stream: str
 ) -> tuple[ChainView, list[Segment]]:
     meta, events, ended = folder.read_meta(), folder.read_events(), folder.ended()
-    if not is_array(meta):
+    if not meta.is_array:
         if element is not None:
             raise UsageError(f"chain {folder.chain_id} is not an array: it has no --element")
         view = build_view(meta, events, ended)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import __version__, log, protocol, slurm
 from .batch_script import UserScript, load_script, wrap_script
+from .chain_record import ChainRecord
 from .chain_store import ChainFolder, StateDir, default_root, new_chain_id, node_local
 from .errors import UsageError
 from .plan import DROPPED_VARIABLES, ChainLocation, LinkPlan, WrapperOptions, build_plan
@@ -136,7 +137,7 @@ def submit(
             folder.write_env({**sbatch_environment(env), "SLURM_JOB_NAME": plan.job_name})
             folder.write_library(render_library())
             folder.write_link_script(text)
-            folder.write_meta(_metadata(plan, wrapper, script, sbatch_argv, env))
+            folder.write_meta(_record(plan, script, sbatch_argv, env))
             command = plan.first_command()
             folder.append_event(protocol.SUBMITTING, command=shlex.join(command))
             job_id = slurm.sbatch(command[1:], cwd=submit_dir, env=sbatch_environment(env))
@@ -198,59 +199,21 @@ def _test_only(
     return TestOnly(result.returncode, result.stdout, result.stderr)
 
 
-def _metadata(
-    plan: LinkPlan,
-    wrapper: WrapperOptions,
-    script: UserScript,
-    sbatch_argv: Sequence[str],
-    env: Mapping[str, str],
-) -> dict:
+def _record(
+    plan: LinkPlan, script: UserScript, sbatch_argv: Sequence[str], env: Mapping[str, str]
+) -> ChainRecord:
     try:
         user = pwd.getpwuid(os.getuid()).pw_name
     except KeyError:  # a uid without a passwd entry (some containers)
         user = env.get("USER", str(os.getuid()))
-    return {
-        "chain_id": plan.chain_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "longrun_version": __version__,
-        "library_sha256": library_sha256(render_library()),
-        "user": user,
-        "uid": os.getuid(),
-        "host": os.uname().nodename,
-        "job_name": plan.job_name,
-        "script": script.source,
-        "script_args": list(plan.script_args),
-        "submit_dir": plan.submit_dir,
-        "sbatch_argv": list(sbatch_argv),
-        "first_options": list(plan.first_options),
-        "successor_options": list(plan.successor_options),
-        "successor_components": list(plan.successor_components),
-        "max_restarts": wrapper.max_restarts,
-        "retry_failed": wrapper.retry_failed,
-        "continue_exit_code": plan.continue_code,
-        "check_signal": plan.check_signal,
-        "forward_signal": plan.forward_signal,
-        "clusters": plan.clusters,
-        "comment_prefix": plan.comment_prefix,
-        "export_mode": plan.export.mode,
-        "export_names": list(plan.export.names),
-        "submit_from": plan.submit_from,
-        # What the chain learns from (README: A chain that learns); 0 is off.
-        "learning": {
-            "avoid_seconds": plan.learning.avoid_seconds,
-            "node_check": list(plan.learning.node_check),
-            "grow_percent": plan.learning.grow_percent,
-            "grow_max_mb": plan.learning.grow_max_mb,
-            "max_idle_links": plan.learning.max_idle_links,
-            "total_seconds": plan.learning.total_seconds,
-        },
-        "array": {
-            "spec": plan.array.spec,
-            "indices": list(plan.array.indices),
-            "throttle": plan.array.throttle,
-            "output": plan.output_pattern,
-            "error": plan.error_pattern,
-        }
-        if plan.array
-        else None,
-    }
+    return ChainRecord.from_plan(
+        plan,
+        sbatch_argv=sbatch_argv,
+        script_source=script.source,
+        library_sha256=library_sha256(render_library()),
+        user=user,
+        uid=os.getuid(),
+        host=os.uname().nodename,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        longrun_version=__version__,
+    )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import chain_ops, log, protocol, slurm, states
-from .array_view import ArrayView, is_array
+from .array_view import ArrayView
 from .chain_store import ChainFolder, StateDir, reading
 from .chain_view import ChainView, iso
 from .errors import LongrunError
@@ -332,7 +332,7 @@ def jobs_of(view: ChainView | ArrayView) -> list[str]:
 def chain_usage(folder: ChainFolder, element: int | None = None) -> ChainUsage:
     """A chain's usage (or one array element's), from one sacct call."""
     view = chain_ops.status_view(folder, element)
-    clusters = chain_ops.cluster_args(folder.read_meta())
+    clusters = folder.read_meta().cluster_args()
     rows = slurm.usage_rows(jobs_of(view), view.created, clusters)
     return usage_from(view, rows, folder.read_events(), element)
 
@@ -349,11 +349,11 @@ def usage_of_chains(state: StateDir) -> dict[str, ChainUsage]:
                 meta = folder.read_meta()
                 view = (
                     chain_ops.live_array_view(folder, ask_slurm=False)
-                    if is_array(meta)
+                    if meta.is_array
                     else chain_ops.live_view(folder, ask_slurm=False)
                 )
                 chains.append((view, folder.read_events()))
-                clusters = clusters or chain_ops.cluster_args(meta)
+                clusters = clusters or meta.cluster_args()
         except LongrunError as exc:
             log.debug("no usage for {}: {}", folder.path, exc.message)
     jobs = [job for view, _ in chains for job in jobs_of(view)]

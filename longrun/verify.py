@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol, slurm, states
-from .array_view import build_array_view, is_array, split_events
+from .array_view import build_array_view, split_events
 from .arrays import element_key
 from .chain_store import ChainFolder, reading
 from .chain_view import chain_jobs
@@ -122,13 +122,13 @@ def _verify(folder: ChainFolder) -> list[Report]:
     meta = folder.read_meta()
     events = folder.read_events()
     ended = folder.ended()  # every file read before Slurm is asked
-    clusters = slurm.cluster_args(meta.get("clusters"))
+    clusters = meta.cluster_args()
     jobs = chain_jobs(events)
     accounting = slurm.accounting_rows([j for j in jobs if "_" not in j], clusters)
     if accounting is None:
         raise SlurmCommandError(["sacct"], "", None, "verify needs Slurm's accounting: try again")
     queue = slurm.queue_rows(jobs, clusters) if jobs else {}
-    if not is_array(meta):
+    if not meta.is_array:
         return [check_links(folder.chain_id, events, ended, accounting, queue)]
     view = build_array_view(meta, events, ended, folder.element_ends())
     reports = []

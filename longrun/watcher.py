@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from . import protocol, states
-from .array_view import ArrayView, elements_of_jobs, is_array
+from .array_view import ArrayView, elements_of_jobs
 from .chain_ops import (
     MAX_REPAIRS,
     enforce_max_restarts,
@@ -113,7 +113,7 @@ def watch(
 ) -> str:
     """Follow the chain (an array: every element) until it ends; return its end state."""
     settings, out, tail, max_restarts = _begin(folder, settings, output, replay)
-    if is_array(folder.read_meta()):
+    if folder.read_meta().is_array:
         return _watch_array(folder, state, settings, out, tail, max_restarts, replay, clock, sleep)
     view = live_view(folder)
     if not replay:
@@ -155,7 +155,7 @@ def _begin(
     """What every watch starts with: its settings, its output, the event log to follow (from
     the start with `replay`), and the chain's --max-restarts."""
     tail = EventTail(folder, from_end=not replay)
-    max_restarts = int(folder.read_meta().get("max_restarts", 0))
+    max_restarts = folder.read_meta().max_restarts
     return settings or WatchSettings.from_env(), output or Output(), tail, max_restarts
 
 

@@ -18,6 +18,7 @@ from longrun.array_view import (
     elements_of_jobs,
 )
 from longrun.arrays import element_key, resolve_pattern
+from longrun.chain_record import ChainRecord
 from longrun.chain_store import ChainFolder
 
 ARRAYS = Path(__file__).parent / "data" / "arrays"
@@ -95,10 +96,10 @@ def write_big_array(root: Path, elements: int) -> ChainFolder:
     for path in (root, root / "chains", folder.path):
         path.chmod(0o700)
     (root / "jobs").mkdir()
-    meta = {
+    meta = ChainRecord.from_dict({
         "chain_id": chain_id, "job_name": "sweep", "max_restarts": 999,
         "array": {"spec": f"0-{elements - 1}", "indices": list(range(elements))},
-    }  # fmt: skip
+    })  # fmt: skip
     folder.write_meta(meta)
     (root / "jobs" / "5000").write_text(chain_id + "\n")
     folder.append_event(protocol.SUBMITTED, job="5000", restart_count=0)

@@ -4,17 +4,18 @@ longrun.chain_view and longrun.chain_ops.needs_repair, and the rule table's kind
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
 from longrun import protocol, states
 from longrun.chain_ops import needs_repair
+from longrun.chain_record import ChainRecord
 from longrun.chain_view import SlurmEnd, build_view
 from longrun.slurm_output import QueueRow
 
-META = {"chain_id": "20261130-120000-abcd", "job_name": "job.sh", "max_restarts": 1}
+META = ChainRecord(chain_id="20261130-120000-abcd", job_name="job.sh", max_restarts=1)
 
 
 def event(kind: str, job: str, restart: int, epoch: int, **fields: Any) -> dict[str, Any]:
@@ -180,7 +181,7 @@ def test_no_repair_while_a_job_of_the_chain_is_in_the_queue(state: str) -> None:
 )
 def test_a_failed_link_is_repaired_only_with_retries_left(retries_left: bool, repair: bool) -> None:
     events = [*link("100", 0, "200"), *verdict("100", 0, states.VERDICT_FAILED, 3)]
-    view = build_view({**META, "max_restarts": 5}, events, None, {}, {})
+    view = build_view(replace(META, max_restarts=5), events, None, {}, {})
     assert view.state == states.CHAIN_STALLED
     assert needs_repair(view, {}, retries_left=retries_left) is repair
 
@@ -227,7 +228,7 @@ def test_a_stalled_chain_says_what_its_last_link_said() -> None:
         *link("100", 0), *verdict("100", 0, states.VERDICT_CONTINUE, 75),
         event(protocol.CHAIN_STALLED, "100", 0, 1060, reason=words),
     ]  # fmt: skip
-    view = build_view({**META, "max_restarts": 5}, events, None, {},
+    view = build_view(replace(META, max_restarts=5), events, None, {},
                       {"100": SlurmEnd(states.COMPLETED)})  # fmt: skip
     assert view.state == states.CHAIN_STALLED
     assert view.reason.endswith(f"; {words}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from longrun import states
 from longrun.chain_ops import needs_repair
+from longrun.chain_record import ChainRecord
 from longrun.chain_view import ChainView, build_view
 from longrun.report import event_line, progress_line, status_text
 from longrun.slurm_output import QueueRow, parse_sacct, slurm_epoch
@@ -26,7 +28,7 @@ CHAINS = Path(__file__).parent / "data" / "chains"
 
 def load(name: str) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     folder = CHAINS / name
-    meta = json.loads((folder / "chain.json").read_text())
+    meta = ChainRecord.from_json((folder / "chain.json").read_text())
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     return meta, events, (folder / "ended").read_text().strip()
 
@@ -82,7 +84,7 @@ def test_successor_and_current_job() -> None:
 def test_watcher_lines_for_a_chain_that_went_on_after_a_timeout() -> None:
     meta, events, _ = load("timeout")
     first, second = (link.job_id for link in view_of("timeout").links)
-    lines = [line for e in events if (line := event_line(e, meta["max_restarts"], False))]
+    lines = [line for e in events if (line := event_line(e, meta.max_restarts, False))]
     assert lines == [
         f"Job submitted with ID {first} (link 1/1000)",
         f"Watching job {first} (link 1/1000)",
@@ -98,7 +100,7 @@ def test_watcher_lines_for_a_chain_that_went_on_after_a_timeout() -> None:
 
 def test_watcher_lines_for_a_cancelled_chain_say_why_it_ends() -> None:
     meta, events, _ = load("cancelled")
-    lines = [line for e in events if (line := event_line(e, meta["max_restarts"], False))]
+    lines = [line for e in events if (line := event_line(e, meta.max_restarts, False))]
     assert lines[-1].startswith("Chain ended CANCELLED")
 
 
@@ -157,7 +159,7 @@ def test_a_chain_with_nothing_queued_and_an_unknown_end_is_stalled_then_settled(
     pending = {"999": queue_row("999", "PENDING")}
     assert not needs_repair(settled, pending, retries_left=False)
     timed_out = {first: queue_row(first, "TIMEOUT")}
-    limited = build_view({**meta, "max_restarts": 0}, events[:cut], None, timed_out)
+    limited = build_view(replace(meta, max_restarts=0), events[:cut], None, timed_out)
     assert limited.state == states.CHAIN_MAX_RESTARTS
     assert not needs_repair(limited, {}, retries_left=False)
 

@@ -277,7 +277,7 @@ DAMAGE: dict[str, tuple[str, Callable[[Path, Path], None], str]] = {
     ),
     "max_restarts inf": (
         protocol.META, infinite_max_restarts,
-        f"chain {TIMEOUT} is damaged: OverflowError: cannot convert float infinity to integer",
+        "cannot read {path}: max_restarts is not a whole number",
     ),
     "ended a fifo": (
         protocol.ENDED, replaced(fifo), f"chain {TIMEOUT} is damaged: {{path}}: a FIFO, not read"
@@ -309,11 +309,11 @@ def test_a_damaged_chain_is_listed_as_such_beside_the_others(
     assert result.stderr.startswith("longrun: error: ") and why in result.stderr
     # The other commands that read a chain say the same, without a traceback or a question to
     # Slurm: `verify` reports it as the chain's problem, `watch` as an error.
-    if damage != "max_restarts inf":  # verify and cancel do not read it: they ask Slurm
-        verified = longrun(state, "verify", TIMEOUT)
-        assert verified.returncode == 1 and f"  - {why}" in verified.stdout.splitlines()
-        cancelled = longrun(state, "cancel", TIMEOUT)
-        assert cancelled.returncode == 2 and why in cancelled.stderr
+    # (a wrong value in chain.json too: the record is read, typed, before anything is done)
+    verified = longrun(state, "verify", TIMEOUT)
+    assert verified.returncode == 1 and f"  - {why}" in verified.stdout.splitlines()
+    cancelled = longrun(state, "cancel", TIMEOUT)
+    assert cancelled.returncode == 2 and why in cancelled.stderr
     watched = longrun(state, "watch", TIMEOUT)
     assert watched.returncode == 2 and why in watched.stderr
 

@@ -14,6 +14,7 @@ import pytest
 from jobside import JobSide
 
 from longrun import keeper, protocol, slurm, states
+from longrun.chain_record import ChainRecord
 from longrun.chain_store import ChainFolder, StateDir
 from longrun.errors import UsageError
 from longrun.successor_request import Request, parse_request
@@ -80,7 +81,9 @@ def refused(tmp_path: Path) -> JobSide:
     assert side.run("200", 0).returncode == 0
     side.chain.path.chmod(0o700)
     side.chain.write_meta(
-        {"chain_id": side.chain.chain_id, "max_restarts": 999, "submit_dir": str(tmp_path)}
+        ChainRecord.from_dict(
+            {"chain_id": side.chain.chain_id, "max_restarts": 999, "submit_dir": str(tmp_path)}
+        )
     )
     return side
 
@@ -201,7 +204,7 @@ def test_one_pass_asks_squeue_once_for_every_chain(
         link = folder.link_dir(job)
         link.mkdir(parents=True)
         folder.path.chmod(0o700)
-        folder.write_meta({"chain_id": name, "max_restarts": 9})
+        folder.write_meta(ChainRecord.from_dict({"chain_id": name, "max_restarts": 9}))
         (link / protocol.REQUEST).write_bytes(_request_bytes(job, tmp_path, name))
         (link / protocol.EVENTS).write_text(
             f'{{"event":"link_started","job":"{job}","restart_count":0}}\n'

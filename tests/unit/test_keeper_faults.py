@@ -12,6 +12,7 @@ from test_keeper import DENIED, Cluster, _request_bytes, events, state_of, use
 
 from longrun import chain_ops, keeper, protocol, slurm, states, watcher
 from longrun.chain_ops import live_view
+from longrun.chain_record import ChainRecord
 from longrun.chain_store import ChainFolder
 from longrun.plan import WrapperOptions
 from longrun.slurm_output import AccountingRow, TaggedRow
@@ -35,17 +36,19 @@ def refused_link(tmp_path: Path, job: str = "200", **run: Any) -> JobSide:
 
 def plain_meta(side: JobSide, tmp_path: Path) -> None:
     side.chain.write_meta(
-        {"chain_id": side.chain.chain_id, "max_restarts": 999, "submit_dir": str(tmp_path)}
+        ChainRecord.from_dict(
+            {"chain_id": side.chain.chain_id, "max_restarts": 999, "submit_dir": str(tmp_path)}
+        )
     )
 
 
 def array_meta(side: JobSide, tmp_path: Path) -> None:
-    side.chain.write_meta({
+    side.chain.write_meta(ChainRecord.from_dict({
         "chain_id": side.chain.chain_id, "max_restarts": 999, "submit_dir": str(tmp_path),
         "array": {"error": "", "indices": [0, 1, 2, 3, 4], "output": "out_%A_%a.txt",
                   "spec": "0-4", "throttle": None},
         "successor_options": [],
-    })  # fmt: skip
+    }))  # fmt: skip
     side.chain.append_event(protocol.SUBMITTED, job="3193", restart_count=0)
 
 
@@ -67,7 +70,7 @@ def test_a_damaged_event_in_one_chain_stops_no_keeper(
     link = damaged.link_dir("300")
     link.mkdir(parents=True)
     damaged.path.chmod(0o700)
-    damaged.write_meta({"chain_id": damaged.chain_id, "max_restarts": 9})
+    damaged.write_meta(ChainRecord.from_dict({"chain_id": damaged.chain_id, "max_restarts": 9}))
     (link / protocol.REQUEST).write_bytes(_request_bytes("300", tmp_path))
     (link / protocol.EVENTS).write_text(
         '{"event":"link_started","job":"300","restart_count":0}\n'

@@ -13,6 +13,7 @@ import pytest
 from test_learning import already_avoided, ended, on_nodes, recorded_link, side_with
 
 from longrun import chain_ops, protocol, slurm, states
+from longrun.chain_record import ChainRecord
 from longrun.chain_view import build_view
 from longrun.render import shquote
 from longrun.slurm_output import QueueRow
@@ -172,7 +173,7 @@ def test_the_watcher_does_not_cancel_the_successor_of_a_hand_over_preempted_at_i
     side.run("300", 1, "200", arguments=("--free-links=1",), slurm_env=on_nodes("vm2"))
     assert side.bodies_run() == ["300"]  # the job side: a legitimate link
     # The watcher, while 300 still runs.
-    meta = {"chain_id": side.chain.chain_id, "max_restarts": 0}
+    meta = ChainRecord(chain_id=side.chain.chain_id, max_restarts=0)
     side.chain.write_meta(meta)
     running = {"300": QueueRow("300", states.RUNNING, "None", "0:05", "59:55", "", "")}
     view = build_view(meta, side.chain.read_events(), None, running)
@@ -198,10 +199,10 @@ def test_a_repaired_successor_of_a_memory_hand_over_asks_for_the_grown_memory(
     side.on_call("sbatch", "echo 'sbatch: error: Batch job submission failed' >&2; exit 1")
     side.run("300", 1, "200", slurm_env={"SLURM_MEM_PER_NODE": "100"})
     assert side.events(protocol.HANDED_OVER) and side.events(protocol.CHAIN_STALLED)
-    meta = {
+    meta = ChainRecord.from_dict({
         "chain_id": side.chain.chain_id, "max_restarts": 999, "successor_options": ["--mem=100M"],
         "learning": {"grow_percent": 200},
-    }  # fmt: skip
+    })  # fmt: skip
     side.chain.write_meta(meta)
     rows = {
         job: QueueRow(job, state, "None", "0:05", "0:00", "", "")

@@ -15,6 +15,7 @@ from test_array_view import recorded
 from test_chain_view import view_of
 
 from longrun import protocol, states
+from longrun.chain_record import ChainRecord
 from longrun.chain_view import build_view
 from longrun.cli import main
 from longrun.logs import follow, print_logs, segments
@@ -26,7 +27,7 @@ T0 = 1795700000
 
 def chain_events(outputs: list[tuple[str, int]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A chain whose links (jobs 101, 102, ...) wrote output to these files, from these sizes."""
-    meta = {"chain_id": "20261126-120000-abcd", "job_name": "job.sh", "max_restarts": 9}
+    meta = ChainRecord(chain_id="20261126-120000-abcd", job_name="job.sh", max_restarts=9)
     events: list[dict[str, Any]] = [{"event": protocol.SUBMITTED, "job": "101", "t": T0}]
     for index, (path, offset) in enumerate(outputs):
         job = str(101 + index)

@@ -239,7 +239,7 @@ def test_files_read_through_the_held_folder_come_from_the_folder_that_was_checke
         shutil.copytree(tmp_path / "moved", folder.path)
         ChainFolder(folder.path).write_env({"PATH": str(tmp_path / "evil")})
         assert folder.read_env(handle) == {"PATH": "/usr/bin:/bin"}
-        assert folder.read_meta(handle)["chain_id"] == folder.chain_id
+        assert folder.read_meta(handle).chain_id == folder.chain_id
     folder.path.chmod(0o755)
     with pytest.raises(StateError, match="loose permissions"), folder.held():
         pass

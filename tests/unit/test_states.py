@@ -99,9 +99,9 @@ def test_slurm_state_names_are_spelled_only_in_the_rule_table() -> None:
     pattern = re.compile(r"(?<![\w.])(" + "|".join(sorted(names)) + r")(?![\w])")
     root = Path(states.__file__).parent
     files = [p for p in root.glob("*.py") if p.name != "states.py"]
-    files += sorted((root.parent / "templates").glob("*"))
+    files += sorted((root.parent / "templates").rglob("*.j2"))
     if not (root.parent / "templates").is_dir():  # an installed package keeps them inside
-        files += sorted((root / "templates").glob("*"))
+        files += sorted((root / "templates").rglob("*.j2"))
     found = []
     for path in files:
         for number, line in enumerate(path.read_text().splitlines(), 1):

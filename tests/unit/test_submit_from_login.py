@@ -10,6 +10,7 @@ from jobside import JobSide
 from test_notify import QOS_LIMIT
 
 from longrun import protocol, states
+from longrun.chain_record import ChainRecord
 from longrun.chain_view import build_view
 from longrun.plan import WrapperOptions
 from longrun.report import status_text
@@ -198,7 +199,7 @@ def test_status_says_the_cluster_refused_and_what_the_successor_waits_for(
     denied(side)
     side.body_exits(protocol.CONTINUE_EXIT_CODE)
     side.run("200", 0)
-    meta = {"chain_id": side.chain.chain_id, "max_restarts": 999}
+    meta = ChainRecord(chain_id=side.chain.chain_id, max_restarts=999)
     events = side.chain.read_events()
     running = build_view(meta, events, None, {"200": row("200", states.RUNNING)})
     assert running.submit_refused == DENIED and running.awaits_keeper

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from longrun import slurm, watcher
+from longrun.chain_record import ArrayRecord, ChainRecord
 from longrun.chain_store import ChainFolder, StateDir
 from longrun.errors import SlurmCommandError
 from longrun.watcher import WatchSettings
@@ -128,10 +129,10 @@ def running_array(tmp_path: Path, elements: int) -> tuple[ChainFolder, StateDir,
     folder = ChainFolder(state.chains / "20261126-120000-beef")
     (folder.path / "links").mkdir(parents=True, mode=0o700)
     folder.path.chmod(0o700)
+    array = ArrayRecord(spec=f"0-{elements - 1}", indices=tuple(range(elements)))
     folder.write_meta(
-        {"chain_id": folder.chain_id, "job_name": "sweep", "max_restarts": 999,
-         "array": {"spec": f"0-{elements - 1}", "indices": list(range(elements))}}
-    )  # fmt: skip
+        ChainRecord(chain_id=folder.chain_id, job_name="sweep", max_restarts=999, array=array)
+    )
     folder.append_event("submitted", job="5000", restart_count=0)
     rows = ""
     for index in range(elements):
