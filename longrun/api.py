@@ -25,7 +25,8 @@ from pathlib import Path
 from . import protocol, states
 from .array_view import ArrayView
 from .arrays import split_element
-from .chain_ops import cancel_chain, list_views, status_view
+from .chain_actions import cancel_chain, status_view
+from .chain_reading import list_views
 from .chain_store import ChainFolder, StateDir, default_root
 from .chain_view import ChainView, LinkView
 from .errors import UsageError

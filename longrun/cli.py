@@ -15,12 +15,13 @@ from typing import Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from . import __version__, chain_ops, log, protocol, slurm, states
+from . import __version__, chain_actions, log, protocol, slurm, states
 from .array_view import ArrayView
 from .arrays import element_key, split_element
-from .chain_store import ChainFolder, StateDir, default_root, read_regular, reading
+from .chain_store import ChainFolder, StateDir, default_root, reading
 from .command_line import split_wrapper_args
 from .errors import LongrunError, SlurmCommandError, StateError, UsageError
+from .files import read_regular
 from .learning import DEFAULT_AVOID
 from .notify import NOTIFY_ON
 from .report import array_status_text, list_text, status_text
@@ -435,7 +436,7 @@ def status_command(
     setup_logging("DEFAULT")
     target = find_chain(chain, element, state_dir)
     with reading(target.folder):
-        view = chain_ops.status_view(target.folder, target.element)
+        view = chain_actions.status_view(target.folder, target.element)
         if timeline:
             from .timeline import timeline_text
 
@@ -605,7 +606,7 @@ def cancel_command(chain: str, element: int | None, state_dir: str | None) -> No
     setup_logging("DEFAULT")
     target = find_chain(chain, element, state_dir)
     with reading(target.folder):
-        result = chain_ops.cancel_chain(target.folder, target.element)
+        result = chain_actions.cancel_chain(target.folder, target.element)
     jobs = ", ".join(result.cancelled) or "none were queued"
     name = element_key(target.folder.chain_id, target.element)
     if result.already_ended:

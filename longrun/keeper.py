@@ -29,14 +29,8 @@ from typing import Any
 
 from . import log, protocol, slurm, states
 from .array_view import elements_of_jobs
-from .chain_ops import (
-    chain_lock,
-    live_array_view,
-    live_view,
-    record_end,
-    repair,
-    settle_last_link,
-)
+from .chain_actions import chain_lock, record_end, repair, settle_last_link
+from .chain_reading import live_array_view, live_view
 from .chain_store import ChainFolder, StateDir
 from .errors import LongrunError, RepairRefused, SlurmCommandError, UsageError
 from .slurm_output import TaggedRow
@@ -308,7 +302,7 @@ def cron_line(state: StateDir, longrun: Sequence[str], environ: Mapping[str, str
     env = [f"{name}={shlex.quote(environ[name])}" for name in names if environ.get(name)]
     root = state.root.absolute()
     command = [*longrun, "keeper", "--once", "--state-dir", str(root)]
-    log_file = shlex.quote(str(root / "keeper.log"))
+    log_file = shlex.quote(str(root / protocol.KEEPER_LOG))
     line = f"* * * * * {' '.join([*env, shlex.join(command)])} >>{log_file} 2>&1 {CRON_MARK} {root}"
     return line.replace("%", "\\%")  # cron reads % as a newline
 

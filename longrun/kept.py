@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import log, protocol
-from .chain_store import ChainFolder, read_regular
+from .chain_store import ChainFolder
 from .chain_view import ChainView, LinkView
+from .files import read_regular
 
 T = TypeVar("T")
 Stamp = dict[str, int]

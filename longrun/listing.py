@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from . import log, protocol, states
-from .chain_ops import list_views, live_array_view, live_view
+from .chain_reading import list_views, read_view
 from .chain_store import MAX_NUMBER, ChainFolder, StateDir, reading
 from .errors import LongrunError
 from .kept import kept_or_read, read_kept
@@ -93,13 +93,9 @@ def _damage(folder: ChainFolder, whole: bool = True) -> str | None:
     chain.json only), or None."""
     try:
         with reading(folder):
-            meta = folder.read_meta()
-            if not whole:
-                return None
-            if meta.is_array:
-                list_rows([live_array_view(folder, ask_slurm=False)])
-            else:
-                list_rows([live_view(folder, ask_slurm=False)])
+            folder.read_meta()
+            if whole:
+                list_rows([read_view(folder, ask_slurm=False)])
     except LongrunError as exc:
         return exc.message
     return None

@@ -14,9 +14,10 @@ from typing import Any, TextIO
 
 from . import protocol
 from .array_view import build_array_view
-from .chain_store import ChainFolder, digits, open_regular, reading
+from .chain_store import ChainFolder, digits, reading
 from .chain_view import ChainView, build_view
 from .errors import UsageError
+from .files import open_regular
 
 CHUNK = 1 << 16
 

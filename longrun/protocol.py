@@ -50,6 +50,11 @@ AVOID = "avoid"
 # keeper on a login node (README: Sites that forbid submission from compute nodes); see
 # REQUEST_FORMAT below.
 REQUEST = "request"
+# Written by longrun on a login node only (never read by the job side).
+LOCK = ".lock"  # the chain lock (flock): repair, end, cancel, keep hold it
+WATCH_LOG = "watch.log"  # a detached watcher's output
+WATCH_PID = "watch.pid"  # its process id
+KEEPER_LOG = "keeper.log"  # in the state directory: what `longrun keeper --install` runs says
 
 PATHS = {
     "jobs": JOBS, "library": LIBRARY, "link_script": LINK_SCRIPT, "env": ENV, "ended": ENDED,

@@ -21,8 +21,9 @@ from pathlib import Path
 from . import __version__, log, protocol, slurm
 from .batch_script import UserScript, load_script, wrap_script
 from .chain_record import ChainRecord
-from .chain_store import ChainFolder, StateDir, default_root, new_chain_id, node_local
+from .chain_store import ChainFolder, StateDir, default_root, new_chain_id
 from .errors import UsageError
+from .files import node_local
 from .plan import DROPPED_VARIABLES, ChainLocation, LinkPlan, WrapperOptions, build_plan
 from .render import library_sha256, render_library, render_link_script
 from .sbatch_options import ParsedArgs, last_value, parse_args

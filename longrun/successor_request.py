@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import log, protocol, slurm
-from .chain_store import ChainFolder, read_regular
+from .chain_store import ChainFolder
+from .files import read_regular
 
 REQUEST_LIMIT = 4 << 20  # bytes: a request is sbatch's arguments and a small environment
 WAIT_ON_LINK = "--dependency=afterany:"  # lr_successor_command's wait on the link itself

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import chain_ops, log, protocol, slurm, states
+from . import chain_actions, chain_reading, log, protocol, slurm, states
 from .array_view import ArrayView
 from .chain_store import ChainFolder, StateDir, reading
 from .chain_view import ChainView, iso
@@ -331,7 +331,7 @@ def jobs_of(view: ChainView | ArrayView) -> list[str]:
 
 def chain_usage(folder: ChainFolder, element: int | None = None) -> ChainUsage:
     """A chain's usage (or one array element's), from one sacct call."""
-    view = chain_ops.status_view(folder, element)
+    view = chain_actions.status_view(folder, element)
     clusters = folder.read_meta().cluster_args()
     rows = slurm.usage_rows(jobs_of(view), view.created, clusters)
     return usage_from(view, rows, folder.read_events(), element)
@@ -346,14 +346,9 @@ def usage_of_chains(state: StateDir) -> dict[str, ChainUsage]:
         try:
             with reading(folder):
                 folder.check_safe()
-                meta = folder.read_meta()
-                view = (
-                    chain_ops.live_array_view(folder, ask_slurm=False)
-                    if meta.is_array
-                    else chain_ops.live_view(folder, ask_slurm=False)
-                )
+                view = chain_reading.read_view(folder, ask_slurm=False)
                 chains.append((view, folder.read_events()))
-                clusters = clusters or meta.cluster_args()
+                clusters = clusters or folder.read_meta().cluster_args()
         except LongrunError as exc:
             log.debug("no usage for {}: {}", folder.path, exc.message)
     jobs = [job for view, _ in chains for job in jobs_of(view)]

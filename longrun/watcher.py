@@ -22,16 +22,15 @@ from typing import Any
 
 from . import protocol, states
 from .array_view import ArrayView, elements_of_jobs
-from .chain_ops import (
+from .chain_actions import (
     MAX_REPAIRS,
     enforce_max_restarts,
-    live_array_view,
-    live_view,
     record_end,
     repair,
     repair_refused,
     settle_last_link,
 )
+from .chain_reading import live_array_view, live_view
 from .chain_store import ChainFolder, EventTail, StateDir
 from .chain_view import ChainView
 from .errors import LongrunError, RepairRefused
@@ -289,7 +288,7 @@ def _repair_once(
     element: int | None = None,
 ) -> bool:
     """Repair a stalled chain (or element) once sacct answered about its last link, within
-    the chain's bound (chain_ops.refuse_another_repair) and this watcher's own; a refusal is
+    the chain's bound (chain_actions.refuse_another_repair) and this watcher's own; a refusal is
     recorded as an event, once. True if a successor was submitted."""
     last = view.links[-1] if view.links else None
     asked = last is not None and (last.job_id, view.successor_job or "") in memory.asked_sacct

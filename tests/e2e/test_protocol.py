@@ -27,7 +27,7 @@ from chaintest import (
 )
 from faulttest import Faults
 from longrun import slurm
-from longrun.chain_ops import repair
+from longrun.chain_actions import repair
 from longrun.chain_store import ChainFolder, StateDir
 from longrun.protocol import link_arguments
 from slurmtest import Cluster, sacct_record, wait_for

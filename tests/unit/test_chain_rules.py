@@ -1,6 +1,6 @@
 """How a chain is read, case by case: small event logs written by hand, each with the state,
 the current job and the repair decision that must come out of it (the precedence rules of
-longrun.chain_view and longrun.chain_ops.needs_repair, and the rule table's kinds)."""
+longrun.chain_view and longrun.chain_actions.needs_repair, and the rule table's kinds)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from longrun import protocol, states
-from longrun.chain_ops import needs_repair
+from longrun.chain_actions import needs_repair
 from longrun.chain_record import ChainRecord
 from longrun.chain_view import SlurmEnd, build_view
 from longrun.slurm_output import QueueRow

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from longrun import states
-from longrun.chain_ops import needs_repair
+from longrun.chain_actions import needs_repair
 from longrun.chain_record import ChainRecord
 from longrun.chain_view import ChainView, build_view
 from longrun.report import event_line, progress_line, status_text

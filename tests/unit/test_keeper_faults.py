@@ -10,8 +10,8 @@ import pytest
 from jobside import JobSide
 from test_keeper import DENIED, Cluster, _request_bytes, events, state_of, use
 
-from longrun import chain_ops, keeper, protocol, slurm, states, watcher
-from longrun.chain_ops import live_view
+from longrun import chain_actions, keeper, protocol, slurm, states, watcher
+from longrun.chain_reading import live_view
 from longrun.chain_record import ChainRecord
 from longrun.chain_store import ChainFolder
 from longrun.plan import WrapperOptions
@@ -128,7 +128,7 @@ def test_a_successor_the_link_finds_by_its_tag_is_named_in_an_event(
     cluster = use(monkeypatch, Cluster({"200": ("COMPLETED", ""), "900": ("PENDING", tag)}))
     view = live_view(side.chain)
     assert view.successor_job == "900" and not view.awaits_keeper
-    assert "900" in chain_ops.cancel_chain(side.chain).cancelled
+    assert "900" in chain_actions.cancel_chain(side.chain).cancelled
     assert any(call[0] == "scancel" and "900" in call for call in cluster.calls)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from chainfiles import ended_chain
 
-from longrun import chain_ops, slurm, states
+from longrun import chain_actions, slurm, states
 from longrun.api import Chain
 from longrun.chain_store import ChainFolder, StateDir
 from longrun.slurm_output import QueueRow
@@ -77,7 +77,7 @@ def test_an_array_elements_repair_asks_for_its_own_memory_not_another_elements(
     monkeypatch.setattr(slurm, "queue_rows", lambda jobs, clusters=(): rows)
     monkeypatch.setattr(slurm, "tagged_jobs", lambda tag, clusters=(): [])
     monkeypatch.setattr(slurm, "sbatch", lambda args, **_: submitted.append(list(args)) or "901")
-    job = chain_ops.repair(folder, state, element=2)
+    job = chain_actions.repair(folder, state, element=2)
     assert job == "901", "the setup does not make element 2 need a repair"
     (args,) = submitted
     assert not any("9999" in arg for arg in args), " ".join(args)

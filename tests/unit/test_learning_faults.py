@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_learning import already_avoided, ended, on_nodes, recorded_link, side_with
 
-from longrun import chain_ops, protocol, slurm, states
+from longrun import chain_actions, protocol, slurm, states
 from longrun.chain_record import ChainRecord
 from longrun.chain_view import build_view
 from longrun.render import shquote
@@ -179,7 +179,7 @@ def test_the_watcher_does_not_cancel_the_successor_of_a_hand_over_preempted_at_i
     view = build_view(meta, side.chain.read_events(), None, running)
     cancelled: list[str] = []
     monkeypatch.setattr(slurm, "scancel", lambda job, clusters: cancelled.append(job))
-    chain_ops.enforce_max_restarts(side.chain, view)
+    chain_actions.enforce_max_restarts(side.chain, view)
     assert cancelled == [], "the watcher cancelled a legitimate link as beyond --max-restarts"
 
 
@@ -215,7 +215,7 @@ def test_a_repaired_successor_of_a_memory_hand_over_asks_for_the_grown_memory(
     from longrun.chain_store import StateDir
 
     side.chain.path.chmod(0o700)
-    job = chain_ops.repair(side.chain, StateDir(side.chain.path.parent.parent))
+    job = chain_actions.repair(side.chain, StateDir(side.chain.path.parent.parent))
     assert job == "901"
     (args,) = submitted
     assert "--memory=mem=200" in args and "--mem=200M" in args, " ".join(args[-5:])

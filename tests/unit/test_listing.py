@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from longrun import protocol
-from longrun.chain_ops import list_views, status_view
+from longrun.chain_actions import status_view
+from longrun.chain_reading import list_views
 from longrun.chain_store import ChainFolder, StateDir
 from longrun.kept import RACY_NS
 from longrun.listing import list_rows_of

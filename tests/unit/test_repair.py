@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from chainfiles import watched_stall
 
-from longrun import chain_ops, states
+from longrun import chain_actions, states
 
 SUCCESSOR = "143"  # the successor the recorded chain's first link queued
 
@@ -51,7 +51,7 @@ def test_a_repaired_successor_lost_before_it_started_is_repaired_again_up_to_a_b
     for attempt in range(5):
         watched.slurm.queue[f"{901 + attempt}"] = "NODE_FAIL"
         view = watched.check()
-    assert len(watched.slurm.submitted) == chain_ops.MAX_REPAIRS
+    assert len(watched.slurm.submitted) == chain_actions.MAX_REPAIRS
     assert view.state == states.CHAIN_STALLED and "3 repairs" in view.reason
     refusals = [e for e in watched.folder.read_events() if e["event"] == "repair_refused"]
     assert len(refusals) == 1, "the refusal is recorded once"

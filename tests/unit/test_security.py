@@ -21,9 +21,10 @@ from attacker import as_attacker, attacker_ids, let_attacker_in, shared_folder
 from chainfiles import ended_chain, watched_stall
 from jobside import JobSide
 
-from longrun import chain_ops, slurm, watcher
-from longrun.chain_store import ChainFolder, StateDir, check_trusted_path, write_atomic
+from longrun import chain_actions, chain_reading, slurm, watcher
+from longrun.chain_store import ChainFolder, StateDir, check_trusted_path
 from longrun.errors import RepairRefused, StateError
+from longrun.files import write_atomic
 from longrun.kept import _keep as keep
 from longrun.render import render_library, render_link_script, shquote
 from plantest import chain_location, plan_of
@@ -264,12 +265,12 @@ def test_a_chain_that_always_looks_broken_is_not_repaired_without_end(
     assert len(watched.slurm.submitted) == 1
     # Another watcher, later: the chain's record refuses too.
     with pytest.raises(RepairRefused, match="job 901, queued by a repair, started"):
-        chain_ops.repair(folder, watched.state)
+        chain_actions.repair(folder, watched.state)
     assert len(watched.slurm.submitted) == 1
     # Said once, as an event (the watcher prints it), and `longrun status` tells why.
     refusals = [e for e in folder.read_events() if e["event"] == "repair_refused"]
     assert [e["job"] for e in refusals] == [last]
-    view = chain_ops.live_view(folder, ask_slurm=False)
+    view = chain_reading.live_view(folder, ask_slurm=False)
     assert view.state == "STALLED" and "is not repaired again" in view.reason
 
 

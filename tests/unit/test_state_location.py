@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 
 from longrun import submission as submit
-from longrun.chain_store import (
-    CHAIN_ID_PATTERN,
-    StateDir,
-    file_system_type,
-    new_chain_id,
-    node_local,
-)
+from longrun.chain_store import CHAIN_ID_PATTERN, StateDir, new_chain_id
 from longrun.errors import StateError
+from longrun.files import file_system_type, node_local
 
 MOUNTS = """\
 overlay / overlay rw,relatime 0 0

@@ -18,31 +18,15 @@ from typing import Any
 from . import log, protocol, slurm, states
 from .array_view import ArrayView, build_array_view, elements_of_jobs
 from .arrays import element_key, resolve_pattern
+from .chain_reading import chain_or_element, live_array_view, live_view
 from .chain_record import ChainRecord
 from .chain_store import ChainFolder, StateDir
-from .chain_view import ChainView, LinkView, SlurmEnd, build_view, chain_jobs
+from .chain_view import ChainView, LinkView, SlurmEnd, chain_jobs
 from .environment import ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, RepairRefused, StateError, UsageError
 from .kept import kept_or_read, kept_view, view_data
 from .slurm_output import QueueRow
 from .successor_request import read_request, submit_request
-
-
-def live_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ChainView:
-    """The chain now: event log, plus one squeue call for jobs that may still be in the queue."""
-    meta = folder.read_meta()
-    events = folder.read_events()
-    ended = folder.ended()
-    if not ask_slurm or ended:
-        return build_view(meta, events, ended)
-    asked = jobs_to_ask(build_view(meta, events, ended))
-    return build_view(meta, events, ended, slurm.queue_rows(asked, meta.cluster_args()))
-
-
-def jobs_to_ask(view: ChainView) -> set[str]:
-    """The jobs of a chain whose state only Slurm can tell: unsettled links, queued successors."""
-    unsettled = {link.job_id for link in view.links if link.state in states.UNSETTLED_STATES}
-    return {*unsettled, *(job for job in (view.successor_job, view.submitted_job) if job)}
 
 
 def settle_last_link(folder: ChainFolder, view: ChainView) -> bool | None:
@@ -84,7 +68,7 @@ def chain_lock(folder: ChainFolder) -> Iterator[None]:
     """One actor at a time may submit or cancel jobs of a chain (watchers, `longrun cancel`)."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
     try:
-        fd = os.open(folder.path / ".lock", flags, 0o600)
+        fd = os.open(folder.path / protocol.LOCK, flags, 0o600)
     except OSError as exc:  # a symbolic link put in its place is never written through
         raise StateError(f"cannot open {folder.path / '.lock'}: {exc.strerror}") from exc
     with os.fdopen(fd, "a") as handle:
@@ -110,18 +94,18 @@ def cancel_chain(folder: ChainFolder, element: int | None = None) -> CancelResul
     again afterwards all the same.
     """
     with chain_lock(folder):
-        meta = folder.read_meta()
-        if element is not None and element not in (meta.array.indices if meta.array else ()):
+        record = folder.read_meta()
+        if element is not None and element not in (record.array.indices if record.array else ()):
             raise UsageError(
                 f"chain {folder.chain_id} has no array element {element}",
                 "`longrun status CHAIN` lists the elements.",
             )
         recorded = folder.ended() if element is None else folder.element_ends().get(element)
         previous = None if folder.set_ended(states.CHAIN_CANCELLED, element) else recorded
-        clusters = meta.cluster_args()
+        clusters = record.cluster_args()
         cancelled: list[str] = []
         for _ in range(3):
-            jobs = _jobs_of(folder, meta, element)
+            jobs = _jobs_of(folder, record, element)
             rows = {j: r for j, r in slurm.queue_rows(jobs, clusters).items() if j in jobs}
             queued = {j: r for j, r in rows.items() if states.is_active(r.state)}
             queued = {j: r for j, r in queued.items() if j not in cancelled}
@@ -151,13 +135,13 @@ def cancel_chain(folder: ChainFolder, element: int | None = None) -> CancelResul
         return CancelResult(cancelled, previous)
 
 
-def _jobs_of(folder: ChainFolder, meta: ChainRecord, element: int | None) -> set[str]:
+def _jobs_of(folder: ChainFolder, record: ChainRecord, element: int | None) -> set[str]:
     """The jobs to cancel: the chain's, or one array element's (its task as ARRAYJOB_TASK,
     never the array's own id, which would name every task)."""
     events = folder.read_events()
-    if not meta.is_array:
+    if not record.is_array:
         return set(chain_jobs(events))
-    view = build_array_view(meta, events, None, {})
+    view = build_array_view(record, events, None, {})
     if element is None:  # the array's own id names every task, pending ones too
         return {view.array_job, *(f"{view.array_job}_{i}" for i in view.elements)} | {
             job for job in chain_jobs(events) if job != view.array_job
@@ -195,23 +179,23 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
     there, and only a definite answer from Slurm counts as missing. For an array: one element.
     """
     with chain_lock(folder):
-        meta = folder.read_meta()
-        clusters = meta.cluster_args()
+        record = folder.read_meta()
+        clusters = record.cluster_args()
         events = folder.read_events()
-        view, jobs = _chain_or_element(folder, meta, events, element, None)
+        view, jobs = chain_or_element(folder, record, events, element, None)
         last = view.links[-1] if view.links else None
         recorded = folder.successor(last.job_id) if last else None
         jobs |= {recorded} if recorded else set()
         rows = slurm.queue_rows(jobs, clusters)
-        view, _ = _chain_or_element(folder, meta, events, element, rows)
+        view, _ = chain_or_element(folder, record, events, element, rows)
         own = {job: row for job, row in rows.items() if job in jobs}
         retries = _retries_of(events, last.job_id) if last else 0
-        retries_left = meta.grows_memory or retries < meta.retry_failed
+        retries_left = record.grows_memory or retries < record.retry_failed
         if last is None or not needs_repair(view, own, retries_left):
             return None
         refuse_another_repair(events, last.job_id)
         with folder.held() as handle:  # checked again now, and read from what was checked
-            meta = folder.read_meta(handle)
+            record = folder.read_meta(handle)
             snapshot = folder.read_env(handle)
         next_count = last.restart_count + 1
         tag = protocol.link_tag(element_key(folder.chain_id, element), next_count + 1)
@@ -228,24 +212,24 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
             arguments = list(request.without_dependency())
             job_id = submit_request(request, arguments)
             return _repaired(folder, state, last, job_id, arguments)
-        comment = f"--comment={meta.comment_prefix}{tag}"
-        how = ExportMode(meta.export_mode, meta.export_names)
+        comment = f"--comment={record.comment_prefix}{tag}"
+        how = ExportMode(record.export_mode, record.export_names)
         array_element = _started_field(events, last.job_id, "array") if element is not None else ""
         # (an array element: its own links' growth only)
         memory = _grown_memory([e for e in events if element is None or str(e.get("job")) in jobs])
         arguments = [
-            "--parsable", *meta.successor_options,
+            "--parsable", *record.successor_options,
             *([f"--{memory}M"] if memory else []),
-            *_element_options(meta, array_element), comment,
+            *_element_options(record, array_element), comment,
             *successor_arguments(how, str(folder.env_file)),
-            *meta.successor_components, str(folder.link_script),
+            *record.successor_components, str(folder.link_script),
             *protocol.link_arguments(
                 next_count, _initial_job(view), last.job_id, retries, array_element,
-                free_links=view.free_links, memory=memory, submit_from=_submit_from(meta, events),
+                free_links=view.free_links, memory=memory, submit_from=_submit_from(record, events),
             ),
         ]  # fmt: skip
         env = successor_environment(snapshot, how, os.environ.get("SLURM_CONF"))
-        job_id = slurm.sbatch(arguments, cwd=meta.submit_dir or "/", env=env, timeout=60)
+        job_id = slurm.sbatch(arguments, cwd=record.submit_dir or "/", env=env, timeout=60)
         return _repaired(folder, state, last, job_id, arguments)
 
 
@@ -260,11 +244,11 @@ def _repaired(
     return job_id
 
 
-def _submit_from(meta: ChainRecord, events: Sequence[Mapping[str, Any]]) -> str:
+def _submit_from(record: ChainRecord, events: Sequence[Mapping[str, Any]]) -> str:
     """login once the chain was submitted so, or a link found its node may not submit."""
     if any(event.get("event") == protocol.SUBMIT_REFUSED for event in events):
         return protocol.SUBMIT_FROM_LOGIN
-    return meta.submit_from or protocol.SUBMIT_FROM_COMPUTE
+    return record.submit_from or protocol.SUBMIT_FROM_COMPUTE
 
 
 MAX_REPAIRS = 3  # of one link; a folder that always looks broken cannot make more
@@ -294,21 +278,6 @@ def repair_refused(job_id: str, why: str) -> RepairRefused:
     )
 
 
-def _chain_or_element(
-    folder: ChainFolder,
-    meta: ChainRecord,
-    events: Sequence[Mapping[str, Any]],
-    element: int | None,
-    queue: Mapping[str, QueueRow] | None,
-) -> tuple[ChainView, set[str]]:
-    """The chain (or one array element) as a chain view, and the jobs that are its own."""
-    if element is None:
-        return build_view(meta, events, folder.ended(), queue), set(chain_jobs(events))
-    array = build_array_view(meta, events, folder.ended(), folder.element_ends(), queue)
-    jobs = {job for job, own in elements_of_jobs(events).items() if own == element}
-    return array.elements[element], {f"{array.array_job}_{element}", *jobs} - {array.array_job}
-
-
 def _grown_memory(events: Sequence[Mapping[str, Any]]) -> str:
     """The memory the chain asks for since --grow-mem-on-oom last grew it (mem=MB or
     mem-per-cpu=MB, as --memory carries it), or "" when it never grew."""
@@ -329,12 +298,12 @@ def _started_field(events: Sequence[Mapping[str, Any]], job_id: str, key: str) -
     return ""
 
 
-def _element_options(meta: ChainRecord, array_element: str) -> list[str]:
+def _element_options(record: ChainRecord, array_element: str) -> list[str]:
     """An element's later links write the files its first link wrote (see lr_element_options)."""
     if not array_element:
         return []
     array_job, element = array_element.split(",")[:2]
-    array = meta.array
+    array = record.array
     if array is None:
         return []
     options = [f"--output={resolve_pattern(array.output, array_job, int(element))}"]
@@ -415,71 +384,3 @@ def _settled_array(folder: ChainFolder, view: ArrayView, by: str) -> ArrayView:
     for index, element in view.elements.items():
         record_end(folder, element, by=by, element=index)
     return view
-
-
-def live_array_view(folder: ChainFolder, *, ask_slurm: bool = True) -> ArrayView:
-    """An array chain now: its events, plus one squeue call for the array and the live
-    elements' successors (never for elements that have ended)."""
-    meta = folder.read_meta()
-    events = folder.read_events()
-    ended, ends = folder.ended(), folder.element_ends()
-    view = build_array_view(meta, events, ended, ends)
-    if not ask_slurm or not view.is_live:
-        return view
-    asked = array_jobs_to_ask(view)
-    rows = slurm.queue_rows(asked, meta.cluster_args()) if asked else {}
-    return build_array_view(meta, events, ended, ends, rows)
-
-
-def array_jobs_to_ask(view: ArrayView) -> set[str]:
-    """The live elements' jobs, with the array's own id for all of its tasks at once."""
-    jobs = {
-        job for element in view.elements.values() if element.is_live for job in jobs_to_ask(element)
-    }
-    tasks = {job for job in jobs if "_" in job}
-    return (jobs - tasks) | ({view.array_job} if tasks else set())
-
-
-def list_views(
-    state: StateDir, live_only: bool = False, checked: Sequence[ChainFolder] | None = None
-) -> list[ChainView | ArrayView]:
-    """Every chain (or these, whose safety the caller checked), newest first; the live ones
-    share one squeue call."""
-    loaded = []
-    for folder in state.list() if checked is None else checked:
-        try:
-            if checked is None:
-                folder.check_safe()
-            loaded.append((folder, folder.read_meta(), folder.read_events(), folder.ended()))
-        except LongrunError as exc:
-            log.warning("skipped {}: {}", folder.path, exc.message)
-
-    def view_of(
-        folder: ChainFolder,
-        meta: ChainRecord,
-        events: Any,
-        ended: str | None,
-        queue: Mapping[str, QueueRow] | None = None,
-    ) -> ChainView | ArrayView:
-        if meta.is_array:
-            return build_array_view(meta, events, ended, folder.element_ends(), queue)
-        return build_view(meta, events, ended, queue)
-
-    views = [view_of(*item) for item in loaded]
-    wanted: set[str] = set()
-    for view in views:
-        if isinstance(view, ArrayView):
-            wanted |= array_jobs_to_ask(view) if view.is_live else set()
-        elif view.is_live:
-            wanted |= jobs_to_ask(view)
-    queue: dict[str, QueueRow] = {}
-    if wanted:
-        try:
-            queue = slurm.queue_rows(wanted, loaded[0][1].cluster_args())
-        except LongrunError as exc:
-            log.warning("squeue failed; live chains are shown from their logs only: {}", exc)
-    if queue:
-        views = [
-            view_of(*item, queue) if view.is_live else view for item, view in zip(loaded, views)
-        ]
-    return [view for view in views if view.is_live or not live_only]
