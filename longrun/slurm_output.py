@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -55,11 +54,13 @@ class QueueRow:
         return None
 
 
-QUEUE_FORMAT = (
-    "JobID:|,State:|,Reason:|,TimeUsed:|,TimeLeft:|,StartTime:|,EndTime:|,PreemptTime:|,"
-    "ArrayJobID:|,ArrayTaskID:|"
-)
-_QUEUE_FIELDS = len(dataclasses.fields(QueueRow))
+# squeue's field for each QueueRow field, in the order asked (-O prints no names to read back).
+QUEUE_COLUMNS = (
+    ("JobID", "job_id"), ("State", "state"), ("Reason", "reason"), ("TimeUsed", "time_used"),
+    ("TimeLeft", "time_left"), ("StartTime", "start"), ("EndTime", "end"),
+    ("PreemptTime", "preempt_time"), ("ArrayJobID", "array_job"), ("ArrayTaskID", "array_task"),
+)  # fmt: skip
+QUEUE_FORMAT = ",".join(f"{name}:|" for name, _ in QUEUE_COLUMNS)
 _QUEUE_REQUIRED = 7  # output captured before PreemptTime and the array fields still parses
 
 
@@ -72,10 +73,10 @@ def parse_squeue(stdout: str) -> dict[str, QueueRow]:
     """
     rows: dict[str, QueueRow] = {}
     for line in stdout.splitlines():
-        fields = [f.strip() for f in line.split("|")][:_QUEUE_FIELDS]
+        fields = [f.strip() for f in line.split("|")][: len(QUEUE_COLUMNS)]
         if len(fields) < _QUEUE_REQUIRED or not fields[0].isdigit():
             continue
-        row = QueueRow(*fields)
+        row = QueueRow(**{attr: value for (_, attr), value in zip(QUEUE_COLUMNS, fields)})
         if row.task_key is not None:
             rows[row.task_key] = row
             if is_pending(row.state):
@@ -127,8 +128,12 @@ class AccountingRow:
 # JobIDRaw: an array task's own job id (JobID would say ARRAYJOB_TASK); the same for other jobs.
 # What sacct says on a cluster that keeps no accounting: an answer (there is no record).
 NO_ACCOUNTING = "accounting storage is disabled"
-ACCOUNTING_FORMAT = "JobIDRaw,State,ExitCode,Start,End,Elapsed,Reason"
-_ACCOUNTING_FIELDS = len(dataclasses.fields(AccountingRow))
+# sacct's field for each AccountingRow field, in the order asked (-n: no header row to read).
+ACCOUNTING_COLUMNS = (
+    ("JobIDRaw", "job_id"), ("State", "state"), ("ExitCode", "exit_code"), ("Start", "start"),
+    ("End", "end"), ("Elapsed", "elapsed"), ("Reason", "reason"),
+)  # fmt: skip
+ACCOUNTING_FORMAT = ",".join(name for name, _ in ACCOUNTING_COLUMNS)
 
 
 def parse_sacct(stdout: str) -> dict[str, AccountingRow]:
@@ -136,10 +141,11 @@ def parse_sacct(stdout: str) -> dict[str, AccountingRow]:
     rows: dict[str, AccountingRow] = {}
     for line in stdout.splitlines():
         fields = line.split("|")
-        if len(fields) != _ACCOUNTING_FIELDS or not fields[0]:
+        if len(fields) != len(ACCOUNTING_COLUMNS) or not fields[0]:
             continue
-        state = fields[1].split(" ", 1)[0].rstrip("+")
-        rows[fields[0]] = AccountingRow(fields[0], state, *fields[2:])
+        values = {attr: value for (_, attr), value in zip(ACCOUNTING_COLUMNS, fields)}
+        values["state"] = values["state"].split(" ", 1)[0].rstrip("+")  # "<STATE> by <uid>"
+        rows[fields[0]] = AccountingRow(**values)
     return rows
 
 

@@ -5,6 +5,7 @@ data/capture.sh makes the jobs and captures the output; data/jobs.json names eac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import replace
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from longrun import slurm_output
 from longrun.errors import LongrunError
 from longrun.slurm_output import (
     parse_sacct,
@@ -171,3 +173,23 @@ def test_the_slurm_version_from_sbatch() -> None:
     assert parse_slurm_version((DATA / "sbatch_version.txt").read_text()) == "22.05.8"
     assert parse_slurm_version("slurm 23.11.4") == "23.11.4"
     assert parse_slurm_version("sbatch: command not found") is None
+
+
+@pytest.mark.parametrize(
+    ("columns", "row", "format_text"),
+    [
+        (slurm_output.QUEUE_COLUMNS, slurm_output.QueueRow, slurm_output.QUEUE_FORMAT),
+        (
+            slurm_output.ACCOUNTING_COLUMNS,
+            slurm_output.AccountingRow,
+            slurm_output.ACCOUNTING_FORMAT,
+        ),
+    ],
+)
+def test_each_format_names_every_field_of_its_row_in_order(
+    columns: tuple[tuple[str, str], ...], row: type, format_text: str
+) -> None:
+    """The fields asked of Slurm and the row they fill are one list: a field added to the row
+    without its Slurm name (or in another place) fails here, not in a wrong column."""
+    assert [attr for _, attr in columns] == [f.name for f in dataclasses.fields(row)]
+    assert [name for name, _ in columns] == format_text.replace(":|", "").split(",")

@@ -297,8 +297,9 @@ lr_sacct_state() {
     # The accounting record of a job's allocation: LR_STATE (its first word: "<STATE> by 0" -> <STATE>),
     # LR_START, LR_END. A requeued job has one record per run; the last one counts.
     # Returns 0 with a record, 1 when sacct answered without one, 2 when it did not answer.
+    # (What only slurmctld shows, LR_PREEMPTED, LR_TIME_LEFT and LR_REASON, is reset too.)
     local out
-    LR_STATE='' LR_START='' LR_END=''
+    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON=''
     if ! out=$(sacct "${LONGRUN_CLUSTER_ARGS[@]}" -n -X -P -j "$1" -o State,Start,End 2>&1); then
         # A cluster that keeps no accounting answers: there is no record.
         [[ $out == *'accounting storage is disabled'* ]] && return 1
@@ -315,6 +316,7 @@ lr_final_state() {
     # lr_final_state JOB SECONDS: Slurm's end state of JOB, asking slurmctld then the
     # accounting database, for at most SECONDS while the record is missing or not final.
     local job=$1 deadline=$((SECONDS + $2)) preempted=0
+    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON=''
     while :; do
         if lr_job_info "$job"; then
             [ "$LR_PREEMPTED" = 1 ] && preempted=1
@@ -583,6 +585,7 @@ lr_ensure_successor() {
 lr_successor_stop() {
     # lr_successor_stop STATE: whether a successor that ended in STATE before it ran stops the
     # chain after this link; into LR_STOP_STATE (the chain's end) and LR_STOP_PHRASE.
+    LR_STOP_STATE='' LR_STOP_PHRASE=''
     case $1 in
         CANCELLED) LR_STOP_STATE=CANCELLED LR_STOP_PHRASE='was cancelled' ;;
         DEADLINE) LR_STOP_STATE=DEADLINE LR_STOP_PHRASE='could not end before the --deadline' ;;
@@ -700,6 +703,7 @@ lr_catchers() {
     # tasks), never descending below a process that catches it.
     local -A children=()
     local stat line rest ppid pid queue signum
+    LR_TARGETS=()
     signum=$(kill -l "$2" 2>/dev/null) || return 1
     for stat in /proc/[0-9]*/stat; do
         { read -r line <"$stat"; } 2>/dev/null || continue
@@ -708,7 +712,6 @@ lr_catchers() {
         ppid=${rest%% *}
         children[$ppid]+=" ${line%% *}"
     done
-    LR_TARGETS=()
     queue=$1
     while [ -n "$queue" ]; do
         pid=${queue%% *}
@@ -951,6 +954,7 @@ lr_start() {
 lr_stream() {
     # lr_stream FD: the file Slurm opened for this job's FD (its --output or --error, patterns
     # resolved) into LR_PATH, and its size now into LR_SIZE: where this link's output begins.
+    LR_PATH='' LR_SIZE=''
     LR_PATH=$(readlink "/proc/$$/fd/$1" 2>/dev/null) && [ -f "$LR_PATH" ] || return 1
     LR_SIZE=$(stat -L -c %s "/proc/$$/fd/$1" 2>/dev/null) || LR_SIZE=''
 }
@@ -1153,6 +1157,7 @@ lr_run_body() {
     # A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored and
     # standard input from /dev/null: give the script what plain sbatch would (the job's
     # standard input: --input, or /dev/null), and the PATH and umask the job started with.
+    LR_BODY_RC=''
     (trap - INT QUIT; PATH=$LR_USER_PATH; umask "$LR_USER_UMASK"; exec "${LONGRUN_INTERPRETER[@]}" "$LR_BODY" "${LONGRUN_SCRIPT_ARGS[@]}") <&0 &
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
@@ -1216,6 +1221,7 @@ lr_in_step_signal_window() {
 
 lr_record_verdict() {
     local rc=$LR_BODY_RC why verdict slurm=unknown signum=0
+    LR_VERDICT=''
     # Does Slurm still run this job? An exit 0 while Slurm ends the job says nothing about the
     # work, so "completed" needs slurmctld to show the job running.
     if [ "$LR_TERMINATED" != 1 ]; then
@@ -1765,6 +1771,7 @@ lr_spent() {
     # Whether the chain ends after this link although its work goes on: no progress in
     # --max-idle-links links, or --total-time used. LR_SPENT_STATE and LR_SPENT_WHY.
     local used
+    LR_SPENT_STATE='' LR_SPENT_WHY=''
     if [ -n "$LONGRUN_PROGRESS_FILE" ] && [ "$LONGRUN_MAX_IDLE" -gt 0 ] \
         && ! lr_not_the_works_fault "${LR_TERM_CAUSE:-$LR_CAUSE}" "${LR_PREEMPTED:-0}"; then
         lr_progress_look
@@ -1789,6 +1796,7 @@ lr_rule_outcome() {
     # lr_rule_outcome VERDICT STATE 0|1: how to go on after the previous link, from the
     # previous link's own verdict ("" if none), Slurm's end state and whether slurmctld shows
     # a PreemptTime. Rendered row by row from longrun's rule table (longrun/states.py).
+    LR_OUTCOME='' LR_WHY=''
     case "$1:$2:$3" in
         completed:*:*)
             LR_OUTCOME=end:COMPLETED LR_WHY='the previous link finished the work' ;;
