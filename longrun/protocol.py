@@ -50,6 +50,9 @@ AVOID = "avoid"
 # keeper on a login node (README: Sites that forbid submission from compute nodes); see
 # REQUEST_FORMAT below.
 REQUEST = "request"
+# Every link that submits its successor itself writes the same record here first, for the
+# watcher's repair should every submission fail (the successor is built by the job side only).
+COMMAND = "command"
 # Written by longrun on a login node only (never read by the job side).
 LOCK = ".lock"  # the chain lock (flock): repair, end, cancel, keep hold it
 WATCH_LOG = "watch.log"  # a detached watcher's output
@@ -61,7 +64,7 @@ PATHS = {
     "events": EVENTS, "links": LINKS, "elements": ELEMENTS, "verdict": VERDICT,
     "successor": SUCCESSOR, "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM,
     "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS, "learned": LEARNED,
-    "avoid": AVOID, "request": REQUEST,
+    "avoid": AVOID, "request": REQUEST, "command": COMMAND,
 }  # fmt: skip
 LEARNED_KEYS = (
     "nodes", "mtime", "idle", "started", "ended", "used", "rerun", "handover", "handovers",
@@ -278,7 +281,9 @@ PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     CHAIN_ENDED: ("state", "reason", "by", "cancelled", "element"),
     JOBS_CANCELLED: ("jobs", "by", "element"),
     SUCCESSOR_FOUND: ("job", "successor", "by"),
-    REPAIRED: ("job", "restart_count", "successor", "command"),
+    # built_by: link (the link's own request or command, submitted without the wait), or
+    # watcher (the link left none: it was killed before it built its successor).
+    REPAIRED: ("job", "restart_count", "successor", "command", "built_by"),
     REPAIR_REFUSED: ("job", "reason", "element"),
     # A keeper queued a requested successor (by: keeper, watcher).
     SUCCESSOR_QUEUED: ("job", "successor", "by"),

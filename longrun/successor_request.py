@@ -61,12 +61,13 @@ def parse_request(data: bytes) -> Request:
     return Request(int(umask_text, 8) & 0o777, cwd, env, tuple(arguments))
 
 
-def read_request(folder: ChainFolder, job_id: str) -> Request | None:
-    """The link's request, read from the checked chain folder (ChainFolder.held), or None if
-    it is missing or damaged (said in the log). A folder that is not safe raises StateError."""
+def read_request(folder: ChainFolder, job_id: str, name: str = protocol.REQUEST) -> Request | None:
+    """The link's request (or, name=COMMAND, the successor command it submitted itself), read
+    from the checked chain folder (ChainFolder.held), or None if it is missing or damaged (said
+    in the log). A folder that is not safe raises StateError."""
     if not job_id.isdigit():
         return None
-    relative = f"{protocol.LINKS}/{job_id}/{protocol.REQUEST}"
+    relative = f"{protocol.LINKS}/{job_id}/{name}"
     with folder.held() as handle:
         try:
             return parse_request(read_regular(relative, limit=REQUEST_LIMIT, dir_fd=handle))

@@ -106,6 +106,7 @@ class JobSide:
         environ = {"LONGRUN_JUDGE_SECONDS": "0", "LONGRUN_SUBMIT_RETRY_SECONDS": "0"}
         environ.update(settings or {})
         plan = plan_of(body, argv or [], where=where, wrapper=wrapper, environ=environ)
+        self.plan = plan
         self.chain = ChainFolder(Path(where.chain_dir))
         self.chain.write_link_script(render_link_script(plan))
         self.chain.write_library(render_library())

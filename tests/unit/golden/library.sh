@@ -436,18 +436,26 @@ lr_submission_refused() {
     return 1
 }
 
-lr_request_successor() {
-    # lr_request_successor WHY: leave the successor's submission to a keeper on a login node:
-    # the request (sbatch's arguments and environment, see longrun/protocol.py) replaced whole,
-    # then an event; the keeper queues it while this link runs, with the same tag.
-    local entry next=$((LR_RESTART_COUNT + 2)) file="$LR_LINK_DIR/request" fields=()
-    lr_successor_command "$next"
+lr_write_request() {
+    # lr_write_request FILE: the successor's submission as LR_COMMAND holds it (sbatch's
+    # arguments, environment, folder and umask; format in longrun/protocol.py), replaced whole.
+    # Read on a login node by a keeper (the request) or the watcher's repair (the command).
+    local entry file=$1 fields=()
     for entry in "${LR_ENV[@]}"; do
-        [[ $entry == SLURM_CONF=* ]] || fields+=("$entry")  # the keeper's own is used
+        [[ $entry == SLURM_CONF=* ]] || fields+=("$entry")  # the reader's own is used
     done
     rm -f "$file.tmp.$$"
-    if (set -C; printf '%s\0' longrun-request-1 "$LR_USER_UMASK" "$LONGRUN_SUBMIT_DIR" \
-        "${#fields[@]}" "${fields[@]}" "${LR_COMMAND[@]}" >"$file.tmp.$$") && mv -fT "$file.tmp.$$" "$file"; then
+    (set -C; printf '%s\0' longrun-request-1 "$LR_USER_UMASK" "$LONGRUN_SUBMIT_DIR" \
+        "${#fields[@]}" "${fields[@]}" "${LR_COMMAND[@]}" >"$file.tmp.$$") && mv -fT "$file.tmp.$$" "$file"
+}
+
+lr_request_successor() {
+    # lr_request_successor WHY: leave the successor's submission to a keeper on a login node:
+    # the request replaced whole, then an event; the keeper queues it while this link runs,
+    # with the same tag.
+    local next=$((LR_RESTART_COUNT + 2)) file="$LR_LINK_DIR/request"
+    lr_successor_command "$next"
+    if lr_write_request "$file"; then
         lr_event successor_requested next "$next" reason "$1"
         lr_say "$LR_LABEL: the successor is left to a keeper on a login node ($1); run \`longrun keeper\` there if none runs"
         return 0
@@ -491,6 +499,9 @@ lr_submit_successor() {
         return
     }
     lr_successor_command "$next"
+    # The command as built here, for the watcher's repair should every submission fail: a
+    # successor is built by this code only (not written: the repair builds its own).
+    lr_write_request "$LR_LINK_DIR/command" 2>/dev/null || rm -f "$LR_LINK_DIR/command.tmp.$$"
     while :; do
         if [ $submit = 1 ]; then
             out=$(
