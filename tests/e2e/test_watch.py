@@ -251,11 +251,13 @@ def test_status_of_a_running_chain(cluster: Cluster, tmp_path: Path) -> None:
     assert chain.wait_end() == "COMPLETED"
 
 
+@pytest.mark.parametrize("built_by", ["link", "watcher"])
 def test_watchers_repair_a_missing_successor_exactly_once(
-    cluster: Cluster, tmp_path: Path, processes: list
+    cluster: Cluster, tmp_path: Path, processes: list, built_by: str
 ) -> None:
     # The link's sbatch fails until it gives up (Slurm said there was no such job each time):
-    # nothing follows it unless a watcher repairs the chain.
+    # nothing follows it unless a watcher repairs the chain. It submits the command the link
+    # built; without one (a link killed before it built its successor), one of its own.
     faults = Faults(tmp_path)
     faults.arm("sbatch", "pass 1", "fail 100")
     env = faults.env(LONGRUN_SUBMIT_RETRY_SECONDS="3")
@@ -263,6 +265,10 @@ def test_watchers_repair_a_missing_successor_exactly_once(
     first = chain.wait_link_running(0)
     chain.wait_event("successor_failed")
     faults.clear("sbatch")
+    command = chain.folder / "links" / first / "command"
+    assert command.is_file()
+    if built_by == "watcher":
+        command.unlink()
     # Two watchers at once: still only one successor may be submitted.
     for _ in range(2):
         processes.append(
@@ -272,7 +278,7 @@ def test_watchers_repair_a_missing_successor_exactly_once(
     assert chain.wait_end(timeout=120) == "COMPLETED"
     repaired = chain.events("repaired")
     assert len(repaired) == 1, repaired
-    assert repaired[0]["job"] == first
+    assert repaired[0]["job"] == first and repaired[0]["built_by"] == built_by
     assert chain.links() == [first, repaired[0]["successor"]]
     for watcher in processes:
         out, _ = watcher.communicate(timeout=30)
