@@ -54,7 +54,7 @@ class Link:
             return None if epoch is None else datetime.fromtimestamp(epoch)
 
         return cls(
-            view.link, view.job_id, view.state, view.why, when(view.start_epoch),
+            view.number, view.job_id, view.state, view.why, when(view.start_epoch),
             when(view.end_epoch), view.exit_code, element,
         )  # fmt: skip
 

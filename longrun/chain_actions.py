@@ -24,12 +24,12 @@ from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, LinkView, SlurmEnd, chain_jobs
 from .environment import ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, RepairRefused, StateError, UsageError
-from .kept import kept_or_read, kept_view, view_data
 from .slurm_output import QueueRow
 from .successor_request import read_request, submit_request
+from .view_cache import cached_or_read, cached_view, view_data
 
 
-def settle_last_link(folder: ChainFolder, view: ChainView) -> bool | None:
+def settle_from_accounting(folder: ChainFolder, view: ChainView) -> bool | None:
     """For a chain (or an array element) with nothing queued: learn once from sacct how the
     last link (and its successor, if one was queued) ended, and record it. True if it did,
     None if sacct did not answer (then nothing may be decided from its silence)."""
@@ -370,24 +370,24 @@ def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | 
         return array.elements[element]
     if element is not None:
         raise UsageError(f"chain {folder.chain_id} is not an array: it has no --element")
-    kept = kept_view(folder)
-    if kept is not None:
-        return kept
+    cached = cached_view(folder)
+    if cached is not None:
+        return cached
 
     def read() -> ChainView:
         view = live_view(folder)
-        if view.state == states.CHAIN_STALLED and settle_last_link(folder, view):
+        if view.state == states.CHAIN_STALLED and settle_from_accounting(folder, view):
             view = live_view(folder, ask_slurm=False)
         record_end(folder, view, by="longrun status")
         return view
 
-    return kept_or_read(folder, protocol.KEPT_VIEW, read, view_data)
+    return cached_or_read(folder, protocol.KEPT_VIEW, read, view_data)
 
 
 def _settled_array(folder: ChainFolder, view: ArrayView, by: str) -> ArrayView:
     """Settle the stalled elements from sacct (once each) and record the ends found."""
     stalled = [v for v in view.elements.values() if v.state == states.CHAIN_STALLED]
-    settled = [settle_last_link(folder, element) for element in stalled]
+    settled = [settle_from_accounting(folder, element) for element in stalled]
     if any(settled):
         view = live_array_view(folder, ask_slurm=False)
     for index, element in view.elements.items():

@@ -22,7 +22,7 @@ from .slurm_output import QueueRow, hostnames, slurm_epoch
 class LinkView:
     """One link: a job that started as part of the chain (a Slurm requeue stays one link)."""
 
-    link: int  # 1-based, as people count
+    number: int  # 1-based, as people count (`link 2/5`); "link" in --json
     restart_count: int  # 0-based, as SLURM_LONGRUN_RESTART_COUNT
     job_id: str
     state: str = states.UNKNOWN
@@ -51,6 +51,7 @@ class LinkView:
 
     def to_json(self) -> dict[str, Any]:
         data = dict(vars(self))  # every field is a plain value
+        data["link"] = data.pop("number")
         data["elapsed_seconds"] = self.elapsed
         data["start"] = iso(self.start_epoch)
         data["end"] = iso(self.end_epoch)
@@ -91,7 +92,7 @@ class ChainView:
         return self.state not in states.CHAIN_END_STATES
 
     def label(self, link: LinkView | int) -> str:
-        number = link.link if isinstance(link, LinkView) else link
+        number = link.number if isinstance(link, LinkView) else link
         return f"link {number}/{self.restart_limit + 1}"
 
     def to_json(self) -> dict[str, Any]:
@@ -220,7 +221,7 @@ def build_view(
             if kind != protocol.LINK_STARTED:
                 continue
             count = protocol.restart_count_of(event) or 0
-            view = links[job] = LinkView(link=count + 1, restart_count=count, job_id=job)
+            view = links[job] = LinkView(number=count + 1, restart_count=count, job_id=job)
             view.start_epoch = epoch
             order.append(job)
         _apply(view, event, links)

@@ -29,7 +29,7 @@ from typing import Any
 
 from . import log, protocol, slurm, states
 from .array_view import elements_of_jobs
-from .chain_actions import chain_lock, record_end, repair, settle_last_link
+from .chain_actions import chain_lock, record_end, repair, settle_from_accounting
 from .chain_reading import live_array_view, live_view
 from .chain_store import ChainFolder, StateDir
 from .errors import LongrunError, RepairRefused, SlurmCommandError, UsageError
@@ -175,7 +175,7 @@ def _after_the_link(folder: ChainFolder, state: StateDir, by: str, request: Open
     if view is None:
         return None
     if view.state == states.CHAIN_STALLED:
-        settled = settle_last_link(folder, view)
+        settled = settle_from_accounting(folder, view)
         if settled is None:
             why = f"sacct did not answer about job {request.job_id}; asked again next time"
             folder.append_event(protocol.KEEPER_FAILED, job=request.job_id, error=why, by=by)

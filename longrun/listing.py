@@ -1,6 +1,6 @@
-"""The rows of `longrun list`: kept rows (longrun/kept.py) for chains whose end is recorded, so
-that a long list of ended chains costs a few `stat` calls each; the others from their logs. A
-chain that cannot be read is a DAMAGED row, and the others are listed all the same."""
+"""The rows of `longrun list`: cached rows (longrun/view_cache.py) for chains whose end is
+recorded, so that a long list of ended chains costs a few `stat` calls each; the others from
+their logs. A chain that cannot be read is a DAMAGED row, and the others are listed all the same."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from . import log, protocol, states
 from .chain_reading import list_views, read_view
 from .chain_store import MAX_NUMBER, ChainFolder, StateDir, reading
 from .errors import LongrunError
-from .kept import kept_or_read, read_kept
 from .report import list_rows
+from .view_cache import cached_or_read, read_cached
 
-# The fields of a row (report.list_rows); a kept row without them is read again.
+# The fields of a row (report.list_rows); a cached row without them is read again.
 ROW_FIELDS = (
     "chain_id", "job_name", "state", "links", "elements", "current_job", "created",
     "last_change", "last_change_epoch",
@@ -23,7 +23,7 @@ ROW_FIELDS = (
 
 
 def list_rows_of(state: StateDir, live_only: bool = False) -> list[dict[str, Any]]:
-    """One row per chain, newest first; kept rows for chains whose end is recorded."""
+    """One row per chain, newest first; cached rows for chains whose end is recorded."""
     rows: dict[str, dict[str, Any]] = {}
     rest = []
     for folder in state.list():
@@ -32,7 +32,7 @@ def list_rows_of(state: StateDir, live_only: bool = False) -> list[dict[str, Any
         except LongrunError as exc:
             log.warning("skipped {}: {}", folder.path, exc.message)
             continue
-        row = None if live_only else _kept_row(folder)
+        row = None if live_only else _cached_row(folder)
         if row is not None:
             rows[folder.chain_id] = row
         elif not live_only and folder.ended_file.exists():
@@ -45,10 +45,10 @@ def list_rows_of(state: StateDir, live_only: bool = False) -> list[dict[str, Any
     return [rows[chain_id] for chain_id in sorted(rows, reverse=True)]
 
 
-def _kept_row(folder: ChainFolder) -> dict[str, Any] | None:
-    """The kept row, if it is one as list_rows makes it (a row that is not would break the
+def _cached_row(folder: ChainFolder) -> dict[str, Any] | None:
+    """The cached row, if it is one as list_rows makes it (a row that is not would break the
     whole list)."""
-    row = read_kept(folder, protocol.SUMMARY)
+    row = read_cached(folder, protocol.SUMMARY)
     if row is None or any(field not in row for field in ROW_FIELDS):
         return None
     epoch, elements = row["last_change_epoch"], row["elements"]
@@ -61,7 +61,7 @@ def _ended_row(state: StateDir, folder: ChainFolder) -> dict[str, Any] | None:
     """The row of a chain whose end is recorded, kept for the next time."""
     try:
         with reading(folder):
-            row = kept_or_read(folder, protocol.SUMMARY, partial(_row, state, folder), _itself)
+            row = cached_or_read(folder, protocol.SUMMARY, partial(_row, state, folder), _itself)
     except LongrunError as exc:
         return _damaged_row(folder, exc.message)
     why = None if row else _damage(folder)  # no row: list_views skipped it

@@ -57,7 +57,7 @@ def segments(
         title = f"{view.label(link)}, job {link.job_id}: {link.state}"
         if link.why:
             title += f" ({link.why})"
-        result.append(Segment(link.link, link.job_id, title, path, start, end, recorded))
+        result.append(Segment(link.number, link.job_id, title, path, start, end, recorded))
     return result
 
 

@@ -153,7 +153,7 @@ def _signal_number(name: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class Effective:
+class EffectiveOptions:
     """The options whose effective value longrun needs, after sbatch's precedence rules."""
 
     values: Mapping[str, str | None]
@@ -168,7 +168,7 @@ class Effective:
 
 def effective_options(
     cli: Sequence[Option], directives: Sequence[Option], environ: Mapping[str, str]
-) -> Effective:
+) -> EffectiveOptions:
     """Command line over SBATCH_* variables over #SBATCH lines, option by option."""
     values: dict[str, str | None] = {}
     names = {o.name for o in directives} | {o.name for o in cli} | set(INPUT_VARIABLES)
@@ -182,7 +182,7 @@ def effective_options(
             values[name] = environ[variable]
         elif from_script is not None:
             values[name] = from_script.value
-    return Effective(values, frozenset(values))
+    return EffectiveOptions(values, frozenset(values))
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def status_text(view: ChainView) -> str:
         head += f" - {view.reason}"
     rows = [
         [
-            str(link.link),
+            str(link.number),
             link.job_id,
             link.state,
             link.why or "-",
@@ -91,18 +91,18 @@ def status_text(view: ChainView) -> str:
         if link.slurm_restarts:
             times = "once" if link.slurm_restarts == 1 else f"{link.slurm_restarts} times"
             parts.append(
-                f"Link {link.link} (job {link.job_id}) was requeued by Slurm {times} and ran "
+                f"Link {link.number} (job {link.job_id}) was requeued by Slurm {times} and ran "
                 "again with the same job id."
             )
     memory = None
     for link in view.links:
         if link.handed_over:
             parts.append(
-                f"Link {link.link} (job {link.job_id}) handed over without running the script: "
+                f"Link {link.number} (job {link.job_id}) handed over without running the script: "
                 f"{link.handed_over} (a free link, not counted against --max-restarts)."
             )
         if link.memory and memory is not None and link.memory != memory:
-            parts.append(f"Link {link.link} (job {link.job_id}) asked for --{link.memory}M.")
+            parts.append(f"Link {link.number} (job {link.job_id}) asked for --{link.memory}M.")
         memory = link.memory or memory
     if view.avoided_nodes:
         parts.append(f"Nodes the chain avoids: {', '.join(view.avoided_nodes)}")

@@ -9,6 +9,16 @@ Words, each with one meaning:
   link numbers ("link 2/5");
 - the **successor** is the job a link keeps queued to continue it.
 
+A link's end is seen four ways, each for one reader; each follows from the ones before it:
+1. Slurm's **state** (TIMEOUT, FAILED...): what slurmctld or the accounting recorded, facts
+   about the allocation that the link cannot know for certain while it runs;
+2. the link's **verdict**: what the link itself says as its script exits (it knows the exit
+   code, a forwarded signal, a --continue exit), written before Slurm has the last word;
+3. the **outcome**: what the next link (or the watcher) does, from verdict x state x
+   PreemptTime by the first matching rule of RULES; the only one that decides anything;
+4. the **kind** (`link_kind`): how people are told it ended (time limit, preempted, node
+   failure...) in `longrun status` and `longrun usage`, from the same facts; it decides nothing.
+
 The job side gets the same rules and state lists rendered into bash (see templates/), so Python
 (the watcher, `longrun status`) and the job never disagree about what a state means. Every Slurm
 state name longrun uses is spelled here and nowhere else in the package or the templates.

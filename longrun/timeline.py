@@ -120,7 +120,7 @@ def timeline_text(
         rows = [(f"elem {index}", element.links) for index, element in view.elements.items()]
         title = f"Array chain {view.chain_id} ({view.job_name}): {view.state}"
     else:
-        rows = [(f"link {link.link}", [link]) for link in view.links]
+        rows = [(f"link {link.number}", [link]) for link in view.links]
         title = f"Chain {view.chain_id} ({view.job_name}): {view.state}"
     all_spans = []
     waiting_since = created

@@ -280,7 +280,7 @@ def link_usages(
     return [
         LinkUsage(
             element=element,
-            link=link.link,
+            link=link.number,
             job_id=link.job_id,
             state=link.state,
             runs=tuple(rows.get(link.job_id, ())),

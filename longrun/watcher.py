@@ -28,7 +28,7 @@ from .chain_actions import (
     record_end,
     repair,
     repair_refused,
-    settle_last_link,
+    settle_from_accounting,
 )
 from .chain_reading import live_array_view, live_view
 from .chain_store import ChainFolder, EventTail, StateDir
@@ -267,7 +267,7 @@ def _settle(folder: ChainFolder, view: ChainView, out: Output, memory: WatchMemo
     last = view.links[-1] if view.links else None
     if last is None or (last.job_id, view.successor_job or "") in memory.asked_sacct:
         return False
-    settled = settle_last_link(folder, view)
+    settled = settle_from_accounting(folder, view)
     if settled is None:
         if last.job_id not in memory.silent_sacct:
             memory.silent_sacct.add(last.job_id)

@@ -71,7 +71,9 @@ def test_a_link_killed_by_its_time_limit_reads_as_such() -> None:
     first, second = view_of("timeout").links
     assert (first.state, first.why, first.exit_code) == ("TIMEOUT", "reached its time limit", 143)
     assert (second.state, second.why) == ("COMPLETED", "the script finished (exit 0)")
-    assert (first.link, second.link) == (1, 2)
+    assert (first.number, second.number) == (1, 2)
+    shown = view_of("timeout").to_json()["links"]  # `longrun status --json` says "link"
+    assert [link["link"] for link in shown] == [1, 2] and "number" not in shown[0]
 
 
 def test_successor_and_current_job() -> None:

@@ -327,7 +327,7 @@ def test_show_never_waits_on_a_fifo(state: Path) -> None:
     )
 
 
-# --- kept files (longrun/kept.py) ----------------------------------------------------------------
+# --- cached files (longrun/view_cache.py) -------------------------------------------------------
 def age(state: Path) -> None:
     """The chains' folders as if nothing had changed in them for a while (so rows are kept)."""
     then = time.time() - 60

@@ -15,9 +15,9 @@ from longrun import protocol
 from longrun.chain_actions import status_view
 from longrun.chain_reading import list_views
 from longrun.chain_store import ChainFolder, StateDir
-from longrun.kept import RACY_NS
 from longrun.listing import list_rows_of
 from longrun.report import list_rows, status_text
+from longrun.view_cache import RACY_NS
 from slurmguard import stand_ins
 from statetest import state_with
 

@@ -25,8 +25,8 @@ from longrun import chain_actions, chain_reading, slurm, watcher
 from longrun.chain_store import ChainFolder, StateDir, check_trusted_path
 from longrun.errors import RepairRefused, StateError
 from longrun.files import write_atomic
-from longrun.kept import _keep as keep
 from longrun.render import render_library, render_link_script, shquote
+from longrun.view_cache import _keep as keep
 from plantest import chain_location, plan_of
 from slurmguard import SLURM_COMMANDS, stand_ins
 

@@ -108,7 +108,7 @@ def test_gpus_from_the_allocation(tres: str, gpus: int) -> None:
 
 # --- a chain's usage ------------------------------------------------------------------------
 def link(number: int, job: str, state: str, verdict: str | None = None) -> LinkView:
-    return LinkView(link=number, restart_count=number - 1, job_id=job, state=state,
+    return LinkView(number=number, restart_count=number - 1, job_id=job, state=state,
                     verdict=verdict)  # fmt: skip
 
 

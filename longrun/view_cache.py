@@ -1,9 +1,9 @@
-"""What the read-only commands keep of a chain whose end is recorded: `longrun list` its row
-(summary.json) and `longrun status` its view (view.json), in the chain folder, with a stamp of
+"""A cache of views of chains whose end is recorded: `longrun list` keeps its row
+(summary.json) and `longrun status` its view (view.json) in the chain folder, with a stamp of
 what they were read from: the size of every event file and of the `ended` file, and when the
-folders that new files appear in last changed. A kept file is read back instead of the logs
-only while its stamp still holds: a late event, a new link or a new writer makes the next
-command read the logs again and keep anew (the file is replaced whole)."""
+folders that new files appear in last changed. A cached file is read back instead of the logs
+only while its stamp still matches: a late event, a new link or a new writer makes the next
+command read the logs again and cache anew (the file is replaced whole)."""
 
 from __future__ import annotations
 
@@ -53,14 +53,14 @@ def stamp_of(folder: ChainFolder) -> Stamp | None:
     return stamp
 
 
-def _holds(folder: ChainFolder, stamp: Stamp) -> bool:
+def _stamp_matches(folder: ChainFolder, stamp: Stamp) -> bool:
     top = str(folder.path)
     return all(
         _stat(f"{top}/{name}", by_time=name.endswith("/")) == value for name, value in stamp.items()
     )
 
 
-def read_kept(folder: ChainFolder, name: str) -> dict[str, Any] | None:
+def read_cached(folder: ChainFolder, name: str) -> dict[str, Any] | None:
     """The kept data, if there is some and nothing has changed since it was read."""
     try:
         kept = json.loads(read_regular(str(folder.path / name)))
@@ -69,19 +69,19 @@ def read_kept(folder: ChainFolder, name: str) -> dict[str, Any] | None:
     if not isinstance(kept, dict) or not isinstance(kept.get("stamp"), dict):
         return None  # kept by an earlier version
     data = kept.get("data")
-    if not isinstance(data, dict) or not _holds(folder, kept["stamp"]):
+    if not isinstance(data, dict) or not _stamp_matches(folder, kept["stamp"]):
         return None
     return data
 
 
-def kept_or_read(
+def cached_or_read(
     folder: ChainFolder, name: str, read: Callable[[], T], data_of: Callable[[T], dict[str, Any]]
 ) -> T:
     """What `read` returns for the chain; kept as `name` (unless None) when the chain's end
     was recorded before the read and nothing changed during it."""
     before = stamp_of(folder)
     result = read()
-    if before is not None and result is not None and _holds(folder, before):
+    if before is not None and result is not None and _stamp_matches(folder, before):
         _keep(folder, name, data_of(result), before)
     return result
 
@@ -108,9 +108,9 @@ def _keep(folder: ChainFolder, name: str, data: dict[str, Any], stamp: Stamp) ->
             tmp.unlink()
 
 
-def kept_view(folder: ChainFolder) -> ChainView | None:
+def cached_view(folder: ChainFolder) -> ChainView | None:
     """The kept view of a chain (not an array), for `longrun status`."""
-    data = read_kept(folder, protocol.KEPT_VIEW)
+    data = read_cached(folder, protocol.KEPT_VIEW)
     if data is None:
         return None
     try:
