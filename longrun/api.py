@@ -31,6 +31,7 @@ from .chain_store import ChainFolder, StateDir, default_root
 from .chain_view import ChainView, LinkView
 from .errors import UsageError
 from .learning import LearningOptions
+from .wrapper_options import DEFAULTS, WrapperOptions
 
 
 @dataclass(frozen=True)
@@ -170,13 +171,13 @@ def submit(
     sbatch_args: Sequence[str] = (),
     script_args: Sequence[str] = (),
     *,
-    max_restarts: int = 999,
-    retry_failed: int = 0,
+    max_restarts: int = DEFAULTS.max_restarts,
+    retry_failed: int = DEFAULTS.retry_failed,
     state_dir: str | os.PathLike[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     progress_file: str | None = None,
     learning: LearningOptions | None = None,
-    submit_from: str = "compute",
+    submit_from: str = DEFAULTS.submit_from,
 ) -> Chain:
     """Submit `script` as a chain, as `sbatch_longrun --no-watch [sbatch_args] script
     [script_args]` would from `cwd` (default: the current folder); no watcher is started.
@@ -184,7 +185,6 @@ def submit(
     `learning` holds --avoid-failed-nodes, --node-check, --grow-mem-on-oom, --max-idle-links
     and --total-time (longrun.learning.LearningOptions); `submit_from="login"` leaves every
     successor to a keeper on a login node (`longrun keeper`)."""
-    from .plan import WrapperOptions
     from .submission import Submitted
     from .submission import submit as submit_chain
 

@@ -25,6 +25,7 @@ from .files import read_regular
 from .learning import DEFAULT_AVOID
 from .notify import NOTIFY_ON
 from .report import array_status_text, list_text, status_text
+from .wrapper_options import DEFAULTS, WrapperOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -158,7 +159,7 @@ def submit_options(function: F) -> F:
         click.option(
             "--use-verbosity",
             type=click.Choice(["DEFAULT", "VERBOSE", "SILENT"], case_sensitive=False),
-            default="DEFAULT",
+            default=DEFAULTS.verbosity,
             show_default=True,
             help="How much longrun says (here and in each link's log).",
         ),
@@ -167,10 +168,12 @@ def submit_options(function: F) -> F:
             default=False,
             help="Watch the chain from a background process that logs to the chain folder.",
         ),
-        count_option("--max-restarts", 999, "At most N continuations, i.e. N+1 links."),
+        count_option(
+            "--max-restarts", DEFAULTS.max_restarts, "At most N continuations, i.e. N+1 links."
+        ),
         count_option(
             "--retry-failed",
-            0,
+            DEFAULTS.retry_failed,
             "How often a link whose script exits non-zero on its own is run again.",
         ),
         click.option(
@@ -189,7 +192,7 @@ def submit_options(function: F) -> F:
         click.option(
             "--notify-on",
             type=click.Choice(NOTIFY_ON),
-            default="end",
+            default=DEFAULTS.notify_on,
             show_default=True,
             help="end: the chain's end, a stall, a refused successor; all: also every link.",
         ),
@@ -203,7 +206,7 @@ def submit_options(function: F) -> F:
         click.option(
             "--submit-from",
             type=click.Choice(protocol.SUBMIT_FROM),
-            default=protocol.SUBMIT_FROM_COMPUTE,
+            default=DEFAULTS.submit_from,
             show_default=True,
             help="login: links do not submit; a keeper on a login node queues each successor "
             "(the watcher, or `longrun keeper`). Chosen by itself when a link finds that its "
@@ -295,7 +298,6 @@ def run_submit(
     setup_logging(use_verbosity)
     # Imported here: reading a chain (status, list...) needs neither Jinja2 nor the planner.
     from .learning import LearningOptions
-    from .plan import WrapperOptions
     from .submission import DryRun, Submitted, TestOnly, submit
     from .watcher import start_detached, watch_until_end
 

@@ -31,7 +31,6 @@ from .errors import UsageError
 from .learning import (
     FAST_FAIL_SECONDS,
     MAX_HANDOVERS,
-    LearningOptions,
     LearningPlan,
     learning_plan,
 )
@@ -48,6 +47,7 @@ from .sbatch_options import (
     last_value,
 )
 from .script_checks import self_continuing
+from .wrapper_options import WrapperOptions
 
 CONTINUE_EXIT_CODE = protocol.CONTINUE_EXIT_CODE
 DEFAULT_CHECK = "USR1"
@@ -183,25 +183,6 @@ def effective_options(
         elif from_script is not None:
             values[name] = from_script.value
     return EffectiveOptions(values, frozenset(values))
-
-
-@dataclass(frozen=True)
-class WrapperOptions:
-    """sbatch_longrun's own options."""
-
-    max_restarts: int = 999
-    retry_failed: int = 0
-    verbosity: str = "DEFAULT"
-    detached: bool = False
-    no_watch: bool = False
-    dry_run: bool = False
-    state_dir: str | None = None
-    notify: str | None = None  # --notify CMD
-    notify_url: str | None = None
-    notify_on: str = "end"
-    progress_file: str | None = None
-    submit_from: str = protocol.SUBMIT_FROM_COMPUTE  # or login: a keeper submits successors
-    learning: LearningOptions = field(default_factory=LearningOptions)
 
 
 @dataclass(frozen=True)

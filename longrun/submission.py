@@ -57,18 +57,43 @@ class TestOnly:
     stderr: str
 
 
-def read_user_script(args: ParsedArgs, stdin: str | None) -> tuple[UserScript, list[str]]:
+@dataclass(frozen=True)
+class SbatchCall:
+    """sbatch's arguments as the user gave them, parsed once: what every step reads."""
+
+    argv: tuple[str, ...]
+    args: ParsedArgs
+    wrap: str | None  # --wrap's command
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> SbatchCall:
+        args = parse_args(argv)
+        wrap = last_value(args.options, "wrap")
+        return cls(tuple(argv), args, None if wrap is None else wrap.value or "")
+
+    @property
+    def reads_stdin(self) -> bool:
+        """No script file and no --wrap: sbatch reads the script from standard input."""
+        return self.wrap is None and not self.args.operands
+
+    @property
+    def test_only(self) -> bool:
+        """--test-only on the command line (in the script's #SBATCH lines: LinkPlan.test_only)."""
+        return any(o.name == "test-only" for o in self.args.options)
+
+
+def read_user_script(call: SbatchCall, stdin: str | None) -> tuple[UserScript, list[str]]:
     """The script (from a file, stdin or --wrap) and its arguments, as sbatch finds them."""
-    wrap = last_value(args.options, "wrap")
-    if wrap is not None:
-        if args.operands:
+    operands = call.args.operands
+    if call.wrap is not None:
+        if operands:
             raise UsageError(
                 "a script argument is not permitted with --wrap (sbatch refuses it too)",
                 "Give either a script or --wrap=COMMAND.",
             )
-        return wrap_script(wrap.value or ""), []
-    if args.operands:
-        return load_script(args.operands[0]), list(args.operands[1:])
+        return wrap_script(call.wrap), []
+    if operands:
+        return load_script(operands[0]), list(operands[1:])
     return load_script(None, stdin), []
 
 
@@ -88,14 +113,12 @@ def submit(
     """Submit `sbatch_argv` (sbatch options, script, script arguments) as a chain."""
     env = dict(os.environ if environ is None else environ)
     submit_dir = os.path.abspath(cwd or os.getcwd())
-    args = parse_args(sbatch_argv)
+    call = SbatchCall.parse(sbatch_argv)
+    if call.test_only:
+        return _test_only(call, env, submit_dir, stdin_reader)
 
-    if any(o.name == "test-only" for o in args.options):
-        return _test_only(sbatch_argv, env, submit_dir, stdin_reader)
-
-    needs_stdin = last_value(args.options, "wrap") is None and not args.operands
-    stdin_text = _read_stdin(stdin_reader) if needs_stdin else None
-    script, script_args = read_user_script(args, stdin_text)
+    stdin_text = _read_stdin(stdin_reader) if call.reads_stdin else None
+    script, script_args = read_user_script(call, stdin_text)
 
     sbatch_path = shutil.which("sbatch", path=env.get("PATH"))
     if sbatch_path is None and not wrapper.dry_run:
@@ -116,9 +139,9 @@ def submit(
         submit_dir=submit_dir,
         slurm_bin_dir=os.path.dirname(sbatch_path) if sbatch_path else "",
     )
-    plan = build_plan(wrapper, args, script, script_args, where, env)
+    plan = build_plan(wrapper, call.args, script, script_args, where, env)
     if plan.test_only:
-        return _test_only(sbatch_argv, env, submit_dir, stdin_reader, stdin_text)
+        return _test_only(call, env, submit_dir, stdin_reader, stdin_text)
     # A dry run asks Slurm nothing: it shows `--local`, as on a cluster in no federation.
     if sbatch_path is not None and not plan.clusters and not wrapper.dry_run and slurm.federated():
         plan = replace(plan, federated=True)
@@ -184,18 +207,17 @@ def _read_stdin(stdin_reader: Callable[[], str] | None) -> str:
 
 
 def _test_only(
-    sbatch_argv: Sequence[str],
+    call: SbatchCall,
     env: Mapping[str, str],
     submit_dir: str,
     stdin_reader: Callable[[], str] | None,
     stdin_text: str | None = None,
 ) -> TestOnly:
     """Let sbatch validate the submission as the user wrote it; create no chain."""
-    args = parse_args(sbatch_argv)
-    if stdin_text is None and last_value(args.options, "wrap") is None and not args.operands:
+    if stdin_text is None and call.reads_stdin:
         stdin_text = _read_stdin(stdin_reader)
     result = slurm.sbatch_test_only(
-        sbatch_argv, cwd=submit_dir, env=sbatch_environment(env), input=stdin_text
+        call.argv, cwd=submit_dir, env=sbatch_environment(env), input=stdin_text
     )
     return TestOnly(result.returncode, result.stdout, result.stderr)
 
