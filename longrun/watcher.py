@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from . import protocol, states
 from .array_view import ArrayView, elements_of_jobs
@@ -30,7 +30,7 @@ from .chain_actions import (
     repair_refused,
     settle_from_accounting,
 )
-from .chain_reading import live_array_view, live_view
+from .chain_reading import live_array_view, live_view, read_view
 from .chain_store import ChainFolder, EventTail, StateDir
 from .chain_view import ChainView
 from .errors import LongrunError, RepairRefused
@@ -137,7 +137,7 @@ def watch(
             # The next link starts (or should) at once: look soon rather than in 30 s.
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = _check(folder, state, out, memory)
+            view = cast(ChainView, _check(folder, state, out, memory))  # (a plain chain's)
             if view.state in states.CHAIN_END_STATES:
                 _report_the_end(tail, out, max_restarts, told, clock, sleep)
                 return _finish(folder, out)
@@ -228,8 +228,11 @@ class WatchMemory:
     refused: set[str] = field(default_factory=set)  # links whose refusal was recorded
 
 
-def _check(folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemory) -> ChainView:
-    """One look at Slurm (one squeue call): enforce the limit, repair a gap, notice an end.
+def _check(
+    folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemory
+) -> ChainView | ArrayView:
+    """One look at Slurm (one squeue call, for an array's elements too): then, for each
+    element (a plain chain is an array of one), enforce the limit, repair a gap, notice an end.
 
     sacct is asked once per job that answers, only when nothing is queued and the last link's
     end is not known; a chain is repaired only after sacct answered about its last link (its
@@ -238,18 +241,31 @@ def _check(folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemor
     """
     _keep(folder, state, out)
     try:
-        view = live_view(folder)
-        enforce_max_restarts(folder, view)
-        if view.state == states.CHAIN_STALLED:
-            if _settle(folder, view, out, memory):
-                view = live_view(folder, ask_slurm=False)
-            if view.state == states.CHAIN_STALLED and _repair_once(folder, state, memory, view):
-                view = live_view(folder, ask_slurm=False)
-        record_end(folder, view, by="watcher")
+        view = read_view(folder)
+        settled = False
+        for element in _elements(view).values():
+            if element.is_live:
+                enforce_max_restarts(folder, element)
+            if element.state == states.CHAIN_STALLED:
+                settled = _settle(folder, element, out, memory) or settled
+        if settled:
+            view = read_view(folder, ask_slurm=False)
+        stalled = {i: e for i, e in _elements(view).items() if e.state == states.CHAIN_STALLED}
+        if any([_repair_once(folder, state, memory, e, i) for i, e in stalled.items()]):
+            view = read_view(folder, ask_slurm=False)
+        for index, element in _elements(view).items():
+            record_end(folder, element, by="watcher", element=index)
         return view
     except LongrunError as exc:
         out.line(f"warning: could not ask Slurm about the chain: {exc}")
-        return live_view(folder, ask_slurm=False)
+        return read_view(folder, ask_slurm=False)
+
+
+def _elements(view: ChainView | ArrayView) -> dict[int | None, ChainView]:
+    """An array's elements by index; a plain chain as the one element None."""
+    if isinstance(view, ArrayView):
+        return {index: element for index, element in view.elements.items()}
+    return {None: view}
 
 
 def _keep(folder: ChainFolder, state: StateDir, out: Output) -> None:
@@ -348,7 +364,7 @@ def _watch_array(
         if any(event.get("event") in LINK_END_EVENTS for event in events):
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = _check_array(folder, state, out, memory)
+            view = cast(ArrayView, _check(folder, state, out, memory))  # (an array's folder)
             next_query = now + _interval(view, settings)
         elif events:
             view = live_array_view(folder, ask_slurm=False)
@@ -373,37 +389,6 @@ def _as_links(elements: dict[str, int]) -> list[dict[str, Any]]:
         {"event": protocol.LINK_STARTED, "job": job, "element": element}
         for job, element in elements.items()
     ]
-
-
-def _check_array(
-    folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemory
-) -> ArrayView:
-    """One look at Slurm for the whole array; then, element by element, what _check does."""
-    _keep(folder, state, out)
-    try:
-        view = live_array_view(folder)
-        settled = False
-        for element in view.elements.values():
-            if element.is_live:
-                enforce_max_restarts(folder, element)
-            if element.state == states.CHAIN_STALLED:
-                settled = _settle(folder, element, out, memory) or settled
-        if settled:
-            view = live_array_view(folder, ask_slurm=False)
-        stalled = [i for i, e in view.elements.items() if e.state == states.CHAIN_STALLED]
-        submitted = [
-            _repair_once(folder, state, memory, view.elements[index], index)
-            for index in stalled
-            if view.elements[index].links
-        ]
-        if any(submitted):
-            view = live_array_view(folder, ask_slurm=False)
-        for index, element in view.elements.items():
-            record_end(folder, element, by="watcher", element=index)
-        return view
-    except LongrunError as exc:
-        out.line(f"warning: could not ask Slurm about the array: {exc}")
-        return live_array_view(folder, ask_slurm=False)
 
 
 def _finish(folder: ChainFolder, out: Output) -> str:
