@@ -10,7 +10,9 @@
                                       cancel...): one writer per file
         ended                         the chain's end state: created once, never replaced
         links/<job-id>/               per link, written by that link only: events.jsonl,
-                                      verdict, successor, streak, stop_after, sbatch.err, body
+                                      verdict, successor, streak, stop_after, sbatch.err, body,
+                                      learned, avoid, command (the successor's sbatch command as
+                                      the link built it) or request (the same, for a keeper)
         links/<job-id>/claim          symbolic link to the one job that continues this link,
                                       created atomically by that job
         elements/<index>/ended        an array element's end state, created once (the
