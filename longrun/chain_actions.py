@@ -25,7 +25,7 @@ from .chain_view import ChainView, LinkView, SlurmEnd, chain_jobs
 from .environment import ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, RepairRefused, StateError, UsageError
 from .slurm_output import QueueRow
-from .successor_request import read_request, submit_request
+from .successor_request import read_request, submit_folder, submit_request
 from .view_cache import cached_or_read, cached_view, view_data
 
 
@@ -233,7 +233,7 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
             ),
         ]  # fmt: skip
         env = successor_environment(snapshot, how, os.environ.get("SLURM_CONF"))
-        job_id = slurm.sbatch(arguments, cwd=record.submit_dir or "/", env=env, timeout=60)
+        job_id = slurm.sbatch(arguments, cwd=submit_folder(record.submit_dir), env=env, timeout=60)
         return _repaired(folder, state, last, job_id, arguments, "watcher")
 
 

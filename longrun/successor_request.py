@@ -78,17 +78,20 @@ def read_request(folder: ChainFolder, job_id: str, name: str = protocol.REQUEST)
             return None
 
 
+def submit_folder(path: str) -> str:
+    """Where sbatch runs, as the link does (`cd "$LONGRUN_SUBMIT_DIR" || cd /`): a folder
+    removed since is no reason to stop the chain."""
+    return path if path and os.path.isdir(path) else "/"
+
+
 def submit_request(request: Request, arguments: Sequence[str]) -> str:
     """sbatch (of the keeper's own PATH) with the link's arguments, in its folder, with its
     environment and umask, plus the keeper's SLURM_CONF (it talks to the same cluster)."""
     env = dict(request.env)
     if os.environ.get("SLURM_CONF"):
         env["SLURM_CONF"] = os.environ["SLURM_CONF"]
-    # As the link does (`cd "$LONGRUN_SUBMIT_DIR" || cd /`): a folder removed since is no
-    # reason to stop the chain.
-    cwd = request.cwd if os.path.isdir(request.cwd) else "/"
     before = os.umask(request.umask)
     try:
-        return slurm.sbatch(arguments, cwd=cwd, env=env, timeout=60)
+        return slurm.sbatch(arguments, cwd=submit_folder(request.cwd), env=env, timeout=60)
     finally:
         os.umask(before)

@@ -244,8 +244,7 @@ def _check(
         view = read_view(folder)
         settled = False
         for element in _elements(view).values():
-            if element.is_live:
-                enforce_max_restarts(folder, element)
+            enforce_max_restarts(folder, element)  # (only links still queued or running)
             if element.state == states.CHAIN_STALLED:
                 settled = _settle(folder, element, out, memory) or settled
         if settled:

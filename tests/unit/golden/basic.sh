@@ -45,7 +45,7 @@ LONGRUN_INTERPRETER=(/bin/bash)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=380e1dc6cee0aa3f0e2c6ac678252cb2363b2b86186c89f0ae30878ee727ddb7
+LONGRUN_LIBRARY_SHA256=8c15509ea51613f48ca1b91f648f617f30ff231cd93e194615411ac8431c2531
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2

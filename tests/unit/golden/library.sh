@@ -501,7 +501,9 @@ lr_submit_successor() {
     lr_successor_command "$next"
     # The command as built here, for the watcher's repair should every submission fail: a
     # successor is built by this code only (not written: the repair builds its own).
-    lr_write_request "$LR_LINK_DIR/command" 2>/dev/null || rm -f "$LR_LINK_DIR/command.tmp.$$"
+    # (not written: none at all, never an earlier run's; the repair then builds its own)
+    lr_write_request "$LR_LINK_DIR/command" 2>/dev/null \
+        || rm -f "$LR_LINK_DIR/command" "$LR_LINK_DIR/command.tmp.$$"
     while :; do
         if [ $submit = 1 ]; then
             out=$(
@@ -940,7 +942,10 @@ lr_start() {
     if [ -n "$LONGRUN_CHECK_SIGNAL" ] && [ "$LONGRUN_CHECK_SIGNAL" != TERM ]; then
         trap lr_on_check_signal "$LONGRUN_CHECK_SIGNAL"
     fi
-    [ -s "$LR_LINK_DIR/verdict" ] && [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && rm -f "$LR_LINK_DIR/verdict"
+    if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
+        # A run of a requeued job: what an earlier run decided is not this run's.
+        rm -f "$LR_LINK_DIR/verdict" "$LR_LINK_DIR/command"
+    fi
     [ -e "$LR_JOBS_DIR/$SLURM_JOB_ID" ] || lr_write "$LR_JOBS_DIR/$SLURM_JOB_ID" "$LONGRUN_CHAIN_ID"
     local output output_offset error error_offset
     lr_stream 1 && output=$LR_PATH output_offset=$LR_SIZE
