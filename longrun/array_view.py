@@ -17,6 +17,7 @@ from .arrays import element_key
 from .chain_record import ChainRecord
 from .chain_store import digits
 from .chain_view import ChainView, build_view, chain_jobs, iso
+from .protocol import Event, as_events
 from .slurm_output import QueueRow
 
 # The state of an ended array whose elements did not all complete: the first that applies.
@@ -85,13 +86,14 @@ def element_row(view: ChainView) -> dict[str, Any]:
 def elements_of_jobs(events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Which element each job of the array belongs to: a link says so when it starts, and the
     successor it queues (or a repair queues for it) belongs to the same element."""
+    events = as_events(events)
     jobs: dict[str, int] = {}
     for event in events:
         element = _element_field(event)
-        if event.get("event") == protocol.LINK_STARTED and element is not None:
-            jobs[str(event.get("job"))] = element
+        if event.kind == protocol.LINK_STARTED and element is not None:
+            jobs[event.job] = element
     for event in events:
-        job, successor = str(event.get("job") or ""), event.get("successor")
+        job, successor = event.text("job"), event.get("successor")
         if successor and job in jobs:
             jobs.setdefault(str(successor), jobs[job])
     return jobs
@@ -99,13 +101,14 @@ def elements_of_jobs(events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 def split_events(
     events: Sequence[Mapping[str, Any]], indices: Sequence[int]
-) -> dict[int, list[Mapping[str, Any]]]:
+) -> dict[int, list[Event]]:
     """Each element's events, oldest first; the submission's go to every element, with the
     element's own name for the submitted job (ARRAYJOB_TASK)."""
+    events = as_events(events)
     jobs = elements_of_jobs(events)
-    split: dict[int, list[Mapping[str, Any]]] = {index: [] for index in indices}
+    split: dict[int, list[Event]] = {index: [] for index in indices}
     for event in events:
-        kind = event.get("event")
+        kind = event.kind
         element = _element_field(event)
         if element is None and kind not in (protocol.SUBMITTING, protocol.SUBMITTED):
             element = jobs.get(str(event.get("job") or event.get("previous") or ""))
@@ -115,7 +118,7 @@ def split_events(
             continue
         for index, own in split.items():
             if kind == protocol.SUBMITTED:
-                own.append({**event, "job": f"{event.get('job')}_{index}"})
+                own.append(Event({**event, "job": f"{event.get('job')}_{index}"}))
             else:
                 own.append(event)
     return split
@@ -131,10 +134,9 @@ def build_array_view(
     """The array from its metadata, events and recorded ends. `queue`: one squeue answer for
     the array and its live successors, or None when Slurm was not asked (then an element that
     never started counts as waiting)."""
+    events = as_events(events)
     indices = list(record.array.indices) if record.array else []
-    array_job = next(
-        (str(e.get("job")) for e in events if e.get("event") == protocol.SUBMITTED), ""
-    )
+    array_job = next((e.job for e in events if e.kind == protocol.SUBMITTED), "")
     elements = {}
     for index, own in split_events(events, indices).items():
         element_record = replace(record, chain_id=element_key(record.chain_id, index))
@@ -174,7 +176,7 @@ def _ended_before_start(element: ChainView, row: QueueRow | None) -> None:
 
 
 def _own_rows(
-    queue: Mapping[str, QueueRow] | None, events: Sequence[Mapping[str, Any]], task: str
+    queue: Mapping[str, QueueRow] | None, events: Sequence[Event], task: str
 ) -> dict[str, QueueRow] | None:
     """The rows of one element's jobs (its task, its links, their successors)."""
     if queue is None:
@@ -194,5 +196,5 @@ def array_state(element_states: Sequence[str]) -> str:
     return states.CHAIN_COMPLETED
 
 
-def _element_field(event: Mapping[str, Any]) -> int | None:
+def _element_field(event: Event) -> int | None:
     return digits(str(event.get("element") if event.get("element") is not None else ""))

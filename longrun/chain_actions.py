@@ -24,6 +24,7 @@ from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, LinkView, SlurmEnd, chain_jobs
 from .environment import ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, RepairRefused, StateError, UsageError
+from .protocol import Event, as_events
 from .slurm_output import QueueRow
 from .successor_request import read_request, submit_folder, submit_request
 from .view_cache import cached_or_read, cached_view, view_data
@@ -220,7 +221,7 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         how = ExportMode(record.export_mode, record.export_names)
         array_element = _started_field(events, last.job_id, "array") if element is not None else ""
         # (an array element: its own links' growth only)
-        memory = _grown_memory([e for e in events if element is None or str(e.get("job")) in jobs])
+        memory = _grown_memory([e for e in events if element is None or e.job in jobs])
         arguments = [
             "--parsable", *record.successor_options,
             *([f"--{memory}M"] if memory else []),
@@ -253,9 +254,9 @@ def _repaired(
     return job_id
 
 
-def _submit_from(record: ChainRecord, events: Sequence[Mapping[str, Any]]) -> str:
+def _submit_from(record: ChainRecord, events: Sequence[Event]) -> str:
     """login once the chain was submitted so, or a link found its node may not submit."""
-    if any(event.get("event") == protocol.SUBMIT_REFUSED for event in events):
+    if any(event.kind == protocol.SUBMIT_REFUSED for event in events):
         return protocol.SUBMIT_FROM_LOGIN
     return record.submit_from or protocol.SUBMIT_FROM_COMPUTE
 
@@ -267,12 +268,13 @@ def refuse_another_repair(events: Sequence[Mapping[str, Any]], job_id: str) -> N
     """A link is repaired again only while every successor a repair queued for it ended
     before it started (a node failure before the start, say), and MAX_REPAIRS times at most:
     a repaired successor that ran and left the chain stalled again is never replaced."""
+    events = as_events(events)
     repairs = [
-        str(event.get("successor"))
+        event.text("successor")
         for event in events
-        if event.get("event") == protocol.REPAIRED and str(event.get("job")) == job_id
+        if event.kind == protocol.REPAIRED and event.job == job_id
     ]
-    started = {str(e.get("job")) for e in events if e.get("event") == protocol.LINK_STARTED}
+    started = {e.job for e in events if e.kind == protocol.LINK_STARTED}
     ran = [job for job in repairs if job in started]
     if ran or len(repairs) >= MAX_REPAIRS:
         why = f"job {ran[0]}, queued by a repair, started" if ran else f"{len(repairs)} repairs"
@@ -287,22 +289,22 @@ def repair_refused(job_id: str, why: str) -> RepairRefused:
     )
 
 
-def _grown_memory(events: Sequence[Mapping[str, Any]]) -> str:
+def _grown_memory(events: Sequence[Event]) -> str:
     """The memory the chain asks for since --grow-mem-on-oom last grew it (mem=MB or
     mem-per-cpu=MB, as --memory carries it), or "" when it never grew."""
     for event in reversed(events):
-        if event.get("event") == protocol.MEMORY_GROWN:
-            option, after = str(event.get("option") or ""), str(event.get("after") or "")
+        if event.kind == protocol.MEMORY_GROWN:
+            option, after = event.text("option"), event.text("after")
             if option in ("mem", "mem-per-cpu") and after.isdigit() and len(after) < 13:
                 return f"{option}={after}"
     return ""
 
 
-def _started_field(events: Sequence[Mapping[str, Any]], job_id: str, key: str) -> str:
+def _started_field(events: Sequence[Event], job_id: str, key: str) -> str:
     """A field of a link's link_started event: the array element it said it belonged to
     (--array-element's value), the memory it had (--memory's value)."""
     for event in events:
-        if event.get("event") == protocol.LINK_STARTED and str(event.get("job")) == job_id:
+        if event.kind == protocol.LINK_STARTED and event.job == job_id:
             return str(event.get(key) or "")
     return ""
 
@@ -325,12 +327,12 @@ def _initial_job(view: ChainView) -> str:
     return view.links[0].job_id if view.links else (view.submitted_job or "")
 
 
-def _retries_of(events: Sequence[Mapping[str, Any]], job_id: str) -> int:
+def _retries_of(events: Sequence[Event], job_id: str) -> int:
     """How many --retry-failed retries the chain had used when this link ended: the link's own
     retry (its judging took one) if it made one, else what it started with."""
     for kind, key in ((protocol.RETRY, "attempt"), (protocol.LINK_STARTED, "retries")):
         for event in reversed(events):
-            if event.get("event") == kind and str(event.get("job")) == job_id:
+            if event.kind == kind and event.job == job_id:
                 value = str(event.get(key, 0))
                 return int(value) if value.isdigit() and len(value) < 10 else 0
     return 0

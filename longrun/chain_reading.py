@@ -5,7 +5,6 @@ most one squeue call. Nothing here writes; acting on a chain is longrun/chain_ac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from . import log, slurm, states
 from .array_view import ArrayView, build_array_view, elements_of_jobs
@@ -13,13 +12,14 @@ from .chain_record import ChainRecord
 from .chain_store import ChainFolder, StateDir
 from .chain_view import ChainView, build_view, chain_jobs
 from .errors import LongrunError
+from .protocol import Event
 from .slurm_output import QueueRow
 
 
 def view_of(
     folder: ChainFolder,
     record: ChainRecord,
-    events: Sequence[Mapping[str, Any]],
+    events: Sequence[Event],
     ended: str | None,
     queue: Mapping[str, QueueRow] | None = None,
 ) -> ChainView | ArrayView:
@@ -84,7 +84,7 @@ def array_jobs_to_ask(view: ArrayView) -> set[str]:
 def chain_or_element(
     folder: ChainFolder,
     record: ChainRecord,
-    events: Sequence[Mapping[str, Any]],
+    events: Sequence[Event],
     element: int | None,
     queue: Mapping[str, QueueRow] | None,
 ) -> tuple[ChainView, set[str]]:

@@ -47,7 +47,7 @@ from .files import (
     read_regular,
     write_atomic,
 )
-from .protocol import read_snapshot, snapshot_bytes
+from .protocol import Event, read_snapshot, snapshot_bytes
 
 STATE_ENV = "LONGRUN_HOME"
 CHAIN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}(?:[0-9a-f]{4})?$")  # 4 hex: older chains
@@ -448,7 +448,7 @@ class ChainFolder:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise StateError(f"cannot read {self.meta_file}: {why}") from exc
 
-    def read_events(self) -> list[dict[str, Any]]:
+    def read_events(self) -> list[Event]:
         """Every event of every writer, oldest first; a damaged line is skipped."""
         return EventTail(self).read()
 
@@ -525,7 +525,7 @@ class EventTail:
             with contextlib.suppress(FileNotFoundError):  # a link that has written nothing yet
                 self.offsets[path] = os.stat(path).st_size
 
-    def read(self) -> list[dict[str, Any]]:
+    def read(self) -> list[Event]:
         chunks: list[tuple[str, list[str]]] = []
         for path in self.folder.event_files():
             offset = self.offsets.get(path, 0)
@@ -536,13 +536,14 @@ class EventTail:
             self.offsets[path] = offset + end + 1
             text = data[: end + 1].decode("utf-8", errors="replace")
             chunks.append((path, [line for line in text.splitlines() if line.strip()]))
-        found: list[tuple[float, int, int, dict[str, Any]]] = []
+        found: list[tuple[float, int, int, Event]] = []
         for number, records in enumerate(_parse_chunks(chunks)):
             for index, record in enumerate(records):
                 event = _plain(record)
                 if event is None:
                     continue
-                found.append((event_time(event), number, index, protocol.upgrade_event(event)))
+                upgraded = Event(protocol.upgrade_event(event))
+                found.append((event_time(event), number, index, upgraded))
         found.sort(key=lambda item: item[:3])
         return [event for *_, event in found]
 

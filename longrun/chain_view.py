@@ -15,6 +15,7 @@ from typing import Any
 from . import protocol, states
 from .chain_record import ChainRecord
 from .chain_store import MAX_NUMBER
+from .protocol import Event, as_events
 from .slurm_output import QueueRow, hostnames, slurm_epoch
 
 
@@ -152,6 +153,7 @@ def build_view(
     state counts as that job's end. `final_states` holds ends learned some other way (sacct).
     A `final_state` event in the log (a settled last link) counts the same.
     """
+    events = as_events(events)
     queue = queue or {}
     final_states = {
         **{job: SlurmEnd(row.state, row.start, row.end) for job, row in queue.items()
@@ -176,41 +178,41 @@ def build_view(
     submit_refused: str | None = None  # what sbatch said to a link on a compute node
 
     for event in events:
-        kind = event.get("event")
-        job = str(event.get("job") or "")
+        kind = event.kind
+        job = event.text("job")
         epoch = _int(event.get("epoch"))
         if epoch is not None:
             last_epoch = epoch if last_epoch is None else max(last_epoch, epoch)
         if kind == protocol.SUBMITTED and submitted is None:
             submitted = job
         elif kind in protocol.SUCCESSOR_EVENTS:
-            successor_of[job or str(event.get("previous") or "")] = str(event.get("successor"))
+            successor_of[job or event.text("previous")] = event.text("successor")
         elif kind == protocol.CLAIM_LOST:
             duplicates.add(job)
         elif kind == protocol.FINAL_STATE and event.get("state"):
             final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == protocol.CHAIN_ENDED:
-            ended_reason = str(event.get("reason") or "")
+            ended_reason = event.text("reason")
         elif kind == protocol.SUCCESSOR_STOPPED:
-            stop = states.base_state(str(event.get("state") or ""))
+            stop = states.base_state(event.text("state"))
             if stop in states.SUCCESSOR_STOPS:
-                stopped[job] = (str(event.get("successor") or ""), stop)
+                stopped[job] = (event.text("successor"), stop)
         elif kind == protocol.REPAIR_REFUSED:
-            refused[job] = str(event.get("reason") or "")
+            refused[job] = event.text("reason")
         elif kind == protocol.CHAIN_STALLED:
-            stalls[job] = str(event.get("reason") or "")
+            stalls[job] = event.text("reason")
         elif kind == protocol.HANDED_OVER:
-            handovers[job] = str(event.get("reason") or "")
+            handovers[job] = event.text("reason")
         elif kind == protocol.SUCCESSOR_REQUESTED:
             requested.add(job)
         elif kind == protocol.SUBMIT_REFUSED:
-            submit_refused = str(event.get("error") or "") or submit_refused
+            submit_refused = event.text("error") or submit_refused
         elif kind == protocol.NODES_AVOIDED:  # (for a while: the event says until when)
-            avoided.update(dict.fromkeys(hostnames(str(event.get("nodes") or ""))))
+            avoided.update(dict.fromkeys(hostnames(event.text("nodes"))))
         elif kind == protocol.PROGRESS:
             _note_progress(progress, event, job)
         elif kind == protocol.SUCCESSOR_CANCELLED:
-            cancelled_by_us[str(event.get("successor"))] = "the link that ended the chain"
+            cancelled_by_us[event.text("successor")] = "the link that ended the chain"
         if kind in CANCEL_EVENTS:
             for cancelled in _cancelled_jobs(event):
                 cancelled_by_us[cancelled] = str(event.get("by") or "longrun cancel")
@@ -303,14 +305,14 @@ LINK_EVENTS = frozenset(
 )  # fmt: skip
 
 
-def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkView]) -> None:
+def _apply(view: LinkView, event: Event, links: Mapping[str, LinkView]) -> None:
     kind = event["event"]
     epoch = _int(event.get("epoch"))
     if kind == protocol.LINK_STARTED:
         view.slurm_restarts = max(view.slurm_restarts, _int(event.get("slurm_restarts")) or 0)
         view.node = event.get("node") or view.node
-        view.nodes = str(event.get("nodes") or "") or view.nodes
-        view.memory = str(event.get("memory") or "") or view.memory
+        view.nodes = event.text("nodes") or view.nodes
+        view.memory = event.text("memory") or view.memory
         view.free_links = _int(event.get("free_links")) or view.free_links
         if view.state in states.OPEN_STATES:
             view.state = states.RUNNING
@@ -322,7 +324,7 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
     elif kind == protocol.VERDICT_RECORDED:
         _apply_times(view, slurm_end_of(event, "state"))  # the link's own start, from Slurm
         view.verdict = event.get("verdict")
-        view.why = str(event.get("reason") or "")
+        view.why = event.text("reason")
         view.preempted = view.preempted or str(event.get("preempted") or "0") == "1"
         view.state = states.state_after_verdict(view.verdict, view.exit_code, view.preempted)
     elif kind == protocol.SIGTERM:
@@ -330,7 +332,7 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
         view.preempted = view.preempted or str(event.get("preempted") or "0") == "1"
         view.state = states.UNKNOWN
     elif kind == protocol.JUDGED:
-        previous = links.get(str(event.get("previous") or ""))
+        previous = links.get(event.text("previous"))
         end = slurm_end_of(event, "slurm_state")
         if previous is not None and end.state in states.FINAL_STATES:
             previous.state = end.state
@@ -348,36 +350,36 @@ def _apply(view: LinkView, event: Mapping[str, Any], links: Mapping[str, LinkVie
 CANCEL_EVENTS = frozenset({protocol.CHAIN_ENDED, protocol.JOBS_CANCELLED})
 
 
-def _note_progress(progress: dict[str, dict[str, Any]], event: Mapping[str, Any], job: str) -> None:
+def _note_progress(progress: dict[str, dict[str, Any]], event: Event, job: str) -> None:
     """A `progress` event tells of the link that wrote it (at its end) or of the link before
     (at a link's start: the file as that link left it, even a killed one)."""
-    about = job if event.get("at") == protocol.PROGRESS_AT_END else str(event.get("previous") or "")
+    about = job if event.get("at") == protocol.PROGRESS_AT_END else event.text("previous")
     if not about:
         return
     mtime = _int(event.get("mtime"))
     progress[about] = {
         "mtime": iso(mtime),
         "mtime_epoch": mtime,
-        "value": str(event.get("value") or ""),
+        "value": event.text("value"),
         "idle": _int(event.get("idle")),
     }
 
 
-def _cancelled_jobs(event: Mapping[str, Any]) -> list[str]:
+def _cancelled_jobs(event: Event) -> list[str]:
     """The jobs `longrun cancel` cancelled, as its events list them."""
-    kind = event.get("event")
+    kind = event.kind
     listed = event.get("cancelled") if kind == protocol.CHAIN_ENDED else None
     if kind == protocol.JOBS_CANCELLED:
         listed = event.get("jobs")
     return [job for job in str(listed or "").split(",") if job]
 
 
-def slurm_end_of(event: Mapping[str, Any], key: str) -> SlurmEnd:
+def slurm_end_of(event: Event, key: str) -> SlurmEnd:
     """The Slurm end recorded in an event (judged, final_state or verdict)."""
     return SlurmEnd(
         states.base_state(str(event.get(key) or "")),
-        str(event.get("start") or ""),
-        str(event.get("end") or ""),
+        event.text("start"),
+        event.text("end"),
     )
 
 

@@ -33,6 +33,7 @@ from .chain_actions import chain_lock, record_end, repair, settle_from_accountin
 from .chain_reading import live_array_view, live_view
 from .chain_store import ChainFolder, StateDir
 from .errors import LongrunError, RepairRefused, SlurmCommandError, UsageError
+from .protocol import as_events
 from .slurm_output import TaggedRow
 from .successor_request import read_request, submit_request
 
@@ -54,12 +55,13 @@ def open_requests(folder: ChainFolder, events: Sequence[Mapping[str, Any]]) -> l
     """The links whose successor a keeper still has to queue, as the events tell: requested,
     and no successor queued, found or started for them (an array: elements that have not
     ended)."""
+    events = as_events(events)
     requested: dict[str, str] = {}
     known: set[str] = set()
     for event in events:
-        kind = event.get("event")
-        job = str(event.get("job") or "")
-        if kind == protocol.SUCCESSOR_REQUESTED and LINK_NUMBER.fullmatch(str(event.get("next"))):
+        kind = event.kind
+        job = event.text("job")
+        if kind == protocol.SUCCESSOR_REQUESTED and LINK_NUMBER.fullmatch(event.text("next")):
             requested[job] = str(event["next"])
         elif kind in protocol.SUCCESSOR_EVENTS:
             known.add(job)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +18,7 @@ from .chain_store import ChainFolder, digits, reading
 from .chain_view import ChainView, build_view
 from .errors import UsageError
 from .files import open_regular
+from .protocol import Event, as_events
 
 CHUNK = 1 << 16
 
@@ -37,18 +38,19 @@ class Segment:
 
 
 def segments(
-    view: ChainView, events: Iterable[Mapping[str, Any]], stream: str = "output"
+    view: ChainView, events: Sequence[Mapping[str, Any]], stream: str = "output"
 ) -> list[Segment]:
     """Where each link's output (or error) is, from the links' own records."""
-    started: dict[str, Mapping[str, Any]] = {}
+    events = as_events(events)
+    started: dict[str, Event] = {}
     for event in events:
-        if event.get("event") == protocol.LINK_STARTED:
-            started.setdefault(str(event.get("job")), event)
+        if event.kind == protocol.LINK_STARTED:
+            started.setdefault(event.job, event)
     found = []
     for link in view.links:
-        record = started.get(link.job_id, {})
-        path = str(record.get(stream) or "") or None
-        start = digits(str(record.get(f"{stream}_offset") or "")) or 0
+        record = started.get(link.job_id, Event())
+        path = record.text(stream) or None
+        start = digits(record.text(f"{stream}_offset")) or 0
         found.append((link, path, start, stream in record))
     result = []
     for index, (link, path, start, recorded) in enumerate(found):

@@ -11,7 +11,7 @@ The job side gets the names rendered into its helper library (see longrun/render
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import states
@@ -290,6 +290,60 @@ PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     KEEPER_FAILED: ("job", "error", "by"),
     CANCELLED_BEYOND_MAX: ("job", "max_restarts"),
 }
+
+# Fields every event has, whoever wrote it (the job side writes all of them; Python: `t`,
+# `time`, `event` and the job where it has one).
+COMMON_FIELDS = ("time", "epoch", "t", "event", "job", "restart_count")
+
+
+def declared_fields() -> frozenset[str]:
+    """Every field an event of either side may have."""
+    fields = {field for table in (JOB_SIDE_EVENTS, PYTHON_SIDE_EVENTS) for f in table.values()
+              for field in f}  # fmt: skip
+    return frozenset({*COMMON_FIELDS, *fields})
+
+
+class Event(dict[str, Any]):
+    """One event as the event reader returns it: the writer's fields (declared above), read
+    through typed accessors, never with `str(event.get(key) or "")`. Still a dict, so that a
+    reader may pass it on whole (and tests may write one as a dict literal)."""
+
+    __slots__ = ()
+
+    @property
+    def kind(self) -> str:
+        """The event's name (`event`)."""
+        return self.text("event")
+
+    @property
+    def job(self) -> str:
+        return self.text("job")
+
+    def text(self, field: str) -> str:
+        """A field as text; "" when it is missing, null, false or empty."""
+        value = self.get(field)
+        return str(value) if value else ""
+
+    def number(self, field: str) -> int | None:
+        """A field that holds a whole number (as the job side writes it: digits in a string),
+        or None."""
+        value = self.get(field)
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        text = str(value) if value is not None else ""
+        return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def as_event(event: Mapping[str, Any]) -> Event:
+    return event if isinstance(event, Event) else Event(event)
+
+
+def as_events(events: Iterable[Mapping[str, Any]]) -> list[Event]:
+    """Events as Event records (those that are already stay the same objects)."""
+    return [event if isinstance(event, Event) else Event(event) for event in events]
+
 
 # Events that tell which job continues a link (its `successor` field).
 SUCCESSOR_EVENTS = frozenset({SUCCESSOR_QUEUED, SUCCESSOR_FOUND, REPAIRED})

@@ -12,6 +12,7 @@ from . import protocol, states
 from .array_view import ArrayView
 from .chain_store import digits
 from .chain_view import KEEPER_WANTED, ChainView, LinkView, iso
+from .protocol import Event, as_event
 
 
 def duration(seconds: int | None) -> str:
@@ -266,7 +267,8 @@ VERBOSE_LINES = {
 
 def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> str | None:
     """One line for one event of the log, or None for events only shown when verbose."""
-    kind = str(event.get("event"))
+    event = as_event(event)
+    kind = str(event.kind)
     total = max_restarts + 1
 
     def label(restart_count: int | None) -> str:
@@ -295,14 +297,14 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
     return line.format_map(fields) if line else None
 
 
-def _judged_line(event: Mapping[str, Any], label: Any) -> str:
+def _judged_line(event: Event, label: Any) -> str:
     """How the previous link ended, and whether this link takes over or ends the chain."""
     state = str(event.get("slurm_state") or "unknown")
     phrase = states.STATE_PHRASES.get(state, "in a state Slurm did not report")
     count = protocol.restart_count_of(event)
     previous_label = label(None if count is None else count - 1)
     head = f"Job {event.get('previous')} ({previous_label}) ended {state}: {phrase}"
-    outcome = str(event.get("outcome") or "")
+    outcome = event.text("outcome")
     if outcome.startswith(states.END_PREFIX) or outcome == states.END_AS_RECORDED:
         return f"{head}; {event.get('reason')}, so the chain ends"
     here = label(count)

@@ -25,6 +25,7 @@ from .array_view import ArrayView
 from .chain_store import ChainFolder, StateDir, reading
 from .chain_view import ChainView, iso
 from .errors import LongrunError
+from .protocol import Event, as_events
 from .slurm_output import UsageRow, slurm_epoch
 
 
@@ -249,12 +250,13 @@ def body_times(events: Sequence[Mapping[str, Any]]) -> dict[str, BodyTimes]:
     """Per job: when its body started and exited, and (a chain with --progress-file) when the
     progress file last changed by the job's end: its own look at its end, or, for a link killed
     before it could look, the next link's look at its start."""
+    events = as_events(events)
     started: dict[str, float] = {}
     exited: dict[str, float] = {}
     progress: dict[str, float] = {}
     for event in events:
-        job = str(event.get("job") or "")
-        kind = event.get("event")
+        job = event.text("job")
+        kind = event.kind
         when = _number(event.get("t")) or _number(event.get("epoch"))
         if not job or when is None:
             continue
@@ -264,7 +266,7 @@ def body_times(events: Sequence[Mapping[str, Any]]) -> dict[str, BodyTimes]:
             exited[job] = when
         elif kind == protocol.PROGRESS:
             if event.get("at") == protocol.PROGRESS_AT_START:
-                job = str(event.get("previous") or "")
+                job = event.text("previous")
             if job:  # a file not written yet: no progress (0)
                 progress[job] = max(progress.get(job, 0.0), _number(event.get("mtime")) or 0.0)
     jobs = started.keys() | exited.keys() | progress.keys()
@@ -294,7 +296,7 @@ def link_usages(
 def usage_from(
     view: ChainView | ArrayView,
     rows: Sequence[UsageRow],
-    events: Sequence[Mapping[str, Any]],
+    events: Sequence[Event],
     element: int | None = None,
 ) -> ChainUsage:
     """The chain's usage (or one element's: `element`) from sacct's rows for its jobs and its

@@ -23,6 +23,7 @@ from .arrays import element_key
 from .chain_store import ChainFolder, reading
 from .chain_view import chain_jobs
 from .errors import SlurmCommandError, StateError
+from .protocol import as_events
 from .slurm_output import AccountingRow, QueueRow, slurm_epoch
 
 
@@ -48,11 +49,12 @@ def check_links(
     queue: Mapping[str, QueueRow],
 ) -> Report:
     """The promises, checked on one chain's events, Slurm's accounting and queue (pure)."""
-    started = [e for e in events if e.get("event") == protocol.LINK_STARTED]
-    lost = {str(e.get("job")) for e in events if e.get("event") == protocol.CLAIM_LOST}
+    events = as_events(events)
+    started = [e for e in events if e.kind == protocol.LINK_STARTED]
+    lost = {e.job for e in events if e.kind == protocol.CLAIM_LOST}
     links: list[str] = []
     for event in started:
-        job = str(event.get("job"))
+        job = event.job
         if job not in links and job not in lost:
             links.append(job)
     report = Report(chain, ended, len(links))
@@ -71,14 +73,8 @@ def check_links(
         if finish > begin:
             problems.append(f"jobs {job} and {other} overlapped in time")
 
-    previous_of = {
-        str(e.get("job")): str(e.get("previous") or "") for e in started if e.get("job") in links
-    }
-    judged = {
-        (str(e.get("job")), str(e.get("previous")))
-        for e in events
-        if e.get("event") == protocol.JUDGED
-    }
+    previous_of = {e.job: e.text("previous") for e in started if e.get("job") in links}
+    judged = {(e.job, e.text("previous")) for e in events if e.kind == protocol.JUDGED}
     for before, job in zip(links, links[1:]):
         if previous_of.get(job) != before:
             problems.append(f"job {job} continued job {previous_of.get(job) or '?'}, not {before}")
@@ -86,16 +82,16 @@ def check_links(
             problems.append(f"job {job} did not judge its predecessor {before}")
     claims: dict[str, list[str]] = {}
     for event in events:
-        if event.get("event") == protocol.CLAIMED:
-            claims.setdefault(str(event.get("previous")), []).append(str(event.get("job")))
+        if event.kind == protocol.CLAIMED:
+            claims.setdefault(event.text("previous"), []).append(event.job)
     for previous, claimers in claims.items():
         if len(set(claimers)) > 1:
             problems.append(f"job {previous} was continued by {len(set(claimers))} jobs")
-    ran = [str(e.get("job")) for e in events if e.get("event") == protocol.BODY_STARTED]
+    ran = [e.job for e in events if e.kind == protocol.BODY_STARTED]
     if set(ran) & lost:
         problems.append(f"jobs that lost the claim ran the script: {sorted(set(ran) & lost)}")
 
-    ends = [e for e in events if e.get("event") == protocol.CHAIN_ENDED]
+    ends = [e for e in events if e.kind == protocol.CHAIN_ENDED]
     if ended is not None:
         if len(ends) != 1:
             problems.append(f"{len(ends)} ends were recorded, not one")

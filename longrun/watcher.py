@@ -35,6 +35,7 @@ from .chain_store import ChainFolder, EventTail, StateDir
 from .chain_view import ChainView
 from .errors import LongrunError, RepairRefused
 from .keeper import CHAIN_ERRORS, keep_chain
+from .protocol import Event
 from .report import duration, event_line, progress_line
 
 
@@ -177,7 +178,7 @@ def _report(tail: EventTail, out: Output, max_restarts: int) -> set[str]:
         text = event_line(event, max_restarts, out.verbose)
         if text:
             out.line(text)
-        kinds.add(str(event.get("event")))
+        kinds.add(str(event.kind))
     return kinds
 
 
@@ -351,16 +352,16 @@ def _watch_array(
     while True:
         events = tail.read()
         elements.update(elements_of_jobs([*events, *_as_links(elements)]))
-        if any(event.get("event") == protocol.SUCCESSOR_REQUESTED for event in events):
+        if any(event.kind == protocol.SUCCESSOR_REQUESTED for event in events):
             _keep(folder, state, out)
         if out.verbose:
             for event in events:
                 text = event_line(event, max_restarts, verbose=True)
-                element = elements.get(str(event.get("job") or ""))
+                element = elements.get(event.text("job"))
                 if text:
                     out.line(text if element is None else f"Element {element}: {text}")
         now = clock()
-        if any(event.get("event") in LINK_END_EVENTS for event in events):
+        if any(event.kind in LINK_END_EVENTS for event in events):
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
             view = cast(ArrayView, _check(folder, state, out, memory))  # (an array's folder)
@@ -382,10 +383,10 @@ def _watch_array(
         sleep(settings.log_interval)
 
 
-def _as_links(elements: dict[str, int]) -> list[dict[str, Any]]:
+def _as_links(elements: dict[str, int]) -> list[Event]:
     """Known job -> element pairs as link_started events, to carry them across reads."""
     return [
-        {"event": protocol.LINK_STARTED, "job": job, "element": element}
+        Event({"event": protocol.LINK_STARTED, "job": job, "element": element})
         for job, element in elements.items()
     ]
 
