@@ -93,7 +93,7 @@ def elements_of_jobs(events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         if event.kind == protocol.LINK_STARTED and element is not None:
             jobs[event.job] = element
     for event in events:
-        job, successor = event.text("job"), event.get("successor")
+        job, successor = event.job, event.text("successor")
         if successor and job in jobs:
             jobs.setdefault(str(successor), jobs[job])
     return jobs
@@ -111,14 +111,14 @@ def split_events(
         kind = event.kind
         element = _element_field(event)
         if element is None and kind not in (protocol.SUBMITTING, protocol.SUBMITTED):
-            element = jobs.get(str(event.get("job") or event.get("previous") or ""))
+            element = jobs.get(event.job or event.text("previous"))
         if element is not None:
             if element in split:
                 split[element].append(event)
             continue
         for index, own in split.items():
             if kind == protocol.SUBMITTED:
-                own.append(Event({**event, "job": f"{event.get('job')}_{index}"}))
+                own.append(Event({**event, "job": f"{event.job}_{index}"}))
             else:
                 own.append(event)
     return split

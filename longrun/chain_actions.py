@@ -305,7 +305,7 @@ def _started_field(events: Sequence[Event], job_id: str, key: str) -> str:
     (--array-element's value), the memory it had (--memory's value)."""
     for event in events:
         if event.kind == protocol.LINK_STARTED and event.job == job_id:
-            return str(event.get(key) or "")
+            return event.text(key)
     return ""
 
 

@@ -215,7 +215,7 @@ def build_view(
             cancelled_by_us[event.text("successor")] = "the link that ended the chain"
         if kind in CANCEL_EVENTS:
             for cancelled in _cancelled_jobs(event):
-                cancelled_by_us[cancelled] = str(event.get("by") or "longrun cancel")
+                cancelled_by_us[cancelled] = event.text("by") or "longrun cancel"
         if not job or kind not in LINK_EVENTS:
             continue
         view = links.get(job)
@@ -310,7 +310,7 @@ def _apply(view: LinkView, event: Event, links: Mapping[str, LinkView]) -> None:
     epoch = _int(event.get("epoch"))
     if kind == protocol.LINK_STARTED:
         view.slurm_restarts = max(view.slurm_restarts, _int(event.get("slurm_restarts")) or 0)
-        view.node = event.get("node") or view.node
+        view.node = event.text("node") or view.node
         view.nodes = event.text("nodes") or view.nodes
         view.memory = event.text("memory") or view.memory
         view.free_links = _int(event.get("free_links")) or view.free_links
@@ -323,13 +323,13 @@ def _apply(view: LinkView, event: Event, links: Mapping[str, LinkView]) -> None:
         view.exit_code = _int(event.get("exit_code"))
     elif kind == protocol.VERDICT_RECORDED:
         _apply_times(view, slurm_end_of(event, "state"))  # the link's own start, from Slurm
-        view.verdict = event.get("verdict")
+        view.verdict = event.text("verdict") or None
         view.why = event.text("reason")
-        view.preempted = view.preempted or str(event.get("preempted") or "0") == "1"
+        view.preempted = view.preempted or event.text("preempted") == "1"
         view.state = states.state_after_verdict(view.verdict, view.exit_code, view.preempted)
     elif kind == protocol.SIGTERM:
-        view.verdict = str(event.get("verdict") or states.VERDICT_TERMINATED)
-        view.preempted = view.preempted or str(event.get("preempted") or "0") == "1"
+        view.verdict = event.text("verdict") or states.VERDICT_TERMINATED
+        view.preempted = view.preempted or event.text("preempted") == "1"
         view.state = states.UNKNOWN
     elif kind == protocol.JUDGED:
         previous = links.get(event.text("previous"))
@@ -344,7 +344,7 @@ def _apply(view: LinkView, event: Event, links: Mapping[str, LinkView]) -> None:
     elif kind == protocol.CHAIN_ENDED and view.verdict is None:
         view.verdict = states.VERDICT_ENDED
         view.state = states.COMPLETED
-        view.why = f"ended the chain: {event.get('reason', '')}"
+        view.why = f"ended the chain: {event.text('reason')}"
 
 
 CANCEL_EVENTS = frozenset({protocol.CHAIN_ENDED, protocol.JOBS_CANCELLED})
@@ -353,7 +353,7 @@ CANCEL_EVENTS = frozenset({protocol.CHAIN_ENDED, protocol.JOBS_CANCELLED})
 def _note_progress(progress: dict[str, dict[str, Any]], event: Event, job: str) -> None:
     """A `progress` event tells of the link that wrote it (at its end) or of the link before
     (at a link's start: the file as that link left it, even a killed one)."""
-    about = job if event.get("at") == protocol.PROGRESS_AT_END else event.text("previous")
+    about = job if event.text("at") == protocol.PROGRESS_AT_END else event.text("previous")
     if not about:
         return
     mtime = _int(event.get("mtime"))
@@ -377,7 +377,7 @@ def _cancelled_jobs(event: Event) -> list[str]:
 def slurm_end_of(event: Event, key: str) -> SlurmEnd:
     """The Slurm end recorded in an event (judged, final_state or verdict)."""
     return SlurmEnd(
-        states.base_state(str(event.get(key) or "")),
+        states.base_state(event.text(key)),
         event.text("start"),
         event.text("end"),
     )

@@ -65,7 +65,7 @@ def open_requests(folder: ChainFolder, events: Sequence[Mapping[str, Any]]) -> l
             requested[job] = str(event["next"])
         elif kind in protocol.SUCCESSOR_EVENTS:
             known.add(job)
-        elif kind == protocol.LINK_STARTED and event.get("previous"):
+        elif kind == protocol.LINK_STARTED and event.text("previous"):
             known.add(str(event["previous"]))
     elements = elements_of_jobs(events)
     ended = folder.element_ends()

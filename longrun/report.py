@@ -286,9 +286,9 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
     if kind == protocol.JUDGED:
         return _judged_line(event, label)
     if kind == protocol.SIGTERM:
-        if event.get("cause"):
+        if event.text("cause"):
             return "Job {job} ({here}): SIGTERM from Slurm ({cause})".format_map(fields)
-        if event.get("verdict") == states.VERDICT_TERMINATED:
+        if event.text("verdict") == states.VERDICT_TERMINATED:
             text = "Job {job} ({here}): SIGTERM with no sign of a time limit or preemption"
         else:
             text = "Job {job} ({here}): stopped from outside (time limit, preemption or scancel)"
@@ -299,16 +299,16 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
 
 def _judged_line(event: Event, label: Any) -> str:
     """How the previous link ended, and whether this link takes over or ends the chain."""
-    state = str(event.get("slurm_state") or "unknown")
+    state = event.text("slurm_state") or "unknown"
     phrase = states.STATE_PHRASES.get(state, "in a state Slurm did not report")
     count = protocol.restart_count_of(event)
     previous_label = label(None if count is None else count - 1)
-    head = f"Job {event.get('previous')} ({previous_label}) ended {state}: {phrase}"
+    head = f"Job {event.text('previous')} ({previous_label}) ended {state}: {phrase}"
     outcome = event.text("outcome")
     if outcome.startswith(states.END_PREFIX) or outcome == states.END_AS_RECORDED:
-        return f"{head}; {event.get('reason')}, so the chain ends"
+        return f"{head}; {event.text('reason')}, so the chain ends"
     here = label(count)
-    return f"{head}; job {event.get('job')} ({here}) takes over"
+    return f"{head}; job {event.job} ({here}) takes over"
 
 
 def progress_line(view: ChainView, now: float | None = None) -> str:

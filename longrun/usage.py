@@ -265,7 +265,7 @@ def body_times(events: Sequence[Mapping[str, Any]]) -> dict[str, BodyTimes]:
         elif kind == protocol.BODY_EXITED:
             exited[job] = when
         elif kind == protocol.PROGRESS:
-            if event.get("at") == protocol.PROGRESS_AT_START:
+            if event.text("at") == protocol.PROGRESS_AT_START:
                 job = event.text("previous")
             if job:  # a file not written yet: no progress (0)
                 progress[job] = max(progress.get(job, 0.0), _number(event.get("mtime")) or 0.0)

@@ -73,7 +73,7 @@ def check_links(
         if finish > begin:
             problems.append(f"jobs {job} and {other} overlapped in time")
 
-    previous_of = {e.job: e.text("previous") for e in started if e.get("job") in links}
+    previous_of = {e.job: e.text("previous") for e in started if e.job in links}
     judged = {(e.job, e.text("previous")) for e in events if e.kind == protocol.JUDGED}
     for before, job in zip(links, links[1:]):
         if previous_of.get(job) != before:
