@@ -172,7 +172,7 @@ def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: b
     return outcome in states.RUN_OUTCOMES and (state != "" or last.verdict is not None)
 
 
-def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> str | None:
+def repair(folder: ChainFolder, state_dir: StateDir, element: int | None = None) -> str | None:
     """Submit the missing successor with the job side's rules; None if none is missing.
 
     Holds the chain lock and looks again under it, so two watchers never both submit; a
@@ -214,7 +214,7 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
             # failed): submit exactly that, without the wait on the link, which has ended.
             arguments = list(request.without_dependency())
             job_id = submit_request(request, arguments)
-            return _repaired(folder, state, last, job_id, arguments, "link")
+            return _repaired(folder, state_dir, last, job_id, arguments, "link")
         # The link was killed before it built its successor: the same, from what its events
         # say (tests/unit/test_successor_twins.py holds both builders to one table of cases).
         comment = f"--comment={record.comment_prefix}{tag}"
@@ -235,18 +235,18 @@ def repair(folder: ChainFolder, state: StateDir, element: int | None = None) -> 
         ]  # fmt: skip
         env = successor_environment(snapshot, how, os.environ.get("SLURM_CONF"))
         job_id = slurm.sbatch(arguments, cwd=submit_folder(record.submit_dir), env=env, timeout=60)
-        return _repaired(folder, state, last, job_id, arguments, "watcher")
+        return _repaired(folder, state_dir, last, job_id, arguments, "watcher")
 
 
 def _repaired(
     folder: ChainFolder,
-    state: StateDir,
+    state_dir: StateDir,
     last: LinkView,
     job_id: str,
     arguments: list[str],
     built_by: str,
 ) -> str:
-    state.record_job(job_id, folder.chain_id)
+    state_dir.record_job(job_id, folder.chain_id)
     folder.append_event(
         protocol.REPAIRED, job=last.job_id, restart_count=last.restart_count,
         successor=job_id, command=shlex.join(["sbatch", *arguments]), built_by=built_by,

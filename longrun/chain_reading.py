@@ -97,12 +97,12 @@ def chain_or_element(
 
 
 def list_views(
-    state: StateDir, live_only: bool = False, checked: Sequence[ChainFolder] | None = None
+    state_dir: StateDir, live_only: bool = False, checked: Sequence[ChainFolder] | None = None
 ) -> list[ChainView | ArrayView]:
     """Every chain (or these, whose safety the caller checked), newest first; the live ones
     share one squeue call."""
     loaded = []
-    for folder in state.list() if checked is None else checked:
+    for folder in state_dir.list() if checked is None else checked:
         try:
             if checked is None:
                 folder.check_safe()

@@ -83,7 +83,7 @@ def open_requests(folder: ChainFolder, events: Sequence[Mapping[str, Any]]) -> l
 
 def keep_chain(
     folder: ChainFolder,
-    state: StateDir,
+    state_dir: StateDir,
     by: str,
     queue: Sequence[TaggedRow] | None = None,
 ) -> list[str]:
@@ -104,7 +104,7 @@ def keep_chain(
         return []
     queued = []
     for request in pending:
-        job = _keep_one(folder, state, by, request, rows, clusters)
+        job = _keep_one(folder, state_dir, by, request, rows, clusters)
         if job:
             queued.append(job)
     return queued
@@ -112,7 +112,7 @@ def keep_chain(
 
 def _keep_one(
     folder: ChainFolder,
-    state: StateDir,
+    state_dir: StateDir,
     by: str,
     request: Open,
     rows: Sequence[TaggedRow],
@@ -124,7 +124,7 @@ def _keep_one(
         return None
     link = next((row for row in rows if row.job_id == request.job_id), None)
     if link is None or not states.is_active(link.state):
-        return _after_the_link(folder, state, by, request)
+        return _after_the_link(folder, state_dir, by, request)
     with chain_lock(folder):
         if _ended(folder, request) or request not in open_requests(folder, folder.read_events()):
             return None
@@ -153,7 +153,7 @@ def _keep_one(
             log.warning("chain {}: could not queue the successor of job {}: {}",
                         folder.chain_id, request.job_id, exc.message)  # fmt: skip
             return None
-        state.record_job(job_id, folder.chain_id)
+        state_dir.record_job(job_id, folder.chain_id)
         folder.append_event(protocol.SUCCESSOR_QUEUED, job=request.job_id, successor=job_id, by=by)
         if _ended(folder, request):  # the chain ended while it was submitted: take it back
             _cancel(folder, job_id, clusters, by)
@@ -167,7 +167,7 @@ def _ended(folder: ChainFolder, request: Open) -> bool:
     )
 
 
-def _after_the_link(folder: ChainFolder, state: StateDir, by: str, request: Open) -> str | None:
+def _after_the_link(folder: ChainFolder, state_dir: StateDir, by: str, request: Open) -> str | None:
     """The link has ended (or slurmctld forgot it) and nobody queued its successor: learn from
     sacct how it ended, as the watcher does, record an end the link could not, and let the
     repair decide by the rule table whether the chain goes on (it submits the link's own
@@ -190,7 +190,7 @@ def _after_the_link(folder: ChainFolder, state: StateDir, by: str, request: Open
             )
     record_end(folder, view, by=by, element=element)
     try:
-        return repair(folder, state, element)
+        return repair(folder, state_dir, element)
     except RepairRefused as exc:
         log.info("chain {}: {}", folder.chain_id, exc.message)
     except SlurmCommandError as exc:  # unknown: the next pass looks for the tag first
@@ -230,14 +230,14 @@ class Pass:
     unanswered: bool  # squeue did not answer: nothing was decided
 
 
-def keep_all(state: StateDir, by: str = "keeper") -> Pass:
+def keep_all(state_dir: StateDir, by: str = "keeper") -> Pass:
     """One pass over every chain of the state directory: one squeue call per cluster for all
     of them, and sbatch only for a successor that is missing."""
-    if not state.exists():
+    if not state_dir.exists():
         return Pass(0, [], False)
     candidates = []
     by_clusters: dict[tuple[str, ...], list[ChainFolder]] = {}
-    for folder in _chains_with_requests(state):
+    for folder in _chains_with_requests(state_dir):
         try:  # only chains with a request still open cost a question to Slurm
             if folder.ended() or not open_requests(folder, folder.read_events()):
                 continue
@@ -256,31 +256,31 @@ def keep_all(state: StateDir, by: str = "keeper") -> Pass:
             continue
         for folder in folders:
             try:
-                queued += keep_chain(folder, state, by, rows)
+                queued += keep_chain(folder, state_dir, by, rows)
             except CHAIN_ERRORS as exc:
                 log.warning("chain {}: {}", folder.chain_id, exc)
     return Pass(len(candidates), queued, unanswered)
 
 
-def _chains_with_requests(state: StateDir) -> Iterable[ChainFolder]:
+def _chains_with_requests(state_dir: StateDir) -> Iterable[ChainFolder]:
     """Chain folders in which some link left a request (a cheap look: no event is read)."""
     try:
-        names = sorted(os.listdir(state.chains))
+        names = sorted(os.listdir(state_dir.chains))
     except FileNotFoundError:
         return
     for name in names:
-        folder = ChainFolder(state.chains / name)
+        folder = ChainFolder(state_dir.chains / name)
         if any(folder.path.glob(f"{protocol.LINKS}/*/{protocol.REQUEST}")):
             yield folder
 
 
-def run(state: StateDir, *, once: bool, interval: float) -> int:
+def run(state_dir: StateDir, *, once: bool, interval: float) -> int:
     """`longrun keeper`: passes until Ctrl-C (or one with `once`), a line for what each did
     (a pass that found nothing to do is silent); exit status 1 if the last pass had no answer
     from squeue."""
     try:
         while True:
-            done = keep_all(state)
+            done = keep_all(state_dir)
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
             for job in done.queued:
                 print(f"[{stamp}] queued job {job}", flush=True)
@@ -297,28 +297,28 @@ def run(state: StateDir, *, once: bool, interval: float) -> int:
 CRON_MARK = "# longrun keeper"
 
 
-def cron_line(state: StateDir, longrun: Sequence[str], environ: Mapping[str, str]) -> str:
+def cron_line(state_dir: StateDir, longrun: Sequence[str], environ: Mapping[str, str]) -> str:
     """The crontab line that runs one keeper pass a minute for this state directory, with the
     PATH and SLURM_CONF of the installing shell (cron's own are minimal)."""
     names = ("PATH", "SLURM_CONF")
     env = [f"{name}={shlex.quote(environ[name])}" for name in names if environ.get(name)]
-    root = state.root.absolute()
+    root = state_dir.root.absolute()
     command = [*longrun, "keeper", "--once", "--state-dir", str(root)]
     log_file = shlex.quote(str(root / protocol.KEEPER_LOG))
     line = f"* * * * * {' '.join([*env, shlex.join(command)])} >>{log_file} 2>&1 {CRON_MARK} {root}"
     return line.replace("%", "\\%")  # cron reads % as a newline
 
 
-def with_keeper(crontab: str, line: str | None, state: StateDir) -> str:
+def with_keeper(crontab: str, line: str | None, state_dir: StateDir) -> str:
     """The crontab with this state directory's keeper line replaced (None: removed)."""
-    mark = f"{CRON_MARK} {state.root.absolute()}".replace("%", "\\%")
+    mark = f"{CRON_MARK} {state_dir.root.absolute()}".replace("%", "\\%")
     kept = [old for old in crontab.splitlines() if not old.endswith(mark)]
     if line is not None:
         kept.append(line)
     return "".join(f"{entry}\n" for entry in kept)
 
 
-def install(state: StateDir, *, remove: bool = False) -> str:
+def install(state_dir: StateDir, *, remove: bool = False) -> str:
     """Add (or with `remove`, take out) the keeper's line in the user's crontab; what was done."""
     crontab = shutil.which("crontab")
     if crontab is None:
@@ -332,8 +332,8 @@ def install(state: StateDir, *, remove: bool = False) -> str:
         raise LongrunError(f"crontab -l failed: {current.stderr.strip()}")
     text = current.stdout if current.returncode == 0 else ""
     longrun = _longrun_command()
-    line = None if remove else cron_line(state, longrun, os.environ)
-    new = with_keeper(text, line, state)
+    line = None if remove else cron_line(state_dir, longrun, os.environ)
+    new = with_keeper(text, line, state_dir)
     if new == text:
         return "nothing to change" if remove else f"already installed: {line}"
     written = subprocess.run([crontab, "-"], input=new, capture_output=True, text=True, check=False)

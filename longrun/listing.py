@@ -22,11 +22,11 @@ ROW_FIELDS = (
 )  # fmt: skip
 
 
-def list_rows_of(state: StateDir, live_only: bool = False) -> list[dict[str, Any]]:
+def list_rows_of(state_dir: StateDir, live_only: bool = False) -> list[dict[str, Any]]:
     """One row per chain, newest first; cached rows for chains whose end is recorded."""
     rows: dict[str, dict[str, Any]] = {}
     rest = []
-    for folder in state.list():
+    for folder in state_dir.list():
         try:
             folder.check_safe()
         except LongrunError as exc:
@@ -36,11 +36,11 @@ def list_rows_of(state: StateDir, live_only: bool = False) -> list[dict[str, Any
         if row is not None:
             rows[folder.chain_id] = row
         elif not live_only and folder.ended_file.exists():
-            row = _ended_row(state, folder)
+            row = _ended_row(state_dir, folder)
             rows.update({row["chain_id"]: row} if row else {})
         else:
             rest.append(folder)
-    for row in _rows_from_logs(state, live_only, rest):  # the live ones: one squeue
+    for row in _rows_from_logs(state_dir, live_only, rest):  # the live ones: one squeue
         rows[row["chain_id"]] = row
     return [rows[chain_id] for chain_id in sorted(rows, reverse=True)]
 
@@ -57,11 +57,13 @@ def _cached_row(folder: ChainFolder) -> dict[str, Any] | None:
     return row if elements is None or isinstance(elements, dict) else None
 
 
-def _ended_row(state: StateDir, folder: ChainFolder) -> dict[str, Any] | None:
+def _ended_row(state_dir: StateDir, folder: ChainFolder) -> dict[str, Any] | None:
     """The row of a chain whose end is recorded, kept for the next time."""
     try:
         with reading(folder):
-            row = cached_or_read(folder, protocol.SUMMARY, partial(_row, state, folder), _itself)
+            row = cached_or_read(
+                folder, protocol.SUMMARY, partial(_row, state_dir, folder), _itself
+            )
     except LongrunError as exc:
         return _damaged_row(folder, exc.message)
     why = None if row else _damage(folder)  # no row: list_views skipped it
@@ -69,16 +71,16 @@ def _ended_row(state: StateDir, folder: ChainFolder) -> dict[str, Any] | None:
 
 
 def _rows_from_logs(
-    state: StateDir, live_only: bool, folders: Sequence[ChainFolder]
+    state_dir: StateDir, live_only: bool, folders: Sequence[ChainFolder]
 ) -> list[dict[str, Any]]:
     """The rows of these chains from their logs, the live ones from one squeue call."""
     damaged: dict[str, str] = {}
     try:
-        rows = list_rows(list_views(state, live_only, folders))
+        rows = list_rows(list_views(state_dir, live_only, folders))
     except Exception:  # a chain that cannot be read: find which, then read the others again
         damaged = {folder.chain_id: why for folder in folders if (why := _damage(folder))}
         readable = [folder for folder in folders if folder.chain_id not in damaged]
-        rows = list_rows(list_views(state, live_only, readable))
+        rows = list_rows(list_views(state_dir, live_only, readable))
     listed = {row["chain_id"] for row in rows} | damaged.keys()
     for folder in folders:  # not listed: skipped (its chain.json), or (--live) it has ended
         if folder.chain_id not in listed:
@@ -110,9 +112,9 @@ def _damaged_row(folder: ChainFolder, why: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _row(state: StateDir, folder: ChainFolder) -> dict[str, Any] | None:
+def _row(state_dir: StateDir, folder: ChainFolder) -> dict[str, Any] | None:
     """The row of one chain whose end is recorded (no question to Slurm)."""
-    rows = list_rows(list_views(state, checked=[folder]))
+    rows = list_rows(list_views(state_dir, checked=[folder]))
     return rows[0] if rows else None
 
 

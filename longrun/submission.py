@@ -130,12 +130,12 @@ def submit(
             "this on a login node of the cluster. Nothing was submitted.",
         )
 
-    state = StateDir(default_root(wrapper.state_dir, env))
+    state_dir = StateDir(default_root(wrapper.state_dir, env))
     chain_id = new_chain_id()
     where = ChainLocation(
         chain_id=chain_id,
-        chain_dir=str(state.chains / chain_id),
-        state_dir=str(state.root),
+        chain_dir=str(state_dir.chains / chain_id),
+        state_dir=str(state_dir.root),
         submit_dir=submit_dir,
         slurm_bin_dir=os.path.dirname(sbatch_path) if sbatch_path else "",
     )
@@ -151,10 +151,10 @@ def submit(
     if wrapper.dry_run:
         return DryRun(text, plan.first_command(), plan)
 
-    created = state.ensure()
-    _warn_if_node_local(state.root, slurm.cluster_args(plan.clusters))
+    created = state_dir.ensure()
+    _warn_if_node_local(state_dir.root, slurm.cluster_args(plan.clusters))
     try:
-        with state.creating(chain_id) as folder:
+        with state_dir.creating(chain_id) as folder:
             folder.write_script(script.text)
             # sbatch sets SLURM_JOB_NAME in the environment it sends, but not in one it reads
             # with --export-file (Slurm 22.05), and slurmd names %x files from it.
@@ -165,7 +165,7 @@ def submit(
             command = plan.first_command()
             folder.append_event(protocol.SUBMITTING, command=shlex.join(command))
             job_id = slurm.sbatch(command[1:], cwd=submit_dir, env=sbatch_environment(env))
-            state.record_job(job_id, chain_id)
+            state_dir.record_job(job_id, chain_id)
             folder.append_event(protocol.SUBMITTED, job=job_id, restart_count=0)
     except BaseException:
         for path in reversed(created):

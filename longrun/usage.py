@@ -339,12 +339,12 @@ def chain_usage(folder: ChainFolder, element: int | None = None) -> ChainUsage:
     return usage_from(view, rows, folder.read_events(), element)
 
 
-def usage_of_chains(state: StateDir) -> dict[str, ChainUsage]:
+def usage_of_chains(state_dir: StateDir) -> dict[str, ChainUsage]:
     """Every readable chain of the state directory, from one sacct call (from the oldest
     chain's submit time); each chain keeps only the runs submitted at or after its own."""
     chains = []
     clusters: list[str] = []
-    for folder in state.list():
+    for folder in state_dir.list():
         try:
             with reading(folder):
                 folder.check_safe()

@@ -103,7 +103,7 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 
 def watch(
     folder: ChainFolder,
-    state: StateDir,
+    state_dir: StateDir,
     *,
     settings: WatchSettings | None = None,
     output: Output | None = None,
@@ -114,7 +114,9 @@ def watch(
     """Follow the chain (an array: every element) until it ends; return its end state."""
     settings, out, tail, max_restarts = _begin(folder, settings, output, replay)
     if folder.read_meta().is_array:
-        return _watch_array(folder, state, settings, out, tail, max_restarts, replay, clock, sleep)
+        return _watch_array(
+            folder, state_dir, settings, out, tail, max_restarts, replay, clock, sleep
+        )
     view = live_view(folder)
     if not replay:
         out.line(f"Watching chain {folder.chain_id}: {view.state} - {view.reason}")
@@ -129,7 +131,7 @@ def watch(
         told = told or bool(kinds & END_EVENTS)
         link_ended = bool(kinds & LINK_END_EVENTS)
         if protocol.SUCCESSOR_REQUESTED in kinds:  # at once: the link runs without one
-            _keep(folder, state, out)
+            _keep(folder, state_dir, out)
         if folder.ended():
             _report_the_end(tail, out, max_restarts, told, clock, sleep)
             return _finish(folder, out)
@@ -138,7 +140,7 @@ def watch(
             # The next link starts (or should) at once: look soon rather than in 30 s.
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = cast(ChainView, _check(folder, state, out, memory))  # (a plain chain's)
+            view = cast(ChainView, _check(folder, state_dir, out, memory))  # (a plain chain's)
             if view.state in states.CHAIN_END_STATES:
                 _report_the_end(tail, out, max_restarts, told, clock, sleep)
                 return _finish(folder, out)
@@ -230,7 +232,7 @@ class WatchMemory:
 
 
 def _check(
-    folder: ChainFolder, state: StateDir, out: Output, memory: WatchMemory
+    folder: ChainFolder, state_dir: StateDir, out: Output, memory: WatchMemory
 ) -> ChainView | ArrayView:
     """One look at Slurm (one squeue call, for an array's elements too): then, for each
     element (a plain chain is an array of one), enforce the limit, repair a gap, notice an end.
@@ -240,7 +242,7 @@ def _check(
     successor may have been cancelled by you and left the queue). A repair looks at the queue
     once more under the chain's lock.
     """
-    _keep(folder, state, out)
+    _keep(folder, state_dir, out)
     try:
         view = read_view(folder)
         settled = False
@@ -251,7 +253,7 @@ def _check(
         if settled:
             view = read_view(folder, ask_slurm=False)
         stalled = {i: e for i, e in _elements(view).items() if e.state == states.CHAIN_STALLED}
-        if any([_repair_once(folder, state, memory, e, i) for i, e in stalled.items()]):
+        if any([_repair_once(folder, state_dir, memory, e, i) for i, e in stalled.items()]):
             view = read_view(folder, ask_slurm=False)
         for index, element in _elements(view).items():
             record_end(folder, element, by="watcher", element=index)
@@ -268,11 +270,11 @@ def _elements(view: ChainView | ArrayView) -> dict[int | None, ChainView]:
     return {None: view}
 
 
-def _keep(folder: ChainFolder, state: StateDir, out: Output) -> None:
+def _keep(folder: ChainFolder, state_dir: StateDir, out: Output) -> None:
     """Be the keeper of this chain (README: Sites that forbid submission from compute nodes):
     queue a successor a link left to one."""
     try:
-        keep_chain(folder, state, by="watcher")
+        keep_chain(folder, state_dir, by="watcher")
     except CHAIN_ERRORS as exc:  # a damaged file: said, and the watch goes on
         out.line(f"warning: could not queue a requested successor: {exc}")
 
@@ -298,7 +300,7 @@ def _settle(folder: ChainFolder, view: ChainView, out: Output, memory: WatchMemo
 
 def _repair_once(
     folder: ChainFolder,
-    state: StateDir,
+    state_dir: StateDir,
     memory: WatchMemory,
     view: ChainView,
     element: int | None = None,
@@ -313,7 +315,7 @@ def _repair_once(
     try:
         if memory.repairs[last.job_id] >= MAX_REPAIRS:
             raise repair_refused(last.job_id, f"{MAX_REPAIRS} repairs")
-        submitted = repair(folder, state, element)
+        submitted = repair(folder, state_dir, element)
     except RepairRefused as exc:
         memory.refused.add(last.job_id)
         folder.append_event(
@@ -327,7 +329,7 @@ def _repair_once(
 
 def _watch_array(
     folder: ChainFolder,
-    state: StateDir,
+    state_dir: StateDir,
     settings: WatchSettings,
     out: Output,
     tail: EventTail,
@@ -353,7 +355,7 @@ def _watch_array(
         events = tail.read()
         elements.update(elements_of_jobs([*events, *_as_links(elements)]))
         if any(event.kind == protocol.SUCCESSOR_REQUESTED for event in events):
-            _keep(folder, state, out)
+            _keep(folder, state_dir, out)
         if out.verbose:
             for event in events:
                 text = event_line(event, max_restarts, verbose=True)
@@ -364,7 +366,7 @@ def _watch_array(
         if any(event.kind in LINK_END_EVENTS for event in events):
             next_query = min(next_query, now + settings.settle_delay)
         if now >= next_query:
-            view = cast(ArrayView, _check(folder, state, out, memory))  # (an array's folder)
+            view = cast(ArrayView, _check(folder, state_dir, out, memory))  # (an array's folder)
             next_query = now + _interval(view, settings)
         elif events:
             view = live_array_view(folder, ask_slurm=False)
@@ -401,7 +403,7 @@ def _finish(folder: ChainFolder, out: Output) -> str:
 
 
 def watch_until_end(
-    folder: ChainFolder, state: StateDir, verbose: bool, *, replay: bool = False
+    folder: ChainFolder, state_dir: StateDir, verbose: bool, *, replay: bool = False
 ) -> int:
     """Watch in the foreground; exit status 0 only for a chain that completed.
 
@@ -412,7 +414,7 @@ def watch_until_end(
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
     out = Output(verbose=verbose)
     try:
-        final = watch(folder, state, output=out, replay=replay)
+        final = watch(folder, state_dir, output=out, replay=replay)
     except (KeyboardInterrupt, Stop) as why:
         name = "Ctrl-C" if isinstance(why, KeyboardInterrupt) else str(why)
         with contextlib.suppress(OSError):  # the terminal may be gone
@@ -427,7 +429,7 @@ def watch_until_end(
     return 0 if final == states.CHAIN_COMPLETED else 1
 
 
-def start_detached(folder: ChainFolder, state: StateDir, verbose: bool) -> tuple[int, Path]:
+def start_detached(folder: ChainFolder, state_dir: StateDir, verbose: bool) -> tuple[int, Path]:
     """A watcher in its own session, without a terminal, logging to the chain folder."""
     log_path = folder.watch_log
     # `python -m` puts the working directory first on sys.path: anyone who can write to the
@@ -436,7 +438,7 @@ def start_detached(folder: ChainFolder, state: StateDir, verbose: bool) -> tuple
     safe_path = ["-P"] if sys.version_info >= (3, 11) else []
     command = [
         sys.executable, *safe_path, "-m", "longrun", "watch", folder.chain_id,
-        "--state-dir", str(state.root.absolute()), "--from-start",
+        "--state-dir", str(state_dir.root.absolute()), "--from-start",
     ]  # fmt: skip
     if verbose:
         command.append("--verbose")
