@@ -47,7 +47,7 @@ from .files import (
     read_regular,
     write_atomic,
 )
-from .protocol import Event, read_snapshot, snapshot_bytes
+from .protocol import MAX_NUMBER, Event, read_snapshot, snapshot_bytes
 
 STATE_ENV = "LONGRUN_HOME"
 CHAIN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}(?:[0-9a-f]{4})?$")  # 4 hex: older chains
@@ -548,9 +548,7 @@ class EventTail:
         return [event for *_, event in found]
 
 
-# Numbers beyond this (2**53, the last integer a float holds exactly) are not a time, an
-# offset or a count that longrun wrote: such a field is dropped when read.
-MAX_NUMBER = 1 << 53
+# (MAX_NUMBER, protocol.py: a field beyond it is dropped when read.)
 
 
 _WARNED: set[str] = set()  # files a warning was given for: once per process (a watcher polls)

@@ -14,7 +14,6 @@ from typing import Any
 
 from . import protocol, states
 from .chain_record import ChainRecord
-from .chain_store import MAX_NUMBER
 from .protocol import Event, as_events
 from .slurm_output import QueueRow, hostnames, slurm_epoch
 
@@ -180,7 +179,7 @@ def build_view(
     for event in events:
         kind = event.kind
         job = event.text("job")
-        epoch = _int(event.get("epoch"))
+        epoch = event.number("epoch")
         if epoch is not None:
             last_epoch = epoch if last_epoch is None else max(last_epoch, epoch)
         if kind == protocol.SUBMITTED and submitted is None:
@@ -189,7 +188,7 @@ def build_view(
             successor_of[job or event.text("previous")] = event.text("successor")
         elif kind == protocol.CLAIM_LOST:
             duplicates.add(job)
-        elif kind == protocol.FINAL_STATE and event.get("state"):
+        elif kind == protocol.FINAL_STATE and event.text("state"):
             final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == protocol.CHAIN_ENDED:
             ended_reason = event.text("reason")
@@ -307,20 +306,20 @@ LINK_EVENTS = frozenset(
 
 def _apply(view: LinkView, event: Event, links: Mapping[str, LinkView]) -> None:
     kind = event["event"]
-    epoch = _int(event.get("epoch"))
+    epoch = event.number("epoch")
     if kind == protocol.LINK_STARTED:
-        view.slurm_restarts = max(view.slurm_restarts, _int(event.get("slurm_restarts")) or 0)
+        view.slurm_restarts = max(view.slurm_restarts, event.number("slurm_restarts") or 0)
         view.node = event.text("node") or view.node
         view.nodes = event.text("nodes") or view.nodes
         view.memory = event.text("memory") or view.memory
-        view.free_links = _int(event.get("free_links")) or view.free_links
+        view.free_links = event.number("free_links") or view.free_links
         if view.state in states.OPEN_STATES:
             view.state = states.RUNNING
         return
     if epoch is not None:
         view.end_epoch = epoch
     if kind == protocol.BODY_EXITED:
-        view.exit_code = _int(event.get("exit_code"))
+        view.exit_code = event.number("exit_code")
     elif kind == protocol.VERDICT_RECORDED:
         _apply_times(view, slurm_end_of(event, "state"))  # the link's own start, from Slurm
         view.verdict = event.text("verdict") or None
@@ -356,12 +355,12 @@ def _note_progress(progress: dict[str, dict[str, Any]], event: Event, job: str) 
     about = job if event.text("at") == protocol.PROGRESS_AT_END else event.text("previous")
     if not about:
         return
-    mtime = _int(event.get("mtime"))
+    mtime = event.number("mtime")
     progress[about] = {
         "mtime": iso(mtime),
         "mtime_epoch": mtime,
         "value": event.text("value"),
-        "idle": _int(event.get("idle")),
+        "idle": event.number("idle"),
     }
 
 
@@ -469,15 +468,3 @@ def _chain_state(
     else:
         view.state = states.CHAIN_STALLED
         view.reason = f"job {last.job_id} ended {last.state} but no successor is queued"
-
-
-def _int(value: Any) -> int | None:
-    """An integer field of an event, or None: missing, not a number, or beyond MAX_NUMBER (a
-    damaged or hostile file; time.localtime fails on such an epoch)."""
-    if isinstance(value, str) and len(value) > 40:  # int() takes long on long texts
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if -MAX_NUMBER <= number <= MAX_NUMBER else None

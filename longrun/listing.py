@@ -10,7 +10,7 @@ from typing import Any
 
 from . import log, protocol, states
 from .chain_reading import list_views, read_view
-from .chain_store import MAX_NUMBER, ChainFolder, StateDir, reading
+from .chain_store import ChainFolder, StateDir, reading
 from .errors import LongrunError
 from .report import list_rows
 from .view_cache import cached_or_read, read_cached
@@ -52,7 +52,7 @@ def _cached_row(folder: ChainFolder) -> dict[str, Any] | None:
     if row is None or any(field not in row for field in ROW_FIELDS):
         return None
     epoch, elements = row["last_change_epoch"], row["elements"]
-    if epoch is not None and not (type(epoch) is int and abs(epoch) <= MAX_NUMBER):
+    if epoch is not None and not (type(epoch) is int and abs(epoch) <= protocol.MAX_NUMBER):
         return None
     return row if elements is None or isinstance(elements, dict) else None
 

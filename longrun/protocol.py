@@ -291,6 +291,10 @@ PYTHON_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     CANCELLED_BEYOND_MAX: ("job", "max_restarts"),
 }
 
+# Numbers beyond this (2**53, the last integer a float holds exactly) are not a time, an
+# offset or a count that longrun wrote.
+MAX_NUMBER = 1 << 53
+
 # Fields every event has, whoever wrote it (the job side writes all of them; Python: `t`,
 # `time`, `event` and the job where it has one).
 COMMON_FIELDS = ("time", "epoch", "t", "event", "job", "restart_count")
@@ -325,15 +329,17 @@ class Event(dict[str, Any]):
         return str(value) if value else ""
 
     def number(self, field: str) -> int | None:
-        """A field that holds a whole number (as the job side writes it: digits in a string),
-        or None."""
+        """A field that holds a whole number (an int, or digits in a string as the job side
+        writes them), or None: missing, not a number, or beyond 2**53 (no time, offset or
+        count that longrun wrote; a damaged or hostile file)."""
         value = self.get(field)
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (isinstance(value, str) and len(value) > 40):
+            return None  # (int() takes long on long texts)
+        try:
+            number = int(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
             return None
-        if isinstance(value, int):
-            return value
-        text = str(value) if value is not None else ""
-        return int(text) if text.isdigit() and len(text) < 19 else None
+        return number if -MAX_NUMBER <= number <= MAX_NUMBER else None
 
 
 def as_event(event: Mapping[str, Any]) -> Event:

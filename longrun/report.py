@@ -10,7 +10,6 @@ from typing import Any
 
 from . import protocol, states
 from .array_view import ArrayView
-from .chain_store import digits
 from .chain_view import KEEPER_WANTED, ChainView, LinkView, iso
 from .protocol import Event, as_event
 
@@ -278,7 +277,7 @@ def event_line(event: Mapping[str, Any], max_restarts: int, verbose: bool) -> st
     fields = defaultdict(lambda: "?", {k: v for k, v in event.items() if v is not None})
     fields.update(here=label(count), next=label(None if count is None else count + 1))
     if kind == protocol.LINK_STARTED:
-        if digits(str(event.get("slurm_restarts") or 0)):
+        if event.number("slurm_restarts"):
             text = "Job {job} ({here}) restarted by Slurm with the same job id (requeue {n})"
             fields["n"] = fields["slurm_restarts"]
             return text.format_map(fields)
