@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import protocol, states
-from .array_view import ArrayView
+from .array_view import ArrayView, elements_of
 from .arrays import split_element
 from .chain_actions import cancel_chain, status_view
 from .chain_reading import list_views
@@ -112,8 +112,7 @@ class Chain:
     def job_ids(self) -> list[str]:
         """The links' job ids, then the job that waits to be the next link, if any."""
         jobs = [link.job_id for link in self.links]
-        views = self._view.elements.values() if isinstance(self._view, ArrayView) else [self._view]
-        for view in (v for v in views if v.is_live):
+        for view in (v for v in elements_of(self._view).values() if v.is_live):
             for job in (view.current_job, view.successor_job, view.submitted_job):
                 if job and job not in jobs:
                     jobs.append(job)

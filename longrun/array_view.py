@@ -83,6 +83,13 @@ def element_row(view: ChainView) -> dict[str, Any]:
     }
 
 
+def elements_of(view: ChainView | ArrayView) -> dict[int | None, ChainView]:
+    """One chain model: an array's elements by index, a plain chain as its one element None."""
+    if isinstance(view, ArrayView):
+        return {index: element for index, element in view.elements.items()}
+    return {None: view}
+
+
 def elements_of_jobs(events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Which element each job of the array belongs to: a link says so when it starts, and the
     successor it queues (or a repair queues for it) belongs to the same element."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import chain_actions, chain_reading, log, protocol, slurm, states
-from .array_view import ArrayView
+from .array_view import ArrayView, elements_of
 from .chain_store import ChainFolder, StateDir, reading
 from .chain_view import ChainView, iso
 from .errors import LongrunError
@@ -307,14 +307,11 @@ def usage_from(
         if row.job != row.job_raw:
             by_job.setdefault(row.job, []).append(row)
     bodies = body_times(events)
-    if isinstance(view, ArrayView):
-        links = [
-            usage
-            for index, element in sorted(view.elements.items())
-            for usage in link_usages(element, index, by_job, bodies)
-        ]
-    else:
-        links = link_usages(view, element, by_job, bodies)
+    links = [
+        usage
+        for index, own in sorted(elements_of(view).items(), key=lambda item: item[0] or 0)
+        for usage in link_usages(own, element if index is None else index, by_job, bodies)
+    ]
     return ChainUsage(
         chain_id=view.chain_id,
         job_name=view.job_name,
@@ -327,8 +324,7 @@ def usage_from(
 
 def jobs_of(view: ChainView | ArrayView) -> list[str]:
     """The job ids whose accounting a chain's usage needs: the jobs of its links."""
-    views = view.elements.values() if isinstance(view, ArrayView) else [view]
-    return [link.job_id for element in views for link in element.links]
+    return [link.job_id for element in elements_of(view).values() for link in element.links]
 
 
 def chain_usage(folder: ChainFolder, element: int | None = None) -> ChainUsage:

@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any, cast
 
 from . import protocol, states
-from .array_view import ArrayView, elements_of_jobs
+from .array_view import ArrayView, elements_of, elements_of_jobs
 from .chain_actions import (
     MAX_REPAIRS,
     enforce_max_restarts,
@@ -246,28 +246,21 @@ def _check(
     try:
         view = read_view(folder)
         settled = False
-        for element in _elements(view).values():
+        for element in elements_of(view).values():
             enforce_max_restarts(folder, element)  # (only links still queued or running)
             if element.state == states.CHAIN_STALLED:
                 settled = _settle(folder, element, out, memory) or settled
         if settled:
             view = read_view(folder, ask_slurm=False)
-        stalled = {i: e for i, e in _elements(view).items() if e.state == states.CHAIN_STALLED}
+        stalled = {i: e for i, e in elements_of(view).items() if e.state == states.CHAIN_STALLED}
         if any([_repair_once(folder, state_dir, memory, e, i) for i, e in stalled.items()]):
             view = read_view(folder, ask_slurm=False)
-        for index, element in _elements(view).items():
+        for index, element in elements_of(view).items():
             record_end(folder, element, by="watcher", element=index)
         return view
     except LongrunError as exc:
         out.line(f"warning: could not ask Slurm about the chain: {exc}")
         return read_view(folder, ask_slurm=False)
-
-
-def _elements(view: ChainView | ArrayView) -> dict[int | None, ChainView]:
-    """An array's elements by index; a plain chain as the one element None."""
-    if isinstance(view, ArrayView):
-        return {index: element for index, element in view.elements.items()}
-    return {None: view}
 
 
 def _keep(folder: ChainFolder, state_dir: StateDir, out: Output) -> None:
