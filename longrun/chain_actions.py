@@ -1,8 +1,8 @@
-"""Actions on a whole chain: look at it now, settle its last link, cancel it, repair a missing
-successor, enforce --max-restarts.
+"""Actions on a whole chain, under its lock where two actors could collide: settle its last
+link from sacct, record its end, cancel it, repair a missing successor, enforce --max-restarts.
 
-Every Slurm command comes from longrun.slurm; what the chain looks like is longrun.chain_view's
-business, and what states mean is longrun.states'.
+Reading a chain is longrun/chain_reading.py; every Slurm command comes from longrun.slurm; what
+states mean is longrun.states'.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import log, protocol, slurm, states
-from .array_view import ArrayView, build_array_view, elements_of_jobs
+from .array_view import ArrayView, build_array_view
 from .arrays import element_key, resolve_pattern
 from .chain_reading import chain_or_element, live_array_view, live_view
 from .chain_record import ChainRecord
@@ -71,7 +71,7 @@ def chain_lock(folder: ChainFolder) -> Iterator[None]:
     try:
         fd = os.open(folder.path / protocol.LOCK, flags, 0o600)
     except OSError as exc:  # a symbolic link put in its place is never written through
-        raise StateError(f"cannot open {folder.path / '.lock'}: {exc.strerror}") from exc
+        raise StateError(f"cannot open {folder.path / protocol.LOCK}: {exc.strerror}") from exc
     with os.fdopen(fd, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -147,8 +147,7 @@ def _jobs_of(folder: ChainFolder, record: ChainRecord, element: int | None) -> s
         return {view.array_job, *(f"{view.array_job}_{i}" for i in view.elements)} | {
             job for job in chain_jobs(events) if job != view.array_job
         }
-    jobs = {job for job, own in elements_of_jobs(events).items() if own == element}
-    return {f"{view.array_job}_{element}", *jobs} - {view.array_job}
+    return chain_or_element(folder, record, events, element, None)[1]
 
 
 def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: bool) -> bool:
@@ -333,8 +332,7 @@ def _retries_of(events: Sequence[Event], job_id: str) -> int:
     for kind, key in ((protocol.RETRY, "attempt"), (protocol.LINK_STARTED, "retries")):
         for event in reversed(events):
             if event.kind == kind and event.job == job_id:
-                value = str(event.get(key, 0))
-                return int(value) if value.isdigit() and len(value) < 10 else 0
+                return max(0, event.number(key) or 0)
     return 0
 
 
