@@ -246,8 +246,10 @@ def _check(
     try:
         view = read_view(folder)
         settled = False
-        for element in elements_of(view).values():
-            enforce_max_restarts(folder, element)  # (only links still queued or running)
+        for index, element in elements_of(view).items():
+            # An ended element's links are no longer asked of squeue: their states are stale.
+            if index is None or element.is_live:
+                enforce_max_restarts(folder, element)
             if element.state == states.CHAIN_STALLED:
                 settled = _settle(folder, element, out, memory) or settled
         if settled:
