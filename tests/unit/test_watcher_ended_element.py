@@ -18,6 +18,17 @@ from longrun.chain_record import ArrayRecord, ChainRecord
 from longrun.chain_store import ChainFolder, StateDir
 
 
+def link_wrote(
+    folder: ChainFolder, job: str, restart: int, element: str, then: dict[str, str]
+) -> None:
+    """Link `job` of array element `element` started, then wrote the event `then`."""
+    link = folder.link_dir(job)
+    link.mkdir()
+    first = {"t": 1.0, "epoch": 1, "event": "link_started", "job": job, "element": element}
+    lines = [{**first, "restart_count": restart}, {"t": 2.0, "epoch": 2, "job": job, **then}]
+    (link / "events.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
 def test_an_ended_element_is_not_cancelled_again_at_every_look(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -33,24 +44,10 @@ def test_an_ended_element_is_not_cancelled_again_at_every_look(
     )
     folder.append_event("submitted", job="5000", restart_count=0)
     # element 0: a link beyond --max-restarts (restart 2 of limit 1), killed; its end recorded
-    link = folder.link_dir("10000")
-    link.mkdir()
-    (link / "events.jsonl").write_text(
-        json.dumps({"t": 1.0, "epoch": 1, "event": "link_started", "job": "10000",
-                    "restart_count": 2, "element": "0"}) + "\n"
-        + json.dumps({"t": 2.0, "epoch": 2, "event": "sigterm", "job": "10000",
-                      "restart_count": 2}) + "\n"
-    )  # fmt: skip
+    link_wrote(folder, "10000", 2, "0", {"event": "sigterm"})
     folder.set_ended("CANCELLED", 0)
     # element 1: running, successor queued
-    link = folder.link_dir("10001")
-    link.mkdir()
-    (link / "events.jsonl").write_text(
-        json.dumps({"t": 1.0, "epoch": 1, "event": "link_started", "job": "10001",
-                    "restart_count": 0, "element": "1"}) + "\n"
-        + json.dumps({"t": 2.0, "epoch": 2, "event": "successor_queued", "job": "10001",
-                      "restart_count": 0, "successor": "20001"}) + "\n"
-    )  # fmt: skip
+    link_wrote(folder, "10001", 0, "1", {"event": "successor_queued", "successor": "20001"})
     rows = "10001|RUNNING|None|0:10|UNLIMITED|2026-11-26T12:00:00|NONE|N/A|5000|1|\n"
     rows += "20001|PENDING|Dependency|0:00|UNLIMITED|N/A|N/A|N/A|20001|N/A|\n"
     calls: list[list[str]] = []
