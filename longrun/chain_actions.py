@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import log, protocol, slurm, states
+from . import files, log, protocol, slurm, states
 from .array_view import ArrayView, build_array_view
 from .arrays import element_key, resolve_pattern
 from .chain_reading import chain_or_element, live_array_view, live_view
@@ -164,11 +164,12 @@ def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: b
     if last.restart_count >= view.restart_limit:
         return False
     state = last.state if states.is_final(last.state) else ""
-    outcome = states.judge(last.verdict or "", state, last.preempted).outcome
+    verdict = states.rule_verdict(last.verdict)
+    outcome = states.judge(verdict, state, last.preempted).outcome
     if outcome in (states.RETRY_OR_FAIL, states.OUT_OF_MEMORY_OUTCOME):
         # (with --grow-mem-on-oom, `retries_left` is True: the next link grows the memory)
         return retries_left
-    return outcome in states.RUN_OUTCOMES and (state != "" or last.verdict is not None)
+    return outcome in states.RUN_OUTCOMES and (state != "" or verdict != "")
 
 
 def repair(folder: ChainFolder, state_dir: StateDir, element: int | None = None) -> str | None:
@@ -381,7 +382,9 @@ def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | 
         record_end(folder, view, by="longrun status")
         return view
 
-    return cached_or_read(folder, protocol.KEPT_VIEW, read, view_data)
+    view = cached_or_read(folder, protocol.KEPT_VIEW, read, view_data)
+    view.folder_problem = files.space_problem(folder.path)
+    return view
 
 
 def _settled_array(folder: ChainFolder, view: ArrayView, by: str) -> ArrayView:

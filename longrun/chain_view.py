@@ -77,6 +77,8 @@ class ChainView:
     # the last link's successor waits for a keeper on a login node (`longrun keeper`).
     submit_refused: str | None = None
     awaits_keeper: bool = False
+    # Why the chain folder cannot be written to (a full file system), as `longrun status` found.
+    folder_problem: str | None = None
 
     @property
     def restart_limit(self) -> int:
@@ -106,6 +108,7 @@ class ChainView:
             "avoided_nodes": self.avoided_nodes,
             "submit_refused": self.submit_refused,
             "awaits_keeper": self.awaits_keeper,
+            "folder_problem": self.folder_problem,
             "links": [link.to_json() for link in self.links],
             "current_job": self.current_job,
             "successor_job": self.successor_job,
@@ -295,7 +298,9 @@ LINK_ENDS_CHAIN = (
     states.VERDICT_ENDED,
 )  # fmt: skip
 # Verdicts after which Slurm's end state says best why a link ended.
-STOPPED_FROM_OUTSIDE = (None, states.VERDICT_TERMINATED, states.VERDICT_INTERRUPTED)
+STOPPED_FROM_OUTSIDE = (
+    None, states.VERDICT_TERMINATED, states.VERDICT_INTERRUPTED, states.VERDICT_UNDECIDED,
+)  # fmt: skip
 LINK_EVENTS = frozenset(
     {
         protocol.LINK_STARTED, protocol.BODY_EXITED, protocol.VERDICT_RECORDED, protocol.JUDGED,

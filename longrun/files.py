@@ -130,3 +130,18 @@ def node_local(path: Path, mounts: str | None = None) -> str | None:
     if kind in LOCAL_FILE_SYSTEMS and prefix:
         return f"a local {kind} file system under {prefix.rstrip('/')}"
     return None
+
+
+def space_problem(path: Path) -> str | None:
+    """Why nothing more can be written under `path`: its file system has no space or no
+    inodes left (for root too, as the links write as you); None when it has both or cannot say.
+    A link cannot record its claim, verdict or events then, so `longrun status` says it."""
+    try:
+        found = os.statvfs(path)
+    except OSError:
+        return None
+    if found.f_bavail == 0 and found.f_blocks > 0:
+        return f"the file system of {path} is full"
+    if found.f_favail == 0 and found.f_files > 0:
+        return f"the file system of {path} has no free inodes"
+    return None

@@ -218,6 +218,7 @@ class LinkPlan:
     step_signal_window: int
     verbose: bool
     judge_seconds: int
+    answer_seconds: int  # how long a link waits for Slurm's answer about its predecessor
     submit_retry_seconds: int
     backoff_seconds: int
     node_wait_seconds: int
@@ -392,6 +393,7 @@ def build_plan(
         step_signal_window=window,
         verbose=wrapper.verbosity != "SILENT",
         judge_seconds=_int_setting(environ, "LONGRUN_JUDGE_SECONDS", 60),
+        answer_seconds=_int_setting(environ, "LONGRUN_ANSWER_SECONDS", 300),
         submit_retry_seconds=_int_setting(environ, "LONGRUN_SUBMIT_RETRY_SECONDS", 300),
         backoff_seconds=_int_setting(environ, "LONGRUN_BACKOFF_SECONDS", 30),
         node_wait_seconds=_int_setting(environ, "LONGRUN_NODE_WAIT_SECONDS", 330),

@@ -53,6 +53,9 @@ REQUEST = "request"
 # Every link that submits its successor itself writes the same record here first, for the
 # watcher's repair should every submission fail (the successor is built by the job side only).
 COMMAND = "command"
+# "run" once a link's judging let it run the body: a run of the job that Slurm requeued keeps
+# that judgement (the previous link's record may be gone by then).
+JUDGEMENT = "judgement"
 # Written by longrun on a login node only (never read by the job side).
 LOCK = ".lock"  # the chain lock (flock): repair, end, cancel, keep hold it
 WATCH_LOG = "watch.log"  # a detached watcher's output
@@ -64,8 +67,13 @@ PATHS = {
     "events": EVENTS, "links": LINKS, "elements": ELEMENTS, "verdict": VERDICT,
     "successor": SUCCESSOR, "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM,
     "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS, "learned": LEARNED,
-    "avoid": AVOID, "request": REQUEST, "command": COMMAND,
+    "avoid": AVOID, "request": REQUEST, "command": COMMAND, "judgement": JUDGEMENT,
 }  # fmt: skip
+# What a link got when it asked Slurm how its predecessor ended (the `answer` of `judged`): a
+# final state; that Slurm no longer knows the job; no final answer within the wait.
+ANSWER_FINAL = "final"
+ANSWER_FORGOTTEN = "forgotten"
+ANSWER_NONE = "none"
 LEARNED_KEYS = (
     "nodes", "mtime", "idle", "started", "ended", "used", "rerun", "handover", "handovers",
 )  # fmt: skip
@@ -144,6 +152,12 @@ def link_tag(chain_id: str, link_number: int) -> str:
     return f"{TAG_PREFIX}{chain_id}:{link_number}"
 
 
+# Signals that Slurm may send to a link's batch shell alone (`scancel --batch --signal=SIG`):
+# the link gives each to your script, which plain sbatch would have run as that shell (SIGTERM
+# and the pre-timeout signal have handlers of their own; timers, job control and SIGCHLD are
+# the link shell's own business).
+BATCH_SIGNALS = ("HUP", "INT", "QUIT", "USR1", "USR2", "XCPU", "XFSZ")
+
 # --- events ----------------------------------------------------------------------------------
 # Every event has: time, epoch, t (sub-second), event. Events of the job side also have job and
 # restart_count (of the link that writes them); in every event, job and restart_count describe
@@ -152,6 +166,8 @@ LINK_STARTED = "link_started"
 CLAIMED = "claimed"
 CLAIM_LOST = "claim_lost"
 JUDGED = "judged"
+CLAIM_FAILED = "claim_failed"  # the claim could not be created (not: another job holds it)
+WAITING = "waiting"  # the link waits for Slurm's answer: about which job, to what question
 WARNING = "warning"
 RETRY = "retry"
 NO_SUCCESSOR = "no_successor"
@@ -171,6 +187,7 @@ MAIL_FAILED = "mail_failed"
 BACKOFF = "backoff"
 BACKOFF_FAILED = "backoff_failed"
 PRETIMEOUT_SIGNAL = "pretimeout_signal"
+SIGNAL_HELD = "signal_held"  # a signal for your script that came before it ran
 SIGNAL_FORWARDED = "signal_forwarded"
 SIGTERM = "sigterm"
 BODY_SKIPPED = "body_skipped"
@@ -209,8 +226,10 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
                    "deadline"),
     CLAIMED: ("previous",),
     CLAIM_LOST: ("previous", "owner"),
-    JUDGED: ("previous", "verdict", "slurm_state", "preempted", "outcome", "reason", "start",
-             "end", "steps_out_of_memory"),
+    JUDGED: ("previous", "verdict", "slurm_state", "answer", "preempted", "outcome", "reason",
+             "start", "end", "steps_out_of_memory", "kept"),
+    CLAIM_FAILED: ("previous", "error"),
+    WAITING: ("about", "question", "seconds", "reason"),
     WARNING: ("message",),
     RETRY: ("attempt", "of"),
     NO_SUCCESSOR: ("reason",),
@@ -231,7 +250,8 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     BACKOFF_FAILED: ("successor", "seconds"),
     PRETIMEOUT_SIGNAL: ("signal",),
     SIGNAL_FORWARDED: ("signal", "processes"),
-    SIGTERM: ("slurm_state", "reason", "preempted", "cause", "verdict", "final"),
+    SIGNAL_HELD: ("signal",),
+    SIGTERM: ("slurm_state", "reason", "preempted", "cause", "verdict", "final", "answered"),
     BODY_SKIPPED: ("reason",),
     BODY_NOT_WRITTEN: ("path",),
     BODY_STARTED: ("pid",),

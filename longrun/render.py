@@ -89,6 +89,7 @@ def _tables() -> dict[str, Any]:
         "paths": protocol.PATHS,
         "arguments": protocol.ARGUMENTS,
         "tag_prefix": protocol.TAG_PREFIX,
+        "batch_signals": protocol.BATCH_SIGNALS,
         "no_accounting": slurm_output.NO_ACCOUNTING,
         "progress_at": {"start": protocol.PROGRESS_AT_START, "end": protocol.PROGRESS_AT_END},
         "learned_keys": protocol.LEARNED_KEYS,
@@ -99,6 +100,11 @@ def _tables() -> dict[str, Any]:
             "request_format": protocol.REQUEST_FORMAT,
         },
         "rules": _rendered_rules(),
+        "answers": {
+            "final": protocol.ANSWER_FINAL,
+            "forgotten": protocol.ANSWER_FORGOTTEN,
+            "none": protocol.ANSWER_NONE,
+        },
         "states": {
             "final": states.FINAL_STATES,
             "active": states.ACTIVE_STATES,
@@ -110,6 +116,9 @@ def _tables() -> dict[str, Any]:
             "not_the_works_fault": states.NOT_THE_WORKS_FAULT,
             "out_of_memory": states.OUT_OF_MEMORY_STATES,
             "running": states.RUNNING,
+            "cancel_seen": states.CANCEL_SEEN_STATES,
+            "no_answer": states.NO_ANSWER,
+            "time_limit_reason": states.TIME_LIMIT_REASON,
             "failed_state": states.FAILED,
             "successor_stops": [
                 {"state": state, "chain_state": chain_state, "phrase": phrase}
@@ -124,6 +133,8 @@ def _tables() -> dict[str, Any]:
             "interrupted": states.VERDICT_INTERRUPTED,
             "terminated": states.VERDICT_TERMINATED,
             "ended": states.VERDICT_ENDED,
+            "undecided": states.VERDICT_UNDECIDED,
+            "as_none": states.VERDICTS_AS_NONE,
         },
         "outcomes": {
             "run": states.RUN,
@@ -136,6 +147,7 @@ def _tables() -> dict[str, Any]:
         "chain_states": {
             "completed": states.CHAIN_COMPLETED,
             "failed": states.CHAIN_FAILED,
+            "cancelled": states.CHAIN_CANCELLED,
             "max_restarts": states.CHAIN_MAX_RESTARTS,
             "no_progress": states.CHAIN_NO_PROGRESS,
             "time_budget": states.CHAIN_TIME_BUDGET,

@@ -111,6 +111,11 @@ def status_text(view: ChainView) -> str:
             f"This cluster refuses submissions from compute nodes: {view.submit_refused}; "
             "a keeper on a login node queues the successors."
         )
+    if view.folder_problem:
+        parts.append(
+            f"Warning: {view.folder_problem}: the links cannot record their claims, verdicts "
+            "and events there; free space, then see the job log."
+        )
     if view.successor_job and view.is_live:
         parts.append(f"Successor queued: job {view.successor_job}")
     elif view.awaits_keeper:

@@ -42,6 +42,10 @@ DEADLINE = "DEADLINE"
 OUT_OF_MEMORY = "OUT_OF_MEMORY"
 # A link whose state longrun does not know yet (not a Slurm state).
 UNKNOWN = "UNKNOWN"
+# What a link judges by when Slurm gave no final answer about its predecessor within the wait
+# (no answer at all, or a state not final yet): not a Slurm state, and never an end. Kept apart
+# from NOT_LEARNED below, where Slurm answered that it no longer knows the job.
+NO_ANSWER = "NO_ANSWER"
 
 # End states after which the work is not done and the chain goes on.
 CONTINUE_STATES = (TIMEOUT, PREEMPTED, NODE_FAIL, "REVOKED", "BOOT_FAIL")
@@ -66,11 +70,16 @@ ACTIVE_STATES = (
 
 # What slurmctld shows (Reason, or the state) to a batch shell that gets SIGTERM because Slurm
 # interrupts the job, as seen on Slurm 22.05; a scancel shows none of them (Reason=None).
-INTERRUPT_REASONS = ("TimeLimit", "NodeDown", "DeadLine", "BootFail")
+TIME_LIMIT_REASON = "TimeLimit"
+INTERRUPT_REASONS = (TIME_LIMIT_REASON, "NodeDown", "DeadLine", "BootFail")
 INTERRUPT_STATES = CONTINUE_STATES
+# What slurmctld shows to the SIGTERM handler of a job that is being cancelled (scancel), with
+# Reason=None, no PreemptTime and the job's own Restarts (a requeue shows one more), on 22.05.8
+# and 24.11.5; a `scancel --signal=TERM` that does not end the job leaves it RUNNING.
+CANCEL_SEEN_STATES = (COMPLETING, CANCELLED)
 # A job that Slurm ends for these (its state, or the reason slurmctld shows) is never requeued:
 # at --max-restarts, the link's end is the chain's, and the link records it.
-NEVER_REQUEUED = (TIMEOUT, "TimeLimit")
+NEVER_REQUEUED = (TIMEOUT, TIME_LIMIT_REASON)
 # Links whose end is not settled yet: Slurm may still tell more.
 UNSETTLED_STATES = (UNKNOWN, RUNNING, PENDING, COMPLETING)
 # Links that have started and not ended, as far as their own events tell.
@@ -99,10 +108,15 @@ VERDICT_OUT_OF_MEMORY = "out_of_memory"  # it failed, and the kernel or Slurm sa
 VERDICT_INTERRUPTED = "interrupted"  # SIGTERM while Slurm showed a time limit, preemption...
 VERDICT_TERMINATED = "terminated"  # SIGTERM from outside with no sign of why (a cancel?)
 VERDICT_ENDED = "ended"  # the link ended the chain without running the body
+# The script failed while slurmctld did not answer whether Slurm was ending the job: the next
+# link judges it as a link without a verdict, from Slurm's record (no answer decides nothing).
+VERDICT_UNDECIDED = "undecided"
 VERDICTS = (
     VERDICT_COMPLETED, VERDICT_CONTINUE, VERDICT_FAILED, VERDICT_OUT_OF_MEMORY,
-    VERDICT_INTERRUPTED, VERDICT_TERMINATED, VERDICT_ENDED,
+    VERDICT_INTERRUPTED, VERDICT_TERMINATED, VERDICT_ENDED, VERDICT_UNDECIDED,
 )  # fmt: skip
+# Verdicts that the rules read as none recorded.
+VERDICTS_AS_NONE = (VERDICT_UNDECIDED,)
 
 # Chain states, as `longrun status` reports them.
 CHAIN_PENDING = PENDING
@@ -147,7 +161,7 @@ END_DEADLINE = END_PREFIX + CHAIN_DEADLINE
 RUN_OUTCOMES = (RUN, RUN_WARN)
 
 ANY = ("*",)
-NOT_LEARNED = ("",)  # Slurm's end state could not be learned
+NOT_LEARNED = ("",)  # Slurm answered that it no longer knows the job (not: no answer)
 
 
 @dataclass(frozen=True)
@@ -164,15 +178,16 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule(VERDICT_COMPLETED, ANY, None, END_COMPLETED, "the previous link finished the work"),
     Rule(VERDICT_ENDED, ANY, None, END_AS_RECORDED, "the previous link ended the chain"),
+    # A cancel wins over what the link said before it (a continue, a failure to retry).
+    Rule("*", CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled"),
     Rule(VERDICT_OUT_OF_MEMORY, ANY, None, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
     Rule(VERDICT_FAILED, OUT_OF_MEMORY_STATES, None, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
     Rule("", OUT_OF_MEMORY_STATES, False, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
     Rule(VERDICT_FAILED, ANY, None, RETRY_OR_FAIL, "the work of the previous link failed"),
     Rule("*", DEADLINE_STATES, None, END_DEADLINE, "the previous link reached its --deadline"),
     Rule(VERDICT_CONTINUE, ANY, None, RUN, "the previous link asked to continue"),
-    Rule("*", CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled"),
     Rule(VERDICT_INTERRUPTED, ANY, None, RUN, "the previous link was interrupted by Slurm"),
-    Rule(VERDICT_TERMINATED, NOT_LEARNED, False, END_CANCELLED, "the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm no longer knows how it ended: taken as a cancel"),  # noqa: E501
+    Rule(VERDICT_TERMINATED, NOT_LEARNED, False, END_CANCELLED, "the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm answered that it no longer knows how it ended: taken as a cancel"),  # noqa: E501
     Rule(VERDICT_TERMINATED, ANY, None, RUN, "the previous link was stopped from outside"),
     Rule("", CONTINUE_STATES, None, RUN, "the previous link was interrupted by Slurm"),
     Rule("", (*FAILED_STATES, COMPLETED), True, RUN, "the previous link was preempted"),
@@ -184,6 +199,7 @@ RULES: tuple[Rule, ...] = (
 
 def judge(verdict: str, state: str, preempted: bool) -> Rule:
     """The first rule that matches a predecessor's verdict ("" if none), state and PreemptTime."""
+    verdict = rule_verdict(verdict)
     for rule in RULES:
         if rule.verdict not in ("*", verdict):
             continue
@@ -193,6 +209,11 @@ def judge(verdict: str, state: str, preempted: bool) -> Rule:
             continue
         return rule
     raise AssertionError("the last rule matches everything")
+
+
+def rule_verdict(verdict: str | None) -> str:
+    """A verdict as the rules read it: "" for none recorded, and for one that decides nothing."""
+    return "" if verdict is None or verdict in VERDICTS_AS_NONE else verdict
 
 
 def base_state(raw: str) -> str:

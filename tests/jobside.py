@@ -50,6 +50,7 @@ exit 0
 RECORD = """JobId={job} JobName=job.sh
    UserId=root(0) GroupId=root(0) MCS_label=N/A
    JobState={state} Reason={reason} Dependency=(null)
+   Requeue=1 Restarts={restarts} BatchFlag=1 Reboot=0 ExitCode=0:0
    RunTime=00:00:05 TimeLimit=01:00:00 TimeMin=N/A
    StartTime=2026-11-30T10:00:00 EndTime=2026-11-30T11:00:00 Deadline=N/A
    PreemptEligibleTime=2026-11-30T10:00:00 PreemptTime={preempt}
@@ -103,7 +104,11 @@ class JobSide:
             signal=shquote(tmp_path / "signal"),
             hook=shquote(tmp_path / "hook"),
         )
-        environ = {"LONGRUN_JUDGE_SECONDS": "0", "LONGRUN_SUBMIT_RETRY_SECONDS": "0"}
+        environ = {
+            "LONGRUN_JUDGE_SECONDS": "0",
+            "LONGRUN_ANSWER_SECONDS": "0",
+            "LONGRUN_SUBMIT_RETRY_SECONDS": "0",
+        }
         environ.update(settings or {})
         plan = plan_of(body, argv or [], where=where, wrapper=wrapper, environ=environ)
         self.plan = plan
@@ -113,10 +118,15 @@ class JobSide:
         self.chain.write_env({"PATH": "/usr/bin:/bin"})
 
     # --- what Slurm answers ---------------------------------------------------------------
-    def slurm_shows(self, job: str, state: str, *, preempted: bool = False) -> None:
+    def slurm_shows(
+        self, job: str, state: str, *, preempted: bool = False, restarts: int = 0
+    ) -> None:
+        """slurmctld's record of `job` (`restarts`: how often Slurm requeued it)."""
         reason = "TimeLimit" if state == states.TIMEOUT else "None"
         preempt = "2026-11-30T10:30:00" if preempted else "None"
-        record = RECORD.format(job=job, state=state, reason=reason, preempt=preempt)
+        record = RECORD.format(
+            job=job, state=state, reason=reason, preempt=preempt, restarts=restarts
+        )
         (self.bin / f"scontrol-{job}").write_text(record)
 
     def on_call(self, command: str, shell: str) -> None:

@@ -156,18 +156,20 @@ def test_watcher_repair_looks_for_the_tagged_successor_before_submitting(
 def test_scancel_with_slurms_record_gone_is_taken_as_a_cancel(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    # The successor cannot learn how its predecessor ended (slurmctld forgot it, no accounting):
-    # a SIGTERM that showed no time limit, preemption or node failure counts as a cancel.
+    # The successor learns that Slurm no longer knows its predecessor (slurmctld forgot it, the
+    # accounting has no record): a SIGTERM that showed no time limit, preemption or node
+    # failure counts as a cancel. (Had sacct not answered, it would not: tests/unit.)
     faults = Faults(tmp_path)
     chain = submit_with_faults(cluster, tmp_path, faults, WAIT_FOR_GO, LONGRUN_JUDGE_SECONDS="4")
     first = chain.wait_link_running(0)
     successor = str(chain.wait_event("successor_queued")[0]["successor"])
     faults.arm("scontrol", "invalid 100")
-    faults.arm("sacct", "fail 100")
+    faults.arm("sacct", "empty 100")
     cluster.cancel(first)
     assert chain.wait_end() == "CANCELLED"
     judged = next(e for e in chain.events("judged") if e["job"] == successor)
     assert (judged["verdict"], judged["slurm_state"]) == ("terminated", "unknown")
+    assert judged["answer"] == "forgotten"
     assert chain.body_runs() == [first]
     assert_invariants(chain)
 

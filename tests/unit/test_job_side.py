@@ -160,7 +160,7 @@ def test_durations_that_are_not_times(helpers: Path, text: str) -> None:
 
 def test_the_rendered_rule_table_decides_as_python_does(helpers: Path) -> None:
     verdicts = ["", *states.VERDICTS, "garbage"]
-    slurm_states = ["", *states.FINAL_STATES, "RUNNING"]
+    slurm_states = ["", *states.FINAL_STATES, "RUNNING", states.NO_ANSWER]
     combos = list(itertools.product(verdicts, slurm_states, (False, True)))
     code = "\n".join(
         f'lr_rule_outcome {shquote(v)} {shquote(s)} {int(p)}; echo "$LR_OUTCOME|$LR_WHY"'

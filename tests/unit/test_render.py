@@ -18,6 +18,7 @@ import pytest
 
 import plantest
 from longrun.plan import ChainLocation, LinkPlan, WrapperOptions
+from longrun.protocol import BATCH_SIGNALS
 from longrun.render import library_sha256, render_library, render_link_script, shquote
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -212,7 +213,9 @@ def test_everything_above_the_prologue_is_a_comment_even_with_hostile_values(
     top = text[: text.index("\nLONGRUN_CHAIN_ID=")].splitlines()
     assert top[0] == "#!/bin/bash"
     commands = [line for line in top if line.strip() and not line.startswith("#")]
-    assert commands == ["trap 'LR_EARLY_TERM=1' TERM; trap 'LR_EARLY_CHECK=1' USR1"]
+    early = "; ".join(f"trap 'LR_EARLY_SIGNALS+=({name})' {name}" for name in BATCH_SIGNALS)
+    early = early.replace("; trap 'LR_EARLY_SIGNALS+=(USR1)' USR1", "")
+    assert commands == [f"trap 'LR_EARLY_TERM=1' TERM; trap 'LR_EARLY_CHECK=1' USR1; {early}"]
     # One-time options are disabled in the header (they go on the first link's command line).
     assert not [line for line in top if line.startswith("#SBATCH --dependency")]
     assert "##SBATCH --dependency=afterok:1" in top

@@ -244,12 +244,12 @@ lr_secs() {
 
 lr_job_info() {
     # Slurm's view of one job: LR_STATE, LR_PREEMPTED (0/1), LR_TIME_LEFT (seconds, or empty),
-    # LR_START, LR_END, LR_REASON. Returns 0 when slurmctld showed the job, 1 when it answered
+    # LR_START, LR_END, LR_REASON, LR_RESTARTS. Returns 0 when slurmctld showed the job, 1 when it answered
     # that it does not know the job, 2 when it did not answer. One RPC: `scontrol --local show
     # job` (squeue would also load the partitions and, without --local, the federation).
     local out rc line word run_time='' time_limit='' preempt_time=''
     local -a words
-    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON=''
+    LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON='' LR_RESTARTS=''
     out=$(scontrol "${LONGRUN_QUERY_ARGS[@]}" show job "$1" 2>&1)
     rc=$?
     if [ $rc -ne 0 ]; then
@@ -271,6 +271,7 @@ lr_job_info() {
                 StartTime=*) LR_START=${word#*=} ;;
                 EndTime=*) LR_END=${word#*=} ;;
                 PreemptTime=*) preempt_time=${word#*=} ;;
+                Restarts=*) LR_RESTARTS=${word#*=} ;;
             esac
         done
     done <<<"$out"
@@ -284,13 +285,35 @@ lr_job_info() {
 }
 
 lr_job_info_sure() {
-    # lr_job_info, asked a second time when slurmctld did not answer the first.
-    local rc
-    lr_job_info "$1"
-    rc=$?
-    [ $rc -eq 2 ] || return $rc
-    sleep 2
-    lr_job_info "$1"
+    # lr_job_info_sure JOB [SECONDS QUESTION]: lr_job_info, asked again while slurmctld does not
+    # answer: once, 2 s later; or, given SECONDS, with back-off for at most that long (saying in
+    # the job log and the events what the link waits for; a SIGTERM ends the wait).
+    local rc limit=${2:-2} delay=2 deadline waited=0
+    deadline=$((SECONDS + limit))
+    while :; do
+        lr_job_info "$1"
+        rc=$?
+        [ $rc -eq 2 ] && [ $SECONDS -lt $deadline ] && [ "$LR_TERMINATED" != 1 ] || return $rc
+        if [ $waited = 0 ] && [ -n "${3:-}" ]; then
+            lr_waiting "$1" "$3" "$limit" "slurmctld did not answer"
+        fi
+        waited=1
+        lr_pause $delay
+        delay=$((delay * 2 > 30 ? 30 : delay * 2))
+    done
+}
+
+lr_pause() {
+    # lr_pause SECONDS: a sleep that a trapped signal (SIGTERM, the pre-timeout signal) ends.
+    sleep "$1" &
+    wait $! 2>/dev/null
+    return 0
+}
+
+lr_waiting() {
+    # lr_waiting JOB QUESTION SECONDS WHY: say what this link waits for, and for how long at most.
+    lr_event waiting about "$1" question "$2" seconds "$3" reason "$4"
+    lr_say "$LR_LABEL: waiting up to ${3}s for Slurm's answer about job $1 ($2): $4"
 }
 
 lr_sacct_state() {
@@ -313,23 +336,43 @@ lr_sacct_state() {
 }
 
 lr_final_state() {
-    # lr_final_state JOB SECONDS: Slurm's end state of JOB, asking slurmctld then the
-    # accounting database, for at most SECONDS while the record is missing or not final.
-    local job=$1 deadline=$((SECONDS + $2)) preempted=0
+    # lr_final_state JOB SECONDS: Slurm's end state of JOB, asking slurmctld then the accounting
+    # database, with back-off: while they answer without a final state, for at most SECONDS;
+    # while they do not answer, for at most LONGRUN_ANSWER_SECONDS. A SIGTERM ends the wait.
+    # Returns 0 with a final state; 1 when both answered that they do not know the job
+    # (slurmctld forgot it, the accounting has no record); 2 when no final answer came.
+    local job=$1 preempted=0 info sacct delay=2 started=$SECONDS limit=$2 waited=0 why
     LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON=''
     while :; do
-        if lr_job_info "$job"; then
+        lr_job_info "$job"
+        info=$?
+        if [ $info -eq 0 ]; then
             [ "$LR_PREEMPTED" = 1 ] && preempted=1
             case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|REVOKED|BOOT_FAIL|DEADLINE|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
         fi
-        if lr_sacct_state "$job"; then
+        lr_sacct_state "$job"
+        sacct=$?
+        if [ $sacct -eq 0 ]; then
             case $LR_STATE in TIMEOUT|PREEMPTED|NODE_FAIL|REVOKED|BOOT_FAIL|DEADLINE|FAILED|OUT_OF_MEMORY|CANCELLED|COMPLETED) LR_PREEMPTED=$preempted; return 0 ;; esac
         fi
-        if [ $SECONDS -ge $deadline ]; then
-            LR_STATE='' LR_START='' LR_END='' LR_PREEMPTED=$preempted
-            return 1
+        # No answer at all from one of them: wait longer, and say so once.
+        if [ $info -eq 2 ] || [ $sacct -eq 2 ]; then
+            limit=$(($2 > LONGRUN_ANSWER_SECONDS ? $2 : LONGRUN_ANSWER_SECONDS))
+            if [ $waited = 0 ] && [ $((SECONDS - started)) -lt "$limit" ]; then
+                why=''
+                [ $info -eq 2 ] && why='slurmctld did not answer'
+                [ $sacct -eq 2 ] && why+=${why:+; }'sacct did not answer'
+                lr_waiting "$job" "how it ended" "$limit" "$why"
+                waited=1
+            fi
         fi
-        sleep 2
+        if [ $((SECONDS - started)) -ge "$limit" ] || [ "$LR_TERMINATED" = 1 ]; then
+            LR_STATE='' LR_START='' LR_END='' LR_PREEMPTED=$preempted
+            [ $info -eq 1 ] && [ $sacct -eq 1 ] && return 1
+            return 2
+        fi
+        lr_pause $delay
+        delay=$((delay * 2 > 30 ? 30 : delay * 2))
     done
 }
 
@@ -410,8 +453,11 @@ lr_find_tagged() {
 
 lr_record_successor() {
     LR_SUCCESSOR=$1
-    lr_write "$LR_LINK_DIR/successor" "$1"
-    lr_write "$LR_JOBS_DIR/$1" "$LONGRUN_CHAIN_ID"
+    if ! lr_write "$LR_LINK_DIR/successor" "$1" 2>/dev/null; then
+        lr_folder_full
+        lr_say "$LR_LABEL: cannot record successor job $1 in the chain folder${LR_FULL:+: $LR_FULL}"
+    fi
+    lr_write "$LR_JOBS_DIR/$1" "$LONGRUN_CHAIN_ID" 2>/dev/null
 }
 
 lr_successor_command() {
@@ -479,7 +525,7 @@ lr_submit_successor() {
     # A failed sbatch may still have queued the job ("Socket timed out"): before every new
     # attempt, look for it by its tag. Bounded. A link that may not submit leaves it to a keeper.
     local next=$((LR_RESTART_COUNT + 2)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
-    local sbatch_path out rc id submit=1 err_file="$LR_LINK_DIR/sbatch.err"
+    local sbatch_path out rc id line words submit=1
     LR_SUBMIT_UNKNOWN=0
     if lr_folder_problem; then
         # Checked again before every submission: the folder may have changed since the start.
@@ -506,21 +552,25 @@ lr_submit_successor() {
         || rm -f "$LR_LINK_DIR/command" "$LR_LINK_DIR/command.tmp.$$"
     while :; do
         if [ $submit = 1 ]; then
+            # sbatch's words are kept in memory, not in a file: a full file system must not
+            # keep sbatch from running, nor hide what it said.
             out=$(
                 cd "$LONGRUN_SUBMIT_DIR" 2>/dev/null || cd / || exit 1
                 umask "$LR_USER_UMASK"
-                exec env -i -- "${LR_ENV[@]}" "$sbatch_path" "${LR_COMMAND[@]}" 2>"$err_file"
+                exec env -i -- "${LR_ENV[@]}" "$sbatch_path" "${LR_COMMAND[@]}" 2>&1
             )
             rc=$?
-            id=${out%%;*}
-            id=${id##*$'\n'}
-            if [ $rc -eq 0 ] && [[ $id =~ ^[0-9]+$ ]]; then
+            id='' words=''
+            while IFS= read -r line; do  # --parsable: "JOBID" or "JOBID;CLUSTER" on a line
+                if [[ $line =~ ^([0-9]+)(;[^[:space:]]*)?$ ]]; then id=${BASH_REMATCH[1]}; else words+=${words:+$'\n'}$line; fi
+            done <<<"$out"
+            if [ $rc -eq 0 ] && [ -n "$id" ]; then
                 lr_record_successor "$id"
                 lr_event successor_queued successor "$id"
                 lr_say "$LR_LABEL: successor job $id queued (it runs after this job ends)"
                 return 0
             fi
-            out=$(<"$err_file")
+            out=$words
             lr_event successor_retry exit_code "$rc" error "$out" retry_in "$delay"
         fi
         # Did the failed sbatch queue the job all the same?
@@ -557,11 +607,12 @@ lr_ensure_successor() {
     [ "$LR_RESTART_COUNT" -lt "$LR_LIMIT" ] || return 0
     lr_ended && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
-    # Stopped from outside with no sign of an interruption: nothing to continue.
-    [ "$LR_TERM_VERDICT" = terminated ] && return 0
+    lr_stopped_from_outside && return 0
     local id rc LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON
-    if [ -s "$LR_LINK_DIR/successor" ]; then
-        id=$(<"$LR_LINK_DIR/successor")
+    if [ -s "$LR_LINK_DIR/successor" ] || [ -n "${LR_SUCCESSOR:-}" ]; then
+        # (the one this link queued, should its file not have been written: a full disk)
+        id=$(cat "$LR_LINK_DIR/successor" 2>/dev/null) || id=''
+        [ -n "$id" ] || id=$LR_SUCCESSOR
         [[ $id =~ ^[0-9]+$ ]] || id=0  # not a job id: Slurm shows no such job
         lr_job_info_sure "$id"
         rc=$?
@@ -593,6 +644,13 @@ lr_ensure_successor() {
         LR_SUCCESSOR=''
     fi
     lr_submit_successor
+}
+
+lr_stopped_from_outside() {
+    # Stopped from outside (SIGTERM) while Slurm showed no sign of an interruption: nothing to
+    # continue. Without Slurm's answer at the SIGTERM, a successor is kept all the same: it
+    # judges this link from Slurm's record (a cancel ends the chain there).
+    [ "$LR_TERM_VERDICT" = terminated ] && [ "$LR_TERM_ANSWERED" = 1 ]
 }
 
 lr_successor_stop() {
@@ -772,13 +830,54 @@ lr_on_check_signal() {
     fi
 }
 
+lr_on_batch_signal() {
+    # lr_on_batch_signal SIG: a signal sent to the batch shell alone (scancel --batch
+    # --signal=SIG): your script gets it, as the batch shell it would be under plain sbatch, and
+    # its own traps decide (without one, it ends as a plain job would). One that comes before
+    # your script runs is given to it once it does (lr_deliver_pending).
+    LR_WOKEN=1
+    if [ -n "${LR_BODY_PID:-}" ]; then
+        kill -s "$1" "$LR_BODY_PID" 2>/dev/null
+        LR_SIGNALLED=$1
+        lr_event signal_forwarded signal "$1" processes 1
+    else
+        LR_PENDING_SIGNALS+=("$1")
+        lr_event signal_held signal "$1"
+    fi
+}
+
+lr_deliver_pending() {
+    # The signals held for your script (lr_on_batch_signal): each once it catches it, or after
+    # 10 s, as a plain batch shell would have got it.
+    local signal signum tries
+    for signal in "${LR_PENDING_SIGNALS[@]}"; do
+        signum=$(kill -l "$signal" 2>/dev/null) || continue
+        for ((tries = 0; tries < 10; tries++)); do
+            lr_catches "$LR_BODY_PID" "$signum" && break
+            kill -0 "$LR_BODY_PID" 2>/dev/null || break
+            sleep 1
+        done
+        lr_on_batch_signal "$signal"
+    done
+    LR_PENDING_SIGNALS=()
+}
+
 lr_on_term() {
     # SIGTERM to the batch shell: a time limit, a preemption, a node failure or a cancel.
     # Record why at once (SIGKILL follows after KillWait); never start the body after it.
-    local LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON LR_CAUSE
+    # slurmctld is asked twice; without an answer, what the link knows decides: its end time.
+    local LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON LR_RESTARTS LR_CAUSE info
     LR_WOKEN=1
     lr_job_info "$LR_SELF"
-    if [ "$LR_STATE" = RUNNING ] && [ "$LONGRUN_CHECK_SIGNAL" = TERM ]; then
+    info=$?
+    if [ $info -eq 2 ]; then
+        sleep 1
+        lr_job_info "$LR_SELF"
+        info=$?
+    fi
+    if [ "$LONGRUN_CHECK_SIGNAL" = TERM ] && { [ "$LR_STATE" = RUNNING ] \
+        || { [ $info -eq 2 ] && [ -n "$LR_DEADLINE" ] && [ "$EPOCHSECONDS" -lt "$LR_DEADLINE" ]; }; }; then
+        # The pre-timeout TERM (--signal=B:TERM@N): expected while the job runs, before its end.
         lr_on_check_signal
         return
     fi
@@ -786,24 +885,40 @@ lr_on_term() {
     LR_TERMINATED=1
     # The last link allowed: whatever Slurm does with it, the chain ends with it.
     [ "$LR_RESTART_COUNT" -ge "$LR_LIMIT" ] && lr_mail_at_end MAX_RESTARTS
-    if lr_interruption; then
+    if ! lr_interruption && [ $info -eq 2 ] && [ -n "$LR_DEADLINE" ] && [ "$EPOCHSECONDS" -ge "$LR_DEADLINE" ]; then
+        LR_CAUSE=TimeLimit  # at or after its end time: a time limit, whatever Slurm says later
+    fi
+    if [ -n "$LR_CAUSE" ]; then
         LR_TERM_VERDICT=interrupted
     else
         LR_TERM_VERDICT=terminated
     fi
     lr_set_verdict "$LR_TERM_VERDICT"
-    LR_TERM_CAUSE=$LR_CAUSE
+    LR_TERM_CAUSE=$LR_CAUSE LR_TERM_ANSWERED=$((info != 2))
     lr_event sigterm slurm_state "${LR_STATE:-unknown}" reason "$LR_REASON" preempted "$LR_PREEMPTED" \
-        cause "$LR_CAUSE" verdict "$LR_TERM_VERDICT" final "$LR_VERDICT_FINAL"
+        cause "$LR_CAUSE" verdict "$LR_TERM_VERDICT" final "$LR_VERDICT_FINAL" answered "$((info != 2))"
     lr_say "$LR_LABEL: SIGTERM (${LR_STATE:-state unknown}${LR_CAUSE:+, $LR_CAUSE})"
     if [ "$LR_STATE" = RUNNING ] && [ -n "${LR_BODY_PID:-}" ]; then
         # Only the batch shell was signalled (Slurm signals every process when it ends a
         # job): pass it on to the script, which plain sbatch would have run as this shell.
         kill -s TERM "$LR_BODY_PID" 2>/dev/null
         lr_event signal_forwarded signal TERM processes 1
+    elif [ $info -eq 0 ] && lr_cancelled_now; then
+        # Cancelled (scancel): the chain ends here, not when a successor gets a node to say so.
+        lr_end_chain CANCELLED "job $SLURM_JOB_ID was cancelled while it ran (scancel)"
+        lr_cancel_successor
     fi
 }
 
+lr_cancelled_now() {
+    # Whether slurmctld, asked in the SIGTERM handler (lr_job_info), shows this job cancelled:
+    # ending for no reason Slurm gives, no PreemptTime, the same run of the job (a
+    # requeue shows Restarts one higher), ended before its time limit. As seen on 22.05 and 24.11.
+    [ "$LR_VERDICT_FINAL" != 1 ] && [ "$LR_TERM_VERDICT" = terminated ] || return 1
+    case $LR_STATE in COMPLETING|CANCELLED) ;; *) return 1 ;; esac
+    [ "$LR_REASON" = None ] && [ "$LR_PREEMPTED" = 0 ] && [ "$LR_RESTARTS" = "${SLURM_RESTART_COUNT:-0}" ] || return 1
+    [ -n "$LR_DEADLINE" ] && [ $((EPOCHSECONDS + 5)) -lt "$LR_DEADLINE" ]
+}
 # --- the link's steps ---------------------------------------------------------------------
 lr_stat() {
     # lr_stat PATH [-L]: its owner, mode and kind, into the caller's owner, mode and kind. A
@@ -928,7 +1043,7 @@ lr_start() {
     lr_check_folder
     LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
     LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_END='' LR_PREV_PREEMPTED=0 LR_PREV_VERDICT=''
-    LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
+    LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_TERM_ANSWERED=1 LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
     LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0 LR_HANDOVER='' LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
     LR_AVOID='' LR_MTIME0='' LR_IDLE=0 LR_USED=0 LR_RERUN=0 LR_HANDOVERS=0 LR_DEADLINE=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
@@ -942,6 +1057,12 @@ lr_start() {
     if [ -n "$LONGRUN_CHECK_SIGNAL" ] && [ "$LONGRUN_CHECK_SIGNAL" != TERM ]; then
         trap lr_on_check_signal "$LONGRUN_CHECK_SIGNAL"
     fi
+    for argument in HUP INT QUIT USR1 USR2 XCPU XFSZ; do
+        # shellcheck disable=SC2064  # (the signal's name, fixed now)
+        [ "$argument" = "$LONGRUN_CHECK_SIGNAL" ] || trap "lr_on_batch_signal $argument" "$argument"
+    done
+    LR_PENDING_SIGNALS=("${LR_EARLY_SIGNALS[@]}") LR_SIGNALLED=''
+    for argument in "${LR_PENDING_SIGNALS[@]}"; do lr_event signal_held signal "$argument"; done
     if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
         # A run of a requeued job: what an earlier run decided is not this run's.
         rm -f "$LR_LINK_DIR/verdict" "$LR_LINK_DIR/command"
@@ -1024,19 +1145,41 @@ lr_ended() {
 
 lr_claim_previous() {
     # Exactly one link continues each link: the first to create the claim (a symbolic link,
-    # created atomically, on NFS too). A Slurm requeue of the winner finds its own claim.
+    # created atomically, on NFS too). A Slurm requeue of the winner finds its own claim. Only
+    # a claim that exists and names another job is lost; any other failure (a full or flaky
+    # file system) is asked again, and if it stays, this link says so and runs nothing.
     [ -n "$LR_PREVIOUS" ] || return 0
-    local dir=$LR_LINKS_DIR/$LR_PREVIOUS owner
-    mkdir -p "$dir" 2>/dev/null
-    if ln -s "$SLURM_JOB_ID" "$dir/claim" 2>/dev/null; then
-        lr_event claimed previous "$LR_PREVIOUS"
-        return 0
-    fi
-    owner=$(readlink "$dir/claim" 2>/dev/null)
-    [ "$owner" = "$SLURM_JOB_ID" ] && return 0
-    lr_event claim_lost previous "$LR_PREVIOUS" owner "$owner"
-    lr_say "$LR_LABEL: job ${owner:-?} already continues job $LR_PREVIOUS; this job ends without running the script"
-    exit 0
+    local dir=$LR_LINKS_DIR/$LR_PREVIOUS owner error try
+    for try in 1 2 3 4 5; do
+        mkdir -p "$dir" 2>/dev/null
+        if error=$(ln -s "$SLURM_JOB_ID" "$dir/claim" 2>&1); then
+            lr_event claimed previous "$LR_PREVIOUS"
+            return 0
+        fi
+        owner=$(readlink "$dir/claim" 2>/dev/null)
+        if [[ $owner =~ ^[0-9]+$ ]]; then
+            [ "$owner" = "$SLURM_JOB_ID" ] && return 0
+            lr_event claim_lost previous "$LR_PREVIOUS" owner "$owner"
+            lr_say "$LR_LABEL: job $owner already continues job $LR_PREVIOUS; this job ends without running the script"
+            exit 0
+        fi
+        [ $try -eq 5 ] || lr_pause $((try * 2))
+    done
+    lr_folder_full && error+=" ($LR_FULL)"
+    lr_event claim_failed previous "$LR_PREVIOUS" error "$error"
+    lr_say "$LR_LABEL: cannot claim job $LR_PREVIOUS in the chain folder: ${error:-no reason given}; nothing of your script ran"
+    lr_end_chain FAILED "the chain folder could not be written: ${error:-no reason given}"
+    exit 1
+}
+
+lr_folder_full() {
+    # Whether the chain folder's file system has no space or no inodes left (LR_FULL says so).
+    local blocks inodes
+    LR_FULL=''
+    read -r blocks inodes < <(stat -f -c '%a %d' -- "$LONGRUN_CHAIN_DIR" 2>/dev/null) || return 1
+    [ "$blocks" = 0 ] && LR_FULL='the file system of the chain folder is full'
+    [ "$inodes" = 0 ] && LR_FULL='the file system of the chain folder has no free inodes'
+    [ -n "$LR_FULL" ]
 }
 
 lr_judge_previous() {
@@ -1045,7 +1188,14 @@ lr_judge_previous() {
         lr_announce
         return 0
     fi
-    local verdict wait_s outcome why previous
+    local verdict wait_s outcome why previous answer kept=0
+    if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && [ "$(cat "$LR_LINK_DIR/judgement" 2>/dev/null)" = run ]; then
+        # A run of a requeued job: its first run judged the previous link and ran the body; the
+        # previous link's record may be gone by now (MinJobAge), so that judgement stands.
+        lr_event judged previous "$LR_PREVIOUS" outcome run reason "judged by this job's earlier run" kept 1
+        lr_announce
+        return 0
+    fi
     LR_PREV_VERDICT=$(cat "$LR_LINKS_DIR/$LR_PREVIOUS/verdict" 2>/dev/null)
     verdict=$LR_PREV_VERDICT
     # A decisive verdict needs Slurm's word only for the record: wait less for it.
@@ -1053,11 +1203,14 @@ lr_judge_previous() {
     # An array element's first link is an array task: Slurm names it ARRAYJOB_TASK.
     previous=$LR_PREVIOUS
     [ -n "$LR_ELEMENT" ] && [ "$LR_RESTART_COUNT" -eq 1 ] && previous=${LR_ARRAY_JOB}_$LR_ELEMENT
+    # Slurm did not answer (or not finally): never an end; Slurm no longer knows it: "".
     lr_final_state "$previous" "$wait_s"
+    case $? in 0) answer=final ;; 1) answer=forgotten ;; *) answer=none ;; esac
     LR_PREV_STATE=$LR_STATE LR_PREV_END=$LR_END LR_PREV_PREEMPTED=$LR_PREEMPTED
     # A failed link could not tell whether a step of it ran out of memory (the accounting did
     # not answer it): Slurm records that for the step only, so ask again now.
     local judged=$LR_STATE steps=''
+    [ "$answer" = none ] && judged=NO_ANSWER
     if [ "$verdict" = failed ] && [ "$LR_STATE" = FAILED ]; then
         lr_steps_out_of_memory "$previous"
         steps=$?
@@ -1066,12 +1219,13 @@ lr_judge_previous() {
     lr_rule_outcome "$verdict" "$judged" "$LR_PREEMPTED"
     outcome=$LR_OUTCOME why=$LR_WHY
     lr_event judged previous "$LR_PREVIOUS" verdict "${verdict:-none}" slurm_state "${LR_STATE:-unknown}" \
-        preempted "$LR_PREEMPTED" outcome "$outcome" reason "$why" start "$LR_START" end "$LR_END" \
-        steps_out_of_memory "$steps"
+        answer "$answer" preempted "$LR_PREEMPTED" outcome "$outcome" reason "$why" start "$LR_START" \
+        end "$LR_END" steps_out_of_memory "$steps"
     case $outcome in
-        run) ;;
+        run) kept=1 ;;
         run-warn)
-            lr_event warning message "state of job $LR_PREVIOUS unknown after ${wait_s}s; running" ;;
+            kept=1
+            lr_event warning message "how job $LR_PREVIOUS ended is unknown ($answer); running" ;;
         retry-or-fail)
             lr_retry_or_fail "$why" ;;
         out-of-memory)
@@ -1087,6 +1241,7 @@ lr_judge_previous() {
             lr_skip_body "${outcome#end:}" "$why" ;;
     esac
     # The chain goes on, unless its end is recorded already (then lr_check_go stops it).
+    [ "$kept" = 1 ] && lr_write "$LR_LINK_DIR/judgement" run
     lr_ended || lr_event link_interrupted previous "$LR_PREVIOUS" slurm_state "${LR_STATE:-unknown}" \
         verdict "${verdict:-none}" reason "$why"
     # Slurm's view of the previous link stays in LR_PREV_*: no later step may take it for
@@ -1177,6 +1332,7 @@ lr_run_body() {
     (trap - INT QUIT; PATH=$LR_USER_PATH; umask "$LR_USER_UMASK"; exec "${LONGRUN_INTERPRETER[@]}" "$LR_BODY" "${LONGRUN_SCRIPT_ARGS[@]}") <&0 &
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
+    [ ${#LR_PENDING_SIGNALS[@]} -eq 0 ] || lr_deliver_pending
     if [ "$LR_FORWARD_PENDING" = 1 ]; then
         # The signal came before the script could catch it: give it 10 s to install a handler.
         LR_FORWARD_PENDING=0
@@ -1241,7 +1397,7 @@ lr_record_verdict() {
     # Does Slurm still run this job? An exit 0 while Slurm ends the job says nothing about the
     # work, so "completed" needs slurmctld to show the job running.
     if [ "$LR_TERMINATED" != 1 ]; then
-        lr_job_info_sure "$LR_SELF" && slurm=$LR_STATE
+        lr_job_info_sure "$LR_SELF" "$LONGRUN_JUDGE_SECONDS" "whether it still runs" && slurm=$LR_STATE
     fi
     [ "$LR_FORWARDED" = 1 ] && signum=$(kill -l "$LONGRUN_CHECK_SIGNAL" 2>/dev/null)
     if [ "$LR_TERMINATED" = 1 ]; then
@@ -1267,12 +1423,18 @@ lr_record_verdict() {
     elif [ "$rc" -eq 0 ]; then
         why="the script finished (exit 0)"
         verdict="completed"
+    elif [ "$slurm" = unknown ]; then
+        why="the script failed (exit $rc) but Slurm did not answer whether it was ending the job: the next link decides from Slurm's record"
+        verdict="undecided"
     elif lr_node_lost; then
         why="the script exited $rc while a node of the job was lost"
         verdict="interrupted"
     elif lr_ran_out_of_memory; then
         why="the script failed (exit $rc): it ran out of memory"
         verdict="out_of_memory"
+    elif [ -n "$LR_SIGNALLED" ] && [ "$rc" -eq $((128 + $(kill -l "$LR_SIGNALLED"))) ]; then
+        why="the script was ended by SIG$LR_SIGNALLED, sent to the job (exit $rc)"
+        verdict="failed"
     else
         why="the script failed (exit $rc)"
         verdict="failed"
@@ -1365,7 +1527,7 @@ lr_check_stalled() {
     # watcher repairs such a chain; without one, resubmit.
     lr_requested_successor
     [ -z "${LR_SUCCESSOR:-}" ] && [ "$LR_RESTART_COUNT" -lt "$LR_LIMIT" ] || return 0
-    [ "$LR_TERM_VERDICT" = terminated ] && return 0
+    lr_stopped_from_outside && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
     lr_ended && return 0
     if [ -s "$LR_LINK_DIR/request" ]; then
@@ -1813,11 +1975,15 @@ lr_rule_outcome() {
     # previous link's own verdict ("" if none), Slurm's end state and whether slurmctld shows
     # a PreemptTime. Rendered row by row from longrun's rule table (longrun/states.py).
     LR_OUTCOME='' LR_WHY=''
-    case "$1:$2:$3" in
+    local verdict=$1
+    case $verdict in undecided) verdict='' ;; esac  # decided by Slurm's record
+    case "$verdict:$2:$3" in
         completed:*:*)
             LR_OUTCOME=end:COMPLETED LR_WHY='the previous link finished the work' ;;
         ended:*:*)
             LR_OUTCOME=end-as-recorded LR_WHY='the previous link ended the chain' ;;
+        *:CANCELLED:*)
+            LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was cancelled' ;;
         out_of_memory:*:*)
             LR_OUTCOME=out-of-memory LR_WHY='the previous link ran out of memory' ;;
         failed:OUT_OF_MEMORY:*)
@@ -1830,12 +1996,10 @@ lr_rule_outcome() {
             LR_OUTCOME=end:DEADLINE LR_WHY='the previous link reached its --deadline' ;;
         continue:*:*)
             LR_OUTCOME=run LR_WHY='the previous link asked to continue' ;;
-        *:CANCELLED:*)
-            LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was cancelled' ;;
         interrupted:*:*)
             LR_OUTCOME=run LR_WHY='the previous link was interrupted by Slurm' ;;
         terminated::0)
-            LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm no longer knows how it ended: taken as a cancel' ;;
+            LR_OUTCOME=end:CANCELLED LR_WHY='the previous link was stopped from outside with no sign of a time limit, preemption or node failure, and Slurm answered that it no longer knows how it ended: taken as a cancel' ;;
         terminated:*:*)
             LR_OUTCOME=run LR_WHY='the previous link was stopped from outside' ;;
         :TIMEOUT:*|:PREEMPTED:*|:NODE_FAIL:*|:REVOKED:*|:BOOT_FAIL:*)

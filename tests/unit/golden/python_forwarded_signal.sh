@@ -7,7 +7,8 @@
 #SBATCH --open-mode=append
 # shellcheck disable=SC2016,SC2034  # values single-quoted on purpose; the library reads them
 # A signal that comes before the handlers exist is remembered, not fatal.
-trap 'LR_EARLY_TERM=1' TERM; trap 'LR_EARLY_CHECK=1' USR1
+trap 'LR_EARLY_TERM=1' TERM; trap 'LR_EARLY_CHECK=1' USR1; trap 'LR_EARLY_SIGNALS+=(HUP)' HUP; trap 'LR_EARLY_SIGNALS+=(INT)' INT; trap 'LR_EARLY_SIGNALS+=(QUIT)' QUIT; trap 'LR_EARLY_SIGNALS+=(USR2)' USR2; trap 'LR_EARLY_SIGNALS+=(XCPU)' XCPU; trap 'LR_EARLY_SIGNALS+=(XFSZ)' XFSZ
+
 #
 # One link of longrun chain 20261125-120000-abcd. Your script (below, unchanged) runs as its own
 # process. This link keeps a successor queued (--dependency=afterany on itself), so a time limit,
@@ -22,7 +23,7 @@ LONGRUN_SUBMIT_DIR=/home/user/project
 LONGRUN_SLURM_BIN=/usr/bin
 LONGRUN_MAX_RESTARTS=5 LONGRUN_RETRY_FAILED=1 LONGRUN_CONTINUE_CODE=75
 LONGRUN_CHECK_SIGNAL=USR1 LONGRUN_PRETIMEOUT_SIGNAL=USR1 LONGRUN_FORWARD_SIGNAL=1 LONGRUN_STEP_SIGNAL_WINDOW=0
-LONGRUN_VERBOSE=0 LONGRUN_JUDGE_SECONDS=60 LONGRUN_SUBMIT_RETRY_SECONDS=300
+LONGRUN_VERBOSE=0 LONGRUN_JUDGE_SECONDS=60 LONGRUN_ANSWER_SECONDS=300 LONGRUN_SUBMIT_RETRY_SECONDS=300
 LONGRUN_BACKOFF_SECONDS=30 LONGRUN_NODE_WAIT_SECONDS=330
 LONGRUN_CLUSTER_ARGS=()
 LONGRUN_QUERY_ARGS=(--local)
@@ -45,7 +46,7 @@ LONGRUN_INTERPRETER=(/usr/bin/env python3)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=8c15509ea51613f48ca1b91f648f617f30ff231cd93e194615411ac8431c2531
+LONGRUN_LIBRARY_SHA256=050e4c7ed26e6177322494d9d93cfdd13ad8084704841619e5cc4cef23ac78bf
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2

@@ -1,0 +1,236 @@
+"""The job side when Slurm is slow, silent or says no (issue 19), run whole against stand-in
+Slurm commands: no answer is never an end, a link uses what it knows (its end time) before it
+asks, a cancel is seen at once, signals reach the script as under plain sbatch, and a claim
+that cannot be written is not a lost claim. The same faults on the real cluster:
+tests/e2e/test_slurm_faults.py."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from jobside import JobSide
+
+from longrun import protocol, states
+from slurmguard import stand_ins
+
+NO_ANSWER = "slurm_load_jobs error: Socket timed out on send/recv operation"
+NO_DATABASE = "sacct: error: Problem talking to the database: Connection refused"
+
+
+def forgotten(side: JobSide, job: str) -> None:
+    """slurmctld no longer knows `job` and the accounting has no record of it."""
+    (side.bin / f"scontrol-{job}").unlink(missing_ok=True)
+    (side.bin / f"sacct-{job}").write_text("")
+
+
+def test_a_stopped_link_whose_end_slurm_does_not_answer_is_not_taken_as_a_cancel(
+    tmp_path: Path,
+) -> None:
+    side = JobSide(tmp_path, settings={"LONGRUN_ANSWER_SECONDS": "3"})
+    side.previous_verdict("100", states.VERDICT_TERMINATED)
+    side.slurm_fails("100", NO_ANSWER)
+    side.accounting_fails(NO_DATABASE)
+    side.body_exits(0)
+    side.run("200", 1, "100")
+    assert side.bodies_run() == ["200"]
+    (judged,) = side.events("judged")
+    assert (judged["answer"], judged["outcome"]) == (protocol.ANSWER_NONE, states.RUN)
+    (waiting,) = side.events("waiting")
+    assert (waiting["about"], waiting["question"]) == ("100", "how it ended")
+    assert waiting["reason"] == "slurmctld did not answer; sacct did not answer"
+    assert side.chain.ended() == states.CHAIN_COMPLETED  # by its own body
+
+
+def test_a_stopped_link_that_slurm_answers_it_no_longer_knows_is_a_cancel(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_TERMINATED)
+    forgotten(side, "100")
+    side.run("200", 1, "100")
+    assert side.bodies_run() == []
+    (judged,) = side.events("judged")
+    assert judged["answer"] == protocol.ANSWER_FORGOTTEN
+    assert side.chain.ended() == states.CHAIN_CANCELLED
+    assert not side.events("waiting")
+
+
+def test_a_cancel_wins_over_what_the_link_said_before(side: JobSide) -> None:
+    # scancel landed after the verdict: a continue (or a failure with retries left) does not
+    # let the successor run.
+    for job, verdict in (("100", states.VERDICT_CONTINUE), ("101", states.VERDICT_FAILED)):
+        side.previous_verdict(job, verdict)
+        side.slurm_shows(job, states.CANCELLED)
+    side.run("200", 1, "100")
+    side.run("201", 1, "101", arguments=())
+    assert side.bodies_run() == []
+    outcomes = [e["outcome"] for e in side.events("judged")]
+    assert outcomes == [states.END_CANCELLED, states.END_CANCELLED]
+    assert side.chain.ended() == states.CHAIN_CANCELLED
+    assert not side.events("retry")
+
+
+def test_a_requeued_link_keeps_its_judgement_after_slurm_forgot_the_previous_link(
+    side: JobSide,
+) -> None:
+    # The first run judged link 100 (stopped, Slurm said TIMEOUT) and ran the body; Slurm
+    # requeued it (a REQUEUE preemption) after 100's record was purged: the rerun runs again.
+    side.previous_verdict("100", states.VERDICT_TERMINATED)
+    side.slurm_shows("100", states.TIMEOUT)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("200", 1, "100")
+    forgotten(side, "100")
+    side.run("200", 1, "100", slurm_restarts=1)
+    assert side.bodies_run() == ["200", "200"]
+    kept = [e for e in side.events("judged") if e.get("kept") == "1"]
+    assert [e["outcome"] for e in kept] == [states.RUN]
+    assert side.chain.ended() is None
+
+
+def test_a_failed_script_while_slurm_does_not_answer_leaves_the_decision_to_slurms_record(
+    tmp_path: Path,
+) -> None:
+    side = JobSide(tmp_path, settings={"LONGRUN_JUDGE_SECONDS": "3"})
+    # Preempted and killed (exit 143), but slurmctld does not answer whether the job ends:
+    # not FAILED on no answer; the next link judges from Slurm's record.
+    side.body_runs(f"echo {NO_ANSWER!r} > {side.bin}/scontrol-100.err")
+    side.body_exits(143)
+    side.run("100", 0)
+    (verdict,) = side.events("verdict")
+    assert verdict["verdict"] == states.VERDICT_UNDECIDED
+    assert side.chain.ended() is None
+    assert [e["question"] for e in side.events("waiting")] == ["whether it still runs"]
+    assert not side.calls("scancel"), "the successor was cancelled on no answer"
+    side.slurm_shows("100", states.PREEMPTED)
+    side.body_runs("")
+    side.body_exits(0)
+    side.run("300", 1, "100")
+    assert side.bodies_run() == ["100", "300"]
+    assert side.chain.ended() == states.CHAIN_COMPLETED
+
+
+def test_undecided_then_failed_in_slurms_record_ends_the_chain_failed(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_UNDECIDED)
+    side.slurm_shows("100", states.FAILED)
+    side.run("200", 1, "100")
+    assert side.bodies_run() == []
+    assert side.chain.ended() == states.CHAIN_FAILED
+
+
+def test_a_sigterm_at_the_end_time_is_a_time_limit_without_slurms_answer(side: JobSide) -> None:
+    end = int(time.time()) + 2
+    side.body_runs(f"echo {NO_ANSWER!r} > {side.bin}/scontrol-100.err; sleep 3; kill -TERM $PPID")
+    side.run("100", 0, slurm_env={"SLURM_JOB_END_TIME": str(end)})
+    (sigterm,) = side.events("sigterm")
+    assert (sigterm["cause"], sigterm["verdict"], sigterm["answered"]) == (
+        states.TIME_LIMIT_REASON, states.VERDICT_INTERRUPTED, "0",
+    )  # fmt: skip
+    assert (side.chain.link_dir("100") / "verdict").read_text().strip() == "interrupted"
+    assert side.chain.ended() is None
+
+
+def test_a_sigterm_before_the_end_time_without_an_answer_is_not_a_cancel(side: JobSide) -> None:
+    end = int(time.time()) + 600
+    side.body_runs(f"echo {NO_ANSWER!r} > {side.bin}/scontrol-100.err; kill -TERM $PPID; sleep 2")
+    side.run("100", 0, slurm_env={"SLURM_JOB_END_TIME": str(end)})
+    (sigterm,) = side.events("sigterm")
+    assert (sigterm["verdict"], sigterm["answered"]) == (states.VERDICT_TERMINATED, "0")
+    assert side.chain.ended() is None  # the next link asks Slurm
+    assert not side.calls("scancel")
+
+
+def cancel_seen(side: JobSide, restarts: int) -> None:
+    """The body has slurmctld show its link ending (as scancel or a requeue does), then the
+    link gets SIGTERM."""
+    side.body_runs(
+        f"cp {side.bin}/cancelled-record {side.bin}/scontrol-100; kill -TERM $PPID; sleep 2"
+    )
+    side.slurm_shows("cancelled", states.COMPLETING, restarts=restarts)
+    (side.bin / "cancelled-record").write_text(
+        (side.bin / "scontrol-cancelled").read_text().replace("JobId=cancelled", "JobId=100")
+    )
+
+
+def test_a_scancel_of_a_running_link_ends_the_chain_at_once(side: JobSide) -> None:
+    cancel_seen(side, restarts=0)
+    side.run("100", 0, slurm_env={"SLURM_JOB_END_TIME": str(int(time.time()) + 600)})
+    assert side.chain.ended() == states.CHAIN_CANCELLED
+    (ended,) = side.events("chain_ended")
+    assert "cancelled while it ran" in ended["reason"]
+    assert [e["successor"] for e in side.events("successor_cancelled")] == ["300"]
+    assert side.calls("scancel") == ["scancel 300"]
+
+
+def test_a_requeue_of_a_running_link_is_not_taken_for_a_cancel(side: JobSide) -> None:
+    cancel_seen(side, restarts=1)  # scontrol requeue: Restarts is one higher in the handler
+    side.run("100", 0, slurm_env={"SLURM_JOB_END_TIME": str(int(time.time()) + 600)})
+    assert side.chain.ended() is None
+    assert not side.calls("scancel")
+
+
+def test_a_signal_to_the_batch_shell_reaches_the_script_whose_trap_decides(
+    side: JobSide,
+) -> None:
+    got = side.tmp / "got"
+    side.body_runs(f"trap 'echo USR2 >> {got}' USR2; kill -USR2 $PPID; sleep 1; sleep 1")
+    link = side.run("100", 0)
+    assert got.read_text() == "USR2\n"
+    assert link.returncode == 0 and side.chain.ended() == states.CHAIN_COMPLETED
+    assert [e["signal"] for e in side.events("signal_forwarded")] == ["USR2"]
+
+
+def test_a_signal_the_script_does_not_catch_ends_it_as_under_plain_sbatch(side: JobSide) -> None:
+    side.body_runs("kill -USR2 $PPID; sleep 5")
+    link = side.run("100", 0)
+    assert link.returncode == 140
+    (verdict,) = side.events("verdict")
+    assert verdict["verdict"] == states.VERDICT_FAILED
+    assert "SIGUSR2" in verdict["reason"]
+    assert side.chain.ended() == states.CHAIN_FAILED
+
+
+def test_a_signal_before_the_script_runs_is_given_to_it_once_it_catches_it(
+    side: JobSide,
+) -> None:
+    got = side.tmp / "got"
+    side.on_call("sbatch", 'kill -HUP "$PPID"')  # while the link queues its successor
+    side.body_runs(f"trap 'echo HUP >> {got}' HUP; sleep 3")
+    side.run("100", 0)
+    assert [e["signal"] for e in side.events("signal_held")] == ["HUP"]
+    assert got.read_text() == "HUP\n"
+    assert side.chain.ended() == states.CHAIN_COMPLETED
+
+
+def ln_fails(side: JobSide, times: int, words: str) -> str:
+    """A PATH whose `ln` fails `times` times to create a claim, with `words`."""
+    faults = side.tmp / "fault-bin"
+    count = side.tmp / "ln-failures"
+    script = (
+        "for last; do :; done\ncase $last in */claim)\n"
+        f'  if [ "$(cat {count} 2>/dev/null | wc -l)" -lt {times} ]; then\n'
+        f"    echo x >> {count}; echo {words!r} >&2; exit 1\n  fi ;;\nesac\n"
+        'exec /bin/ln "$@"'
+    )
+    stand_ins(faults, ln=script)
+    return f"{faults}:{side.bin}:/usr/bin:/bin"
+
+
+def test_a_claim_that_cannot_be_written_is_not_a_lost_claim(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_CONTINUE)
+    side.slurm_shows("100", states.COMPLETED)
+    words = "ln: failed to create symbolic link 'claim': No space left on device"
+    link = side.run("200", 1, "100", path=ln_fails(side, 99, words))
+    assert link.returncode == 1
+    assert side.bodies_run() == [] and not side.events("claim_lost")
+    (failed,) = side.events("claim_failed")
+    assert failed["error"] == words
+    assert "cannot claim job 100" in link.stderr
+    assert side.chain.ended() == states.CHAIN_FAILED
+
+
+def test_a_claim_that_fails_once_is_asked_again(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_CONTINUE)
+    side.slurm_shows("100", states.COMPLETED)
+    words = "ln: failed to create symbolic link 'claim': Stale file handle"
+    link = side.run("200", 1, "100", path=ln_fails(side, 1, words))
+    assert link.returncode == 0 and side.bodies_run() == ["200"]
+    assert [e["job"] for e in side.events("claimed")] == ["200"]
+    assert (side.chain.link_dir("100") / "claim").readlink() == Path("200")
