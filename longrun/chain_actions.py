@@ -21,7 +21,7 @@ from .arrays import element_key, resolve_pattern
 from .chain_reading import chain_or_element, live_array_view, live_view
 from .chain_record import ChainRecord
 from .chain_store import ChainFolder, StateDir
-from .chain_view import ChainView, LinkView, SlurmEnd, chain_jobs
+from .chain_view import ChainView, LinkView, SlurmEnd, chain_jobs, link_order
 from .environment import ExportMode, successor_arguments, successor_environment
 from .errors import LongrunError, RepairRefused, StateError, UsageError
 from .protocol import Event, as_events
@@ -291,13 +291,18 @@ def repair_refused(job_id: str, why: str) -> RepairRefused:
 
 def _grown_memory(events: Sequence[Event]) -> str:
     """The memory the chain asks for since --grow-mem-on-oom last grew it (mem=MB or
-    mem-per-cpu=MB, as --memory carries it), or "" when it never grew."""
-    for event in reversed(events):
-        if event.kind == protocol.MEMORY_GROWN:
-            option, after = event.text("option"), event.text("after")
-            if option in ("mem", "mem-per-cpu") and after.isdigit() and len(after) < 13:
-                return f"{option}={after}"
-    return ""
+    mem-per-cpu=MB, as --memory carries it), or "" when it never grew. Last: by the order of
+    the links that grew it, not by their hosts' clocks."""
+    grown = [
+        event for event in events
+        if event.kind == protocol.MEMORY_GROWN and event.text("option") in ("mem", "mem-per-cpu")
+        and event.text("after").isdigit() and len(event.text("after")) < 13
+    ]  # fmt: skip
+    if not grown:
+        return ""
+    rank = {job: number for number, job in enumerate(link_order(events))}
+    _, last = max(enumerate(grown), key=lambda item: (rank.get(item[1].job, -1), item[0]))
+    return f"{last.text('option')}={last.text('after')}"
 
 
 def _started_field(events: Sequence[Event], job_id: str, key: str) -> str:

@@ -20,9 +20,11 @@
     <state>/jobs/<job-id>             the chain id of that job, for lookups by job id
 
 Every file has one writer (the folder may be on NFS, shared by many hosts); readers merge the
-event files by time. The job side (bash) writes into the same layout, by the names it shares with
-this module in longrun/protocol.py. (Chains made before events.d existed kept one events.jsonl;
-it is read too.)
+event files by each writer's clock, for people to read. Hosts' clocks differ: the order of the
+links and the last link are decided from the events' own facts, never from that merge
+(longrun.chain_view.link_order). The job side (bash) writes into the same layout, by the names
+it shares with this module in longrun/protocol.py. (Chains made before events.d existed kept
+one events.jsonl; it is read too.)
 """
 
 from __future__ import annotations
@@ -322,8 +324,9 @@ class ChainFolder:
             if protocol.LINKS in names:  # a link without events yet is skipped when read
                 links = f"{top}/{protocol.LINKS}"
                 jobs = sorted(  # a link's folder, never a symbolic link to elsewhere
-                    entry.name for entry in os.scandir(links)
-                    if digits(entry.name) is not None and not entry.is_symlink()
+                    (entry.name for entry in os.scandir(links)
+                     if digits(entry.name) is not None and not entry.is_symlink()),
+                    key=int,  # (job ids as numbers, not as text: 99999 before 100000)
                 )  # fmt: skip
                 files += [f"{links}/{job}/{protocol.EVENTS}" for job in jobs]
             return files
@@ -516,7 +519,11 @@ def digits(text: str) -> int | None:
 
 
 class EventTail:
-    """The events of every writer of a chain, merged by time; each read returns the new ones."""
+    """The events of every writer of a chain, merged by time; each read returns the new ones.
+
+    Each file keeps its own order: one writer at a time appends to it, so its order is true
+    even where its stamps are not (a job that Slurm requeued onto a host whose clock is behind
+    goes on writing its link's file). An event sorts at the latest stamp its file has shown."""
 
     def __init__(self, folder: ChainFolder, from_end: bool = False) -> None:
         self.folder = folder
@@ -538,12 +545,14 @@ class EventTail:
             chunks.append((path, [line for line in text.splitlines() if line.strip()]))
         found: list[tuple[float, int, int, Event]] = []
         for number, records in enumerate(_parse_chunks(chunks)):
+            latest = -float(MAX_NUMBER)
             for index, record in enumerate(records):
                 event = _plain(record)
                 if event is None:
                     continue
                 upgraded = Event(protocol.upgrade_event(event))
-                found.append((event_time(event), number, index, upgraded))
+                latest = max(latest, event_time(event))  # never before its file's earlier lines
+                found.append((latest, number, index, upgraded))
         found.sort(key=lambda item: item[:3])
         return [event for *_, event in found]
 

@@ -131,6 +131,43 @@ def iso(epoch: int | None) -> str | None:
     return None if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
 
 
+def link_order(events: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The chain's links (their job ids) in the protocol's own order: by restart count, then
+    after the job each continues (`previous`), then as the events list them. Never by the
+    hosts' clocks, which differ, nor by job ids, which wrap. A job that lost the claim is no
+    link; a job that Slurm requeued is one."""
+    events = as_events(events)
+    lost = {event.job for event in events if event.kind == protocol.CLAIM_LOST}
+    counts: dict[str, int] = {}
+    previous: dict[str, str] = {}
+    for event in events:
+        job = event.job
+        if event.kind == protocol.LINK_STARTED and job and job not in lost:
+            counts.setdefault(job, protocol.restart_count_of(event) or 0)
+        if event.kind in (protocol.LINK_STARTED, protocol.CLAIMED) and event.text("previous"):
+            previous.setdefault(job, event.text("previous"))
+    depths = _depths({job: previous.get(job, "") for job in counts})
+    listed = {job: number for number, job in enumerate(counts)}  # (in the events' order)
+    return sorted(counts, key=lambda job: (counts[job], depths[job], listed[job]))
+
+
+def _depths(previous: Mapping[str, str]) -> dict[str, int]:
+    """How many links before each link, following the job each continues (a loop, which only
+    a damaged log holds, counts as the start)."""
+    depths: dict[str, int] = {}
+    for start in previous:
+        path: dict[str, None] = {}
+        job = start
+        while job in previous and job not in depths and job not in path:
+            path[job] = None
+            job = previous[job]
+        depth = depths.get(job, -1)
+        for job in reversed(path):
+            depth += 1
+            depths[job] = depth
+    return depths
+
+
 def chain_jobs(events: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every job id the chain has had (links, successors, repairs), in order of appearance."""
     seen: list[str] = []
@@ -163,13 +200,12 @@ def build_view(
         **(final_states or {}),
     }  # fmt: skip
     links: dict[str, LinkView] = {}
-    order: list[str] = []
+    judged: list[Event] = []  # applied to the links they judge once every link is read
     successor_of: dict[str, str] = {}
     ended_reason = ""
     cancelled_by_us: dict[str, str] = {}  # job -> who cancelled it (`longrun cancel`)
     submitted: str | None = None
     last_epoch: int | None = None
-    duplicates: set[str] = set()  # jobs that lost the claim: never a link of the chain
     stopped: dict[str, tuple[str, str]] = {}  # link -> (successor, state): it found it ended
     refused: dict[str, str] = {}  # link -> why the watcher does not repair it again
     stalls: dict[str, str] = {}  # link -> why it queued no successor, in its own words
@@ -189,8 +225,6 @@ def build_view(
             submitted = job
         elif kind in protocol.SUCCESSOR_EVENTS:
             successor_of[job or event.text("previous")] = event.text("successor")
-        elif kind == protocol.CLAIM_LOST:
-            duplicates.add(job)
         elif kind == protocol.FINAL_STATE and event.text("state"):
             final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == protocol.CHAIN_ENDED:
@@ -227,10 +261,13 @@ def build_view(
             count = protocol.restart_count_of(event) or 0
             view = links[job] = LinkView(number=count + 1, restart_count=count, job_id=job)
             view.start_epoch = epoch
-            order.append(job)
-        _apply(view, event, links)
+        _apply(view, event)
+        if kind == protocol.JUDGED:
+            judged.append(event)
 
-    order = [job for job in order if job not in duplicates]
+    for event in judged:  # after the judged link's own events, whatever the clocks say
+        _judge(links.get(event.text("previous")), event)
+    order = link_order(events)  # (a job that lost the claim is no link)
     for job, view in links.items():
         if view.state in states.OPEN_STATES and job in cancelled_by_us:
             view.state = states.CANCELLED
@@ -309,7 +346,7 @@ LINK_EVENTS = frozenset(
 )  # fmt: skip
 
 
-def _apply(view: LinkView, event: Event, links: Mapping[str, LinkView]) -> None:
+def _apply(view: LinkView, event: Event) -> None:
     kind = event["event"]
     epoch = event.number("epoch")
     if kind == protocol.LINK_STARTED:
@@ -336,19 +373,23 @@ def _apply(view: LinkView, event: Event, links: Mapping[str, LinkView]) -> None:
         view.preempted = view.preempted or event.text("preempted") == "1"
         view.state = states.UNKNOWN
     elif kind == protocol.JUDGED:
-        previous = links.get(event.text("previous"))
-        end = slurm_end_of(event, "slurm_state")
-        if previous is not None and end.state in states.FINAL_STATES:
-            previous.state = end.state
-            if previous.verdict in STOPPED_FROM_OUTSIDE or not previous.why:
-                previous.why = states.STATE_PHRASES.get(end.state, end.state.lower())
-            _apply_times(previous, end)
         view.end_epoch = None
         view.state = states.RUNNING
     elif kind == protocol.CHAIN_ENDED and view.verdict is None:
         view.verdict = states.VERDICT_ENDED
         view.state = states.COMPLETED
         view.why = f"ended the chain: {event.text('reason')}"
+
+
+def _judge(previous: LinkView | None, event: Event) -> None:
+    """How the next link found `previous` ended: Slurm's end state and times, which the
+    link's own verdict (written before) does not overrule."""
+    end = slurm_end_of(event, "slurm_state")
+    if previous is not None and end.state in states.FINAL_STATES:
+        previous.state = end.state
+        if previous.verdict in STOPPED_FROM_OUTSIDE or not previous.why:
+            previous.why = states.STATE_PHRASES.get(end.state, end.state.lower())
+        _apply_times(previous, end)
 
 
 CANCEL_EVENTS = frozenset({protocol.CHAIN_ENDED, protocol.JOBS_CANCELLED})

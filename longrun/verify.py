@@ -21,7 +21,7 @@ from . import protocol, slurm, states
 from .array_view import build_array_view, split_events
 from .arrays import element_key
 from .chain_store import ChainFolder, reading
-from .chain_view import chain_jobs
+from .chain_view import chain_jobs, link_order
 from .errors import SlurmCommandError, StateError
 from .protocol import as_events
 from .slurm_output import AccountingRow, QueueRow, slurm_epoch
@@ -52,11 +52,7 @@ def check_links(
     events = as_events(events)
     started = [e for e in events if e.kind == protocol.LINK_STARTED]
     lost = {e.job for e in events if e.kind == protocol.CLAIM_LOST}
-    links: list[str] = []
-    for event in started:
-        job = event.job
-        if job not in links and job not in lost:
-            links.append(job)
+    links = link_order(events)  # by the links' own facts: each host's clock differs
     report = Report(chain, ended, len(links))
     problems = report.problems
 
