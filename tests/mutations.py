@@ -77,6 +77,17 @@ MUTATIONS = [
     Mutation("chain_view: our cancel of a successor read as the user's", "longrun/chain_view.py",
              "        if state in states.CANCELLED_STATES and successor in cancelled_by_us:",
              "        if False:"),
+    # The order of the links: the links' own facts, never the hosts' clocks (issue 19, item 11).
+    Mutation("link_order: the links as the clocks merged them", "longrun/chain_view.py",
+             "    return sorted(counts, key=lambda job: (counts[job], depths[job], listed[job]))",
+             "    return list(counts)"),
+    Mutation("chain_view: a judgement overruled by the verdict stamped after it", "longrun/chain_view.py",
+             "            judged.append(event)\n",
+             '            _judge(links.get(event.text("previous")), event)\n'),
+    Mutation("event merge: a file's own order lost", "longrun/chain_store.py",
+             "latest = max(latest, event_time(event))", "latest = event_time(event)"),
+    Mutation("repair: the grown memory with the latest stamp", "longrun/chain_actions.py",
+             "key=lambda item: (rank.get(item[1].job, -1), item[0])", "key=lambda item: item[0]"),
     # The watcher's decisions (longrun/chain_actions.py).
     Mutation("needs_repair: past --max-restarts", "longrun/chain_actions.py",
              "    if last.restart_count >= view.restart_limit:\n        return False\n    state =",
