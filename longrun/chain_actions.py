@@ -376,6 +376,11 @@ def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | 
         return array.elements[element]
     if element is not None:
         raise UsageError(f"chain {folder.chain_id} is not an array: it has no --element")
+    problem = files.space_problem(folder.path)
+    if problem:  # nothing can be written there: read only, and say so
+        view = live_view(folder)
+        view.folder_problem = problem
+        return view
     cached = cached_view(folder)
     if cached is not None:
         return cached
@@ -387,9 +392,7 @@ def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | 
         record_end(folder, view, by="longrun status")
         return view
 
-    view = cached_or_read(folder, protocol.KEPT_VIEW, read, view_data)
-    view.folder_problem = files.space_problem(folder.path)
-    return view
+    return cached_or_read(folder, protocol.KEPT_VIEW, read, view_data)
 
 
 def _settled_array(folder: ChainFolder, view: ArrayView, by: str) -> ArrayView:

@@ -192,7 +192,9 @@ RULES: tuple[Rule, ...] = (
     Rule("", CONTINUE_STATES, None, RUN, "the previous link was interrupted by Slurm"),
     Rule("", (*FAILED_STATES, COMPLETED), True, RUN, "the previous link was preempted"),
     Rule("", FAILED_STATES, False, END_FAILED, "the previous link failed"),
-    Rule("", (COMPLETED,), False, END_COMPLETED, "the previous link completed"),
+    # A link exits 0 only after writing its verdict: without one, its folder could not be
+    # written (a full disk) and the work may not be done; the script runs (and finds out).
+    Rule("", (COMPLETED,), False, RUN_WARN, "the previous link exited 0 but left no verdict (could its folder not be written?): running"),  # noqa: E501
     Rule("*", ANY, None, RUN_WARN, "how the previous link ended could not be determined"),
 )  # fmt: skip
 

@@ -57,6 +57,21 @@ from longrun import states
         # still unknown after the bounded wait -> run, with a warning
         ("", "", False, states.RUN_WARN),
         ("", "RUNNING", False, states.RUN_WARN),
+        # no answer from Slurm is never an end (issue 19)
+        ("terminated", states.NO_ANSWER, False, states.RUN),
+        ("", states.NO_ANSWER, False, states.RUN_WARN),
+        ("interrupted", states.NO_ANSWER, False, states.RUN),
+        # a user's cancel wins over what the link said before it
+        ("continue", "CANCELLED", False, states.END_CANCELLED),
+        ("failed", "CANCELLED", False, states.END_CANCELLED),
+        ("out_of_memory", "CANCELLED", False, states.END_CANCELLED),
+        # undecided (failed while Slurm did not answer): as no verdict, from Slurm's record
+        ("undecided", "FAILED", False, states.END_FAILED),
+        ("undecided", "FAILED", True, states.RUN),
+        ("undecided", "TIMEOUT", False, states.RUN),
+        ("undecided", "CANCELLED", False, states.END_CANCELLED),
+        # exit 0 without a verdict: its folder could not be written; the work may not be done
+        ("", "COMPLETED", False, states.RUN_WARN),
     ],
 )
 def test_judge(verdict: str, state: str, preempted: bool, outcome: str) -> None:

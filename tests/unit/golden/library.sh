@@ -2009,7 +2009,7 @@ lr_rule_outcome() {
         :FAILED:0)
             LR_OUTCOME=end:FAILED LR_WHY='the previous link failed' ;;
         :COMPLETED:0)
-            LR_OUTCOME=end:COMPLETED LR_WHY='the previous link completed' ;;
+            LR_OUTCOME=run-warn LR_WHY='the previous link exited 0 but left no verdict (could its folder not be written?): running' ;;
         *:*:*)
             LR_OUTCOME=run-warn LR_WHY='how the previous link ended could not be determined' ;;
     esac

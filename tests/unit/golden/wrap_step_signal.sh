@@ -43,7 +43,7 @@ LONGRUN_INTERPRETER=(/bin/sh)
 LONGRUN_SCRIPT_NAME=script
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=050e4c7ed26e6177322494d9d93cfdd13ad8084704841619e5cc4cef23ac78bf
+LONGRUN_LIBRARY_SHA256=94c9e3b2592443f5d7e1a0522836738aa2e7bc2dad060d2af0501b984a0e039f
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
