@@ -79,6 +79,9 @@ class ChainView:
     awaits_keeper: bool = False
     # Why the chain folder cannot be written to (a full file system), as `longrun status` found.
     folder_problem: str | None = None
+    # What sbatch said when it refused the last link's successor for a limit (retried while
+    # the link runs), while none is queued.
+    successor_refused: str | None = None
 
     @property
     def restart_limit(self) -> int:
@@ -109,6 +112,7 @@ class ChainView:
             "submit_refused": self.submit_refused,
             "awaits_keeper": self.awaits_keeper,
             "folder_problem": self.folder_problem,
+            "successor_refused": self.successor_refused,
             "links": [link.to_json() for link in self.links],
             "current_job": self.current_job,
             "successor_job": self.successor_job,
@@ -214,6 +218,7 @@ def build_view(
     avoided: dict[str, None] = {}  # nodes the chain avoided (in order)
     requested: set[str] = set()  # links that left their successor to a keeper
     submit_refused: str | None = None  # what sbatch said to a link on a compute node
+    limited: dict[str, str] = {}  # link -> what sbatch said refusing its successor (a limit)
 
     for event in events:
         kind = event.kind
@@ -225,6 +230,9 @@ def build_view(
             submitted = job
         elif kind in protocol.SUCCESSOR_EVENTS:
             successor_of[job or event.text("previous")] = event.text("successor")
+            limited.pop(job, None)
+        elif kind == protocol.SUCCESSOR_REFUSED:
+            limited[job] = event.text("error")
         elif kind == protocol.FINAL_STATE and event.text("state"):
             final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == protocol.CHAIN_ENDED:
@@ -314,6 +322,8 @@ def build_view(
     chain.awaits_keeper = bool(
         chain.is_live and last and last.job_id in requested and not chain.successor_job
     )
+    if chain.is_live and last is not None and not chain.successor_job:
+        chain.successor_refused = limited.get(last.job_id)
     if chain.state == states.CHAIN_STALLED and last is not None:
         for said in (stalls, refused):
             if last.job_id in said:

@@ -220,6 +220,7 @@ class LinkPlan:
     judge_seconds: int
     answer_seconds: int  # how long a link waits for Slurm's answer about its predecessor
     submit_retry_seconds: int
+    refused_retry_seconds: int  # the first wait before a refused successor is tried again
     backoff_seconds: int
     node_wait_seconds: int
     clusters: str | None
@@ -395,6 +396,7 @@ def build_plan(
         judge_seconds=_int_setting(environ, "LONGRUN_JUDGE_SECONDS", 60),
         answer_seconds=_int_setting(environ, "LONGRUN_ANSWER_SECONDS", 300),
         submit_retry_seconds=_int_setting(environ, "LONGRUN_SUBMIT_RETRY_SECONDS", 300),
+        refused_retry_seconds=_int_setting(environ, "LONGRUN_REFUSED_RETRY_SECONDS", 30),
         backoff_seconds=_int_setting(environ, "LONGRUN_BACKOFF_SECONDS", 30),
         node_wait_seconds=_int_setting(environ, "LONGRUN_NODE_WAIT_SECONDS", 330),
         clusters=eff.get("clusters") or None,

@@ -131,6 +131,13 @@ SUBMIT_FROM = (SUBMIT_FROM_COMPUTE, SUBMIT_FROM_LOGIN)
 # job_submit plugin that denies it; Slurm 22.05 and 24.11 alike: "sbatch: error: Batch job
 # submission failed: Access/permission denied"). The link then leaves its successor to a keeper.
 SUBMIT_REFUSALS = ("Access/permission denied",)
+# What sbatch says when it refuses a job for a limit or a setting that does not pass with time
+# (a submit limit, an account or partition that is not valid): not worth 5 minutes of retries
+# before the script starts. The link starts the script at once and keeps trying while it runs.
+SUBMIT_LIMITS = (
+    "Job violates accounting/QOS policy", "MaxSubmitJob", "Invalid account", "Invalid partition",
+    "Invalid qos",
+)  # fmt: skip
 
 # A request file: NUL-terminated fields: REQUEST_FORMAT, the umask, the directory to submit
 # from, the number N of environment entries, N entries NAME=VALUE (sbatch's own environment,
@@ -208,6 +215,7 @@ HANDED_OVER = "handed_over"  # this link did not run the body: its successor run
 MEMORY_GROWN = "memory_grown"  # a link ran out of memory: later links ask for more
 TIME_CUT = "time_cut"  # this link's time limit was cut to what is left of --total-time
 # Sites that forbid submission from compute nodes.
+SUCCESSOR_REFUSED = "successor_refused"  # sbatch refused the successor for a limit (retried)
 SUBMIT_REFUSED = "submit_refused"  # sbatch said this compute node may not submit
 SUCCESSOR_REQUESTED = "successor_requested"  # left to a keeper on a login node (REQUEST)
 # Written by longrun's Python side.
@@ -269,6 +277,7 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     MEMORY_GROWN: ("option", "before", "after", "maximum"),
     TIME_CUT: ("used", "total", "limit"),
     SUBMIT_REFUSED: ("error",),
+    SUCCESSOR_REFUSED: ("error",),
     SUCCESSOR_REQUESTED: ("next", "reason"),
 }  # fmt: skip
 

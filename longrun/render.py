@@ -97,6 +97,7 @@ def _tables() -> dict[str, Any]:
             "login": protocol.SUBMIT_FROM_LOGIN,
             "choices": protocol.SUBMIT_FROM,
             "refusals": protocol.SUBMIT_REFUSALS,
+            "limits": protocol.SUBMIT_LIMITS,
             "request_format": protocol.REQUEST_FORMAT,
         },
         "rules": _rendered_rules(),

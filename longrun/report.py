@@ -118,6 +118,11 @@ def status_text(view: ChainView) -> str:
         )
     if view.successor_job and view.is_live:
         parts.append(f"Successor queued: job {view.successor_job}")
+    elif view.successor_refused:
+        parts.append(
+            f"Successor: refused by sbatch ({view.successor_refused}); the running link keeps "
+            "trying while its script runs."
+        )
     elif view.awaits_keeper:
         parts.append(f"Successor: not queued yet; {KEEPER_WANTED}.")
     count = len(view.links)

@@ -349,3 +349,30 @@ def test_a_full_chain_folder_is_said_and_never_taken_for_a_lost_claim(
         assert chain.body_runs() == [first]
         assert not chain.events("claim_lost")
         assert_one_body_at_a_time(chain)
+
+
+def test_a_refused_successor_starts_the_script_at_once_and_is_queued_while_it_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # sbatch refuses the successor twice with a QOS submit limit's words (injected: the local
+    # cluster enforces no limits): the script starts at once and the successor is queued while
+    # it runs (measured before: the script started 302 s late and ran with no successor).
+    faults = Faults(tmp_path)
+    faults.arm("sbatch", "pass 1", "limit 2")  # the first link's own submission passes
+    chain = submit(cluster, tmp_path, faults, WAIT_THEN_END, LONGRUN_REFUSED_RETRY_SECONDS="2")
+    first = chain.wait_link_running(0)
+    (refused,) = link_events(chain, first, "successor_refused")
+    assert "QOSMaxSubmitJobPerUserLimit" in refused["error"]
+    started = float(link_events(chain, first, "link_started")[0]["t"])
+    assert float(link_events(chain, first, "body_started")[0]["t"]) - started < 10
+    (queued,) = chain.wait_event("successor_queued", timeout=60)
+    assert not link_events(chain, first, "body_exited"), "queued only after the script"
+    status = run_cli(
+        "longrun", "status", chain.chain_id, "--state-dir", str(chain.state_dir), cwd=tmp_path
+    )
+    assert f"Successor queued: job {queued['successor']}" in status.stdout
+    (tmp_path / "go").touch()
+    assert chain.wait_end() == "COMPLETED"
+    assert chain.body_runs() == [first, str(queued["successor"])]
+    assert [c.mode for c in faults.calls("sbatch")][:4] == ["pass", "limit", "limit", "pass"]
+    assert_invariants(chain)

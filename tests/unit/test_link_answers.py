@@ -234,3 +234,53 @@ def test_a_claim_that_fails_once_is_asked_again(side: JobSide) -> None:
     assert link.returncode == 0 and side.bodies_run() == ["200"]
     assert [e["job"] for e in side.events("claimed")] == ["200"]
     assert (side.chain.link_dir("100") / "claim").readlink() == Path("200")
+
+
+QOS_LIMIT = (
+    "sbatch: error: QOSMaxSubmitJobPerUserLimit\n"
+    "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit "
+    "limit, user's size and/or time limits)"
+)
+
+
+def refuse_sbatch(side: JobSide, times: int) -> None:
+    """sbatch refuses the first `times` submissions with Slurm's words for a QOS submit limit."""
+    count = side.tmp / "refusals"
+    side.on_call(
+        "sbatch",
+        f'n=$(cat {count} 2>/dev/null || echo 0)\nif [ "$n" -lt {times} ]; then\n'
+        f'  echo $((n + 1)) > {count}; printf "%s\\n" {QOS_LIMIT!r} >&2; exit 1\nfi',
+    )
+
+
+def test_a_refused_successor_does_not_hold_the_script_back_and_is_queued_while_it_runs(
+    tmp_path: Path,
+) -> None:
+    # Measured before: the body started 300 s late, and ran with no successor.
+    side = JobSide(tmp_path, settings={"LONGRUN_REFUSED_RETRY_SECONDS": "1"})
+    refuse_sbatch(side, 2)
+    side.body_runs("sleep 4")
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("100", 0)
+    (refused,) = side.events("successor_refused")
+    assert "QOSMaxSubmitJobPerUserLimit" in refused["error"]
+    started = side.events("link_started")[0]["t"]
+    body = side.events("body_started")[0]["t"]
+    assert float(body) - float(started) < 3, "the script waited for the refused successor"
+    assert [e["successor"] for e in side.events("successor_queued")] == ["300"]
+    assert (side.chain.link_dir("100") / "successor").read_text().strip() == "300"
+    assert not side.events("chain_stalled")
+    assert len(side.submitted()) == 3  # one refused at the start, one by the retrier, then queued
+
+
+def test_a_successor_refused_until_the_end_says_why_the_chain_stalls(tmp_path: Path) -> None:
+    side = JobSide(tmp_path, settings={"LONGRUN_REFUSED_RETRY_SECONDS": "1"})
+    refuse_sbatch(side, 1000)
+    side.body_runs("sleep 3")
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    link = side.run("100", 0)
+    (stalled,) = side.events("chain_stalled")
+    assert "Job violates accounting/QOS policy" in stalled["reason"]
+    assert "refused the successor" in link.stderr
+    assert len(side.events("successor_refused")) == 1  # said once, tried again quietly
+    assert len(side.submitted()) >= 2

@@ -482,6 +482,58 @@ lr_submission_refused() {
     return 1
 }
 
+lr_submission_limited() {
+    # lr_submission_limited SBATCH_ERRORS: whether sbatch refused the job for a limit or a
+    # setting that does not pass with time (see SUBMIT_LIMITS in longrun/protocol.py).
+    case $1 in
+        *'Job violates accounting/QOS policy'*) return 0 ;;
+        *MaxSubmitJob*) return 0 ;;
+        *'Invalid account'*) return 0 ;;
+        *'Invalid partition'*) return 0 ;;
+        *'Invalid qos'*) return 0 ;;
+    esac
+    return 1
+}
+
+lr_start_retrier() {
+    # The successor was refused for a limit (lr_submit_successor): keep trying in the
+    # background while the script runs, every 30 s at first, then up to every 5 minutes.
+    [ "$LR_SUBMIT_LATER" = 1 ] || return 0
+    (
+        delay=$LONGRUN_REFUSED_RETRY_SECONDS
+        while :; do
+            sleep "$delay"
+            lr_submit_successor again && exit 0
+            delay=$((delay * 2 > 300 ? 300 : delay * 2))
+        done
+    ) &
+    LR_RETRIER=$!
+}
+
+lr_stop_retrier() {
+    # The script has ended: stop the retrier, then learn what it queued (its record, or the
+    # tag: it may have been stopped between sbatch and the record).
+    [ -n "$LR_RETRIER" ] || return 0
+    kill "$LR_RETRIER" 2>/dev/null
+    wait "$LR_RETRIER" 2>/dev/null
+    LR_RETRIER=''
+    LR_SUCCESSOR=$(cat "$LR_LINK_DIR/successor" 2>/dev/null) || LR_SUCCESSOR=''
+    if [[ $LR_SUCCESSOR =~ ^[0-9]+$ ]]; then
+        LR_SUBMIT_LATER=0
+        return 0
+    fi
+    LR_SUCCESSOR=''
+    lr_find_tagged $((LR_RESTART_COUNT + 2))
+    case $? in
+        0)
+            lr_record_successor "$LR_FOUND"
+            lr_event successor_found successor "$LR_FOUND"
+            LR_SUBMIT_LATER=0 ;;
+        2) LR_SUBMIT_UNKNOWN=1 ;;
+    esac
+    return 0
+}
+
 lr_write_request() {
     # lr_write_request FILE: the successor's submission as LR_COMMAND holds it (sbatch's
     # arguments, environment, folder and umask; format in longrun/protocol.py), replaced whole.
@@ -524,6 +576,7 @@ lr_submit_successor() {
     # Submit the next link from the original submit directory with the original environment.
     # A failed sbatch may still have queued the job ("Socket timed out"): before every new
     # attempt, look for it by its tag. Bounded. A link that may not submit leaves it to a keeper.
+    # lr_submit_successor again: a try of the retrier (lr_start_retrier), after a refusal.
     local next=$((LR_RESTART_COUNT + 2)) delay=2 deadline=$((SECONDS + LONGRUN_SUBMIT_RETRY_SECONDS))
     local sbatch_path out rc id line words submit=1
     LR_SUBMIT_UNKNOWN=0
@@ -589,6 +642,16 @@ lr_submit_successor() {
             lr_refused_here "$out"
             return
         fi
+        if [ $submit = 1 ] && lr_submission_limited "$out"; then
+            # A definite no for a limit, and nothing queued: not worth minutes of retries
+            # before the script starts; tried again while it runs (lr_start_retrier).
+            LR_SUBMIT_ERROR=$out
+            [ "${1:-}" = again ] && return 1  # (the retrier: said once already)
+            LR_SUBMIT_LATER=1
+            lr_event successor_refused error "$out"
+            lr_say "$LR_LABEL: sbatch refused the successor: $out; the script starts now, and this link keeps trying to queue it while the script runs"
+            return 1
+        fi
         if [ $SECONDS -ge $deadline ]; then
             LR_SUBMIT_ERROR=${out:-slurmctld did not answer}
             [ $submit = 0 ] && LR_SUBMIT_UNKNOWN=1  # the last look for it got no answer
@@ -608,6 +671,8 @@ lr_ensure_successor() {
     lr_ended && return 0
     [ -e "$LR_LINK_DIR/stop_after" ] && return 0
     lr_stopped_from_outside && return 0
+    # The retrier is at it (a refused successor): never a second submission beside it.
+    [ -n "$LR_RETRIER" ] && kill -0 "$LR_RETRIER" 2>/dev/null && return 0
     local id rc LR_STATE LR_PREEMPTED LR_TIME_LEFT LR_START LR_END LR_REASON
     if [ -s "$LR_LINK_DIR/successor" ] || [ -n "${LR_SUCCESSOR:-}" ]; then
         # (the one this link queued, should its file not have been written: a full disk)
@@ -1044,7 +1109,7 @@ lr_start() {
     LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
     LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_END='' LR_PREV_PREEMPTED=0 LR_PREV_VERDICT=''
     LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_TERM_ANSWERED=1 LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
-    LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0 LR_HANDOVER='' LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
+    LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0 LR_SUBMIT_LATER=0 LR_RETRIER='' LR_HANDOVER='' LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
     LR_AVOID='' LR_MTIME0='' LR_IDLE=0 LR_USED=0 LR_RERUN=0 LR_HANDOVERS=0 LR_DEADLINE=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
     if [ -L "$LR_LINK_DIR" ] || [ ! -O "$LR_LINK_DIR" ] || [ -L "$LR_LINK_DIR/events.jsonl" ]; then
@@ -1333,6 +1398,7 @@ lr_run_body() {
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
     [ ${#LR_PENDING_SIGNALS[@]} -eq 0 ] || lr_deliver_pending
+    lr_start_retrier
     if [ "$LR_FORWARD_PENDING" = 1 ]; then
         # The signal came before the script could catch it: give it 10 s to install a handler.
         LR_FORWARD_PENDING=0
@@ -1360,6 +1426,7 @@ lr_run_body() {
     done
     LR_BODY_RC=$rc
     lr_event body_exited exit_code "$rc"
+    lr_stop_retrier
 }
 
 lr_node_lost() {
