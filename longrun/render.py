@@ -114,6 +114,7 @@ def _tables() -> dict[str, Any]:
             "interrupt_states": states.INTERRUPT_STATES,
             "never_requeued": states.NEVER_REQUEUED,
             "node_lost": states.NODE_LOST_STATES,
+            "node_lost_causes": states.NODE_LOST_CAUSES,
             "not_the_works_fault": states.NOT_THE_WORKS_FAULT,
             "out_of_memory": states.OUT_OF_MEMORY_STATES,
             "running": states.RUNNING,

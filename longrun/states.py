@@ -56,6 +56,8 @@ FAILED_STATES = (FAILED, OUT_OF_MEMORY)
 OUT_OF_MEMORY_STATES = (OUT_OF_MEMORY,)
 # A link that ended so lost its node(s): the chain avoids them (--avoid-failed-nodes).
 NODE_LOST_STATES = (NODE_FAIL, "BOOT_FAIL")
+# Why Slurm ends a job that lost a node, as a link's SIGTERM handler sees it (state or reason).
+NODE_LOST_CAUSES = (*NODE_LOST_STATES, "NodeDown", "BootFail")
 # A link that Slurm ended so (its state, or the reason slurmctld showed it) was not idle by its
 # own fault: it does not count against --max-idle-links.
 NOT_THE_WORKS_FAULT = (PREEMPTED, *NODE_LOST_STATES, "REVOKED", "NodeDown", "BootFail")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chaintest import environment, submit_chain
+from chaintest import assert_invariants, environment, submit_chain
 from slurmtest import Cluster
 
 pytestmark = pytest.mark.slurm
@@ -124,3 +124,25 @@ exit $status
     verdict = (chain.folder / "links" / first / "verdict").read_text().strip()
     assert verdict == "interrupted", verdict
     assert len(chain.links()) == 2 and "link 1 ran after" in (tmp_path / "out.txt").read_text()
+
+
+def test_a_failure_near_the_time_limit_stays_a_failure(cluster: Cluster, tmp_path: Path) -> None:
+    # The script fails 40 s into a one-minute link on two nodes: the link waits for Slurm to
+    # show a lost node (SlurmdTimeout 20 s + 30 s here, not 330 s), and the time limit's SIGTERM
+    # comes meanwhile. The failure stands (measured before: `interrupted`, the chain went on).
+    script = """#!/bin/bash
+#SBATCH -p multi
+#SBATCH --nodes=2 --ntasks-per-node=1
+#SBATCH --time=1
+#SBATCH -o out.txt
+srun bash -c 'sleep 40; exit 3'
+"""
+    chain = submit_chain(cluster, tmp_path, script)
+    first = chain.wait_link_running(0)
+    assert chain.wait_end(timeout=240) == "FAILED"
+    (check,) = [e for e in chain.events("node_check") if e["job"] == first]
+    assert check["seconds"] == "50"
+    verdict = (chain.folder / "links" / first / "verdict").read_text().strip()
+    assert verdict == "failed", verdict
+    assert chain.body_runs() == [first]
+    assert_invariants(chain)

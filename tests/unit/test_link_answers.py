@@ -284,3 +284,51 @@ def test_a_successor_refused_until_the_end_says_why_the_chain_stalls(tmp_path: P
     assert "refused the successor" in link.stderr
     assert len(side.events("successor_refused")) == 1  # said once, tried again quietly
     assert len(side.submitted()) >= 2
+
+
+def failed_then_ended(side: JobSide, state: str) -> None:
+    """A two-node link whose script fails at once; 7 s later Slurm ends the job in `state`
+    (its SIGTERM comes while the link waits to learn whether a node was lost)."""
+    side.slurm_shows("ended", state)
+    (side.bin / "scontrol-config").write_text("SlurmdTimeout           = 300 sec\n")
+    side.partition_has("allocated", "allocated")
+    record = (side.bin / "scontrol-ended").read_text().replace("JobId=ended", "JobId=100")
+    (side.bin / "ended-record").write_text(record)
+    side.body_runs(f"(sleep 7; cp {side.bin}/ended-record {side.bin}/scontrol-100; kill -TERM $PPID) &")
+    side.body_exits(3)
+
+
+def test_a_time_limit_during_the_wait_for_a_lost_node_leaves_the_failure_standing(
+    tmp_path: Path,
+) -> None:
+    # Measured before: the TIMEOUT SIGTERM during the wait made a genuine failure `interrupted`,
+    # and the chain went on.
+    side = JobSide(tmp_path, settings={"LONGRUN_NODE_WAIT_SECONDS": "20"})
+    failed_then_ended(side, states.TIMEOUT)
+    side.run("100", 0, slurm_env={"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "a,b"})
+    (check,) = side.events("node_check")
+    assert check["seconds"] == "20"  # SlurmdTimeout + 30 s is longer: the setting bounds it
+    (verdict,) = side.events("verdict")
+    assert verdict["verdict"] == states.VERDICT_FAILED
+    assert side.chain.ended() == states.CHAIN_FAILED
+    assert len(side.calls("sinfo")) <= 3  # 5, then 10 s apart, not every 5 s
+
+
+def test_a_node_failure_during_that_wait_is_a_lost_node(tmp_path: Path) -> None:
+    side = JobSide(tmp_path, settings={"LONGRUN_NODE_WAIT_SECONDS": "20"})
+    failed_then_ended(side, states.NODE_FAIL)
+    side.run("100", 0, slurm_env={"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "a,b"})
+    (verdict,) = side.events("verdict")
+    assert verdict["verdict"] == states.VERDICT_INTERRUPTED
+    assert side.chain.ended() is None
+
+
+def test_the_wait_for_a_lost_node_is_the_sites_slurmd_timeout_and_30_s(tmp_path: Path) -> None:
+    side = JobSide(tmp_path, settings={"LONGRUN_NODE_WAIT_SECONDS": "330"})
+    (side.bin / "scontrol-config").write_text("SlurmdTimeout           = 2 sec\n")
+    side.partition_has("allocated", "down*")  # the second node is down at the first look
+    side.body_exits(3)
+    side.run("100", 0, slurm_env={"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "a,b"})
+    assert [e["seconds"] for e in side.events("node_check")] == ["32"]
+    assert len(side.calls("sinfo")) == 1
+    assert side.events("verdict")[0]["verdict"] == states.VERDICT_INTERRUPTED

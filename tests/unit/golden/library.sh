@@ -959,7 +959,7 @@ lr_on_term() {
         LR_TERM_VERDICT=terminated
     fi
     lr_set_verdict "$LR_TERM_VERDICT"
-    LR_TERM_CAUSE=$LR_CAUSE LR_TERM_ANSWERED=$((info != 2))
+    LR_TERM_CAUSE=$LR_CAUSE LR_TERM_ANSWERED=$((info != 2)) LR_TERM_AT=$SECONDS
     lr_event sigterm slurm_state "${LR_STATE:-unknown}" reason "$LR_REASON" preempted "$LR_PREEMPTED" \
         cause "$LR_CAUSE" verdict "$LR_TERM_VERDICT" final "$LR_VERDICT_FINAL" answered "$((info != 2))"
     lr_say "$LR_LABEL: SIGTERM (${LR_STATE:-state unknown}${LR_CAUSE:+, $LR_CAUSE})"
@@ -1108,7 +1108,7 @@ lr_start() {
     lr_check_folder
     LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
     LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_END='' LR_PREV_PREEMPTED=0 LR_PREV_VERDICT=''
-    LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_TERM_ANSWERED=1 LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
+    LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_TERM_ANSWERED=1 LR_TERM_AT='' LR_BODY_ENDED='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
     LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0 LR_SUBMIT_LATER=0 LR_RETRIER='' LR_HANDOVER='' LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
     LR_AVOID='' LR_MTIME0='' LR_IDLE=0 LR_USED=0 LR_RERUN=0 LR_HANDOVERS=0 LR_DEADLINE=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
@@ -1424,7 +1424,7 @@ lr_run_body() {
         fi
         break
     done
-    LR_BODY_RC=$rc
+    LR_BODY_RC=$rc LR_BODY_ENDED=$SECONDS
     lr_event body_exited exit_code "$rc"
     lr_stop_retrier
 }
@@ -1432,21 +1432,38 @@ lr_run_body() {
 lr_node_lost() {
     # A job on several nodes whose script failed while Slurm still runs it: did one of its
     # nodes die? slurmctld notices a node that dies silently only after SlurmdTimeout, while
-    # srun may give up on it at once; so wait up to LONGRUN_NODE_WAIT_SECONDS for Slurm to mark
-    # a node down, failing or not responding ("*"), or to end the job (a SIGTERM).
+    # srun may give up on it at once; so wait for Slurm to mark a node down, failing or not
+    # responding ("*"): up to the site's SlurmdTimeout + 30 s (at most LONGRUN_NODE_WAIT_SECONDS),
+    # asking less often as it goes. A SIGTERM ends the wait: a node lost only if Slurm ends the
+    # job for that (a time limit or preemption then leaves the script's failure standing).
     [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] || return 1
-    local states deadline=$((SECONDS + LONGRUN_NODE_WAIT_SECONDS))
-    lr_event node_check seconds "$LONGRUN_NODE_WAIT_SECONDS"
+    local states limit=$LONGRUN_NODE_WAIT_SECONDS timeout delay=5 started=$SECONDS
+    timeout=$(scontrol "${LONGRUN_CLUSTER_ARGS[@]}" show config 2>/dev/null | sed -n 's/^SlurmdTimeout *= *\([0-9]*\) sec.*/\1/p')
+    [[ $timeout =~ ^[0-9]{1,6}$ ]] && [ $((timeout + 30)) -lt "$limit" ] && limit=$((timeout + 30))
+    lr_event node_check seconds "$limit"
     while :; do
         if states=$(sinfo "${LONGRUN_CLUSTER_ARGS[@]}" -h -N -n "$SLURM_JOB_NODELIST" -o %T 2>/dev/null) \
             && [[ $states == *down* || $states == *fail* || $states == *"*"* ]]; then
             return 0
         fi
-        [ "$LR_TERMINATED" = 1 ] && return 0
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 5 &
-        wait $!  # a SIGTERM ends the wait at once
+        if [ "$LR_TERMINATED" = 1 ]; then
+            case $LR_TERM_CAUSE in NODE_FAIL|BOOT_FAIL|NodeDown|BootFail) return 0 ;; esac
+            return 1
+        fi
+        [ $((SECONDS - started)) -lt "$limit" ] || return 1
+        lr_pause $delay
+        delay=$((delay * 2 > 30 ? 30 : delay * 2))
     done
+}
+
+lr_term_decides() {
+    # Whether a SIGTERM decides this link's verdict: always, unless the script had failed on its
+    # own well before it (> 5 s: not killed by it) and Slurm ended the job for something other
+    # than a lost node (its time limit came while the link waited for lr_node_lost).
+    [ "$LR_TERMINATED" = 1 ] || return 1
+    [ "$LR_BODY_RC" -ne 0 ] && [ -n "$LR_BODY_ENDED" ] && [ $((LR_TERM_AT - LR_BODY_ENDED)) -gt 5 ] || return 0
+    case $LR_TERM_CAUSE in NODE_FAIL|BOOT_FAIL|NodeDown|BootFail) return 0 ;; esac
+    return 1
 }
 
 lr_in_step_signal_window() {
@@ -1467,7 +1484,7 @@ lr_record_verdict() {
         lr_job_info_sure "$LR_SELF" "$LONGRUN_JUDGE_SECONDS" "whether it still runs" && slurm=$LR_STATE
     fi
     [ "$LR_FORWARDED" = 1 ] && signum=$(kill -l "$LONGRUN_CHECK_SIGNAL" 2>/dev/null)
-    if [ "$LR_TERMINATED" = 1 ]; then
+    if lr_term_decides; then
         verdict=$LR_TERM_VERDICT why="SIGTERM from outside"
     elif [ "$slurm" != unknown ] && [ "$slurm" != RUNNING ]; then
         if lr_interruption; then verdict="interrupted"; else verdict="terminated"; fi
@@ -1511,7 +1528,7 @@ lr_record_verdict() {
     lr_progress
     # From here on the verdict is final: a SIGTERM that arrived before this line wins.
     LR_VERDICT_FINAL=1
-    if [ "$LR_TERMINATED" = 1 ]; then
+    if lr_term_decides; then
         verdict=$LR_TERM_VERDICT why="SIGTERM from outside"
     fi
     lr_write "$LR_LINK_DIR/verdict" "$verdict"
