@@ -38,6 +38,7 @@ class ArrayView:
     elements: dict[int, ChainView] = field(default_factory=dict)
     created: str = ""
     last_change_epoch: int | None = None
+    folder_problem: str | None = None  # as ChainView.folder_problem
 
     @property
     def is_live(self) -> bool:
@@ -68,6 +69,7 @@ class ArrayView:
             ],
             "created": self.created,
             "last_change": iso(self.last_change_epoch),
+            "folder_problem": self.folder_problem,
         }
 
 

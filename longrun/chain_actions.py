@@ -363,9 +363,15 @@ def enforce_max_restarts(folder: ChainFolder, view: ChainView) -> list[str]:
 
 def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | ArrayView:
     """The chain for `longrun status`: live jobs from squeue; the last link settled if needed.
-    An array chain: all its elements, or one."""
+    An array chain: all its elements, or one. A chain folder that cannot be written to (a full
+    file system) is only read, and the view says why."""
+    problem = files.space_problem(folder.path)
     if folder.read_meta().is_array:
-        array = _settled_array(folder, live_array_view(folder), by="longrun status")
+        array = live_array_view(folder)
+        if problem:
+            array.folder_problem = problem
+        else:
+            array = _settled_array(folder, array, by="longrun status")
         if element is None:
             return array
         if element not in array.elements:
@@ -373,10 +379,10 @@ def status_view(folder: ChainFolder, element: int | None = None) -> ChainView | 
                 f"chain {folder.chain_id} has no array element {element}",
                 f"`longrun status {folder.chain_id}` lists the elements.",
             )
+        array.elements[element].folder_problem = problem
         return array.elements[element]
     if element is not None:
         raise UsageError(f"chain {folder.chain_id} is not an array: it has no --element")
-    problem = files.space_problem(folder.path)
     if problem:  # nothing can be written there: read only, and say so
         view = live_view(folder)
         view.folder_problem = problem

@@ -212,6 +212,7 @@ class LinkPlan:
     retry_failed: int
     continue_code: int
     check_signal: str
+    check_seconds: int  # how long before the time limit Slurm sends it (--signal=...@N)
     # The pre-timeout signal as --signal names it (for the workload), whoever traps it.
     pretimeout_signal: str
     forward_signal: bool
@@ -221,6 +222,8 @@ class LinkPlan:
     answer_seconds: int  # how long a link waits for Slurm's answer about its predecessor
     submit_retry_seconds: int
     refused_retry_seconds: int  # the first wait before a refused successor is tried again
+    heartbeat_seconds: int  # how often a link beats while its script runs
+    orphan_seconds: int  # how long a link waits for a lost predecessor's script to stop
     backoff_seconds: int
     node_wait_seconds: int
     clusters: str | None
@@ -311,15 +314,17 @@ def build_plan(
     if "signal" not in eff:
         generated.append(f"--signal=B:{DEFAULT_CHECK}@{DEFAULT_CHECK_SECONDS}")
         check, forward, window = DEFAULT_CHECK, False, 0
+        check_seconds = DEFAULT_CHECK_SECONDS
     elif spec is None:
         warnings.append(
             f"longrun cannot read --signal={eff.get('signal')}; the link will not trap it"
         )
-        check, forward, window = "", False, 0
+        check, forward, window, check_seconds = "", False, 0, 0
     elif spec.batch:
-        check, forward, window = spec.signal, True, 0
+        check, forward, window, check_seconds = spec.signal, True, 0, spec.seconds
     else:
         check, forward, window = "", False, spec.seconds + SIGNAL_SLACK_SECONDS
+        check_seconds = 0
 
     # Links append to one log (a link that Slurm requeues would otherwise truncate it too).
     if "open-mode" not in eff:
@@ -389,6 +394,7 @@ def build_plan(
         retry_failed=wrapper.retry_failed,
         continue_code=CONTINUE_EXIT_CODE,
         check_signal=check,
+        check_seconds=check_seconds,
         pretimeout_signal=spec.signal if spec else ("" if "signal" in eff else DEFAULT_CHECK),
         forward_signal=forward,
         step_signal_window=window,
@@ -397,6 +403,8 @@ def build_plan(
         answer_seconds=_int_setting(environ, "LONGRUN_ANSWER_SECONDS", 300),
         submit_retry_seconds=_int_setting(environ, "LONGRUN_SUBMIT_RETRY_SECONDS", 300),
         refused_retry_seconds=_int_setting(environ, "LONGRUN_REFUSED_RETRY_SECONDS", 30),
+        heartbeat_seconds=max(1, _int_setting(environ, "LONGRUN_HEARTBEAT_SECONDS", 10)),
+        orphan_seconds=_int_setting(environ, "LONGRUN_ORPHAN_SECONDS", 120),
         backoff_seconds=_int_setting(environ, "LONGRUN_BACKOFF_SECONDS", 30),
         node_wait_seconds=_int_setting(environ, "LONGRUN_NODE_WAIT_SECONDS", 330),
         clusters=eff.get("clusters") or None,

@@ -53,6 +53,9 @@ REQUEST = "request"
 # Every link that submits its successor itself writes the same record here first, for the
 # watcher's repair should every submission fail (the successor is built by the job side only).
 COMMAND = "command"
+# Touched by a link while its script runs (a change tells it beats; mtimes are never compared
+# with a clock): a link that continues one that lost its node waits for it to stop.
+HEARTBEAT = "heartbeat"
 # "run" once a link's judging let it run the body: a run of the job that Slurm requeued keeps
 # that judgement (the previous link's record may be gone by then).
 JUDGEMENT = "judgement"
@@ -68,6 +71,7 @@ PATHS = {
     "successor": SUCCESSOR, "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM,
     "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS, "learned": LEARNED,
     "avoid": AVOID, "request": REQUEST, "command": COMMAND, "judgement": JUDGEMENT,
+    "heartbeat": HEARTBEAT,
 }  # fmt: skip
 # What a link got when it asked Slurm how its predecessor ended (the `answer` of `judged`): a
 # final state; that Slurm no longer knows the job; no final answer within the wait.
@@ -161,9 +165,9 @@ def link_tag(chain_id: str, link_number: int) -> str:
 
 # Signals that Slurm may send to a link's batch shell alone (`scancel --batch --signal=SIG`):
 # the link gives each to your script, which plain sbatch would have run as that shell (SIGTERM
-# and the pre-timeout signal have handlers of their own; timers, job control and SIGCHLD are
-# the link shell's own business).
-BATCH_SIGNALS = ("HUP", "INT", "QUIT", "USR1", "USR2", "XCPU", "XFSZ")
+# and the pre-timeout signal have handlers of their own; timers, job control, SIGCHLD and
+# SIGXFSZ, which the link's own writes may raise, are the link shell's own business).
+BATCH_SIGNALS = ("HUP", "INT", "QUIT", "USR1", "USR2", "XCPU")
 
 # --- events ----------------------------------------------------------------------------------
 # Every event has: time, epoch, t (sub-second), event. Events of the job side also have job and
@@ -174,6 +178,8 @@ CLAIMED = "claimed"
 CLAIM_LOST = "claim_lost"
 JUDGED = "judged"
 CLAIM_FAILED = "claim_failed"  # the claim could not be created (not: another job holds it)
+ORPHAN_STOPPED = "orphan_stopped"  # a link's script stopped: another job continues it already
+ORPHAN_WAIT = "orphan_wait"  # a link waits for its predecessor's script to stop (lost node)
 WAITING = "waiting"  # the link waits for Slurm's answer: about which job, to what question
 WARNING = "warning"
 RETRY = "retry"
@@ -238,6 +244,8 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
              "start", "end", "steps_out_of_memory", "kept"),
     CLAIM_FAILED: ("previous", "error"),
     WAITING: ("about", "question", "seconds", "reason"),
+    ORPHAN_STOPPED: ("successor",),
+    ORPHAN_WAIT: ("previous", "seconds"),
     WARNING: ("message",),
     RETRY: ("attempt", "of"),
     NO_SUCCESSOR: ("reason",),

@@ -136,7 +136,6 @@ def _tables() -> dict[str, Any]:
             "terminated": states.VERDICT_TERMINATED,
             "ended": states.VERDICT_ENDED,
             "undecided": states.VERDICT_UNDECIDED,
-            "as_none": states.VERDICTS_AS_NONE,
         },
         "outcomes": {
             "run": states.RUN,

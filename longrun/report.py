@@ -112,10 +112,7 @@ def status_text(view: ChainView) -> str:
             "a keeper on a login node queues the successors."
         )
     if view.folder_problem:
-        parts.append(
-            f"Warning: {view.folder_problem}: the links cannot record their claims, verdicts "
-            "and events there; free space, then see the job log."
-        )
+        parts.append(folder_warning(view.folder_problem))
     if view.successor_job and view.is_live:
         parts.append(f"Successor queued: job {view.successor_job}")
     elif view.successor_refused:
@@ -176,8 +173,17 @@ def array_status_text(view: ArrayView) -> str:
         for index, element in view.elements.items()
     ]
     body = table(["ELEMENT", "LINKS", "STATE", "CURRENT JOB", "LAST CHANGE", "WHY"], rows)
+    warning = f"\n{folder_warning(view.folder_problem)}" if view.folder_problem else ""
     return (
         f"{head}\n{body}\n`longrun status {view.chain_id} --element N` shows one element's links."
+        + warning
+    )
+
+
+def folder_warning(problem: str) -> str:
+    return (
+        f"Warning: {problem}: the links cannot record their claims, verdicts and events there; "
+        "free space, then see the job log."
     )
 
 

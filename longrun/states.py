@@ -111,14 +111,14 @@ VERDICT_INTERRUPTED = "interrupted"  # SIGTERM while Slurm showed a time limit, 
 VERDICT_TERMINATED = "terminated"  # SIGTERM from outside with no sign of why (a cancel?)
 VERDICT_ENDED = "ended"  # the link ended the chain without running the body
 # The script failed while slurmctld did not answer whether Slurm was ending the job: the next
-# link judges it as a link without a verdict, from Slurm's record (no answer decides nothing).
+# link judges it from Slurm's record (no answer decides nothing): a failure, unless Slurm
+# interrupted the job (a time limit, preemption, a lost node).
 VERDICT_UNDECIDED = "undecided"
 VERDICTS = (
     VERDICT_COMPLETED, VERDICT_CONTINUE, VERDICT_FAILED, VERDICT_OUT_OF_MEMORY,
     VERDICT_INTERRUPTED, VERDICT_TERMINATED, VERDICT_ENDED, VERDICT_UNDECIDED,
 )  # fmt: skip
-# Verdicts that the rules read as none recorded.
-VERDICTS_AS_NONE = (VERDICT_UNDECIDED,)
+
 
 # Chain states, as `longrun status` reports them.
 CHAIN_PENDING = PENDING
@@ -186,6 +186,9 @@ RULES: tuple[Rule, ...] = (
     Rule(VERDICT_FAILED, OUT_OF_MEMORY_STATES, None, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
     Rule("", OUT_OF_MEMORY_STATES, False, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
     Rule(VERDICT_FAILED, ANY, None, RETRY_OR_FAIL, "the work of the previous link failed"),
+    Rule(VERDICT_UNDECIDED, OUT_OF_MEMORY_STATES, False, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
+    Rule(VERDICT_UNDECIDED, (FAILED,), False, RETRY_OR_FAIL, "the work of the previous link failed"),
+    Rule(VERDICT_UNDECIDED, (*FAILED_STATES, *CONTINUE_STATES), None, RUN, "the previous link was interrupted by Slurm"),  # noqa: E501
     Rule("*", DEADLINE_STATES, None, END_DEADLINE, "the previous link reached its --deadline"),
     Rule(VERDICT_CONTINUE, ANY, None, RUN, "the previous link asked to continue"),
     Rule(VERDICT_INTERRUPTED, ANY, None, RUN, "the previous link was interrupted by Slurm"),
@@ -216,8 +219,8 @@ def judge(verdict: str, state: str, preempted: bool) -> Rule:
 
 
 def rule_verdict(verdict: str | None) -> str:
-    """A verdict as the rules read it: "" for none recorded, and for one that decides nothing."""
-    return "" if verdict is None or verdict in VERDICTS_AS_NONE else verdict
+    """A verdict as the rules read it: "" for none recorded."""
+    return verdict or ""
 
 
 def base_state(raw: str) -> str:

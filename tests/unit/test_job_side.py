@@ -499,6 +499,8 @@ def test_a_failed_script_on_a_lost_node_is_the_nodes_failure(
     # (The wait for slurmctld to notice a silent node death is proven on the cluster.)
     job = f"SLURM_JOB_NUM_NODES={nodes} SLURM_JOB_NODELIST=vm,vm-b LONGRUN_NODE_WAIT_SECONDS=0"
     code = f"{job}; lr_node_lost && echo lost || echo ok"
+    # (scontrol show config, as the local cluster answers: the wait is SlurmdTimeout + 30 s)
+    fake_command(tmp_path, "scontrol", "SlurmdTimeout           = 20 sec\n")
     out = bash(helpers, code, fake_command(tmp_path, "sinfo", sinfo))
     assert out == ("lost\n" if lost else "ok\n")
 

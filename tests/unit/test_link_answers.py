@@ -6,12 +6,14 @@ tests/e2e/test_slurm_faults.py."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
 from jobside import JobSide
 
 from longrun import protocol, states
+from longrun.plan import WrapperOptions
 from slurmguard import stand_ins
 
 NO_ANSWER = "slurm_load_jobs error: Socket timed out on send/recv operation"
@@ -113,6 +115,27 @@ def test_undecided_then_failed_in_slurms_record_ends_the_chain_failed(side: JobS
     side.run("200", 1, "100")
     assert side.bodies_run() == []
     assert side.chain.ended() == states.CHAIN_FAILED
+
+
+def test_undecided_then_failed_keeps_the_retries_of_retry_failed(tmp_path: Path) -> None:
+    side = JobSide(tmp_path, wrapper=WrapperOptions(retry_failed=2))
+    side.previous_verdict("100", states.VERDICT_UNDECIDED)
+    side.slurm_shows("100", states.FAILED)
+    side.run("200", 1, "100")
+    assert side.bodies_run() == ["200"]
+    assert [e["attempt"] for e in side.events("retry")] == ["1"]
+
+
+def test_undecided_at_the_last_link_allowed_ends_the_chain(tmp_path: Path) -> None:
+    side = JobSide(tmp_path, wrapper=WrapperOptions(max_restarts=1))
+    side.previous_verdict("100", states.VERDICT_CONTINUE)
+    side.slurm_shows("100", states.COMPLETED)
+    side.body_runs(f"echo {NO_ANSWER!r} > {side.bin}/scontrol-200.err")
+    side.body_exits(1)
+    link = side.run("200", 1, "100")
+    assert side.events("verdict")[0]["verdict"] == states.VERDICT_UNDECIDED
+    assert side.chain.ended() == states.CHAIN_MAX_RESTARTS
+    assert "no restarts are left" in link.stderr
 
 
 def test_a_sigterm_at_the_end_time_is_a_time_limit_without_slurms_answer(side: JobSide) -> None:
@@ -294,7 +317,9 @@ def failed_then_ended(side: JobSide, state: str) -> None:
     side.partition_has("allocated", "allocated")
     record = (side.bin / "scontrol-ended").read_text().replace("JobId=ended", "JobId=100")
     (side.bin / "ended-record").write_text(record)
-    side.body_runs(f"(sleep 7; cp {side.bin}/ended-record {side.bin}/scontrol-100; kill -TERM $PPID) &")
+    side.body_runs(
+        f"(sleep 7; cp {side.bin}/ended-record {side.bin}/scontrol-100; kill -TERM $PPID) &"
+    )
     side.body_exits(3)
 
 
@@ -332,3 +357,102 @@ def test_the_wait_for_a_lost_node_is_the_sites_slurmd_timeout_and_30_s(tmp_path:
     assert [e["seconds"] for e in side.events("node_check")] == ["32"]
     assert len(side.calls("sinfo")) == 1
     assert side.events("verdict")[0]["verdict"] == states.VERDICT_INTERRUPTED
+
+
+def test_a_link_whose_successor_claimed_it_while_it_ran_stops_its_script(tmp_path: Path) -> None:
+    # Slurm gave up on the node (NODE_FAIL) while the link's processes ran on, and released the
+    # successor, which claimed the link: the link sees it at its next beat and stops its script.
+    side = JobSide(tmp_path, settings={"LONGRUN_HEARTBEAT_SECONDS": "1"})
+    finished = side.tmp / "finished"
+    claim = side.chain.link_dir("100") / "claim"
+    side.body_runs(f"sleep 1; ln -s 200 {claim}; sleep 20; touch {finished}")
+    side.run("100", 0)
+    assert not finished.exists(), "the orphan's script ran on"
+    assert [e["successor"] for e in side.events("orphan_stopped")] == ["200"]
+    assert not side.events("verdict") and side.chain.ended() is None
+    assert (side.chain.link_dir("100") / "heartbeat").exists()
+
+
+def test_a_link_after_a_lost_node_waits_until_the_old_script_has_stopped(tmp_path: Path) -> None:
+    side = JobSide(tmp_path, settings={"LONGRUN_HEARTBEAT_SECONDS": "1"})
+    side.slurm_shows("100", states.NODE_FAIL)
+    heartbeat = side.chain.link_dir("100") / "heartbeat"
+    heartbeat.parent.mkdir(parents=True)
+    stopped = side.tmp / "stopped"
+    beating = subprocess.Popen(
+        ["bash", "-c", f"for i in $(seq 8); do touch {heartbeat}; sleep 0.5; done; touch {stopped}"]
+    )
+    try:
+        side.run("200", 1, "100")
+    finally:
+        beating.wait(timeout=30)
+    assert side.bodies_run() == ["200"]
+    (wait,) = side.events("orphan_wait")
+    assert wait["previous"] == "100"
+    body = float(side.events("body_started")[0]["t"])
+    assert body > stopped.stat().st_mtime, "the script started while the old one still beat"
+
+
+def test_a_requeued_link_judges_again_when_its_first_judgement_had_no_answer(
+    tmp_path: Path,
+) -> None:
+    # The first run ran on no answer (run-warn); by its rerun Slurm answers CANCELLED: a
+    # judgement made without Slurm's word is not kept.
+    side = JobSide(tmp_path, settings={"LONGRUN_ANSWER_SECONDS": "1"})
+    side.previous_verdict("100", states.VERDICT_TERMINATED)
+    side.slurm_fails("100", NO_ANSWER)
+    side.accounting_fails(NO_DATABASE)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("200", 1, "100")
+    assert side.bodies_run() == ["200"]
+    assert not (side.chain.link_dir("200") / "judgement").exists()
+    (side.bin / "scontrol-100.err").unlink()
+    (side.bin / "sacct.err").unlink()
+    side.slurm_shows("100", states.CANCELLED)
+    side.run("200", 1, "100", slurm_restarts=1)
+    assert side.bodies_run() == ["200"], "the rerun ran the body after a cancel"
+    assert side.chain.ended() == states.CHAIN_CANCELLED
+
+
+def test_a_kept_judgement_keeps_what_it_learned_of_the_previous_link(side: JobSide) -> None:
+    side.previous_verdict("100", states.VERDICT_TERMINATED)
+    side.slurm_shows("100", states.PREEMPTED, preempted=True)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.run("200", 1, "100")
+    forgotten(side, "100")
+    side.body_runs('echo "$SLURM_LONGRUN_PREVIOUS_STATE $SLURM_LONGRUN_PREVIOUS_VERDICT" >> seen')
+    side.run("200", 1, "100", slurm_restarts=1, cwd=side.tmp)
+    kept = [e for e in side.events("judged") if e.get("kept") == "1"]
+    assert [(e["slurm_state"], e["preempted"], e["verdict"]) for e in kept] == [
+        (states.PREEMPTED, "1", states.VERDICT_TERMINATED)
+    ]
+    assert (side.tmp / "seen").read_text() == f"{states.PREEMPTED} {states.VERDICT_TERMINATED}\n"
+
+
+def test_an_unanswered_term_long_before_the_pre_timeout_time_is_not_the_check(
+    tmp_path: Path,
+) -> None:
+    # --signal=B:TERM@60: Slurm sends it 60-120 s before the end; a TERM an hour before, with
+    # no answer from slurmctld, is taken as a stop: the script never starts after it.
+    side = JobSide(tmp_path, argv=["--signal=B:TERM@60"])
+    side.on_call("sbatch", f'echo {NO_ANSWER!r} > "$dir/scontrol-100.err"; kill -TERM "$PPID"')
+    side.run("100", 0, slurm_env={"SLURM_JOB_END_TIME": str(int(time.time()) + 3600)})
+    assert side.bodies_run() == []
+    assert not side.events("pretimeout_signal")
+    assert [e["answered"] for e in side.events("sigterm")] == ["0"]
+
+
+def test_a_cancel_seen_while_the_successor_is_submitted_cancels_that_successor(
+    tmp_path: Path,
+) -> None:
+    side = JobSide(tmp_path)
+    cancel_seen(side, restarts=0)
+    side.body_runs("")
+    side.on_call(
+        "sbatch",
+        f'cp "$dir/cancelled-record" "$dir/scontrol-100"; kill -TERM "$PPID"',
+    )
+    side.run("100", 0, slurm_env={"SLURM_JOB_END_TIME": str(int(time.time()) + 600)})
+    assert side.chain.ended() == states.CHAIN_CANCELLED
+    assert side.bodies_run() == []
+    assert side.calls("scancel") == ["scancel 300"]

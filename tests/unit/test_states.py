@@ -65,8 +65,10 @@ from longrun import states
         ("continue", "CANCELLED", False, states.END_CANCELLED),
         ("failed", "CANCELLED", False, states.END_CANCELLED),
         ("out_of_memory", "CANCELLED", False, states.END_CANCELLED),
-        # undecided (failed while Slurm did not answer): as no verdict, from Slurm's record
-        ("undecided", "FAILED", False, states.END_FAILED),
+        # undecided (failed while Slurm did not answer): a failure unless Slurm interrupted it
+        ("undecided", "FAILED", False, states.RETRY_OR_FAIL),
+        ("undecided", "OUT_OF_MEMORY", False, states.OUT_OF_MEMORY_OUTCOME),
+        ("undecided", states.NO_ANSWER, False, states.RUN_WARN),
         ("undecided", "FAILED", True, states.RUN),
         ("undecided", "TIMEOUT", False, states.RUN),
         ("undecided", "CANCELLED", False, states.END_CANCELLED),

@@ -217,7 +217,9 @@ lr_write() {
     # never written through a symbolic link), then a rename over the name itself (-T).
     local tmp=$1.tmp.$$
     rm -f "$tmp"
-    (set -C; printf '%s\n' "$2" >"$tmp") && mv -fT "$tmp" "$1"
+    (set -C; printf '%s\n' "$2" >"$tmp") && mv -fT "$tmp" "$1" && return 0
+    rm -f "$tmp"  # (a full disk: nothing left behind)
+    return 1
 }
 
 lr_set_verdict() {
@@ -621,6 +623,8 @@ lr_submit_successor() {
                 lr_record_successor "$id"
                 lr_event successor_queued successor "$id"
                 lr_say "$LR_LABEL: successor job $id queued (it runs after this job ends)"
+                # An end recorded while sbatch ran (a cancel seen by the SIGTERM handler).
+                lr_ended && lr_cancel_successor
                 return 0
             fi
             out=$words
@@ -652,7 +656,7 @@ lr_submit_successor() {
             lr_say "$LR_LABEL: sbatch refused the successor: $out; the script starts now, and this link keeps trying to queue it while the script runs"
             return 1
         fi
-        if [ $SECONDS -ge $deadline ]; then
+        if [ $SECONDS -ge $deadline ] || lr_ended; then
             LR_SUBMIT_ERROR=${out:-slurmctld did not answer}
             [ $submit = 0 ] && LR_SUBMIT_UNKNOWN=1  # the last look for it got no answer
             lr_event successor_failed exit_code "${rc:-}" error "${out:-}"
@@ -759,8 +763,9 @@ lr_requested_successor() {
 
 lr_cancel_successor() {
     lr_requested_successor
-    [ -n "${LR_SUCCESSOR:-}" ] || return 0
+    [ -n "${LR_SUCCESSOR:-}" ] && [ "$LR_SUCCESSOR" != "${LR_CANCELLED:-}" ] || return 0
     if scancel "${LONGRUN_CLUSTER_ARGS[@]}" "$LR_SUCCESSOR" 2>/dev/null; then
+        LR_CANCELLED=$LR_SUCCESSOR  # (once: a trap and the main flow may both get here)
         lr_event successor_cancelled successor "$LR_SUCCESSOR"
     else
         lr_event successor_cancel_failed successor "$LR_SUCCESSOR"
@@ -829,7 +834,7 @@ lr_catches() {
         mask=${line#*:}
         mask=${mask//[[:space:]]/}
         (( (16#$mask >> ($2 - 1)) & 1 )) && return 0
-    done <"/proc/$1/status" 2>/dev/null
+    done 2>/dev/null <"/proc/$1/status"
     return 1
 }
 
@@ -941,8 +946,10 @@ lr_on_term() {
         info=$?
     fi
     if [ "$LONGRUN_CHECK_SIGNAL" = TERM ] && { [ "$LR_STATE" = RUNNING ] \
-        || { [ $info -eq 2 ] && [ -n "$LR_DEADLINE" ] && [ "$EPOCHSECONDS" -lt "$LR_DEADLINE" ]; }; }; then
-        # The pre-timeout TERM (--signal=B:TERM@N): expected while the job runs, before its end.
+        || { [ $info -eq 2 ] && [ -n "$LR_DEADLINE" ] && [ "$EPOCHSECONDS" -lt "$LR_DEADLINE" ] \
+            && [ "$EPOCHSECONDS" -ge $((LR_DEADLINE - LONGRUN_CHECK_SECONDS - 60)) ]; }; }; then
+        # The pre-timeout TERM (--signal=B:TERM@N): while the job runs, or, without an answer,
+        # when Slurm sends it: in the 60 s before N seconds ahead of the end time, or later.
         lr_on_check_signal
         return
     fi
@@ -1109,7 +1116,7 @@ lr_start() {
     LR_LINK_DIR=$LR_LINKS_DIR/$SLURM_JOB_ID
     LR_SUCCESSOR='' LR_SUBMIT_ERROR='' LR_FORWARDED=0 LR_VERDICT_FINAL=0 LR_PREV_STATE='' LR_PREV_END='' LR_PREV_PREEMPTED=0 LR_PREV_VERDICT=''
     LR_TERMINATED=0 LR_TERM_VERDICT='' LR_TERM_CAUSE='' LR_TERM_ANSWERED=1 LR_TERM_AT='' LR_BODY_ENDED='' LR_CHECK_PENDING=0 LR_FORWARD_PENDING=0 LR_BODY_PID=''
-    LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0 LR_SUBMIT_LATER=0 LR_RETRIER='' LR_HANDOVER='' LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
+    LR_NOTICES_HELD=1 LR_HELD=() LR_SUBMIT_UNKNOWN=0 LR_SUBMIT_LATER=0 LR_RETRIER='' LR_BEATER='' LR_JUDGEMENT='' LR_CANCELLED='' LR_HANDOVER='' LR_PLACEMENT=() LR_NEXT_ARGUMENTS=()
     LR_AVOID='' LR_MTIME0='' LR_IDLE=0 LR_USED=0 LR_RERUN=0 LR_HANDOVERS=0 LR_DEADLINE=''
     mkdir -p "$LR_LINK_DIR" || { printf 'longrun: cannot write to %s\n' "$LR_LINK_DIR" >&2; exit 1; }
     if [ -L "$LR_LINK_DIR" ] || [ ! -O "$LR_LINK_DIR" ] || [ -L "$LR_LINK_DIR/events.jsonl" ]; then
@@ -1122,11 +1129,11 @@ lr_start() {
     if [ -n "$LONGRUN_CHECK_SIGNAL" ] && [ "$LONGRUN_CHECK_SIGNAL" != TERM ]; then
         trap lr_on_check_signal "$LONGRUN_CHECK_SIGNAL"
     fi
-    for argument in HUP INT QUIT USR1 USR2 XCPU XFSZ; do
+    LR_PENDING_SIGNALS=("${LR_EARLY_SIGNALS[@]}") LR_SIGNALLED=''
+    for argument in HUP INT QUIT USR1 USR2 XCPU; do
         # shellcheck disable=SC2064  # (the signal's name, fixed now)
         [ "$argument" = "$LONGRUN_CHECK_SIGNAL" ] || trap "lr_on_batch_signal $argument" "$argument"
     done
-    LR_PENDING_SIGNALS=("${LR_EARLY_SIGNALS[@]}") LR_SIGNALLED=''
     for argument in "${LR_PENDING_SIGNALS[@]}"; do lr_event signal_held signal "$argument"; done
     if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
         # A run of a requeued job: what an earlier run decided is not this run's.
@@ -1254,10 +1261,18 @@ lr_judge_previous() {
         return 0
     fi
     local verdict wait_s outcome why previous answer kept=0
-    if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && [ "$(cat "$LR_LINK_DIR/judgement" 2>/dev/null)" = run ]; then
-        # A run of a requeued job: its first run judged the previous link and ran the body; the
-        # previous link's record may be gone by now (MinJobAge), so that judgement stands.
-        lr_event judged previous "$LR_PREVIOUS" outcome run reason "judged by this job's earlier run" kept 1
+    local kept_outcome kept_state kept_preempted kept_verdict
+    if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] \
+        && read -r kept_outcome kept_state kept_preempted kept_verdict <"$LR_LINK_DIR/judgement" 2>/dev/null \
+        && [ "$kept_outcome" = run ]; then
+        # A run of a requeued job whose first run judged the previous link from Slurm's answer
+        # and started the body: the previous link's record may be gone by now (MinJobAge), so
+        # that judgement stands, with what it learned.
+        [ "$kept_state" = - ] && kept_state=''
+        [ "$kept_verdict" = - ] && kept_verdict=''
+        LR_PREV_STATE=$kept_state LR_PREV_PREEMPTED=${kept_preempted:-0} LR_PREV_VERDICT=$kept_verdict
+        lr_event judged previous "$LR_PREVIOUS" verdict "${kept_verdict:-none}" slurm_state "${kept_state:-unknown}" \
+            preempted "$LR_PREV_PREEMPTED" outcome run reason "judged by this job's earlier run" kept 1
         lr_announce
         return 0
     fi
@@ -1272,11 +1287,13 @@ lr_judge_previous() {
     lr_final_state "$previous" "$wait_s"
     case $? in 0) answer=final ;; 1) answer=forgotten ;; *) answer=none ;; esac
     LR_PREV_STATE=$LR_STATE LR_PREV_END=$LR_END LR_PREV_PREEMPTED=$LR_PREEMPTED
+    case $answer:$LR_STATE in none:*|*:NODE_FAIL|*:BOOT_FAIL) lr_wait_for_orphan ;; esac
     # A failed link could not tell whether a step of it ran out of memory (the accounting did
     # not answer it): Slurm records that for the step only, so ask again now.
     local judged=$LR_STATE steps=''
     [ "$answer" = none ] && judged=NO_ANSWER
-    if [ "$verdict" = failed ] && [ "$LR_STATE" = FAILED ]; then
+    if { [ "$verdict" = failed ] || [ "$verdict" = undecided ]; } \
+        && [ "$LR_STATE" = FAILED ]; then
         lr_steps_out_of_memory "$previous"
         steps=$?
         [ "$steps" = 0 ] && judged=OUT_OF_MEMORY
@@ -1306,7 +1323,9 @@ lr_judge_previous() {
             lr_skip_body "${outcome#end:}" "$why" ;;
     esac
     # The chain goes on, unless its end is recorded already (then lr_check_go stops it).
-    [ "$kept" = 1 ] && lr_write "$LR_LINK_DIR/judgement" run
+    # Kept for a requeued run once the body starts (lr_run_body), if Slurm answered.
+    [ "$kept" = 1 ] && [ "$answer" != none ] \
+        && LR_JUDGEMENT="run ${LR_PREV_STATE:--} $LR_PREV_PREEMPTED ${LR_PREV_VERDICT:--}"
     lr_ended || lr_event link_interrupted previous "$LR_PREVIOUS" slurm_state "${LR_STATE:-unknown}" \
         verdict "${verdict:-none}" reason "$why"
     # Slurm's view of the previous link stays in LR_PREV_*: no later step may take it for
@@ -1397,8 +1416,10 @@ lr_run_body() {
     (trap - INT QUIT; PATH=$LR_USER_PATH; umask "$LR_USER_UMASK"; exec "${LONGRUN_INTERPRETER[@]}" "$LR_BODY" "${LONGRUN_SCRIPT_ARGS[@]}") <&0 &
     LR_BODY_PID=$!
     lr_event body_started pid "$LR_BODY_PID"
+    [ -z "$LR_JUDGEMENT" ] || lr_write "$LR_LINK_DIR/judgement" "$LR_JUDGEMENT"
     [ ${#LR_PENDING_SIGNALS[@]} -eq 0 ] || lr_deliver_pending
     lr_start_retrier
+    lr_start_heartbeat
     if [ "$LR_FORWARD_PENDING" = 1 ]; then
         # The signal came before the script could catch it: give it 10 s to install a handler.
         LR_FORWARD_PENDING=0
@@ -1425,8 +1446,92 @@ lr_run_body() {
         break
     done
     LR_BODY_RC=$rc LR_BODY_ENDED=$SECONDS
+    lr_stop_heartbeat
+    lr_orphaned && exit 0
     lr_event body_exited exit_code "$rc"
     lr_stop_retrier
+}
+
+lr_start_heartbeat() {
+    # While the script runs, this link touches its heartbeat every LONGRUN_HEARTBEAT_SECONDS,
+    # and looks for its own claim: a link that continues this one while it runs means Slurm
+    # has given up on this node (a node failure of a node cut off from slurmctld, its processes
+    # alive). Then the script is stopped (SIGTERM, SIGKILL 10 s later) and the heartbeat too.
+    local file=$LR_LINK_DIR/heartbeat claim=$LR_LINK_DIR/claim
+    (
+        while :; do
+            if [ -L "$claim" ]; then
+                kill -s TERM "$LR_BODY_PID" 2>/dev/null
+                for _ in 1 2 3 4 5 6 7 8 9 10; do
+                    kill -0 "$LR_BODY_PID" 2>/dev/null || exit 0
+                    sleep 1
+                done
+                lr_kill_tree "$LR_BODY_PID"
+                exit 0
+            fi
+            touch "$file" 2>/dev/null
+            sleep "$LONGRUN_HEARTBEAT_SECONDS"
+        done
+    ) &
+    LR_BEATER=$!
+}
+
+lr_kill_tree() {
+    # lr_kill_tree PID: SIGKILL to a process and all its descendants (found in /proc).
+    local -A children=()
+    local stat line rest ppid queue=$1 pid
+    for stat in /proc/[0-9]*/stat; do
+        { read -r line <"$stat"; } 2>/dev/null || continue
+        rest=${line##*) }
+        rest=${rest#* }
+        ppid=${rest%% *}
+        children[$ppid]+=" ${line%% *}"
+    done
+    while [ -n "${queue// /}" ]; do
+        queue=${queue# }
+        pid=${queue%% *}
+        queue=${queue#"$pid"}
+        kill -s KILL "$pid" 2>/dev/null
+        queue+="${children[$pid]:-}"
+    done
+}
+
+lr_stop_heartbeat() {
+    [ -n "$LR_BEATER" ] || return 0
+    kill "$LR_BEATER" 2>/dev/null
+    wait "$LR_BEATER" 2>/dev/null
+    LR_BEATER=''
+}
+
+lr_orphaned() {
+    # Whether another job claimed this link while its script ran (lr_start_heartbeat): then
+    # this link's work is that job's; this one ends without a verdict, having said so.
+    local owner
+    owner=$(readlink "$LR_LINK_DIR/claim" 2>/dev/null) || return 1
+    [ -n "$owner" ] && [ "$owner" != "$SLURM_JOB_ID" ] || return 1
+    lr_event orphan_stopped successor "$owner"
+    lr_say "$LR_LABEL: job $owner continues this link while it still ran (Slurm gave up on its node): the script was stopped; this job ends"
+    return 0
+}
+
+lr_wait_for_orphan() {
+    # The previous link lost its node (or Slurm did not say how it ended): its processes may
+    # still run (slurmd hung, or cut off from slurmctld). It beats while its script runs and
+    # stops it once it sees this link's claim: wait until its heartbeat has been still for two
+    # beats (a change, never clocks compared), for at most LONGRUN_ORPHAN_SECONDS.
+    local file=$LR_LINKS_DIR/$LR_PREVIOUS/heartbeat before after started=$SECONDS
+    before=$(stat -c %y -- "$file" 2>/dev/null) || return 0
+    lr_event orphan_wait previous "$LR_PREVIOUS" seconds "$LONGRUN_ORPHAN_SECONDS"
+    while :; do
+        lr_pause $((2 * LONGRUN_HEARTBEAT_SECONDS + 2))
+        after=$(stat -c %y -- "$file" 2>/dev/null)
+        [ "$after" = "$before" ] && return 0
+        if [ $((SECONDS - started)) -ge "$LONGRUN_ORPHAN_SECONDS" ] || [ "$LR_TERMINATED" = 1 ]; then
+            lr_event warning message "the script of job $LR_PREVIOUS may still run on its lost node: its heartbeat still changed after ${LONGRUN_ORPHAN_SECONDS}s"
+            return 0
+        fi
+        before=$after
+    done
 }
 
 lr_node_lost() {
@@ -1587,9 +1692,15 @@ lr_go_on() {
                 # The last link allowed, ended by a time limit: Slurm never runs it again, so
                 # the chain ends with it (and the notifiers hear it).
                 lr_end_chain MAX_RESTARTS "$why (${LR_TERM_CAUSE:-$LR_CAUSE}), and no restarts are left"
+            elif [ "$LR_RESTART_COUNT" -ge "$LR_LIMIT" ] && [ "$LR_VERDICT" = undecided ]; then
+                # The last link allowed: no successor, so its end is the chain's, whatever
+                # Slurm says of it later.
+                lr_end_chain MAX_RESTARTS "$why, and no restarts are left"
             elif [ "$LR_VERDICT" = interrupted ] && lr_spent; then
                 lr_end_chain "$LR_SPENT_STATE" "$why (${LR_TERM_CAUSE:-$LR_CAUSE}); $LR_SPENT_WHY"
                 lr_cancel_successor
+            elif lr_ended; then
+                lr_cancel_successor  # an end recorded meanwhile (a cancel seen by the trap)
             else
                 lr_say "$LR_LABEL: $why (exit $rc); the next link decides from Slurm's record"
                 lr_check_stalled
@@ -2059,9 +2170,7 @@ lr_rule_outcome() {
     # previous link's own verdict ("" if none), Slurm's end state and whether slurmctld shows
     # a PreemptTime. Rendered row by row from longrun's rule table (longrun/states.py).
     LR_OUTCOME='' LR_WHY=''
-    local verdict=$1
-    case $verdict in undecided) verdict='' ;; esac  # decided by Slurm's record
-    case "$verdict:$2:$3" in
+    case "$1:$2:$3" in
         completed:*:*)
             LR_OUTCOME=end:COMPLETED LR_WHY='the previous link finished the work' ;;
         ended:*:*)
@@ -2076,6 +2185,12 @@ lr_rule_outcome() {
             LR_OUTCOME=out-of-memory LR_WHY='the previous link ran out of memory' ;;
         failed:*:*)
             LR_OUTCOME=retry-or-fail LR_WHY='the work of the previous link failed' ;;
+        undecided:OUT_OF_MEMORY:0)
+            LR_OUTCOME=out-of-memory LR_WHY='the previous link ran out of memory' ;;
+        undecided:FAILED:0)
+            LR_OUTCOME=retry-or-fail LR_WHY='the work of the previous link failed' ;;
+        undecided:FAILED:*|undecided:OUT_OF_MEMORY:*|undecided:TIMEOUT:*|undecided:PREEMPTED:*|undecided:NODE_FAIL:*|undecided:REVOKED:*|undecided:BOOT_FAIL:*)
+            LR_OUTCOME=run LR_WHY='the previous link was interrupted by Slurm' ;;
         *:DEADLINE:*)
             LR_OUTCOME=end:DEADLINE LR_WHY='the previous link reached its --deadline' ;;
         continue:*:*)
