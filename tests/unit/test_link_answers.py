@@ -450,7 +450,7 @@ def test_a_cancel_seen_while_the_successor_is_submitted_cancels_that_successor(
     side.body_runs("")
     side.on_call(
         "sbatch",
-        f'cp "$dir/cancelled-record" "$dir/scontrol-100"; kill -TERM "$PPID"',
+        'cp "$dir/cancelled-record" "$dir/scontrol-100"; kill -TERM "$PPID"',
     )
     side.run("100", 0, slurm_env={"SLURM_JOB_END_TIME": str(int(time.time()) + 600)})
     assert side.chain.ended() == states.CHAIN_CANCELLED
