@@ -187,7 +187,7 @@ RULES: tuple[Rule, ...] = (
     Rule("", OUT_OF_MEMORY_STATES, False, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
     Rule(VERDICT_FAILED, ANY, None, RETRY_OR_FAIL, "the work of the previous link failed"),
     Rule(VERDICT_UNDECIDED, OUT_OF_MEMORY_STATES, False, OUT_OF_MEMORY_OUTCOME, "the previous link ran out of memory"),  # noqa: E501
-    Rule(VERDICT_UNDECIDED, (FAILED,), False, RETRY_OR_FAIL, "the work of the previous link failed"),
+    Rule(VERDICT_UNDECIDED, (FAILED,), False, RETRY_OR_FAIL, "the work of the previous link failed"),  # noqa: E501
     Rule(VERDICT_UNDECIDED, (*FAILED_STATES, *CONTINUE_STATES), None, RUN, "the previous link was interrupted by Slurm"),  # noqa: E501
     Rule("*", DEADLINE_STATES, None, END_DEADLINE, "the previous link reached its --deadline"),
     Rule(VERDICT_CONTINUE, ANY, None, RUN, "the previous link asked to continue"),
