@@ -278,6 +278,19 @@ class Cluster:
             run_local_slurm("up")
             self.resume_node(node)
 
+    @contextlib.contextmanager
+    def slurmd_hung(self, node: str) -> Iterator[None]:
+        """The slurmd of `node` stopped (SIGSTOP, by the pid file the cluster script wrote) for
+        the length of the block: its jobs' processes run on, cut off from slurmctld, which
+        marks the node down after SlurmdTimeout (NODE_FAIL). SIGCONT at the end."""
+        pid = int((Path(self.conf).parent.parent / "run" / f"slurmd-{node}.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            self.resume_node(node)
+
     def restart_daemon(self, name: str) -> None:
         """Stop one daemon of the local cluster by its pid file, then bring the cluster up."""
         run_local_slurm("stop", name)

@@ -376,3 +376,49 @@ def test_a_refused_successor_starts_the_script_at_once_and_is_queued_while_it_ru
     assert chain.body_runs() == [first, str(queued["successor"])]
     assert [c.mode for c in faults.calls("sbatch")][:4] == ["pass", "limit", "limit", "pass"]
     assert_invariants(chain)
+
+
+TICKS = f"""#!/bin/bash
+#SBATCH -o out.txt
+#SBATCH -p multi
+#SBATCH --no-requeue
+{MARK}
+while [ ! -e go ] || [ "$SLURM_LONGRUN_RESTART_COUNT" = 0 ]; do
+  echo "tick $SLURM_JOB_ID $(date +%s.%N)" >> ticks.log; sleep 0.5
+done
+"""
+
+
+@pytest.mark.disruptive
+def test_a_node_cut_off_from_slurmctld_never_runs_two_bodies(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # The slurmd of link 1's node hangs (SIGSTOP) while the script runs on: slurmctld records
+    # NODE_FAIL and releases the successor on the other node. The successor claims link 1 and
+    # waits for its heartbeat to stop; link 1 sees the claim at its next beat and stops its
+    # script (measured before: both scripts ran side by side for 17 s).
+    faults = Faults(tmp_path)
+    chain = submit(cluster, tmp_path, faults, TICKS, LONGRUN_HEARTBEAT_SECONDS="2")
+    first = chain.wait_link_running(0)
+    second = str(chain.wait_event("successor_queued")[0]["successor"])
+    (started,) = link_events(chain, first, "link_started")
+    with cluster.slurmd_hung(started["node"]):
+        assert cluster.wait_final(first, timeout=120) == "NODE_FAIL"
+        wait_for(
+            lambda: link_events(chain, first, "orphan_stopped"),
+            timeout=120,
+            what="link 1 to stop its script once link 2 claimed it",
+        )
+        chain.wait_link_running(1, timeout=120)
+        (tmp_path / "go").touch()
+        assert chain.wait_end(timeout=180) == "COMPLETED"
+    ticks = [line.split() for line in (tmp_path / "ticks.log").read_text().splitlines()]
+    last_old = max(float(t) for _, job, t in ticks if job == first)
+    first_new = min(float(t) for _, job, t in ticks if job == second)
+    assert last_old < first_new, (
+        f"two bodies ran at once: {first} until {last_old}, {second} from {first_new}"
+    )
+    assert link_events(chain, second, "orphan_wait")
+    assert chain.body_runs() == [first, second]
+    assert chain.ended() == "COMPLETED"
+    assert len(chain.events("chain_ended")) == 1
