@@ -82,6 +82,8 @@ class ChainView:
     # What sbatch said when it refused the last link's successor for a limit (retried while
     # the link runs), while none is queued.
     successor_refused: str | None = None
+    # What the last link waits for now (a `waiting` event not followed by the answer).
+    waiting: str | None = None
 
     @property
     def restart_limit(self) -> int:
@@ -113,6 +115,7 @@ class ChainView:
             "awaits_keeper": self.awaits_keeper,
             "folder_problem": self.folder_problem,
             "successor_refused": self.successor_refused,
+            "waiting": self.waiting,
             "links": [link.to_json() for link in self.links],
             "current_job": self.current_job,
             "successor_job": self.successor_job,
@@ -219,6 +222,7 @@ def build_view(
     requested: set[str] = set()  # links that left their successor to a keeper
     submit_refused: str | None = None  # what sbatch said to a link on a compute node
     limited: dict[str, str] = {}  # link -> what sbatch said refusing its successor (a limit)
+    waiting: dict[str, str] = {}  # link -> what it waits for (no answer from Slurm yet)
 
     for event in events:
         kind = event.kind
@@ -233,6 +237,13 @@ def build_view(
             limited.pop(job, None)
         elif kind == protocol.SUCCESSOR_REFUSED:
             limited[job] = event.text("error")
+        elif kind == protocol.WAITING:
+            waiting[job] = (
+                f"job {job} waits up to {event.text('seconds')} s for Slurm's answer about job "
+                f"{event.text('about')} ({event.text('question')}): {event.text('reason')}"
+            )
+        elif kind in (protocol.JUDGED, protocol.VERDICT_RECORDED, protocol.SIGTERM):
+            waiting.pop(job, None)
         elif kind == protocol.FINAL_STATE and event.text("state"):
             final_states.setdefault(job, slurm_end_of(event, "state"))
         elif kind == protocol.CHAIN_ENDED:
@@ -324,6 +335,8 @@ def build_view(
     )
     if chain.is_live and last is not None and not chain.successor_job:
         chain.successor_refused = limited.get(last.job_id)
+    if chain.is_live and last is not None and states.is_running(last.state):
+        chain.waiting = waiting.get(last.job_id)
     if chain.state == states.CHAIN_STALLED and last is not None:
         for said in (stalls, refused):
             if last.job_id in said:

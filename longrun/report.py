@@ -113,6 +113,8 @@ def status_text(view: ChainView) -> str:
         )
     if view.folder_problem:
         parts.append(folder_warning(view.folder_problem))
+    if view.waiting:
+        parts.append(f"Waiting: {view.waiting}.")
     if view.successor_job and view.is_live:
         parts.append(f"Successor queued: job {view.successor_job}")
     elif view.successor_refused:

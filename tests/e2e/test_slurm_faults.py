@@ -67,6 +67,11 @@ def test_a_time_limit_while_slurm_answers_nothing_continues_the_chain(
     wait_for(lambda: (tmp_path / "step").exists(), timeout=30, what="the first step")
     faults.arm("scontrol", "fail 10000")
     faults.arm("sacct", "fail 10000")
+    chain.wait_event("waiting", timeout=180)
+    status = run_cli(
+        "longrun", "status", chain.chain_id, "--state-dir", str(chain.state_dir), cwd=tmp_path
+    )
+    assert f"s for Slurm's answer about job {first} (how it ended)" in status.stdout
     (judged,) = chain.wait_event("judged", timeout=180)
     faults.clear("scontrol")
     faults.clear("sacct")
