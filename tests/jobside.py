@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longrun import states
+from longrun.chain_record import ChainRecord
 from longrun.chain_store import ChainFolder
 from longrun.plan import WrapperOptions
 from longrun.render import render_library, render_link_script, shquote
@@ -116,6 +117,17 @@ class JobSide:
         self.chain.write_link_script(render_link_script(plan))
         self.chain.write_library(render_library())
         self.chain.write_env({"PATH": "/usr/bin:/bin"})
+
+    def write_record(self) -> None:
+        """The chain's chain.json, as a submission on a login node writes it (for the repair
+        and the views, which read it); the folder made yours alone, as submission makes it."""
+        self.chain.path.chmod(0o700)
+        self.chain.write_meta(
+            ChainRecord.from_plan(
+                self.plan, sbatch_argv=[], script_source="job.sh", library_sha256="", user="ann",
+                uid=0, host="login", created="2026-12-01T00:00:00", longrun_version="t",
+            )
+        )  # fmt: skip
 
     # --- what Slurm answers ---------------------------------------------------------------
     def slurm_shows(

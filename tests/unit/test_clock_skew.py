@@ -21,7 +21,6 @@ from test_keeper import Cluster, use
 from test_successor_twins import TIMED_OUT
 
 from longrun import chain_actions, protocol, states
-from longrun.chain_record import ChainRecord
 from longrun.chain_store import StateDir
 from longrun.chain_view import build_view, link_order
 from longrun.protocol import Event
@@ -82,13 +81,7 @@ def skewed_chain(
         written = stamp(side, job, began - (behind if count + 1 == behind_link else 0.0), step)
         began += written * step
         side.slurm_shows(job, states.COMPLETED)
-    side.chain.path.chmod(0o700)
-    side.chain.write_meta(
-        ChainRecord.from_plan(
-            side.plan, sbatch_argv=[], script_source="job.sh", library_sha256="", user="ann",
-            uid=0, host="login", created="2026-12-01T00:00:00", longrun_version="t",
-        )
-    )  # fmt: skip
+    side.write_record()
     return side
 
 

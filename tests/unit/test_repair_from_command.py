@@ -12,7 +12,6 @@ from test_keeper import Cluster, use
 from test_successor_twins import CASES, TIMED_OUT, link_left_its_command
 
 from longrun import chain_actions, protocol, slurm
-from longrun.chain_record import ChainRecord
 from longrun.chain_store import StateDir
 from longrun.errors import SlurmCommandError
 from longrun.successor_request import parse_request
@@ -58,13 +57,7 @@ def test_a_command_left_by_an_earlier_run_of_a_requeued_link_is_never_submitted(
     assert run2 and all("vm-run1-only" not in call for call in run2)
     assert not list(link.glob("command.tmp.*")), "the failed write's temporary file is gone"
 
-    side.chain.path.chmod(0o700)
-    side.chain.write_meta(
-        ChainRecord.from_plan(
-            side.plan, sbatch_argv=[], script_source="job.sh", library_sha256="", user="ann",
-            uid=0, host="login", created="2026-12-01T00:00:00", longrun_version="t",
-        )
-    )  # fmt: skip
+    side.write_record()
     cluster = use(monkeypatch, Cluster({}))
     assert chain_actions.repair(side.chain, StateDir(side.chain.path.parent.parent)) == "900"
     submitted = cluster.submitted[-1]["args"]

@@ -40,6 +40,7 @@ LR_SELF=${SLURM_JOB_ID:-} LR_TAG_ID=$LONGRUN_CHAIN_ID LR_ELEMENT='' LR_ARRAY_ELE
 # The restart count of the last link allowed (--max-restarts plus the free links that handed
 # over), and what the successor gets besides your options (lr_placement); lr_start sets them.
 LR_LIMIT=$LONGRUN_MAX_RESTARTS LR_FREE=0 LR_PLACEMENT=() LR_NEXT_ARGUMENTS=() LR_HANDOVER=''
+declare -A LR_CHILDREN=()  # (lr_children)
 LR_MEMORY_HINT='ask for more memory with --mem, or let the chain grow it: --grow-mem-on-oom 2'
 
 # --- the story of a link ------------------------------------------------------------------
@@ -838,21 +839,27 @@ lr_catches() {
     return 1
 }
 
-lr_catchers() {
-    # LR_TARGETS: the processes to signal as plain sbatch would: the script if it catches the
-    # signal, else those of its descendants that catch it (srun does, and passes it to its
-    # tasks), never descending below a process that catches it.
-    local -A children=()
-    local stat line rest ppid pid queue signum
-    LR_TARGETS=()
-    signum=$(kill -l "$2" 2>/dev/null) || return 1
+lr_children() {
+    # LR_CHILDREN: every process's children ("PARENT" -> " PID PID..."), from /proc.
+    local stat line rest ppid
+    LR_CHILDREN=()
     for stat in /proc/[0-9]*/stat; do
         { read -r line <"$stat"; } 2>/dev/null || continue
         rest=${line##*) }
         rest=${rest#* }
         ppid=${rest%% *}
-        children[$ppid]+=" ${line%% *}"
+        LR_CHILDREN[$ppid]+=" ${line%% *}"
     done
+}
+
+lr_catchers() {
+    # LR_TARGETS: the processes to signal as plain sbatch would: the script if it catches the
+    # signal, else those of its descendants that catch it (srun does, and passes it to its
+    # tasks), never descending below a process that catches it.
+    local pid queue signum
+    LR_TARGETS=()
+    signum=$(kill -l "$2" 2>/dev/null) || return 1
+    lr_children
     queue=$1
     while [ -n "$queue" ]; do
         pid=${queue%% *}
@@ -861,7 +868,7 @@ lr_catchers() {
         if lr_catches "$pid" "$signum"; then
             LR_TARGETS+=("$pid")
         else
-            queue+="${children[$pid]:-}"
+            queue+="${LR_CHILDREN[$pid]:-}"
         fi
         queue=${queue# }
     done
@@ -1478,21 +1485,14 @@ lr_start_heartbeat() {
 
 lr_kill_tree() {
     # lr_kill_tree PID: SIGKILL to a process and all its descendants (found in /proc).
-    local -A children=()
-    local stat line rest ppid queue=$1 pid
-    for stat in /proc/[0-9]*/stat; do
-        { read -r line <"$stat"; } 2>/dev/null || continue
-        rest=${line##*) }
-        rest=${rest#* }
-        ppid=${rest%% *}
-        children[$ppid]+=" ${line%% *}"
-    done
+    local queue=$1 pid
+    lr_children
     while [ -n "${queue// /}" ]; do
         queue=${queue# }
         pid=${queue%% *}
         queue=${queue#"$pid"}
         kill -s KILL "$pid" 2>/dev/null
-        queue+="${children[$pid]:-}"
+        queue+="${LR_CHILDREN[$pid]:-}"
     done
 }
 
