@@ -398,6 +398,11 @@ def _apply(view: LinkView, event: Event) -> None:
     elif kind == protocol.JUDGED:
         view.end_epoch = None
         view.state = states.RUNNING
+    elif kind == protocol.CHAIN_ENDED and view.verdict == states.VERDICT_TERMINATED:
+        # The link saw its own cancel in its SIGTERM handler and ended the chain with it.
+        if event.text("state") == states.CHAIN_CANCELLED:
+            view.state = states.CANCELLED
+            view.why = event.text("reason")
     elif kind == protocol.CHAIN_ENDED and view.verdict is None:
         view.verdict = states.VERDICT_ENDED
         view.state = states.COMPLETED

@@ -297,11 +297,19 @@ PROGRESS_AT_END = "end"
 # --notify-on: the events the job side tells the notifiers about. By default the chain's end and
 # what needs a person; `all` adds every link.
 NOTIFY_EVENTS: Mapping[str, tuple[str, ...]] = {
-    "end": (CHAIN_ENDED, CHAIN_STALLED, SUCCESSOR_FAILED, AVOID_DROPPED, SUBMIT_REFUSED),
+    "end": (
+        CHAIN_ENDED,
+        CHAIN_STALLED,
+        SUCCESSOR_FAILED,
+        SUCCESSOR_REFUSED,
+        AVOID_DROPPED,
+        SUBMIT_REFUSED,
+    ),
     "all": (
         CHAIN_ENDED,
         CHAIN_STALLED,
         SUCCESSOR_FAILED,
+        SUCCESSOR_REFUSED,
         LINK_STARTED,
         LINK_INTERRUPTED,
         NODES_AVOIDED,

@@ -38,6 +38,7 @@ class Mutation:
 LIBRARY = "templates/library.sh.j2"  # and its parts, included by concern:
 LIBRARY_HELPERS = "templates/library/helpers.sh.j2"
 LIBRARY_LEARNING = "templates/library/learning.sh.j2"
+LIBRARY_SIGNALS = "templates/library/signals.sh.j2"
 LIBRARY_SLURM = "templates/library/slurm.sh.j2"
 LIBRARY_STEPS = "templates/library/steps.sh.j2"
 LIBRARY_SUCCESSOR = "templates/library/successor.sh.j2"
@@ -99,8 +100,8 @@ MUTATIONS = [
              "        return retries_left\n", "        return True\n"),
     # The job side (templates/library.sh.j2).
     Mutation("job side: the claim's loser runs the body", LIBRARY_STEPS,
-             "this job ends without running the script\"\n    exit 0",
-             "this job ends without running the script\"\n    return 0"),
+             "this job ends without running the script\"\n            exit 0",
+             "this job ends without running the script\"\n            return 0"),
     Mutation("job side: a requeued link loses its own claim", LIBRARY_STEPS,
              '[ "$owner" = "$SLURM_JOB_ID" ] && return 0', '[ "$owner" = "x$SLURM_JOB_ID" ] && return 0'),
     Mutation("job side: --retry-failed off by one", LIBRARY_STEPS,
@@ -255,6 +256,38 @@ MUTATIONS = [
     Mutation("view: a hand-over not free for the watcher", "longrun/chain_view.py",
              "free_links=max((links[job].free_links + (job in handovers) for job in order), default=0)",
              "free_links=max((int(job in handovers) for job in order), default=0)"),
+    # When Slurm is slow, silent or says no (issue 19; tests/unit/test_link_answers.py).
+    Mutation("judge: no answer taken as 'Slurm forgot the job'", LIBRARY_STEPS,
+             "1) answer={{ answers.forgotten }} ;; *) answer={{ answers.none }} ;;",
+             "1) answer={{ answers.forgotten }} ;; *) answer={{ answers.forgotten }} ;;"),
+    Mutation("rules: a cancel no longer wins over the verdict before it", "longrun/states.py",
+             'Rule("*", CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled")',
+             'Rule("", CANCELLED_STATES, None, END_CANCELLED, "the previous link was cancelled")'),
+    Mutation("SIGTERM: the link's own end time unused without an answer", LIBRARY_SIGNALS,
+             "        LR_CAUSE={{ states.time_limit_reason }}", "        LR_CAUSE=''"),
+    Mutation("SIGTERM: a cancel of the running link not seen", LIBRARY_SIGNALS,
+             "    elif [ $info -eq 0 ] && lr_cancelled_now; then", "    elif false; then"),
+    Mutation("SIGTERM: a requeue taken for a cancel", LIBRARY_SIGNALS,
+             '[ "$LR_RESTARTS" = "${SLURM_RESTART_COUNT:-0}" ] || return 1', ":"),
+    Mutation("orphan: a claim on the running link ignored", LIBRARY_STEPS,
+             '            if [ -L "$claim" ]; then', "            if false; then"),
+    Mutation("orphan: the successor does not wait for the old script", LIBRARY_STEPS,
+             '        [ "$after" = "$before" ] && return 0', "        return 0"),
+    Mutation("claim: any failure taken for a lost claim", LIBRARY_STEPS,
+             "        if [[ $owner =~ ^[0-9]+$ ]]; then", "        if true; then"),
+    Mutation("verdict: a failure without Slurm's answer is final", LIBRARY_STEPS,
+             '        verdict="{{ verdicts.undecided }}"', '        verdict="{{ verdicts.failed }}"'),
+    Mutation("signals: a signal to the batch shell not passed on", LIBRARY_SIGNALS,
+             '        kill -s "$1" "$LR_BODY_PID" 2>/dev/null\n        LR_SIGNALLED=$1',
+             "        LR_SIGNALLED=$1"),
+    Mutation("successor: a refusal for a limit retried before the script", LIBRARY_SUCCESSOR,
+             '        if [ $submit = 1 ] && lr_submission_limited "$out"; then', "        if false; then"),
+    Mutation("node wait: a time limit during it makes a failure a lost node", LIBRARY_STEPS,
+             "            case $LR_TERM_CAUSE in {{ states.node_lost_causes | join('|') }}) return 0 ;; esac\n            return 1",
+             "            return 0"),
+    Mutation("judge: a requeued run keeps a judgement made without Slurm's answer", LIBRARY_STEPS,
+             '    [ "$kept" = 1 ] && [ "$answer" != {{ answers.none }} ] \\\n',
+             '    [ "$kept" = 1 ] \\\n'),
 ]  # fmt: skip
 
 

@@ -162,7 +162,7 @@ def test_a_link_that_cannot_queue_a_successor_says_the_chain_stalls(tmp_path: Pa
     assert QOS_LIMIT in stalled["reason"]
     assert "the chain stalls here" in link.stderr
     told = [t["LONGRUN_EVENT"] for t in heard(tmp_path)]
-    assert told == [protocol.SUCCESSOR_FAILED, protocol.CHAIN_STALLED]
+    assert told == [protocol.SUCCESSOR_REFUSED, protocol.CHAIN_STALLED]
     assert side.chain.ended() is None  # not an end: the watcher can still repair it
 
 
@@ -341,7 +341,7 @@ def test_a_successor_found_gone_and_not_replaced_is_a_stall(tmp_path: Path) -> N
     assert link.returncode == 0
     assert [e["successor"] for e in side.events(protocol.SUCCESSOR_QUEUED)] == ["300"]
     assert [e["successor"] for e in side.events("successor_missing")] == ["300"]
-    assert len(side.events(protocol.SUCCESSOR_FAILED)) == 1
+    assert len(side.events(protocol.SUCCESSOR_REFUSED)) == 1  # (a limit: retried meanwhile)
     assert side.chain.ended() is None
     assert len(side.events(protocol.CHAIN_STALLED)) == 1, "the chain stalls without a word"
 

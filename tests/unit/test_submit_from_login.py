@@ -163,7 +163,7 @@ def test_a_submit_limit_is_not_taken_for_a_node_that_may_not_submit(tmp_path: Pa
     side.run("200", 0)
     assert side.events(protocol.SUBMIT_REFUSED) == []
     assert side.events(protocol.SUCCESSOR_REQUESTED) == []
-    assert side.events(protocol.SUCCESSOR_FAILED)
+    assert side.events(protocol.SUCCESSOR_REFUSED)
 
 
 def test_a_completed_link_cancels_the_successor_a_keeper_queued(tmp_path: Path) -> None:

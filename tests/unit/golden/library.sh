@@ -502,10 +502,14 @@ lr_start_retrier() {
     # The successor was refused for a limit (lr_submit_successor): keep trying in the
     # background while the script runs, every 30 s at first, then up to every 5 minutes.
     [ "$LR_SUBMIT_LATER" = 1 ] || return 0
+    [ -n "$LR_RETRIER" ] && kill -0 "$LR_RETRIER" 2>/dev/null && return 0
     (
         delay=$LONGRUN_REFUSED_RETRY_SECONDS
         while :; do
-            sleep "$delay"
+            for ((waited = 0; waited < delay; waited++)); do
+                sleep 1
+                kill -0 $$ 2>/dev/null || exit 0  # (the link is gone)
+            done
             lr_submit_successor again && exit 0
             delay=$((delay * 2 > 300 ? 300 : delay * 2))
         done
@@ -712,6 +716,7 @@ lr_ensure_successor() {
         fi
         lr_event successor_missing successor "$id" state "${LR_STATE:-gone}"
         LR_SUCCESSOR=''
+        rm -f "$LR_LINK_DIR/successor"  # (it names a job Slurm says is gone)
     fi
     lr_submit_successor
 }
@@ -994,6 +999,8 @@ lr_cancelled_now() {
     # ending for no reason Slurm gives, no PreemptTime, the same run of the job (a
     # requeue shows Restarts one higher), ended before its time limit. As seen on 22.05 and 24.11.
     [ "$LR_VERDICT_FINAL" != 1 ] && [ "$LR_TERM_VERDICT" = terminated ] || return 1
+    # (a link beyond --max-restarts is cancelled by the watcher: that end is MAX_RESTARTS)
+    [ "$LR_RESTART_COUNT" -le "$LR_LIMIT" ] || return 1
     case $LR_STATE in COMPLETING|CANCELLED) ;; *) return 1 ;; esac
     [ "$LR_REASON" = None ] && [ "$LR_PREEMPTED" = 0 ] && [ "$LR_RESTARTS" = "${SLURM_RESTART_COUNT:-0}" ] || return 1
     [ -n "$LR_DEADLINE" ] && [ $((EPOCHSECONDS + 5)) -lt "$LR_DEADLINE" ]
@@ -1441,6 +1448,7 @@ lr_run_body() {
         if [ "$LR_CHECK_PENDING" = 1 ]; then
             LR_CHECK_PENDING=0
             lr_ensure_successor
+            lr_start_retrier  # (should sbatch have refused it for a limit just now)
         fi
         if [ "$LR_WOKEN" = 1 ]; then
             # A trapped signal ended the wait: wait again while the script lives; if it has
@@ -1466,7 +1474,7 @@ lr_start_heartbeat() {
     # alive). Then the script is stopped (SIGTERM, SIGKILL 10 s later) and the heartbeat too.
     local file=$LR_LINK_DIR/heartbeat claim=$LR_LINK_DIR/claim
     (
-        while :; do
+        while kill -0 $$ 2>/dev/null; do  # (while the link lives)
             if [ -L "$claim" ]; then
                 kill -s TERM "$LR_BODY_PID" 2>/dev/null
                 for _ in 1 2 3 4 5 6 7 8 9 10; do
@@ -1479,7 +1487,7 @@ lr_start_heartbeat() {
             touch "$file" 2>/dev/null
             sleep "$LONGRUN_HEARTBEAT_SECONDS"
         done
-    ) &
+    ) >/dev/null 2>&1 &
     LR_BEATER=$!
 }
 
