@@ -380,7 +380,11 @@ def test_a_link_after_a_lost_node_waits_until_the_old_script_has_stopped(tmp_pat
     heartbeat.parent.mkdir(parents=True)
     stopped = side.tmp / "stopped"
     beating = subprocess.Popen(
-        ["bash", "-c", f"for i in $(seq 8); do touch {heartbeat}; sleep 0.5; done; touch {stopped}"]
+        [
+            "bash",
+            "-c",
+            f"for i in $(seq 16); do touch {heartbeat}; sleep 0.5; done; touch {stopped}",
+        ]
     )
     try:
         side.run("200", 1, "100")
