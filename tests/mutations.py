@@ -285,6 +285,8 @@ MUTATIONS = [
     Mutation("node wait: a time limit during it makes a failure a lost node", LIBRARY_STEPS,
              "            case $LR_TERM_CAUSE in {{ states.node_lost_causes | join('|') }}) return 0 ;; esac\n            return 1",
              "            return 0"),
+    Mutation("orphan: the wait goes on after a SIGTERM", LIBRARY_STEPS,
+             '    [ "$LR_TERMINATED" = 1 ] && return 0\n    before=$(stat', "    before=$(stat"),
     Mutation("judge: a requeued run keeps a judgement made without Slurm's answer", LIBRARY_STEPS,
              '    [ "$kept" = 1 ] && [ "$answer" != {{ answers.none }} ] \\\n',
              '    [ "$kept" = 1 ] \\\n'),

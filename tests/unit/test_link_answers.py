@@ -460,3 +460,33 @@ def test_a_cancel_seen_while_the_successor_is_submitted_cancels_that_successor(
     assert side.chain.ended() == states.CHAIN_CANCELLED
     assert side.bodies_run() == []
     assert side.calls("scancel") == ["scancel 300"]
+
+
+def test_a_sigterm_during_the_wait_for_an_answer_queues_the_successor_at_once(
+    tmp_path: Path,
+) -> None:
+    # The previous link left a heartbeat and Slurm does not answer; the SIGTERM comes while
+    # this link waits: it neither waits on (for the answer, for the old script) nor runs the
+    # script; its successor is queued within the time Slurm gives (found by the e2e suite: the
+    # wait for the old script's heartbeat outlasted GraceTime + KillWait).
+    side = JobSide(
+        tmp_path, settings={"LONGRUN_ANSWER_SECONDS": "60", "LONGRUN_HEARTBEAT_SECONDS": "10"}
+    )
+    (side.chain.link_dir("100")).mkdir(parents=True)
+    (side.chain.link_dir("100") / "heartbeat").touch()
+    side.slurm_fails("100", NO_ANSWER)
+    side.accounting_fails(NO_DATABASE)
+    side.on_call(
+        "scontrol",
+        f'if [ "${{*: -1}}" = 100 ] && [ ! -e "$dir/termed" ]; then touch "$dir/termed"; '
+        f'echo {NO_ANSWER!r} > "$dir/scontrol-200.err"; link=$PPID; '
+        # (inside $(...) the caller may be a subshell of the link)
+        'up=$(ps -o ppid= -p "$PPID" | tr -d " "); '
+        'case $(ps -o args= -p "$up") in *link.sh*) link=$up ;; esac; kill -TERM "$link"; fi',
+    )
+    began = time.monotonic()
+    side.run("200", 1, "100")
+    assert time.monotonic() - began < 15, "the link waited on after the SIGTERM"
+    assert [e["answered"] for e in side.events("sigterm")] == ["0"]
+    assert [e["successor"] for e in side.events("successor_queued")] == ["300"]
+    assert side.bodies_run() == [] and not side.events("orphan_wait")

@@ -46,7 +46,7 @@ LONGRUN_INTERPRETER=(/bin/bash)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=ffd7b2e3d5f6463f628ced225d894b9a4fa275fb9d70fdbcf7240a1998493e62
+LONGRUN_LIBRARY_SHA256=32f3e615c28098fc4a4e9b0dcba7ca7af7e67e7e57e2bab599a584c556e286fa
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2

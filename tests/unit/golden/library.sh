@@ -1528,6 +1528,8 @@ lr_wait_for_orphan() {
     # stops it once it sees this link's claim: wait until its heartbeat has been still for two
     # beats (a change, never clocks compared), for at most LONGRUN_ORPHAN_SECONDS.
     local file=$LR_LINKS_DIR/$LR_PREVIOUS/heartbeat before after started=$SECONDS
+    # After a SIGTERM this link runs no script: no wait (its successor must be queued in time).
+    [ "$LR_TERMINATED" = 1 ] && return 0
     before=$(stat -c %y -- "$file" 2>/dev/null) || return 0
     lr_event orphan_wait previous "$LR_PREVIOUS" seconds "$LONGRUN_ORPHAN_SECONDS"
     while :; do
