@@ -388,8 +388,9 @@ TICKS = f"""#!/bin/bash
 #SBATCH -p multi
 #SBATCH --no-requeue
 {MARK}
-while [ ! -e go ] || [ "$SLURM_LONGRUN_RESTART_COUNT" = 0 ]; do
+while :; do  # (every link ticks at least once)
   echo "tick $SLURM_JOB_ID $(date +%s.%N)" >> ticks.log; sleep 0.5
+  [ -e go ] && [ "$SLURM_LONGRUN_RESTART_COUNT" != 0 ] && break
 done
 """
 
