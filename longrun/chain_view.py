@@ -386,11 +386,15 @@ def _apply(view: LinkView, event: Event) -> None:
     if kind == protocol.BODY_EXITED:
         view.exit_code = event.number("exit_code")
     elif kind == protocol.VERDICT_RECORDED:
+        # A link that saw its own cancel (below) and lived to record its verdict stays so.
+        cancel = (view.state, view.why) if view.state == states.CANCELLED else None
         _apply_times(view, slurm_end_of(event, "state"))  # the link's own start, from Slurm
         view.verdict = event.text("verdict") or None
         view.why = event.text("reason")
         view.preempted = view.preempted or event.text("preempted") == "1"
         view.state = states.state_after_verdict(view.verdict, view.exit_code, view.preempted)
+        if cancel and view.verdict == states.VERDICT_TERMINATED:
+            view.state, view.why = cancel
     elif kind == protocol.SIGTERM:
         view.verdict = event.text("verdict") or states.VERDICT_TERMINATED
         view.preempted = view.preempted or event.text("preempted") == "1"

@@ -13,6 +13,7 @@ from pathlib import Path
 from jobside import JobSide
 
 from longrun import protocol, states
+from longrun.chain_view import build_view
 from longrun.plan import WrapperOptions
 from slurmguard import stand_ins
 
@@ -180,6 +181,11 @@ def test_a_scancel_of_a_running_link_ends_the_chain_at_once(side: JobSide) -> No
     assert "cancelled while it ran" in ended["reason"]
     assert [e["successor"] for e in side.events("successor_cancelled")] == ["300"]
     assert side.calls("scancel") == ["scancel 300"]
+    # It lived on to record its verdict (as on 24.11): it still shows as cancelled.
+    assert side.events("verdict")[0]["verdict"] == states.VERDICT_TERMINATED
+    side.write_record()
+    view = build_view(side.chain.read_meta(), side.chain.read_events(), side.chain.ended())
+    assert view.links[0].state == states.CANCELLED
 
 
 def test_a_requeue_of_a_running_link_is_not_taken_for_a_cancel(side: JobSide) -> None:
