@@ -164,7 +164,7 @@ def needs_repair(view: ChainView, queue: Mapping[str, QueueRow], retries_left: b
     if last.restart_count >= view.restart_limit:
         return False
     state = last.state if states.is_final(last.state) else ""
-    verdict = states.rule_verdict(last.verdict)
+    verdict = last.verdict or ""
     outcome = states.judge(verdict, state, last.preempted).outcome
     if outcome in (states.RETRY_OR_FAIL, states.OUT_OF_MEMORY_OUTCOME):
         # (with --grow-mem-on-oom, `retries_left` is True: the next link grows the memory)

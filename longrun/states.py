@@ -206,7 +206,6 @@ RULES: tuple[Rule, ...] = (
 
 def judge(verdict: str, state: str, preempted: bool) -> Rule:
     """The first rule that matches a predecessor's verdict ("" if none), state and PreemptTime."""
-    verdict = rule_verdict(verdict)
     for rule in RULES:
         if rule.verdict not in ("*", verdict):
             continue
@@ -216,11 +215,6 @@ def judge(verdict: str, state: str, preempted: bool) -> Rule:
             continue
         return rule
     raise AssertionError("the last rule matches everything")
-
-
-def rule_verdict(verdict: str | None) -> str:
-    """A verdict as the rules read it: "" for none recorded."""
-    return verdict or ""
 
 
 def base_state(raw: str) -> str:
