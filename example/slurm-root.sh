@@ -49,8 +49,25 @@ root_make() {
     rm -rf "$new"
   fi
   say "making the Slurm $ROOT_VERSION root (Debian $ROOT_SUITE from $mirror) in $ROOTFS; this takes a few minutes"
-  debootstrap --variant=minbase --include="$ROOT_PACKAGES" "$ROOT_SUITE" "$new" "$mirror" >"$ROOT_BASE/log/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase "$ROOT_SUITE" "$new" "$mirror" >"$ROOT_BASE/log/debootstrap.log" 2>&1 \
     || { tail -n 20 "$ROOT_BASE/log/debootstrap.log" >&2; die "debootstrap failed (log: $ROOT_BASE/log/debootstrap.log)"; }
+  # The packages go in with apt inside the root, not with debootstrap's --include: debootstrap
+  # does not order pre-dependencies (Debian 13's systemd, which cron pulls in, failed so in
+  # December 2026), apt does. No service starts in there while they are installed.
+  printf '#!/bin/sh\nexit 101\n' >"$new/usr/sbin/policy-rc.d"
+  chmod 755 "$new/usr/sbin/policy-rc.d"
+  cp /etc/resolv.conf /etc/hosts "$new/etc/"
+  mount -t proc proc "$new/proc"
+  if ! { chroot "$new" apt-get update -qq \
+      && chroot "$new" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        ${ROOT_PACKAGES//,/ }; } >>"$ROOT_BASE/log/debootstrap.log" 2>&1; then
+    umount "$new/proc"
+    tail -n 20 "$ROOT_BASE/log/debootstrap.log" >&2
+    die "installing Slurm $ROOT_VERSION's packages in the root failed (log: $ROOT_BASE/log/debootstrap.log)"
+  fi
+  umount "$new/proc"
+  rm -f "$new/usr/sbin/policy-rc.d"
+  chroot "$new" apt-get clean
   echo "$ROOT_VERSION" >"$new$ROOT_MARK"
   mv "$new" "$ROOTFS"
   say "Slurm $ROOT_VERSION root made: $(chroot "$ROOTFS" slurmctld -V)"
