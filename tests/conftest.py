@@ -45,8 +45,11 @@ def _node_lock(request: pytest.FixtureRequest) -> Iterator[None]:
         try:
             if exclusive:
                 cluster.resume_node()
+            cluster.exclusive = exclusive
             yield
         finally:
+            cluster.exclusive = False
             if exclusive:
+                cluster.end_preemptors()
                 cluster.resume_node()
             fcntl.flock(handle, fcntl.LOCK_UN)

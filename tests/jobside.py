@@ -109,6 +109,8 @@ class JobSide:
             "LONGRUN_JUDGE_SECONDS": "0",
             "LONGRUN_ANSWER_SECONDS": "0",
             "LONGRUN_SUBMIT_RETRY_SECONDS": "0",
+            # A beat a second: a link waits two beats for a lost predecessor's script.
+            "LONGRUN_HEARTBEAT_SECONDS": "1",
         }
         environ.update(settings or {})
         plan = plan_of(body, argv or [], where=where, wrapper=wrapper, environ=environ)

@@ -124,6 +124,9 @@ class Cluster:
         # What `sbatch --version` reports (`22.05.8`, as (22, 5)): for assertions that differ.
         self.version_text = slurm.version()
         self.version = tuple(int(part) for part in self.version_text.split(".")[:2])
+        # Set by conftest while a `disruptive` test holds the node lock exclusively: the
+        # faults below reach every job on the node, so only such a test may cause them.
+        self.exclusive = False
 
     # --- submitting -------------------------------------------------------------------------
     def sbatch(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
@@ -206,6 +209,12 @@ class Cluster:
         return [line.split("subject=", 1)[1] for line in lines if f" Name={job_name} " in line]
 
     # --- causing end states -----------------------------------------------------------------
+    def _disturbs(self, what: str) -> None:
+        if not self.exclusive:
+            raise AssertionError(
+                f"{what} reaches other tests' jobs: mark the test @pytest.mark.disruptive"
+            )
+
     def cancel(self, *job_ids: str) -> None:
         slurm.run(["scancel", *job_ids], check=False)
 
@@ -215,6 +224,7 @@ class Cluster:
         The victim must be running in `main` (CANCEL mode) or `requeue` (REQUEUE mode).
         Returns the preemptor's job id; it ends by itself after `hold_seconds`.
         """
+        self._disturbs("a preemption")
         self.wait_state(victim, {"RUNNING"}, timeout=60)
         return self.sbatch(
             "-p",
@@ -228,6 +238,22 @@ class Cluster:
             "--wrap",
             f"sleep {hold_seconds}",
         )
+
+    def end_preemptors(self) -> None:
+        """Cancel every preemptor still pending or running and wait until it has left the node:
+        one that a disruptive test left pending would otherwise start once the exclusive lock
+        is released and preempt the links of the tests that run next (seen on 24.11 under load:
+        a time-limit test's job recorded PREEMPTED)."""
+
+        def active() -> list[str]:
+            jobs = self.jobs_named("preemptor")
+            return [
+                job for job, state in jobs.items() if state in {"PENDING", "RUNNING", "COMPLETING"}
+            ]
+
+        if active():
+            slurm.run(["scancel", "-n", "preemptor"], check=False)
+            wait_for(lambda: not active(), timeout=60, what="the preemptors to leave the node")
 
     def preempt_time(self, job_id: str) -> str | None:
         """The PreemptTime slurmctld shows for a job, or None if it was not preempted."""
@@ -252,6 +278,7 @@ class Cluster:
     @contextlib.contextmanager
     def node_down(self, node: str | None = None, reason: str = "longrun-test") -> Iterator[None]:
         """Mark a node DOWN (killing its jobs as a node failure would), then bring it back."""
+        self._disturbs("a node down")
         name = node or self.node
         slurm.run(["scontrol", "update", f"nodename={name}", "state=down", f"reason={reason}"])
         try:
@@ -264,6 +291,7 @@ class Cluster:
         """A node that dies silently: its slurmd stops (by its pid file) and the job's
         processes there are killed; slurmctld notices only after SlurmdTimeout. The slurmd
         comes back (and the node with it, ReturnToService=2) at the end of the block."""
+        self._disturbs("a dead node")
         run_local_slurm("stop", f"slurmd-{node}")
         wanted = {f"SLURMD_NODENAME={node}".encode(), f"SLURM_JOB_ID={job_id}".encode()}
         for environ in Path("/proc").glob("[0-9]*/environ"):
@@ -283,6 +311,7 @@ class Cluster:
         """The slurmd of `node` stopped (SIGSTOP, by the pid file the cluster script wrote) for
         the length of the block: its jobs' processes run on, cut off from slurmctld, which
         marks the node down after SlurmdTimeout (NODE_FAIL). SIGCONT at the end."""
+        self._disturbs("a hung slurmd")
         pid = int((Path(self.conf).parent.parent / "run" / f"slurmd-{node}.pid").read_text())
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -293,12 +322,14 @@ class Cluster:
 
     def restart_daemon(self, name: str) -> None:
         """Stop one daemon of the local cluster by its pid file, then bring the cluster up."""
+        self._disturbs("a daemon restart")
         run_local_slurm("stop", name)
         run_local_slurm("up")
 
     @contextlib.contextmanager
     def daemon_down(self, name: str) -> Iterator[None]:
         """A daemon of the local cluster (e.g. slurmdbd) stopped for the length of the block."""
+        self._disturbs("a daemon down")
         run_local_slurm("stop", name)
         try:
             yield

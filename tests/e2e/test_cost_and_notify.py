@@ -69,6 +69,7 @@ def usage_json(workdir: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+@pytest.mark.disruptive  # the preemptor takes the whole node
 def test_usage_counts_every_link_as_sacct_does_with_the_work_at_risk(
     cluster: Cluster, tmp_path: Path
 ) -> None:
