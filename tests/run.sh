@@ -89,4 +89,5 @@ where=.
 for argument in "$@"; do
   [ -e "${argument%%::*}" ] && where=
 done
-"$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -n "$WORKERS" "$@" $where
+# The 20 slowest tests are listed before the summary: where the suite's time goes.
+"$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -n "$WORKERS" --durations=20 "$@" $where
