@@ -272,7 +272,7 @@ MUTATIONS = [
     Mutation("orphan: a claim on the running link ignored", LIBRARY_STEPS,
              '            if [ -L "$claim" ]; then', "            if false; then"),
     Mutation("orphan: the successor does not wait for the old script", LIBRARY_STEPS,
-             '        [ "$after" = "$before" ] && return 0', "        return 0"),
+             '        [ "$after" = "$before" ] || [ "$LR_TERMINATED" = 1 ] && return 0', "        return 0"),
     Mutation("claim: any failure taken for a lost claim", LIBRARY_STEPS,
              "        if [[ $owner =~ ^[0-9]+$ ]]; then", "        if true; then"),
     Mutation("verdict: a failure without Slurm's answer is final", LIBRARY_STEPS,

@@ -401,6 +401,9 @@ def test_a_link_after_a_lost_node_waits_until_the_old_script_has_stopped(tmp_pat
     assert wait["previous"] == "100"
     body = float(side.events("body_started")[0]["t"])
     assert body > stopped.stat().st_mtime, "the script started while the old one still beat"
+    # The successor is queued before the wait: a link that dies in it still has one.
+    (queued,) = side.events("successor_queued")
+    assert float(queued["t"]) <= float(wait["t"])
 
 
 def test_a_requeued_link_judges_again_when_its_first_judgement_had_no_answer(

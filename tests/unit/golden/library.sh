@@ -39,7 +39,7 @@ LR_JOBS_DIR=$LONGRUN_STATE_DIR/jobs         # jobs/<job id> names the job's chai
 LR_SELF=${SLURM_JOB_ID:-} LR_TAG_ID=$LONGRUN_CHAIN_ID LR_ELEMENT='' LR_ARRAY_ELEMENT=''
 # The restart count of the last link allowed (--max-restarts plus the free links that handed
 # over), and what the successor gets besides your options (lr_placement); lr_start sets them.
-LR_LIMIT=$LONGRUN_MAX_RESTARTS LR_FREE=0 LR_PLACEMENT=() LR_NEXT_ARGUMENTS=() LR_HANDOVER=''
+LR_LIMIT=$LONGRUN_MAX_RESTARTS LR_FREE=0 LR_PLACEMENT=() LR_NEXT_ARGUMENTS=() LR_HANDOVER='' LR_ORPHAN=''
 declare -A LR_CHILDREN=()  # (lr_children)
 LR_MEMORY_HINT='ask for more memory with --mem, or let the chain grow it: --grow-mem-on-oom 2'
 
@@ -54,6 +54,7 @@ main() {
     lr_export_variables     # 5. SLURM_LONGRUN_* for your script
     lr_write_body           # 6. your script as a file of its own in this link's folder
     lr_check_go             # 7. the last look: a recorded end, a SIGTERM or a hand-over: no body
+                            #    (after the script of a predecessor on a lost node stopped)
     lr_run_body             # 8. run it, pass signals on as sbatch would, wait for it
     lr_record_verdict       # 9. why this link ended; final once written
     lr_go_on                # 10. end the chain, or leave the work to the successor
@@ -1301,7 +1302,9 @@ lr_judge_previous() {
     lr_final_state "$previous" "$wait_s"
     case $? in 0) answer=final ;; 1) answer=forgotten ;; *) answer=none ;; esac
     LR_PREV_STATE=$LR_STATE LR_PREV_END=$LR_END LR_PREV_PREEMPTED=$LR_PREEMPTED
-    case $answer:$LR_STATE in none:*|*:NODE_FAIL|*:BOOT_FAIL) lr_wait_for_orphan ;; esac
+    # Its script may still run on a lost node: wait for it before this link's script, once the
+    # successor is queued (lr_check_go), so that this link never waits without one.
+    case $answer:$LR_STATE in none:*|*:NODE_FAIL|*:BOOT_FAIL) LR_ORPHAN=$LR_PREVIOUS ;; esac
     # A failed link could not tell whether a step of it ran out of memory (the accounting did
     # not answer it): Slurm records that for the step only, so ask again now.
     local judged=$LR_STATE steps=''
@@ -1398,7 +1401,9 @@ lr_export_variables() {
 }
 
 lr_check_go() {
-    # The last look before the body starts: a recorded end or a SIGTERM means no body.
+    # The last look before the body starts: a recorded end or a SIGTERM means no body. It
+    # comes after the wait for a predecessor's script on a lost node, which may take minutes.
+    lr_wait_for_orphan
     if lr_ended; then
         lr_cancel_successor
         lr_set_verdict ended
@@ -1527,17 +1532,18 @@ lr_wait_for_orphan() {
     # still run (slurmd hung, or cut off from slurmctld). It beats while its script runs and
     # stops it once it sees this link's claim: wait until its heartbeat has been still for two
     # beats (a change, never clocks compared), for at most LONGRUN_ORPHAN_SECONDS.
-    local file=$LR_LINKS_DIR/$LR_PREVIOUS/heartbeat before after started=$SECONDS
-    # After a SIGTERM this link runs no script: no wait (its successor must be queued in time).
+    [ -n "$LR_ORPHAN" ] || return 0
+    local file=$LR_LINKS_DIR/$LR_ORPHAN/heartbeat before after started=$SECONDS
+    # After a SIGTERM this link runs no script: no wait.
     [ "$LR_TERMINATED" = 1 ] && return 0
     before=$(stat -c %y -- "$file" 2>/dev/null) || return 0
-    lr_event orphan_wait previous "$LR_PREVIOUS" seconds "$LONGRUN_ORPHAN_SECONDS"
+    lr_event orphan_wait previous "$LR_ORPHAN" seconds "$LONGRUN_ORPHAN_SECONDS"
     while :; do
         lr_pause $((2 * LONGRUN_HEARTBEAT_SECONDS + 2))
         after=$(stat -c %y -- "$file" 2>/dev/null)
-        [ "$after" = "$before" ] && return 0
-        if [ $((SECONDS - started)) -ge "$LONGRUN_ORPHAN_SECONDS" ] || [ "$LR_TERMINATED" = 1 ]; then
-            lr_event warning message "the script of job $LR_PREVIOUS may still run on its lost node: its heartbeat still changed after ${LONGRUN_ORPHAN_SECONDS}s"
+        [ "$after" = "$before" ] || [ "$LR_TERMINATED" = 1 ] && return 0
+        if [ $((SECONDS - started)) -ge "$LONGRUN_ORPHAN_SECONDS" ]; then
+            lr_event warning message "the script of job $LR_ORPHAN may still run on its lost node: its heartbeat still changed after ${LONGRUN_ORPHAN_SECONDS}s"
             return 0
         fi
         before=$after

@@ -46,7 +46,7 @@ LONGRUN_INTERPRETER=(/usr/bin/env python3)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=32f3e615c28098fc4a4e9b0dcba7ca7af7e67e7e57e2bab599a584c556e286fa
+LONGRUN_LIBRARY_SHA256=e51478b203e488684844951039d1eae2dab5deaaf03a31a819d438bf9a7e418c
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
