@@ -287,6 +287,8 @@ MUTATIONS = [
              "            return 0"),
     Mutation("orphan: the wait goes on after a SIGTERM", LIBRARY_STEPS,
              '    [ "$LR_TERMINATED" = 1 ] && return 0\n    before=$(stat', "    before=$(stat"),
+    Mutation("orphan: the wait comes before the successor is queued", LIBRARY_STEPS,
+             "LR_ORPHAN=$LR_PREVIOUS ;; esac", "LR_ORPHAN=$LR_PREVIOUS; lr_wait_for_orphan; LR_ORPHAN='' ;; esac"),
     Mutation("judge: a requeued run keeps a judgement made without Slurm's answer", LIBRARY_STEPS,
              '    [ "$kept" = 1 ] && [ "$answer" != {{ answers.none }} ] \\\n',
              '    [ "$kept" = 1 ] \\\n'),
