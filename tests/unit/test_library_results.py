@@ -15,6 +15,9 @@ ASSIGNED = re.compile(r"(?<![\w$])(LR_[A-Z0-9_]+)\+?=")
 LINK_STATE_SETTERS = {"lr_start", "lr_array_element", "lr_absolute_path"}
 # Set in the environment of one command only (VAR=value command), never a result.
 ONE_COMMAND = {"LR_URL"}
+# A local of the caller's that a helper updates (bash's dynamic scope): the back-off of a wait
+# (lr_back_off), the caller's own state, not an answer.
+CALLERS_LOCAL = {"LR_DELAY"}
 
 
 def functions() -> dict[str, str]:
@@ -37,7 +40,7 @@ def results() -> dict[str, set[str]]:
     shared = top_level_globals()
     found: dict[str, set[str]] = {}
     for variable, names in owners.items():
-        if variable in shared | ONE_COMMAND or names & LINK_STATE_SETTERS:
+        if variable in shared | ONE_COMMAND | CALLERS_LOCAL or names & LINK_STATE_SETTERS:
             continue
         if len(names) == 1:
             found.setdefault(next(iter(names)), set()).add(variable)

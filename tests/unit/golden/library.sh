@@ -292,7 +292,7 @@ lr_job_info_sure() {
     # lr_job_info_sure JOB [SECONDS QUESTION]: lr_job_info, asked again while slurmctld does not
     # answer: once, 2 s later; or, given SECONDS, with back-off for at most that long (saying in
     # the job log and the events what the link waits for; a SIGTERM ends the wait).
-    local rc limit=${2:-2} delay=2 deadline waited=0
+    local rc limit=${2:-2} LR_DELAY=2 deadline waited=0
     deadline=$((SECONDS + limit))
     while :; do
         lr_job_info "$1"
@@ -302,9 +302,15 @@ lr_job_info_sure() {
             lr_waiting "$1" "$3" "$limit" "slurmctld did not answer"
         fi
         waited=1
-        lr_pause $delay
-        delay=$((delay * 2 > 30 ? 30 : delay * 2))
+        lr_back_off
     done
+}
+
+lr_back_off() {
+    # The next pause of a wait for Slurm: LR_DELAY seconds (a local of the caller's), then twice
+    # as long next time, up to 30 s. A trapped signal ends the pause (lr_pause).
+    lr_pause "$LR_DELAY"
+    LR_DELAY=$((LR_DELAY * 2 > 30 ? 30 : LR_DELAY * 2))
 }
 
 lr_pause() {
@@ -345,7 +351,7 @@ lr_final_state() {
     # while they do not answer, for at most LONGRUN_ANSWER_SECONDS. A SIGTERM ends the wait.
     # Returns 0 with a final state; 1 when both answered that they do not know the job
     # (slurmctld forgot it, the accounting has no record); 2 when no final answer came.
-    local job=$1 preempted=0 info sacct delay=2 started=$SECONDS limit=$2 waited=0 why
+    local job=$1 preempted=0 info sacct LR_DELAY=2 started=$SECONDS limit=$2 waited=0 why
     LR_STATE='' LR_PREEMPTED=0 LR_TIME_LEFT='' LR_START='' LR_END='' LR_REASON=''
     while :; do
         lr_job_info "$job"
@@ -375,8 +381,7 @@ lr_final_state() {
             [ $info -eq 1 ] && [ $sacct -eq 1 ] && return 1
             return 2
         fi
-        lr_pause $delay
-        delay=$((delay * 2 > 30 ? 30 : delay * 2))
+        lr_back_off
     done
 }
 
@@ -1558,7 +1563,7 @@ lr_node_lost() {
     # asking less often as it goes. A SIGTERM ends the wait: a node lost only if Slurm ends the
     # job for that (a time limit or preemption then leaves the script's failure standing).
     [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] || return 1
-    local states limit=$LONGRUN_NODE_WAIT_SECONDS timeout delay=5 started=$SECONDS
+    local states limit=$LONGRUN_NODE_WAIT_SECONDS timeout LR_DELAY=5 started=$SECONDS
     timeout=$(scontrol "${LONGRUN_CLUSTER_ARGS[@]}" show config 2>/dev/null | sed -n 's/^SlurmdTimeout *= *\([0-9]*\) sec.*/\1/p')
     [[ $timeout =~ ^[0-9]{1,6}$ ]] && [ $((timeout + 30)) -lt "$limit" ] && limit=$((timeout + 30))
     lr_event node_check seconds "$limit"
@@ -1572,8 +1577,7 @@ lr_node_lost() {
             return 1
         fi
         [ $((SECONDS - started)) -lt "$limit" ] || return 1
-        lr_pause $delay
-        delay=$((delay * 2 > 30 ? 30 : delay * 2))
+        lr_back_off
     done
 }
 
