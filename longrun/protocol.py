@@ -56,6 +56,10 @@ COMMAND = "command"
 # Touched by a link while its script runs (a change tells it beats; mtimes are never compared
 # with a clock): a link that continues one that lost its node waits for it to stop.
 HEARTBEAT = "heartbeat"
+# The jobs whose scripts a link waits to see stopped (their heartbeat still) before its own
+# runs, written before the wait and removed after it: a link that ends during the wait (killed,
+# SIGTERM) leaves the duty to its successor, which waits for them too.
+ORPHANS = "orphans"
 # "run" once a link's judging let it run the body: a run of the job that Slurm requeued keeps
 # that judgement (the previous link's record may be gone by then).
 JUDGEMENT = "judgement"
@@ -71,7 +75,7 @@ PATHS = {
     "successor": SUCCESSOR, "streak": STREAK, "stop_after": STOP_AFTER, "claim": CLAIM,
     "sbatch_errors": SBATCH_ERRORS, "notify_errors": NOTIFY_ERRORS, "learned": LEARNED,
     "avoid": AVOID, "request": REQUEST, "command": COMMAND, "judgement": JUDGEMENT,
-    "heartbeat": HEARTBEAT,
+    "heartbeat": HEARTBEAT, "orphans": ORPHANS,
 }  # fmt: skip
 # What a link got when it asked Slurm how its predecessor ended (the `answer` of `judged`): a
 # final state; that Slurm no longer knows the job; no final answer within the wait.
@@ -179,7 +183,7 @@ CLAIM_LOST = "claim_lost"
 JUDGED = "judged"
 CLAIM_FAILED = "claim_failed"  # the claim could not be created (not: another job holds it)
 ORPHAN_STOPPED = "orphan_stopped"  # a link's script stopped: another job continues it already
-ORPHAN_WAIT = "orphan_wait"  # a link waits for its predecessor's script to stop (lost node)
+ORPHAN_WAIT = "orphan_wait"  # a link waits for the script of a link on a lost node to stop
 WAITING = "waiting"  # the link waits for Slurm's answer: about which job, to what question
 WARNING = "warning"
 RETRY = "retry"
@@ -245,7 +249,7 @@ JOB_SIDE_EVENTS: Mapping[str, tuple[str, ...]] = {
     CLAIM_FAILED: ("previous", "error"),
     WAITING: ("about", "question", "seconds", "reason"),
     ORPHAN_STOPPED: ("successor",),
-    ORPHAN_WAIT: ("previous", "seconds"),
+    ORPHAN_WAIT: ("orphan", "seconds"),
     WARNING: ("message",),
     RETRY: ("attempt", "of"),
     NO_SUCCESSOR: ("reason",),

@@ -40,6 +40,8 @@ def _node_lock(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     cluster: Cluster = request.getfixturevalue("cluster")
     exclusive = request.node.get_closest_marker("disruptive") is not None
+    # (asked for here, before the test, so that it is torn down after this fixture)
+    workdir = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     with lock_file(cluster).open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
@@ -49,6 +51,8 @@ def _node_lock(request: pytest.FixtureRequest) -> Iterator[None]:
             yield
         finally:
             cluster.exclusive = False
+            if workdir is not None:
+                cluster.cancel_jobs_under(workdir)
             if exclusive:
                 cluster.end_preemptors()
                 cluster.resume_node()

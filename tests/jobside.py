@@ -28,6 +28,10 @@ case $name in
     sbatch)
         id=$(cat "$dir/next-id" 2>/dev/null || echo 300)
         echo $((id + 1)) >"$dir/next-id"
+        # (JobSide.queued_jobs_pend: slurmctld then shows the job it queued PENDING)
+        if [ -f "$dir/pending-record" ] && [ ! -f "$dir/scontrol-$id" ]; then
+            sed "s/JOBID/$id/" "$dir/pending-record" >"$dir/scontrol-$id"
+        fi
         echo "$id" ;;
     scontrol)
         [ "$1" = update ] && exit 0
@@ -142,6 +146,14 @@ class JobSide:
             job=job, state=state, reason=reason, preempt=preempt, restarts=restarts
         )
         (self.bin / f"scontrol-{job}").write_text(record)
+
+    def queued_jobs_pend(self) -> None:
+        """From now on slurmctld shows each job the stand-in sbatch queues as PENDING, as Slurm
+        would, instead of not knowing it: for links that look at their successor again."""
+        record = RECORD.format(
+            job="JOBID", state=states.PENDING, reason="Dependency", preempt="None", restarts=0
+        )
+        (self.bin / "pending-record").write_text(record)
 
     def on_call(self, command: str, shell: str) -> None:
         """The stand-in for `command` also runs these lines first, in its own process."""

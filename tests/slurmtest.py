@@ -239,6 +239,19 @@ class Cluster:
             f"sleep {hold_seconds}",
         )
 
+    def cancel_jobs_under(self, folder: Path) -> None:
+        """Cancel every job still queued or running whose working directory lies in `folder`:
+        what a failed test left behind (a body waiting for a file that never comes) would
+        otherwise hold the node for the tests after it."""
+        result = slurm.run(["squeue", "-h", "-o", "%i|%Z"], check=False)
+        jobs = []
+        for line in result.stdout.splitlines():
+            job, _, workdir = line.partition("|")
+            if workdir == str(folder) or workdir.startswith(f"{folder}/"):
+                jobs.append(job.split("+")[0])
+        if jobs:
+            slurm.run(["scancel", *sorted(set(jobs))], check=False)
+
     def end_preemptors(self) -> None:
         """Cancel every preemptor still pending or running and wait until it has left the node:
         one that a disruptive test left pending would otherwise start once the exclusive lock
@@ -345,7 +358,9 @@ class Cluster:
         for name in names:
             wait_for(
                 lambda name=name: (
-                    self.node_state(name).rstrip("*") in {"idle", "mixed", "allocated"}
+                    # (planned: 24.11's word for a node kept free for a pending job)
+                    self.node_state(name).rstrip("*")
+                    in {"idle", "mixed", "allocated", "planned", "completing"}
                 ),
                 timeout=60,
                 what=f"node {name} to return to service",

@@ -179,7 +179,9 @@ def test_stopping_the_watcher_leaves_the_chain_running_to_the_end(
     chain = chain_of(cluster, state, next(state.glob("jobs/*")).name)
     chain.wait_link_running(0)
     watcher.send_signal(stop)
-    out, _ = watcher.communicate(timeout=30)
+    # (what is tested is that it stops and the chain goes on, not how fast: once, on 24.11 with
+    # both suites and more on 2 cores, it had not ended 30 s after Ctrl-C)
+    out, _ = watcher.communicate(timeout=120)
     assert watcher.returncode == 130
     assert "the chain goes on without the watcher" in out
     assert f"longrun watch {chain.chain_id}" in out

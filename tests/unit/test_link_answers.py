@@ -381,6 +381,7 @@ def test_a_link_whose_successor_claimed_it_while_it_ran_stops_its_script(tmp_pat
 
 def test_a_link_after_a_lost_node_waits_until_the_old_script_has_stopped(tmp_path: Path) -> None:
     side = JobSide(tmp_path, settings={"LONGRUN_HEARTBEAT_SECONDS": "1"})
+    side.queued_jobs_pend()  # (the successor is looked at again after the wait)
     side.slurm_shows("100", states.NODE_FAIL)
     heartbeat = side.chain.link_dir("100") / "heartbeat"
     heartbeat.parent.mkdir(parents=True)
@@ -398,10 +399,11 @@ def test_a_link_after_a_lost_node_waits_until_the_old_script_has_stopped(tmp_pat
         beating.wait(timeout=30)
     assert side.bodies_run() == ["200"]
     (wait,) = side.events("orphan_wait")
-    assert wait["previous"] == "100"
+    assert wait["orphan"] == "100"
     body = float(side.events("body_started")[0]["t"])
     assert body > stopped.stat().st_mtime, "the script started while the old one still beat"
-    # The successor is queued before the wait: a link that dies in it still has one.
+    # The successor is queued before the wait (a link that dies in it still has one), and
+    # found still queued after it.
     (queued,) = side.events("successor_queued")
     assert float(queued["t"]) <= float(wait["t"])
 

@@ -39,7 +39,7 @@ LR_JOBS_DIR=$LONGRUN_STATE_DIR/jobs         # jobs/<job id> names the job's chai
 LR_SELF=${SLURM_JOB_ID:-} LR_TAG_ID=$LONGRUN_CHAIN_ID LR_ELEMENT='' LR_ARRAY_ELEMENT=''
 # The restart count of the last link allowed (--max-restarts plus the free links that handed
 # over), and what the successor gets besides your options (lr_placement); lr_start sets them.
-LR_LIMIT=$LONGRUN_MAX_RESTARTS LR_FREE=0 LR_PLACEMENT=() LR_NEXT_ARGUMENTS=() LR_HANDOVER='' LR_ORPHAN=''
+LR_LIMIT=$LONGRUN_MAX_RESTARTS LR_FREE=0 LR_PLACEMENT=() LR_NEXT_ARGUMENTS=() LR_HANDOVER='' LR_ORPHANS=''
 declare -A LR_CHILDREN=()  # (lr_children)
 LR_MEMORY_HINT='ask for more memory with --mem, or let the chain grow it: --grow-mem-on-oom 2'
 
@@ -54,7 +54,7 @@ main() {
     lr_export_variables     # 5. SLURM_LONGRUN_* for your script
     lr_write_body           # 6. your script as a file of its own in this link's folder
     lr_check_go             # 7. the last look: a recorded end, a SIGTERM or a hand-over: no body
-                            #    (after the script of a predecessor on a lost node stopped)
+                            #    (after the scripts of links on lost nodes stopped)
     lr_run_body             # 8. run it, pass signals on as sbatch would, wait for it
     lr_record_verdict       # 9. why this link ended; final once written
     lr_go_on                # 10. end the chain, or leave the work to the successor
@@ -1307,9 +1307,11 @@ lr_judge_previous() {
     lr_final_state "$previous" "$wait_s"
     case $? in 0) answer=final ;; 1) answer=forgotten ;; *) answer=none ;; esac
     LR_PREV_STATE=$LR_STATE LR_PREV_END=$LR_END LR_PREV_PREEMPTED=$LR_PREEMPTED
-    # Its script may still run on a lost node: wait for it before this link's script, once the
-    # successor is queued (lr_check_go), so that this link never waits without one.
-    case $answer:$LR_STATE in none:*|*:NODE_FAIL|*:BOOT_FAIL) LR_ORPHAN=$LR_PREVIOUS ;; esac
+    # Its script may still run on a lost node, and so may those it still waited for when it
+    # ended (its orphans file): wait for them before this link's script, once the successor is
+    # queued (lr_check_go), so that this link never waits without one.
+    case $answer:$LR_STATE in none:*|*:NODE_FAIL|*:BOOT_FAIL) LR_ORPHANS=$LR_PREVIOUS ;; esac
+    lr_inherit_orphans
     # A failed link could not tell whether a step of it ran out of memory (the accounting did
     # not answer it): Slurm records that for the step only, so ask again now.
     local judged=$LR_STATE steps=''
@@ -1407,8 +1409,14 @@ lr_export_variables() {
 
 lr_check_go() {
     # The last look before the body starts: a recorded end or a SIGTERM means no body. It
-    # comes after the wait for a predecessor's script on a lost node, which may take minutes.
-    lr_wait_for_orphan
+    # comes after the wait for the scripts of links on lost nodes, which may take minutes.
+    lr_wait_for_orphans
+    if lr_claimed_by_another; then
+        # Slurm gave up on this node while this link waited, and its successor has started.
+        lr_event body_skipped reason "job $LR_OWNER continues this link already (Slurm gave up on its node)"
+        lr_say "$LR_LABEL: job $LR_OWNER continues this link already (Slurm gave up on its node); the script does not run"
+        exit 0
+    fi
     if lr_ended; then
         lr_cancel_successor
         lr_set_verdict ended
@@ -1419,6 +1427,8 @@ lr_check_go() {
     if [ "$LR_TERMINATED" = 1 ]; then
         lr_event body_skipped reason "SIGTERM before the script started"
         lr_say "$LR_LABEL: SIGTERM before the script started; it does not run"
+        lr_stop_retrier
+        lr_check_stalled  # (a successor refused for a limit: no word of it would come later)
         exit 0
     fi
     [ -z "$LR_HANDOVER" ] || lr_hand_over
@@ -1521,34 +1531,71 @@ lr_stop_heartbeat() {
     LR_BEATER=''
 }
 
+lr_claimed_by_another() {
+    # Whether another job claimed this link (its successor, after Slurm gave up on this node):
+    # LR_OWNER is that job.
+    LR_OWNER=$(readlink "$LR_LINK_DIR/claim" 2>/dev/null) || { LR_OWNER=''; return 1; }
+    [ -n "$LR_OWNER" ] && [ "$LR_OWNER" != "$SLURM_JOB_ID" ]
+}
+
 lr_orphaned() {
     # Whether another job claimed this link while its script ran (lr_start_heartbeat): then
     # this link's work is that job's; this one ends without a verdict, having said so.
-    local owner
-    owner=$(readlink "$LR_LINK_DIR/claim" 2>/dev/null) || return 1
-    [ -n "$owner" ] && [ "$owner" != "$SLURM_JOB_ID" ] || return 1
-    lr_event orphan_stopped successor "$owner"
-    lr_say "$LR_LABEL: job $owner continues this link while it still ran (Slurm gave up on its node): the script was stopped; this job ends"
+    lr_claimed_by_another || return 1
+    lr_event orphan_stopped successor "$LR_OWNER"
+    lr_say "$LR_LABEL: job $LR_OWNER continues this link while it still ran (Slurm gave up on its node): the script was stopped; this job ends"
     return 0
 }
 
-lr_wait_for_orphan() {
-    # The previous link lost its node (or Slurm did not say how it ended): its processes may
-    # still run (slurmd hung, or cut off from slurmctld). It beats while its script runs and
-    # stops it once it sees this link's claim: wait until its heartbeat has been still for two
-    # beats (a change, never clocks compared), for at most LONGRUN_ORPHAN_SECONDS.
-    [ -n "$LR_ORPHAN" ] || return 0
-    local file=$LR_LINKS_DIR/$LR_ORPHAN/heartbeat before after started=$SECONDS
-    # After a SIGTERM this link runs no script: no wait.
-    [ "$LR_TERMINATED" = 1 ] && return 0
-    before=$(stat -c %y -- "$file" 2>/dev/null) || return 0
-    lr_event orphan_wait previous "$LR_ORPHAN" seconds "$LONGRUN_ORPHAN_SECONDS"
+lr_inherit_orphans() {
+    # The jobs the previous link still waited for when it ended (killed or stopped during its
+    # wait, lr_wait_for_orphans): this link waits for them in its stead.
+    local job jobs=()
+    read -r -a jobs <"$LR_LINKS_DIR/$LR_PREVIOUS/orphans" 2>/dev/null
+    for job in "${jobs[@]}"; do
+        [[ $job =~ ^[0-9]+$ ]] && [[ " $LR_ORPHANS " != *" $job "* ]] && LR_ORPHANS+=${LR_ORPHANS:+ }$job
+    done
+    return 0
+}
+
+lr_wait_for_orphans() {
+    # Links on lost nodes (LR_ORPHANS: the previous one after a NODE_FAIL, BOOT_FAIL or no
+    # answer, and those it still waited for): their scripts may still run (slurmd hung, or cut
+    # off from slurmctld). Each beats while its script runs and stops it once it sees its claim:
+    # wait until every heartbeat has been still for two beats (a change, never clocks
+    # compared), at most LONGRUN_ORPHAN_SECONDS each. The list is written down first: a link
+    # that ends during the wait leaves it to its successor. A SIGTERM ends the wait (this link
+    # then runs no script).
+    [ -n "$LR_ORPHANS" ] && [ "$LR_TERMINATED" != 1 ] || return 0
+    local job file=$LR_LINK_DIR/orphans started=$SECONDS
+    lr_write "$file" "$LR_ORPHANS" 2>/dev/null || lr_folder_full
+    lr_start_retrier  # (a successor refused for a limit is tried again meanwhile)
+    for job in $LR_ORPHANS; do
+        lr_wait_still "$job" || return 0
+    done
+    rm -f "$file"
+    # A successor cancelled meanwhile means "stop after this link"; a lost one is queued again.
+    [ $SECONDS -gt "$started" ] && lr_ensure_successor
+    return 0
+}
+
+lr_wait_still() {
+    # lr_wait_still JOB: until JOB's heartbeat has been still for two beats and 2 s, by this
+    # link's own elapsed time (a trapped signal that ends a pause early does not count as a
+    # beat). Returns 1 after a SIGTERM.
+    local file=$LR_LINKS_DIR/$1/heartbeat before after started=$SECONDS until
+    before=$(stat -c %y -- "$file" 2>/dev/null) || { lr_pause 1; before=$(stat -c %y -- "$file" 2>/dev/null); } || return 0
+    lr_event orphan_wait orphan "$1" seconds "$LONGRUN_ORPHAN_SECONDS"
     while :; do
-        lr_pause $((2 * LONGRUN_HEARTBEAT_SECONDS + 2))
+        until=$((SECONDS + 2 * LONGRUN_HEARTBEAT_SECONDS + 2))
+        while [ $SECONDS -lt $until ]; do
+            [ "$LR_TERMINATED" = 1 ] && return 1
+            lr_pause $((until - SECONDS))
+        done
         after=$(stat -c %y -- "$file" 2>/dev/null)
-        [ "$after" = "$before" ] || [ "$LR_TERMINATED" = 1 ] && return 0
+        [ "$after" = "$before" ] && return 0
         if [ $((SECONDS - started)) -ge "$LONGRUN_ORPHAN_SECONDS" ]; then
-            lr_event warning message "the script of job $LR_ORPHAN may still run on its lost node: its heartbeat still changed after ${LONGRUN_ORPHAN_SECONDS}s"
+            lr_event warning message "the script of job $1 may still run on its lost node: its heartbeat still changed after ${LONGRUN_ORPHAN_SECONDS}s"
             return 0
         fi
         before=$after
