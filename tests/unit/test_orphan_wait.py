@@ -241,3 +241,109 @@ def test_a_hand_over_comes_after_the_wait(tmp_path: Path) -> None:
     assert side.bodies_run() == []
     assert said.index("successor_queued") < said.index("orphan_wait") < said.index("handed_over")
     assert float(of(side, "handed_over", "200")[0]["t"]) > stopped.stat().st_mtime
+
+
+# --- Found by a second review -----------------------------------------------------------------
+def stand_in(side: JobSide, name: str, script: str) -> None:
+    """A command of the test's own, first on the link's PATH (the stand-in Slurm's folder)."""
+    command = side.bin / name
+    command.write_text(f"#!/bin/bash\n{script}\n")
+    command.chmod(0o755)
+
+
+def test_jobs_waited_for_that_cannot_be_written_down_are_said(tmp_path: Path) -> None:
+    # The orphans file cannot be written (a full or failing file system, twice): the link
+    # still waits, and says that a successor would not know to wait should it end meanwhile.
+    side = JobSide(tmp_path, settings=FAST)
+    stand_in(side, "mv", 'case "${*: -1}" in */orphans) exit 1 ;; esac; exec /usr/bin/mv "$@"')
+    side.slurm_shows("100", states.NODE_FAIL)
+    beating, _ = orphan_beats(side, "100", beats=8, period=0.5)
+    link = start(side, "200", 1, "100")
+    try:
+        link.wait(timeout=60)
+    finally:
+        beating.wait(timeout=30)
+    assert_started_after_the_last_beat(side, "200")
+    (warning,) = [
+        e for e in of(side, "warning", "200") if "could not be written down" in e["message"]
+    ]
+    assert "(100)" in warning["message"]
+
+
+def test_a_requeued_link_keeps_the_wait_its_first_run_wrote_down(tmp_path: Path) -> None:
+    # 200's first run was killed in its wait; Slurm requeued 200 and meanwhile forgot 100 (no
+    # accounting either): the rerun still waits for 100's script, from its own orphans file.
+    side = JobSide(tmp_path, settings=FAST)
+    side.slurm_shows("100", states.NODE_FAIL)
+    beating, _ = orphan_beats(side, "100", beats=30, period=0.5)
+    link = start(side, "200", 1, "100")
+    try:
+        until(lambda: of(side, "orphan_wait", "200"))
+        os.killpg(link.pid, signal.SIGKILL)
+        link.wait(timeout=10)
+        assert (side.chain.link_dir("200") / "orphans").read_text() == "100\n"
+        (side.bin / "scontrol-100").unlink()  # slurmctld forgot 100 (MinJobAge) ...
+        (side.bin / "sacct-100").write_text("")  # ... and there is no accounting record
+        side.run("200", 1, "100", slurm_restarts=1)
+        assert side.bodies_run() == ["200"]
+    finally:
+        beating.wait(timeout=30)
+    assert_started_after_the_last_beat(side, "200")
+    assert not (side.chain.link_dir("200") / "orphans").exists()
+
+
+def test_a_successor_the_retrier_queued_during_the_wait_is_the_only_one(tmp_path: Path) -> None:
+    # sbatch refuses the successor once (a limit); the retrier queues it during the wait: no
+    # second retrier, no second successor for the same link.
+    side = JobSide(tmp_path, settings={**FAST, "LONGRUN_REFUSED_RETRY_SECONDS": "1"})
+    side.slurm_shows("100", states.NODE_FAIL)
+    side.on_call(
+        "sbatch",
+        '[ -e "$dir/refused" ] || { touch "$dir/refused";'
+        ' echo "sbatch: error: MaxSubmitJobsPerUser" >&2; exit 1; }',
+    )
+    side.on_call("squeue", "exit 0")
+    side.body_runs("sleep 5")
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    beating, _ = orphan_beats(side, "100", beats=8, period=0.5)
+    link = start(side, "200", 1, "100")
+    try:
+        link.wait(timeout=60)
+    finally:
+        beating.wait(timeout=30)
+    assert side.bodies_run() == ["200"]
+    queued = [e["successor"] for e in side.events("successor_queued") if e["job"] == "200"]
+    assert queued == ["300"], f"successors queued for link 200: {queued}"
+
+
+def test_one_failed_look_at_the_claim_after_the_wait_does_not_run_a_second_script(
+    tmp_path: Path,
+) -> None:
+    # As the cut-off link above, but 200's look at its claim fails once (a flaky file system).
+    side = JobSide(tmp_path, settings=FAST)
+    marker = tmp_path / "readlink-failed"
+    once = f"[ -e {marker} ] || {{ touch {marker}; exit 1; }}"
+    stand_in(
+        side, "readlink",
+        f'case "${{*: -1}}" in */links/200/claim) {once} ;; esac\nexec /usr/bin/readlink "$@"',
+    )  # fmt: skip
+    side.body_runs("sleep 12")
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    side.slurm_shows("100", states.NODE_FAIL)
+    beating, _ = orphan_beats(side, "100", beats=12, period=0.5)
+    link = start(side, "200", 1, "100")
+    successor = link
+    try:
+        until(lambda: of(side, "orphan_wait", "200"))
+        side.slurm_shows("200", states.NODE_FAIL)
+        successor = start(side, "300", 2, "200")
+        link.wait(timeout=60)
+        successor.wait(timeout=60)
+    finally:
+        beating.kill()
+        beating.wait()
+        for process in (link, successor):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert [e["previous"] for e in of(side, "claimed", "300")] == ["200"]
+    assert side.bodies_run() == ["300"]

@@ -39,7 +39,7 @@ LR_JOBS_DIR=$LONGRUN_STATE_DIR/jobs         # jobs/<job id> names the job's chai
 LR_SELF=${SLURM_JOB_ID:-} LR_TAG_ID=$LONGRUN_CHAIN_ID LR_ELEMENT='' LR_ARRAY_ELEMENT=''
 # The restart count of the last link allowed (--max-restarts plus the free links that handed
 # over), and what the successor gets besides your options (lr_placement); lr_start sets them.
-LR_LIMIT=$LONGRUN_MAX_RESTARTS LR_FREE=0 LR_PLACEMENT=() LR_NEXT_ARGUMENTS=() LR_HANDOVER='' LR_ORPHANS=''
+LR_LIMIT=$LONGRUN_MAX_RESTARTS LR_FREE=0 LR_PLACEMENT=() LR_NEXT_ARGUMENTS=() LR_HANDOVER='' LR_ORPHANS='' LR_WAITED=0
 declare -A LR_CHILDREN=()  # (lr_children)
 LR_MEMORY_HINT='ask for more memory with --mem, or let the chain grow it: --grow-mem-on-oom 2'
 
@@ -1411,12 +1411,16 @@ lr_check_go() {
     # The last look before the body starts: a recorded end or a SIGTERM means no body. It
     # comes after the wait for the scripts of links on lost nodes, which may take minutes.
     lr_wait_for_orphans
+    lr_stop_retrier  # (what it queued during the wait is this link's successor)
     if lr_claimed_by_another; then
         # Slurm gave up on this node while this link waited, and its successor has started.
         lr_event body_skipped reason "job $LR_OWNER continues this link already (Slurm gave up on its node)"
         lr_say "$LR_LABEL: job $LR_OWNER continues this link already (Slurm gave up on its node); the script does not run"
         exit 0
     fi
+    # After a wait, which can last minutes: a successor cancelled meanwhile means "stop after
+    # this link"; a lost one is queued again.
+    [ "$LR_WAITED" = 1 ] && lr_ensure_successor
     if lr_ended; then
         lr_cancel_successor
         lr_set_verdict ended
@@ -1427,7 +1431,6 @@ lr_check_go() {
     if [ "$LR_TERMINATED" = 1 ]; then
         lr_event body_skipped reason "SIGTERM before the script started"
         lr_say "$LR_LABEL: SIGTERM before the script started; it does not run"
-        lr_stop_retrier
         lr_check_stalled  # (a successor refused for a limit: no word of it would come later)
         exit 0
     fi
@@ -1533,9 +1536,15 @@ lr_stop_heartbeat() {
 
 lr_claimed_by_another() {
     # Whether another job claimed this link (its successor, after Slurm gave up on this node):
-    # LR_OWNER is that job.
-    LR_OWNER=$(readlink "$LR_LINK_DIR/claim" 2>/dev/null) || { LR_OWNER=''; return 1; }
-    [ -n "$LR_OWNER" ] && [ "$LR_OWNER" != "$SLURM_JOB_ID" ]
+    # LR_OWNER is that job. A claim that is there but cannot be read (one failed readlink)
+    # counts: only a successor ever claims this link's folder.
+    local claim=$LR_LINK_DIR/claim
+    LR_OWNER=$(readlink "$claim" 2>/dev/null) || LR_OWNER=''
+    if [ -z "$LR_OWNER" ]; then
+        [ -L "$claim" ] || return 1
+        LR_OWNER='unknown'
+    fi
+    [ "$LR_OWNER" != "$SLURM_JOB_ID" ]
 }
 
 lr_orphaned() {
@@ -1549,11 +1558,16 @@ lr_orphaned() {
 
 lr_inherit_orphans() {
     # The jobs the previous link still waited for when it ended (killed or stopped during its
-    # wait, lr_wait_for_orphans): this link waits for them in its stead.
-    local job jobs=()
-    read -r -a jobs <"$LR_LINKS_DIR/$LR_PREVIOUS/orphans" 2>/dev/null
-    for job in "${jobs[@]}"; do
-        [[ $job =~ ^[0-9]+$ ]] && [[ " $LR_ORPHANS " != *" $job "* ]] && LR_ORPHANS+=${LR_ORPHANS:+ }$job
+    # wait, lr_wait_for_orphans), and those an earlier run of this job (requeued) waited for:
+    # this link waits for them in their stead.
+    local job jobs=() folder folders=("$LR_LINKS_DIR/$LR_PREVIOUS")
+    [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && folders+=("$LR_LINK_DIR")
+    for folder in "${folders[@]}"; do
+        jobs=()
+        read -r -a jobs <"$folder/orphans" 2>/dev/null
+        for job in "${jobs[@]}"; do
+            [[ $job =~ ^[0-9]+$ ]] && [[ " $LR_ORPHANS " != *" $job "* ]] && LR_ORPHANS+=${LR_ORPHANS:+ }$job
+        done
     done
     return 0
 }
@@ -1566,16 +1580,21 @@ lr_wait_for_orphans() {
     # compared), at most LONGRUN_ORPHAN_SECONDS each. The list is written down first: a link
     # that ends during the wait leaves it to its successor. A SIGTERM ends the wait (this link
     # then runs no script).
+    # (LR_WAITED: this link waited; lr_check_go then looks at its successor again)
+    LR_WAITED=0
     [ -n "$LR_ORPHANS" ] && [ "$LR_TERMINATED" != 1 ] || return 0
     local job file=$LR_LINK_DIR/orphans started=$SECONDS
-    lr_write "$file" "$LR_ORPHANS" 2>/dev/null || lr_folder_full
+    if ! lr_write "$file" "$LR_ORPHANS" 2>/dev/null && ! { lr_pause 1; lr_write "$file" "$LR_ORPHANS" 2>/dev/null; }; then
+        lr_folder_full
+        lr_event warning message "the jobs this link waits for (${LR_ORPHANS}) could not be written down${LR_FULL:+: $LR_FULL}: should it end during the wait, its successor will not wait for them"
+        lr_say "$LR_LABEL: could not write down the jobs it waits for (${LR_ORPHANS})${LR_FULL:+: $LR_FULL}"
+    fi
     lr_start_retrier  # (a successor refused for a limit is tried again meanwhile)
     for job in $LR_ORPHANS; do
         lr_wait_still "$job" || return 0
     done
     rm -f "$file"
-    # A successor cancelled meanwhile means "stop after this link"; a lost one is queued again.
-    [ $SECONDS -gt "$started" ] && lr_ensure_successor
+    [ $SECONDS -gt "$started" ] && LR_WAITED=1
     return 0
 }
 
