@@ -1573,7 +1573,7 @@ lr_inherit_orphans() {
 }
 
 lr_wait_for_orphans() {
-    # Links on lost nodes (LR_ORPHANS: the previous one after a NODE_FAIL, BOOT_FAIL or no
+    # Links on lost nodes (LR_ORPHANS: the previous one after its node was lost or without an
     # answer, and those it still waited for): their scripts may still run (slurmd hung, or cut
     # off from slurmctld). Each beats while its script runs and stops it once it sees its claim:
     # wait until every heartbeat has been still for two beats (a change, never clocks
@@ -1583,7 +1583,7 @@ lr_wait_for_orphans() {
     # (LR_WAITED: this link waited; lr_check_go then looks at its successor again)
     LR_WAITED=0
     [ -n "$LR_ORPHANS" ] && [ "$LR_TERMINATED" != 1 ] || return 0
-    local job file=$LR_LINK_DIR/orphans started=$SECONDS
+    local job file=$LR_LINK_DIR/orphans
     if ! lr_write "$file" "$LR_ORPHANS" 2>/dev/null && ! { lr_pause 1; lr_write "$file" "$LR_ORPHANS" 2>/dev/null; }; then
         lr_folder_full
         lr_event warning message "the jobs this link waits for (${LR_ORPHANS}) could not be written down${LR_FULL:+: $LR_FULL}: should it end during the wait, its successor will not wait for them"
@@ -1594,8 +1594,6 @@ lr_wait_for_orphans() {
         lr_wait_still "$job" || return 0
     done
     rm -f "$file"
-    [ $SECONDS -gt "$started" ] && LR_WAITED=1
-    return 0
 }
 
 lr_wait_still() {
@@ -1605,6 +1603,7 @@ lr_wait_still() {
     local file=$LR_LINKS_DIR/$1/heartbeat before after started=$SECONDS until
     before=$(stat -c %y -- "$file" 2>/dev/null) || { lr_pause 1; before=$(stat -c %y -- "$file" 2>/dev/null); } || return 0
     lr_event orphan_wait orphan "$1" seconds "$LONGRUN_ORPHAN_SECONDS"
+    LR_WAITED=1
     while :; do
         until=$((SECONDS + 2 * LONGRUN_HEARTBEAT_SECONDS + 2))
         while [ $SECONDS -lt $until ]; do
