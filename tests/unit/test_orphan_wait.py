@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 from jobside import JobSide
 
 from longrun import protocol, states
@@ -347,3 +348,18 @@ def test_one_failed_look_at_the_claim_after_the_wait_does_not_run_a_second_scrip
                 os.killpg(process.pid, signal.SIGKILL)
     assert [e["previous"] for e in of(side, "claimed", "300")] == ["200"]
     assert side.bodies_run() == ["300"]
+
+
+@pytest.mark.parametrize("slurm_restarts", [0, 1])
+def test_files_that_are_not_there_put_nothing_in_the_jobs_output(
+    tmp_path: Path, slurm_restarts: int
+) -> None:
+    # No orphans file of the previous link (or of this job's earlier run), no judgement of an
+    # earlier run, no progress file yet: the shell's "No such file or directory" for a failed
+    # redirection would go to the job's output, which is the user's (found by the e2e suite).
+    side = JobSide(tmp_path, WrapperOptions(progress_file="progress"), settings=FAST)
+    side.slurm_shows("100", states.NODE_FAIL)
+    side.body_exits(protocol.CONTINUE_EXIT_CODE)
+    ran = side.run("200", 1, "100", slurm_restarts=slurm_restarts)
+    assert side.bodies_run() == ["200"]
+    assert "No such file" not in ran.stderr, ran.stderr

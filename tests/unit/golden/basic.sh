@@ -46,7 +46,7 @@ LONGRUN_INTERPRETER=(/bin/bash)
 LONGRUN_SCRIPT_NAME=train.sbatch
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=150d6544e895a6b5494ed9006913227b3e3353b9fa9b33390d45a3cc9826bf29
+LONGRUN_LIBRARY_SHA256=ffb42fdc59a7eb2091592cdbd28375b08e23f592c4a7ab085bcbfd664b86f44c
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2

@@ -1283,7 +1283,7 @@ lr_judge_previous() {
     local verdict wait_s outcome why previous answer kept=0
     local kept_outcome kept_state kept_preempted kept_verdict
     if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] \
-        && read -r kept_outcome kept_state kept_preempted kept_verdict <"$LR_LINK_DIR/judgement" 2>/dev/null \
+        && { read -r kept_outcome kept_state kept_preempted kept_verdict <"$LR_LINK_DIR/judgement"; } 2>/dev/null \
         && [ "$kept_outcome" = run ]; then
         # A run of a requeued job whose first run judged the previous link from Slurm's answer
         # and started the body: the previous link's record may be gone by now (MinJobAge), so
@@ -1564,7 +1564,7 @@ lr_inherit_orphans() {
     [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && folders+=("$LR_LINK_DIR")
     for folder in "${folders[@]}"; do
         jobs=()
-        read -r -a jobs <"$folder/orphans" 2>/dev/null
+        { read -r -a jobs <"$folder/orphans"; } 2>/dev/null  # (none: no words)
         for job in "${jobs[@]}"; do
             [[ $job =~ ^[0-9]+$ ]] && [[ " $LR_ORPHANS " != *" $job "* ]] && LR_ORPHANS+=${LR_ORPHANS:+ }$job
         done
@@ -1927,7 +1927,7 @@ lr_progress_look() {
     read -r LR_MTIME size < <(stat -L -c '%Y %s' -- "$LONGRUN_PROGRESS_FILE" 2>/dev/null)
     lr_number LR_MTIME
     if [ -n "$LR_MTIME" ] && [[ $size =~ ^[0-9]+$ ]] && [ "$size" -le 4096 ]; then
-        IFS= read -r -n 200 LR_VALUE <"$LONGRUN_PROGRESS_FILE" 2>/dev/null
+        { IFS= read -r -n 200 LR_VALUE <"$LONGRUN_PROGRESS_FILE"; } 2>/dev/null
     fi
     return 0
 }
