@@ -40,14 +40,16 @@ def link_events(chain: Chain, job: str, kind: str) -> list[dict]:
 
 
 # A workload of 100 one-second steps that resumes from its checkpoint (the file `step`): a step
-# is logged before it is recorded as done, so a step may be logged twice, never skipped.
+# is logged before it is recorded as done, so a step may be logged twice, never skipped. The
+# checkpoint is replaced whole by rename, as a real one must be: a time limit that killed
+# `echo > step` between its truncation and its write once left it empty (24.11, under load).
 STEPS = f"""#!/bin/bash
 #SBATCH -o out.txt
 #SBATCH --time=1
 {MARK}
 n=$(cat step 2>/dev/null || echo 0)
 while [ "$n" -lt 100 ]; do
-  n=$((n + 1)); echo "step $n $SLURM_JOB_ID" >> steps.log; echo "$n" > step; sleep 1
+  n=$((n + 1)); echo "step $n $SLURM_JOB_ID" >> steps.log; echo "$n" > step.new; mv step.new step; sleep 1
 done
 """
 
