@@ -118,6 +118,7 @@ def _tables() -> dict[str, Any]:
             "not_the_works_fault": states.NOT_THE_WORKS_FAULT,
             "out_of_memory": states.OUT_OF_MEMORY_STATES,
             "running": states.RUNNING,
+            "still_running": states.STILL_RUNNING_STATES,
             "cancel_seen": states.CANCEL_SEEN_STATES,
             "no_answer": states.NO_ANSWER,
             "time_limit_reason": states.TIME_LIMIT_REASON,

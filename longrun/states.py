@@ -70,6 +70,11 @@ ACTIVE_STATES = (
     "SPECIAL_EXIT",
 )  # fmt: skip
 
+# What slurmctld shows of a job it still runs, at the end of a link's script: SIGNALING while
+# it delivers a --signal (seen on 22.05.8: an exit 0 just as longrun's own pre-timeout signal
+# went out, with a one-minute limit, showed SIGNALING), never a state of a job being ended.
+STILL_RUNNING_STATES = (RUNNING, "SIGNALING")
+
 # What slurmctld shows (Reason, or the state) to a batch shell that gets SIGTERM because Slurm
 # interrupts the job, as seen on Slurm 22.05; a scancel shows none of them (Reason=None).
 TIME_LIMIT_REASON = "TimeLimit"

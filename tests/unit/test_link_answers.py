@@ -501,3 +501,18 @@ def test_a_sigterm_during_the_wait_for_an_answer_queues_the_successor_at_once(
     assert [e["answered"] for e in side.events("sigterm")] == ["0"]
     assert [e["successor"] for e in side.events("successor_queued")] == ["300"]
     assert side.bodies_run() == [] and not side.events("orphan_wait")
+
+
+def test_an_exit_0_while_slurm_delivers_a_signal_completes_the_chain(side: JobSide) -> None:
+    # slurmctld shows SIGNALING while it delivers a --signal (here: the pre-timeout signal went
+    # out as the script ended, with a one-minute limit; seen on 22.05): the job still runs, so
+    # an exit 0 is the end of the work, not Slurm ending the job (which gave one link too many).
+    side.slurm_shows("signaling", "SIGNALING")
+    (side.bin / "signaling-record").write_text(
+        (side.bin / "scontrol-signaling").read_text().replace("JobId=signaling", "JobId=100")
+    )
+    side.body_runs(f"cp {side.bin}/signaling-record {side.bin}/scontrol-100")
+    side.run("100", 0)
+    (verdict,) = side.events("verdict")
+    assert (verdict["verdict"], verdict["slurm_state"]) == (states.VERDICT_COMPLETED, "SIGNALING")
+    assert side.chain.ended() == states.CHAIN_COMPLETED

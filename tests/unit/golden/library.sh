@@ -1676,7 +1676,7 @@ lr_record_verdict() {
     [ "$LR_FORWARDED" = 1 ] && signum=$(kill -l "$LONGRUN_CHECK_SIGNAL" 2>/dev/null)
     if lr_term_decides; then
         verdict=$LR_TERM_VERDICT why="SIGTERM from outside"
-    elif [ "$slurm" != unknown ] && [ "$slurm" != RUNNING ]; then
+    elif [ "$slurm" != unknown ] && [[ " RUNNING SIGNALING " != *" $slurm "* ]]; then
         if lr_interruption; then verdict="interrupted"; else verdict="terminated"; fi
         why="Slurm is ending the job ($slurm${LR_CAUSE:+, $LR_CAUSE})"
     elif [ "$LR_PREEMPTED" = 1 ]; then

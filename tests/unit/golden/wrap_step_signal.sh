@@ -43,7 +43,7 @@ LONGRUN_INTERPRETER=(/bin/sh)
 LONGRUN_SCRIPT_NAME=script
 # --- the helper library: run only if it is exactly the file longrun wrote -------------------
 LONGRUN_LIBRARY=$LONGRUN_CHAIN_DIR/library.sh
-LONGRUN_LIBRARY_SHA256=ffb42fdc59a7eb2091592cdbd28375b08e23f592c4a7ab085bcbfd664b86f44c
+LONGRUN_LIBRARY_SHA256=6687fe858e24b8091142e987925e49fe5bbaec723707919514397cb0e59aedee
 { LR_LIBRARY=$(<"$LONGRUN_LIBRARY"); } 2>/dev/null
 if [ "$(printf '%s\n' "$LR_LIBRARY" | PATH=/usr/bin:/bin sha256sum)" != "$LONGRUN_LIBRARY_SHA256  -" ]; then
     printf 'longrun: refusing to run: %s is missing or altered; nothing of your script ran. The chain ends FAILED; resubmit it.\n' "$LONGRUN_LIBRARY" >&2
