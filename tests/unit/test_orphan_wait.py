@@ -51,6 +51,23 @@ def start(side: JobSide, job: str, restart: int, previous: str) -> subprocess.Po
     )  # fmt: skip
 
 
+def waiting_link(
+    side: JobSide, beats: int, period: float
+) -> tuple[subprocess.Popen[str], subprocess.Popen[bytes], Path]:
+    """Job 100 lost its node and its script beats on; link 200 has begun to wait for it. The
+    link, the beating script, and the file touched once it stops."""
+    side.slurm_shows("100", states.NODE_FAIL)
+    beating, stopped = orphan_beats(side, "100", beats=beats, period=period)
+    link = start(side, "200", 1, "100")
+    try:
+        until(lambda: of(side, "orphan_wait", "200"))
+    except AssertionError:
+        beating.kill()
+        os.killpg(link.pid, signal.SIGKILL)
+        raise
+    return link, beating, stopped
+
+
 def until(probe: Callable[[], T], seconds: float = 20.0) -> T:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -82,11 +99,8 @@ def test_the_successor_of_a_link_killed_in_the_wait_waits_in_its_stead(tmp_path:
     # 200 dies outright in the wait (its own node fails: SIGKILL); Slurm releases 300, which
     # judges 200 and finds in 200's folder that 100's script may still run.
     side = JobSide(tmp_path, settings=FAST)
-    side.slurm_shows("100", states.NODE_FAIL)
-    beating, _ = orphan_beats(side, "100", beats=30, period=0.5)
-    link = start(side, "200", 1, "100")
+    link, beating, _ = waiting_link(side, beats=30, period=0.5)
     try:
-        until(lambda: of(side, "orphan_wait", "200"))
         assert [e["successor"] for e in of(side, "successor_queued", "200")] == ["300"]
         os.killpg(link.pid, signal.SIGKILL)
         link.wait(timeout=10)
@@ -103,11 +117,8 @@ def test_the_successor_of_a_link_preempted_in_the_wait_waits_in_its_stead(tmp_pa
     # 200 is preempted (SIGTERM) in the wait: it runs nothing; 300 judges 200 PREEMPTED (run)
     # and still waits for 100's script, which 200 never saw stop.
     side = JobSide(tmp_path, settings=FAST)
-    side.slurm_shows("100", states.NODE_FAIL)
-    beating, _ = orphan_beats(side, "100", beats=30, period=0.5)
-    link = start(side, "200", 1, "100")
+    link, beating, _ = waiting_link(side, beats=30, period=0.5)
     try:
-        until(lambda: of(side, "orphan_wait", "200"))
         side.slurm_shows("200", states.PREEMPTED, preempted=True)
         termed = time.monotonic()
         os.kill(link.pid, signal.SIGTERM)
@@ -121,13 +132,9 @@ def test_the_successor_of_a_link_preempted_in_the_wait_waits_in_its_stead(tmp_pa
     assert_started_after_the_last_beat(side, "300")
 
 
-def test_a_link_cut_off_in_the_wait_runs_nothing_once_its_successor_claimed_it(
-    tmp_path: Path,
-) -> None:
-    # 200 itself is cut off from slurmctld during the wait (alive, the folder shared): Slurm
-    # says NODE_FAIL and releases 300, which claims 200 and runs. 200 ends its wait and finds
-    # the claim: its script does not run.
-    side = JobSide(tmp_path, settings=FAST)
+def cut_off_in_the_wait(side: JobSide) -> None:
+    """200 itself is cut off from slurmctld during its wait (alive, the folder shared): Slurm
+    says NODE_FAIL and releases 300, which claims 200 and runs its script (12 s)."""
     side.body_runs("sleep 12")
     side.body_exits(protocol.CONTINUE_EXIT_CODE)
     side.slurm_shows("100", states.NODE_FAIL)
@@ -148,6 +155,14 @@ def test_a_link_cut_off_in_the_wait_runs_nothing_once_its_successor_claimed_it(
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
     assert [e["previous"] for e in of(side, "claimed", "300")] == ["200"]
+
+
+def test_a_link_cut_off_in_the_wait_runs_nothing_once_its_successor_claimed_it(
+    tmp_path: Path,
+) -> None:
+    # 200 ends its wait and finds 300's claim: its script does not run.
+    side = JobSide(tmp_path, settings=FAST)
+    cut_off_in_the_wait(side)
     assert side.bodies_run() == ["300"]
     (skipped,) = of(side, "body_skipped", "200")
     assert "job 300 continues this link already" in skipped["reason"]
@@ -157,11 +172,8 @@ def test_a_signal_to_the_batch_shell_does_not_cut_the_wait_short(tmp_path: Path)
     # A trapped signal (USR2 to the batch shell, as `scancel --batch --signal=USR2`; the
     # pre-timeout signal does the same) ends a pause early: the wait counts time, not pauses.
     side = JobSide(tmp_path, settings=FAST)
-    side.slurm_shows("100", states.NODE_FAIL)
-    beating, _ = orphan_beats(side, "100", beats=8, period=2)
-    link = start(side, "200", 1, "100")
+    link, beating, _ = waiting_link(side, beats=8, period=2)
     try:
-        until(lambda: of(side, "orphan_wait", "200"))
         os.kill(link.pid, signal.SIGUSR2)
         link.wait(timeout=60)
     finally:
@@ -275,11 +287,8 @@ def test_a_requeued_link_keeps_the_wait_its_first_run_wrote_down(tmp_path: Path)
     # 200's first run was killed in its wait; Slurm requeued 200 and meanwhile forgot 100 (no
     # accounting either): the rerun still waits for 100's script, from its own orphans file.
     side = JobSide(tmp_path, settings=FAST)
-    side.slurm_shows("100", states.NODE_FAIL)
-    beating, _ = orphan_beats(side, "100", beats=30, period=0.5)
-    link = start(side, "200", 1, "100")
+    link, beating, _ = waiting_link(side, beats=30, period=0.5)
     try:
-        until(lambda: of(side, "orphan_wait", "200"))
         os.killpg(link.pid, signal.SIGKILL)
         link.wait(timeout=10)
         assert (side.chain.link_dir("200") / "orphans").read_text() == "100\n"
@@ -328,25 +337,7 @@ def test_one_failed_look_at_the_claim_after_the_wait_does_not_run_a_second_scrip
         side, "readlink",
         f'case "${{*: -1}}" in */links/200/claim) {once} ;; esac\nexec /usr/bin/readlink "$@"',
     )  # fmt: skip
-    side.body_runs("sleep 12")
-    side.body_exits(protocol.CONTINUE_EXIT_CODE)
-    side.slurm_shows("100", states.NODE_FAIL)
-    beating, _ = orphan_beats(side, "100", beats=12, period=0.5)
-    link = start(side, "200", 1, "100")
-    successor = link
-    try:
-        until(lambda: of(side, "orphan_wait", "200"))
-        side.slurm_shows("200", states.NODE_FAIL)
-        successor = start(side, "300", 2, "200")
-        link.wait(timeout=60)
-        successor.wait(timeout=60)
-    finally:
-        beating.kill()
-        beating.wait()
-        for process in (link, successor):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-    assert [e["previous"] for e in of(side, "claimed", "300")] == ["200"]
+    cut_off_in_the_wait(side)
     assert side.bodies_run() == ["300"]
 
 
