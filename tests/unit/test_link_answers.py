@@ -207,7 +207,8 @@ def test_a_signal_to_the_batch_shell_reaches_the_script_whose_trap_decides(
 
 
 def test_a_signal_the_script_does_not_catch_ends_it_as_under_plain_sbatch(side: JobSide) -> None:
-    side.body_runs("kill -USR2 $PPID; sleep 60")  # (ended by the signal, long before)
+    # (short sleeps: the signal ends the loop, and no sleep outlives it holding the output)
+    side.body_runs("kill -USR2 $PPID; for i in $(seq 600); do sleep 0.1; done")
     link = side.run("100", 0)
     assert link.returncode == 140
     (verdict,) = side.events("verdict")
